@@ -1,0 +1,17 @@
+"""Batched simulators and tabletop tasks for embodied-vla (imports neither ``embodied`` nor ``policies``)."""
+
+from __future__ import annotations
+
+from sims.api import ActionSpec, BatchedEnv, ObservationSpec
+
+
+def make_env(backend: str = "mujoco", **kwargs) -> BatchedEnv:
+    """Build a batched env: ``make_env("mujoco", task="PickCube", num_envs=64)``."""
+    if backend == "mujoco":
+        from sims.mujoco.env import MujocoTabletopEnv
+
+        return MujocoTabletopEnv(**kwargs)
+    raise KeyError(f"unknown simulator backend {backend!r}; available: ['mujoco']")
+
+
+__all__ = ["ActionSpec", "BatchedEnv", "ObservationSpec", "make_env"]

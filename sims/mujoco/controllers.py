@@ -1,0 +1,110 @@
+"""Arm controllers: map normalised actions in [-1, 1] to joint position targets for the servos."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+
+from sims.api import ActionSpec
+from sims.geometry import matrix_to_rotvec, rotvec_to_matrix
+from sims.mujoco.arm_model import FINGER_MAX_OPENING, PANDA_HOME_QPOS, PANDA_JOINT_LIMITS
+
+JOINT_LOW = np.array([lo for lo, _ in PANDA_JOINT_LIMITS])
+JOINT_HIGH = np.array([hi for _, hi in PANDA_JOINT_LIMITS])
+HOME = np.array(PANDA_HOME_QPOS)
+TOP_DOWN = np.diag([1.0, -1.0, -1.0])  # tool frame of the home pose: z axis pointing at the table
+
+
+@dataclass
+class ArmState:
+    """Current arm state of the envs being controlled (leading dim n)."""
+
+    q: np.ndarray  # [n, 7]
+    tcp_pos: np.ndarray  # [n, 3]
+    tcp_mat: np.ndarray  # [n, 3, 3]
+    jacobian: np.ndarray | None  # [n, 6, 7] (translational rows, then rotational) or None
+
+
+def gripper_target(command: np.ndarray) -> np.ndarray:
+    """Finger opening per finger from a command in [-1 (closed), 1 (open)]."""
+    return (command + 1.0) * 0.5 * FINGER_MAX_OPENING
+
+
+class Controller(abc.ABC):
+    """Turns a batch of actions into joint targets."""
+
+    action_spec: ActionSpec
+    needs_jacobian = False
+
+    @abc.abstractmethod
+    def joint_targets(self, state: ArmState, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Arm joint targets [n, 7] and finger targets [n] for actions [n, A]."""
+
+
+class JointDeltaController(Controller):
+    """Action: 7 joint position deltas (scaled by ``max_delta`` rad) and a gripper command."""
+
+    def __init__(self, max_delta: float = 0.1):
+        self.max_delta = max_delta
+        names = tuple(f"joint{i}_delta" for i in range(1, 8)) + ("gripper",)
+        self.action_spec = ActionSpec(dim=8, low=-1.0, high=1.0, names=names)
+
+    def joint_targets(self, state, actions):
+        target = np.clip(state.q + actions[:, :7] * self.max_delta, JOINT_LOW, JOINT_HIGH)
+        return target, gripper_target(actions[:, 7])
+
+
+class EndEffectorController(Controller):
+    """Action: tool position delta (scaled by ``max_translation`` m), optionally a rotation-vector delta
+    (``max_rotation`` rad, world frame), and a gripper command. Solved by damped least-squares IK with a
+    null-space pull towards the home posture. Without rotation the tool keeps pointing straight down.
+    """
+
+    needs_jacobian = True
+
+    def __init__(self, with_rotation: bool, max_translation: float = 0.05, max_rotation: float = 0.25,
+                 damping: float = 0.05, nullspace_gain: float = 0.2):
+        self.with_rotation = with_rotation
+        self.max_translation = max_translation
+        self.max_rotation = max_rotation
+        self.damping = damping
+        self.nullspace_gain = nullspace_gain
+        names = ("dx", "dy", "dz") + (("droll", "dpitch", "dyaw") if with_rotation else ()) + ("gripper",)
+        self.action_spec = ActionSpec(dim=len(names), low=-1.0, high=1.0, names=names)
+
+    def joint_targets(self, state, actions):
+        assert state.jacobian is not None, "EndEffectorController needs the tool Jacobian"
+        n = actions.shape[0]
+        position_error = actions[:, :3] * self.max_translation  # [n, 3]
+        if self.with_rotation:
+            delta = rotvec_to_matrix(actions[:, 3:6] * self.max_rotation)  # [n, 3, 3]
+            target_mat = delta @ state.tcp_mat
+        else:
+            target_mat = np.broadcast_to(TOP_DOWN, (n, 3, 3))
+        rotation_error = matrix_to_rotvec(target_mat @ np.transpose(state.tcp_mat, (0, 2, 1)))  # [n, 3]
+        error = np.concatenate([position_error, rotation_error], axis=1)[:, :, None]  # [n, 6, 1]
+        jac = state.jacobian  # [n, 6, 7]
+        jac_t = np.transpose(jac, (0, 2, 1))  # [n, 7, 6]
+        gram = jac @ jac_t + (self.damping**2) * np.eye(6)[None]  # [n, 6, 6]
+        pinv = jac_t @ np.linalg.inv(gram)  # [n, 7, 6] damped pseudo-inverse
+        dq = (pinv @ error)[:, :, 0]  # [n, 7]
+        nullspace = np.eye(7)[None] - pinv @ jac  # [n, 7, 7]
+        dq += (nullspace @ ((HOME - state.q) * self.nullspace_gain)[:, :, None])[:, :, 0]
+        target = np.clip(state.q + dq, JOINT_LOW, JOINT_HIGH)
+        return target, gripper_target(actions[:, -1])
+
+
+CONTROLLERS = {
+    "joint_delta": lambda: JointDeltaController(),
+    "ee_delta_pos": lambda: EndEffectorController(with_rotation=False),
+    "ee_delta_pose": lambda: EndEffectorController(with_rotation=True),
+}
+
+
+def make_controller(name: str) -> Controller:
+    """Build a controller by name: joint_delta, ee_delta_pos or ee_delta_pose."""
+    if name not in CONTROLLERS:
+        raise KeyError(f"unknown controller {name!r}; available: {sorted(CONTROLLERS)}")
+    return CONTROLLERS[name]()

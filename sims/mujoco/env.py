@@ -1,0 +1,198 @@
+"""The MuJoCo tabletop backend: all worlds in one ``mujoco.batch.Batch`` stepped on a thread pool."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import mujoco  # noqa: E402
+import mujoco.batch  # noqa: E402
+import numpy as np  # noqa: E402
+
+from sims.api import BatchedEnv, ObservationSpec, StepResult  # noqa: E402
+from sims.geometry import yaw_to_quat  # noqa: E402
+from sims.mujoco import arm_model  # noqa: E402
+from sims.mujoco.controllers import ArmState, make_controller  # noqa: E402
+from sims.mujoco.randomization import Randomization  # noqa: E402
+from sims.mujoco.scene import build_scene_xml  # noqa: E402
+from sims.tasks import make_task  # noqa: E402
+from sims.tasks.base import SceneView  # noqa: E402
+
+STATE_DIM = 7 + 7 + 2 + 3  # joint positions, joint velocities, finger positions, tool position
+
+
+class MujocoTabletopEnv(BatchedEnv):
+    """A tabletop task on N worlds; see ``sims.api`` for the observation and step contract."""
+
+    def __init__(
+        self,
+        task: str = "PickCube",
+        num_envs: int = 16,
+        controller: str = "ee_delta_pos",
+        control_hz: float = 20.0,
+        timestep: float = 0.005,
+        cameras: tuple[str, ...] = (),
+        image_size: tuple[int, int] = (64, 64),
+        reward_mode: str = "dense",
+        randomization: Randomization | None = None,
+        max_episode_steps: int | None = None,
+        terminate_on_success: bool = False,
+        autoreset: bool = True,
+        num_threads: int = 0,
+    ):
+        if reward_mode not in ("dense", "sparse"):
+            raise ValueError(f"reward_mode must be 'dense' or 'sparse', got {reward_mode!r}")
+        substeps = round(1.0 / (control_hz * timestep))
+        if substeps < 1 or abs(substeps * timestep * control_hz - 1.0) > 1e-6:
+            raise ValueError(
+                f"control_hz={control_hz} needs a whole number of {timestep} s physics steps per control step; "
+                f"pick control_hz such that 1/(control_hz*timestep) is an integer (e.g. 20 or 50)"
+            )
+        self.task = make_task(task)
+        self.controller = make_controller(controller)
+        self.substeps = substeps
+        self.reward_mode = reward_mode
+        self.randomization = randomization or Randomization()
+        self.model = mujoco.MjModel.from_xml_string(
+            build_scene_xml(self.task.cubes, self.task.markers, timestep)
+        )
+        self.batch = mujoco.batch.Batch(self.model, nsim=num_envs, nthread=num_threads or (os.cpu_count() or 1))
+        self._bind_fields()
+        height, width = image_size
+        super().__init__(
+            num_envs,
+            self.controller.action_spec,
+            ObservationSpec(STATE_DIM, self.task.privileged_dim, tuple(cameras), height, width),
+            max_episode_steps or self.task.max_episode_steps,
+            terminate_on_success=terminate_on_success,
+            autoreset=autoreset,
+        )
+        self.renderer = None
+        if cameras:
+            from sims.mujoco.render import BatchRenderer
+
+            self.renderer = BatchRenderer(copy.copy(self.model), tuple(cameras), height, width)
+        self.instructions = [""] * num_envs
+        self.params = np.zeros((num_envs, self.task.params_dim))
+        self.visuals = None
+        if self.randomization.visual:
+            self.visuals = {
+                "geom_rgba": np.repeat(self.model.geom_rgba[None], num_envs, 0),
+                "cam_pos": np.repeat(self.model.cam_pos[None], num_envs, 0),
+                "light_diffuse": np.repeat(self.model.light_diffuse[None], num_envs, 0),
+            }
+        if self.randomization.physical:
+            self._friction = self.batch.expand("geom_friction")
+            self._mass = self.batch.expand("body_mass")
+
+    # ----------------------------------------------------------------- model indices and bound fields
+    def _bind_fields(self) -> None:
+        m = self.model
+        self.arm_qpos = np.array([m.jnt_qposadr[m.joint(n).id] for n in arm_model.ARM_JOINT_NAMES])
+        self.arm_dof = np.array([m.jnt_dofadr[m.joint(n).id] for n in arm_model.ARM_JOINT_NAMES])
+        self.finger_qpos = np.array([m.jnt_qposadr[m.joint(n).id] for n in arm_model.FINGER_JOINT_NAMES])
+        self.cube_qpos = np.array([m.jnt_qposadr[m.joint(c.name).id] for c in self.task.cubes], dtype=np.int64)
+        self.cube_dof = np.array([m.jnt_dofadr[m.joint(c.name).id] for c in self.task.cubes], dtype=np.int64)
+        self.cube_bodies = np.array([m.body(c.name).id for c in self.task.cubes], dtype=np.int64)
+        self.object_geoms = np.array([m.geom(c.name).id for c in self.task.cubes]
+                                     + [m.geom(k.name).id for k in self.task.markers] + [m.geom("table").id])
+        self.tcp_site = m.site("tcp").id
+        self.hand_body = m.body("hand").id
+        self.qpos = self.batch.bind("qpos")
+        self.qvel = self.batch.bind("qvel")
+        self.ctrl = self.batch.bind("ctrl")
+        self.mocap_pos = self.batch.bind("mocap_pos")
+        self.site_xpos = self.batch.bind("site_xpos")
+        self.site_xmat = self.batch.bind("site_xmat")
+
+    # ----------------------------------------------------------------- BatchedEnv hooks
+    def _reset_worlds(self, env_ids, rngs) -> None:
+        self.batch.reset(env_ids, stage=mujoco.mjtStage.mjSTAGE_NONE)
+        home = np.array(arm_model.PANDA_HOME_QPOS)
+        for i, rng in zip(env_ids, rngs):
+            episode = self.task.sample_episode(rng)
+            self.qpos[i, self.arm_qpos] = home
+            self.qpos[i, self.finger_qpos] = arm_model.FINGER_MAX_OPENING
+            self.qvel[i] = 0.0
+            for k, adr in enumerate(self.cube_qpos):
+                self.qpos[i, adr:adr + 3] = episode.cube_pos[k]
+                self.qpos[i, adr + 3:adr + 7] = yaw_to_quat(episode.cube_yaw[k:k + 1])[0]
+            if len(self.task.markers):
+                self.mocap_pos[i] = episode.marker_pos
+            self.ctrl[i, :7] = home
+            self.ctrl[i, 7:] = arm_model.FINGER_MAX_OPENING
+            self.instructions[i] = episode.instruction
+            self.params[i] = episode.params
+            self._randomize(i, rng)
+        if self.randomization.physical:
+            self.batch.set_const(env_ids)
+        self.batch.forward(env_ids, stage=mujoco.mjtStage.mjSTAGE_POS)
+
+    def _randomize(self, i: int, rng: np.random.Generator) -> None:
+        r = self.randomization
+        if self.visuals is not None:
+            rgba, cam, light = r.sample_visuals(rng, self.model.geom_rgba, self.object_geoms,
+                                                self.model.cam_pos, self.model.light_diffuse)
+            self.visuals["geom_rgba"][i], self.visuals["cam_pos"][i], self.visuals["light_diffuse"][i] = rgba, cam, light
+        if r.physical:
+            self._friction[i], self._mass[i] = r.sample_physics(rng, self.model.geom_friction, self.model.body_mass,
+                                                                self.cube_bodies)
+
+    def _advance(self, actions: np.ndarray, env_ids: np.ndarray) -> None:
+        actions = actions.astype(np.float64)
+        state = ArmState(
+            q=self.qpos[env_ids][:, self.arm_qpos],
+            tcp_pos=self.site_xpos[env_ids, self.tcp_site],
+            tcp_mat=self.site_xmat[env_ids, self.tcp_site].reshape(-1, 3, 3),
+            jacobian=None,
+        )
+        if self.controller.needs_jacobian:
+            all_envs = len(env_ids) == self.num_envs
+            jacp, jacr = self.batch.jac(self.hand_body, state.tcp_pos, ids=None if all_envs else env_ids)
+            state.jacobian = np.concatenate([jacp, jacr], axis=1)[:, :, self.arm_dof]
+        arm_target, finger_target = self.controller.joint_targets(state, actions)
+        self.ctrl[env_ids, :7] = arm_target
+        self.ctrl[env_ids, 7:] = finger_target[:, None]
+        ids = None if len(env_ids) == self.num_envs else env_ids
+        self.batch.step(ids, nstep=self.substeps, stage=mujoco.mjtStage.mjSTAGE_POS)
+
+    def scene_view(self) -> SceneView:
+        """The current world state of every env as arrays that tasks and experts read."""
+        n = self.num_envs
+        k = len(self.cube_qpos)
+        pos_idx = self.cube_qpos[:, None] + np.arange(3)  # [K, 3]
+        quat_idx = self.cube_qpos[:, None] + 3 + np.arange(4)  # [K, 4]
+        vel_idx = self.cube_dof[:, None] + np.arange(3)
+        return SceneView(
+            tcp_pos=self.site_xpos[:, self.tcp_site],
+            finger_gap=self.qpos[:, self.finger_qpos].sum(axis=1),
+            cube_pos=self.qpos[:, pos_idx] if k else np.zeros((n, 0, 3)),
+            cube_quat=self.qpos[:, quat_idx] if k else np.zeros((n, 0, 4)),
+            cube_linvel=self.qvel[:, vel_idx] if k else np.zeros((n, 0, 3)),
+            marker_pos=self.mocap_pos if len(self.task.markers) else np.zeros((n, 0, 3)),
+            params=self.params,
+        )
+
+    def _observe(self) -> dict:
+        view = self.scene_view()
+        state = np.concatenate(
+            [self.qpos[:, self.arm_qpos], self.qvel[:, self.arm_dof], self.qpos[:, self.finger_qpos], view.tcp_pos],
+            axis=1,
+        ).astype(np.float32)
+        obs = {"state": state, "privileged": self.task.privileged(view), "instruction": list(self.instructions)}
+        if self.renderer is not None:
+            obs["rgb"] = self.renderer.render(self.qpos, self.mocap_pos, self.visuals)
+        return obs
+
+    def _evaluate(self) -> StepResult:
+        reward, success, failed = self.task.evaluate(self.scene_view())
+        if self.reward_mode == "sparse":
+            reward = success.astype(np.float64)
+        return StepResult(reward.astype(np.float32), success, failed)
+
+    def close(self) -> None:
+        if self.renderer is not None:
+            self.renderer.close()
+            self.renderer = None

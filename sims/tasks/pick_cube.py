@@ -1,0 +1,51 @@
+"""PickCube: grasp a cube and lift it to a goal position in the air."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sims.mujoco.scene import Cube, Marker
+from sims.tasks.base import CUBE_HALF, EpisodeInit, SceneView, Task, Waypoint, is_grasping
+from sims.tasks.rewards import pick_place_reward
+
+
+
+class PickCube(Task):
+    """Pick up the red cube and move it to the green sphere."""
+
+    name = "PickCube"
+    cubes = (Cube("cube", CUBE_HALF, (0.85, 0.1, 0.1, 1.0)),)
+    markers = (Marker("goal", "sphere", 0.02, (0.1, 0.9, 0.2, 0.5)),)
+    max_episode_steps = 60
+    privileged_dim = 17
+    success_radius = 0.025
+
+    def sample_episode(self, rng: np.random.Generator) -> EpisodeInit:
+        cube = np.array([[*rng.uniform([-0.1, -0.1], [0.1, 0.1]), CUBE_HALF]])
+        goal = rng.uniform([-0.1, -0.1, 0.08], [0.1, 0.1, 0.25])[None]
+        return EpisodeInit(cube, rng.uniform(-np.pi / 4, np.pi / 4, size=1), goal, "pick up the red cube")
+
+    def privileged(self, view: SceneView) -> np.ndarray:
+        cube, goal = view.cube_pos[:, 0], view.marker_pos[:, 0]
+        grasped = is_grasping(view, np.zeros(len(cube), dtype=np.int64))[:, None]
+        return np.concatenate(
+            [cube, view.cube_quat[:, 0], goal, goal - cube, cube - view.tcp_pos, grasped], axis=-1
+        ).astype(np.float32)
+
+    def evaluate(self, view: SceneView):
+        cube = np.zeros(view.tcp_pos.shape[0], dtype=np.int64)
+        reward, placed = pick_place_reward(view, cube, view.marker_pos[:, 0], self.success_radius, need_release=False)
+        success = placed & (view.cube_pos[:, 0, 2] > CUBE_HALF + 0.01)
+        return np.where(success, 1.0, reward), success, self.failed(view)
+
+    def expert_plan(self, view: SceneView) -> list[Waypoint]:
+        cube = view.cube_pos[:, 0].copy()
+        above = cube + np.array([0.0, 0.0, 0.1])
+        lifted = cube + np.array([0.0, 0.0, 0.06])
+        return [
+            Waypoint(above, grip=1.0, tolerance=0.02),
+            Waypoint(cube, grip=1.0, tolerance=0.008),
+            Waypoint(cube, grip=-1.0, tolerance=1.0, min_steps=5),
+            Waypoint(lifted, grip=-1.0, tolerance=0.02),
+            Waypoint(view.marker_pos[:, 0].copy(), grip=-1.0, tolerance=0.0, carry=0),
+        ]

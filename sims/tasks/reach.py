@@ -1,0 +1,35 @@
+"""Reach: move the tool centre point to a goal sphere in the air."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sims.mujoco.scene import Marker
+from sims.tasks.base import EpisodeInit, SceneView, Task, Waypoint, reach_reward
+
+
+class Reach(Task):
+    """Bring the gripper to the green sphere."""
+
+    name = "Reach"
+    markers = (Marker("goal", "sphere", 0.02, (0.1, 0.9, 0.2, 0.6)),)
+    max_episode_steps = 50
+    privileged_dim = 6
+    success_radius = 0.03
+
+    def sample_episode(self, rng: np.random.Generator) -> EpisodeInit:
+        goal = rng.uniform([-0.1, -0.15, 0.05], [0.1, 0.15, 0.25])
+        return EpisodeInit(np.zeros((0, 3)), np.zeros(0), goal[None], "reach the green ball")
+
+    def privileged(self, view: SceneView) -> np.ndarray:
+        goal = view.marker_pos[:, 0]
+        return np.concatenate([goal, goal - view.tcp_pos], axis=-1).astype(np.float32)
+
+    def evaluate(self, view: SceneView):
+        distance = np.linalg.norm(view.marker_pos[:, 0] - view.tcp_pos, axis=-1)
+        success = distance < self.success_radius
+        reward = np.where(success, 1.0, reach_reward(distance))
+        return reward, success, self.failed(view)
+
+    def expert_plan(self, view: SceneView) -> list[Waypoint]:
+        return [Waypoint(view.marker_pos[:, 0].copy(), grip=1.0, tolerance=0.0)]
