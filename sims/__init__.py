@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from sims.api import ActionSpec, BatchedEnv, ObservationSpec
+from sims.gym_registration import register_all
+
+register_all()
 
 
 def make_env(backend: str = "mujoco", **kwargs) -> BatchedEnv:

@@ -1,0 +1,25 @@
+# Two commands: `make train` (install + the default training run) and `make test` (install + test suite).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install train test bench
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# Keep a torch you installed yourself (e.g. CUDA); otherwise take the CPU build 2.13.0.
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/embodied-train
+
+test: $(STAMP)
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/sim_throughput.py
