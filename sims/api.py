@@ -110,8 +110,7 @@ class BatchedEnv(abc.ABC):
             self._seed = int(seed)
             self._next_reset_id = 0
         if reset_ids is None:
-            ids = np.arange(self._next_reset_id, self._next_reset_id + self.num_envs, dtype=np.int64)
-            self._next_reset_id += self.num_envs
+            ids = self.next_reset_ids(self.num_envs)
         else:
             ids = np.asarray(torch.as_tensor(reset_ids).cpu().numpy(), dtype=np.int64).reshape(-1)
             if ids.shape != (self.num_envs,):
@@ -217,9 +216,7 @@ class BatchedEnv(abc.ABC):
             info["done_mask"] = torch.from_numpy(done.copy())
             if self.autoreset:
                 done_ids = np.nonzero(done)[0]
-                new_ids = np.arange(self._next_reset_id, self._next_reset_id + done_ids.size, dtype=np.int64)
-                self._next_reset_id += done_ids.size
-                self._reset_subset(done_ids, new_ids)
+                self._reset_subset(done_ids, self.next_reset_ids(done_ids.size))
                 obs = self._observe()
             else:
                 self._finished |= done
@@ -243,6 +240,41 @@ class BatchedEnv(abc.ABC):
             else:
                 out[key] = list(value)
         return out
+
+    def next_reset_ids(self, count: int) -> np.ndarray:
+        """Reserve ``count`` fresh reset ids (e.g. one per GRPO group, repeated over the group's envs)."""
+        ids = np.arange(self._next_reset_id, self._next_reset_id + count, dtype=np.int64)
+        self._next_reset_id += count
+        return ids
+
+    def get_state(self) -> dict:
+        """Everything needed to continue exactly from here (bookkeeping plus the backend's world state)."""
+        return {
+            "seed": self._seed,
+            "next_reset_id": self._next_reset_id,
+            "elapsed": torch.from_numpy(self._elapsed.copy()),
+            "finished": torch.from_numpy(self._finished.copy()),
+            "reset_ids": torch.from_numpy(self.reset_ids.copy()),
+            "needs_reset": self._needs_reset,
+            "world": self._get_world_state(),
+        }
+
+    def set_state(self, state: dict) -> dict:
+        """Restore a ``get_state()`` snapshot; returns the current observation."""
+        self._seed = int(state["seed"])
+        self._next_reset_id = int(state["next_reset_id"])
+        self._elapsed[:] = state["elapsed"].numpy()
+        self._finished[:] = state["finished"].numpy()
+        self.reset_ids[:] = state["reset_ids"].numpy()
+        self._needs_reset = bool(state["needs_reset"])
+        self._set_world_state(state["world"])
+        return self._to_torch(self._observe())
+
+    def _get_world_state(self) -> dict:
+        raise NotImplementedError(f"{type(self).__name__} cannot snapshot its worlds (needed for exact resume)")
+
+    def _set_world_state(self, state: dict) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot restore its worlds (needed for exact resume)")
 
     def close(self) -> None:
         """Release renderers and worker threads."""

@@ -10,6 +10,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import mujoco  # noqa: E402
 import mujoco.batch  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from sims.api import BatchedEnv, ObservationSpec, StepResult  # noqa: E402
 from sims.geometry import yaw_to_quat  # noqa: E402
@@ -191,6 +192,31 @@ class MujocoTabletopEnv(BatchedEnv):
         if self.reward_mode == "sparse":
             reward = success.astype(np.float64)
         return StepResult(reward.astype(np.float32), success, failed)
+
+    _WORLD_FIELDS = ("qpos", "qvel", "act", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart", "time")
+
+    def _get_world_state(self) -> dict:
+        state = {name: torch.from_numpy(self.batch.bind(name).copy()) for name in self._WORLD_FIELDS}
+        state["params"] = torch.from_numpy(self.params.copy())
+        state["instructions"] = list(self.instructions)
+        if self.visuals is not None:
+            state.update({f"visual_{k}": torch.from_numpy(v.copy()) for k, v in self.visuals.items()})
+        if self.randomization.physical:
+            state["friction"], state["mass"] = torch.from_numpy(self._friction.copy()), torch.from_numpy(self._mass.copy())
+        return state
+
+    def _set_world_state(self, state: dict) -> None:
+        for name in self._WORLD_FIELDS:
+            self.batch.bind(name)[:] = state[name].numpy()
+        self.params[:] = state["params"].numpy()
+        self.instructions = list(state["instructions"])
+        if self.visuals is not None:
+            for k in self.visuals:
+                self.visuals[k][:] = state[f"visual_{k}"].numpy()
+        if self.randomization.physical:
+            self._friction[:], self._mass[:] = state["friction"].numpy(), state["mass"].numpy()
+            self.batch.set_const()
+        self.batch.forward(stage=mujoco.mjtStage.mjSTAGE_POS)
 
     def close(self) -> None:
         if self.renderer is not None:

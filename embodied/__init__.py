@@ -1,0 +1,1 @@
+"""embodied-vla core: algorithms, rollout, training runner and command-line tools."""

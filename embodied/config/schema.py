@@ -1,0 +1,126 @@
+"""Structured config schema (Hydra/OmegaConf dataclasses): every field typed, validated before training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass
+class EnvConfig:
+    """Which simulator and task, and how many worlds."""
+
+    backend: str = "mujoco"
+    task: str = "Reach"
+    num_envs: int = 32
+    controller: str = "ee_delta_pos"
+    reward_mode: str = "dense"
+    max_episode_steps: Optional[int] = None
+    cameras: list = field(default_factory=list)
+    image_size: list = field(default_factory=lambda: [64, 64])
+    num_threads: int = 0
+
+
+@dataclass
+class PolicyConfig:
+    """Which policy and its architecture options (passed to the policy's constructor)."""
+
+    name: str = "mlp"
+    hidden: list = field(default_factory=lambda: [256, 256])
+    obs_keys: list = field(default_factory=lambda: ["state", "privileged"])
+    chunk_size: int = 1
+    init_log_std: float = -0.5
+
+
+@dataclass
+class AlgoConfig:
+    """Algorithm = collector + advantage + loss, each picked by name; plus their hyper-parameters."""
+
+    name: str = "ppo"
+    collector: str = "steps"  # "steps" (fixed-length rollouts) or "groups" (GRPO episode groups)
+    advantage: str = "gae"
+    loss: str = "ppo"
+    rollout_steps: int = 50
+    gamma: float = 0.8
+    gae_lambda: float = 0.9
+    learning_rate: float = 3e-4
+    anneal_lr: bool = False
+    update_epochs: int = 4
+    num_minibatches: int = 4
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    dual_clip: Optional[float] = None
+    value_clip: Optional[float] = 0.2
+    huber_delta: Optional[float] = None
+    value_coef: float = 0.5
+    entropy_coef: float = 0.0
+    normalize_advantages: bool = True
+    target_kl: Optional[float] = 0.1
+    max_grad_norm: float = 0.5
+    logprob_granularity: str = "action"  # token | action | chunk
+    # GRPO
+    group_size: int = 8
+    groups_per_batch: int = 8
+    dynamic_sampling: bool = True
+    max_sampling_rounds: int = 4
+    kl_coef: float = 0.0
+    ref_reset_interval: int = 0  # updates between resets of the KL reference to the current policy (0: never)
+
+
+@dataclass
+class ExperimentConfig:
+    """Run length, seeds, evaluation, logging and checkpoints."""
+
+    name: str = "reach_ppo"
+    seed: int = 1
+    total_env_steps: int = 60_000
+    eval_interval: int = 10  # iterations between evaluations (0: only at the end)
+    eval_episodes: int = 64
+    eval_num_envs: int = 32
+    eval_seed: int = 10_000
+    video: bool = False
+    video_cameras: list = field(default_factory=lambda: ["front"])
+    checkpoint_interval: int = 10
+    output_dir: str = "runs/${experiment.name}"
+    progress: bool = True
+    torch_threads: int = 1
+
+
+@dataclass
+class TrainConfig:
+    """Top-level config of ``embodied-train``."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    resume: bool = False
+    extra: Any = None
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Raise ValueError naming the bad value and the fix; called before anything is built."""
+    checks = [
+        (cfg.env.num_envs >= 1, f"env.num_envs must be >= 1, got {cfg.env.num_envs}"),
+        (cfg.algo.rollout_steps >= 1, f"algo.rollout_steps must be >= 1, got {cfg.algo.rollout_steps}"),
+        (0 < cfg.algo.gamma <= 1, f"algo.gamma must be in (0, 1], got {cfg.algo.gamma}"),
+        (0 <= cfg.algo.gae_lambda <= 1, f"algo.gae_lambda must be in [0, 1], got {cfg.algo.gae_lambda}"),
+        (cfg.algo.learning_rate > 0, f"algo.learning_rate must be > 0, got {cfg.algo.learning_rate}"),
+        (cfg.algo.num_minibatches >= 1, f"algo.num_minibatches must be >= 1, got {cfg.algo.num_minibatches}"),
+        (cfg.algo.clip_low > 0 and cfg.algo.clip_high > 0, "algo.clip_low and algo.clip_high must be > 0"),
+        (cfg.algo.dual_clip is None or cfg.algo.dual_clip > 1, f"algo.dual_clip must be > 1, got {cfg.algo.dual_clip}"),
+        (cfg.algo.logprob_granularity in ("token", "action", "chunk"),
+         f"algo.logprob_granularity must be token|action|chunk, got {cfg.algo.logprob_granularity!r}"),
+        (cfg.algo.collector in ("steps", "groups"), f"algo.collector must be steps|groups, got {cfg.algo.collector!r}"),
+        (cfg.algo.group_size >= 2, f"algo.group_size must be >= 2 for group normalisation, got {cfg.algo.group_size}"),
+        (cfg.experiment.total_env_steps > 0, f"experiment.total_env_steps must be > 0, got {cfg.experiment.total_env_steps}"),
+        (cfg.experiment.eval_episodes >= 1, f"experiment.eval_episodes must be >= 1, got {cfg.experiment.eval_episodes}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+    if cfg.algo.collector == "groups" and cfg.env.num_envs % cfg.algo.group_size:
+        raise ValueError(
+            f"env.num_envs={cfg.env.num_envs} must be a multiple of algo.group_size={cfg.algo.group_size} "
+            "for GRPO: each group runs side by side"
+        )

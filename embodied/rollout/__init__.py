@@ -1,0 +1,1 @@
+"""Rollout collection and evaluation over batched envs."""

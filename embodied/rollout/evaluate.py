@@ -1,0 +1,44 @@
+"""Deterministic evaluation that does not depend on the number of envs.
+
+Episode j of an evaluation always starts from reset id j of ``eval_seed`` and runs the policy's deterministic
+action, so the set of initial states and the per-episode outcomes are the same whatever ``num_envs`` is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from embodied.rollout.episode_stats import EpisodeStats
+
+
+@torch.no_grad()
+def evaluate(policy, env, num_episodes: int, seed: int, video_camera: str | None = None) -> tuple[dict, list]:
+    """Run ``num_episodes`` episodes in waves of env.num_envs; returns mean metrics and video frames of episode 0."""
+    if env.autoreset:
+        raise ValueError("evaluation needs an env built with autoreset=False")
+    was_training = policy.training
+    policy.eval()
+    episodes = []
+    frames: list[np.ndarray] = []
+    n = env.num_envs
+    for start in range(0, num_episodes, n):
+        ids = torch.arange(start, start + n).clamp(max=num_episodes - 1)  # pad the last wave, drop it later
+        obs, _ = env.reset(seed=seed, reset_ids=ids)
+        policy.reset()
+        stats = EpisodeStats(n)
+        done = torch.zeros(n, dtype=torch.bool)
+        while not done.all():
+            if video_camera and start == 0:
+                frames.append(obs["rgb"][video_camera][0].numpy())
+            action = policy.select_action(obs)  # [N, A]
+            obs, reward, term, trunc, info = env.step(action)
+            finished = (term | trunc) & ~done
+            stats.update(reward * (~done), (~done).long(), info["success"] & ~done, finished)
+            done |= term | trunc
+        keep = min(n, num_episodes - start)
+        episodes.extend(stats.finished_in_env_order(keep))
+    policy.train(was_training)
+    summary = {key: float(np.mean([e[key] for e in episodes])) for key in episodes[0]}
+    summary["episodes"] = len(episodes)
+    return summary, frames

@@ -1,0 +1,118 @@
+"""GRPO data: groups of rollouts that start from identical reset ids, with dynamic sampling and refill."""
+
+from __future__ import annotations
+
+import torch
+
+from embodied.algorithms import get_advantage
+from embodied.rollout.obs import flatten, select, stack_steps
+
+
+class GroupCollector:
+    """Runs whole episodes in groups of ``group_size`` envs sharing a reset id.
+
+    Dynamic sampling: a group whose members all succeed or all fail carries no learning signal; it is dropped
+    and further groups are collected until ``groups_per_batch`` informative groups are found or
+    ``max_sampling_rounds`` rounds have run (then the batch holds what was found).
+    """
+
+    def __init__(self, env, policy, cfg):
+        if env.autoreset:
+            raise ValueError("GRPO needs an env built with autoreset=False (whole episodes per group)")
+        self.env = env
+        self.policy = policy
+        self.cfg = cfg
+        self.seed = 0
+
+    def start(self, seed: int) -> None:
+        """Remember the seed; every round resets the envs itself."""
+        self.seed = seed
+        self.env.reset(seed=seed)
+
+    @torch.no_grad()
+    def _round(self) -> dict:
+        """One round of num_envs / group_size groups, run to the end of every episode."""
+        env, k = self.env, self.cfg.group_size
+        group_ids = env.next_reset_ids(env.num_envs // k)
+        obs, _ = env.reset(reset_ids=torch.from_numpy(group_ids).repeat_interleave(k))
+        steps, actions, logprobs, masks = [], [], [], []
+        returns = torch.zeros(env.num_envs)
+        success_once = torch.zeros(env.num_envs, dtype=torch.bool)
+        active = torch.ones(env.num_envs, dtype=torch.bool)
+        for _ in range(env.max_episode_steps):
+            action, logprob, _ = self.policy.act(obs)
+            if action.shape[1] == 1:
+                next_obs, reward, term, trunc, info = env.step(action[:, 0])
+            else:
+                next_obs, rewards, term, trunc, info = env.chunk_step(action)
+                reward = rewards.sum(1)
+            steps.append(obs)
+            actions.append(action)
+            logprobs.append(logprob)
+            masks.append(active.clone())
+            returns += reward * active
+            success_once |= info["success"] & active
+            active &= ~(term | trunc)
+            obs = next_obs
+            if not active.any():
+                break
+        return {"obs": steps, "action": actions, "logprob": logprobs, "mask": masks,
+                "returns": returns, "success_once": success_once}
+
+    def collect(self) -> tuple[dict, dict]:
+        """Returns the flat batch of kept groups' steps (with broadcast advantages) and metrics."""
+        cfg, k = self.cfg, self.cfg.group_size
+        kept: list[tuple[dict, torch.Tensor]] = []  # (round data, env indices of kept groups)
+        kept_groups = dropped_groups = rounds = env_steps = 0
+        all_returns, all_success = [], []
+        while kept_groups < cfg.groups_per_batch and rounds < cfg.max_sampling_rounds:
+            data = self._round()
+            rounds += 1
+            env_steps += int(torch.stack(data["mask"]).sum()) * self.policy.chunk_size
+            all_returns.append(data["returns"])
+            all_success.append(data["success_once"])
+            grouped = data["success_once"].view(-1, k)
+            informative = grouped.any(1) & ~grouped.all(1) if cfg.dynamic_sampling else torch.ones(len(grouped), dtype=torch.bool)
+            groups = torch.nonzero(informative).flatten()[: cfg.groups_per_batch - kept_groups]
+            dropped_groups += int((~informative).sum())
+            if len(groups):
+                envs = (groups[:, None] * k + torch.arange(k)).flatten()
+                kept.append((data, envs))
+                kept_groups += len(groups)
+        metrics = {
+            "success_once": torch.cat(all_success).float().mean().item(),
+            "episode_return": torch.cat(all_returns).mean().item(),
+            "kept_groups": kept_groups, "dropped_groups": dropped_groups, "sampling_rounds": rounds,
+            "env_steps": env_steps,
+        }
+        if not kept:
+            return {}, metrics
+        return self._batch(kept), metrics
+
+    def _batch(self, kept: list[tuple[dict, torch.Tensor]]) -> dict:
+        parts = {"obs": [], "action": [], "old_logprob": [], "advantages": []}
+        for data, envs in kept:
+            advantages = get_advantage("grpo")(data["returns"][envs], self.cfg.group_size)  # [len(envs)]
+            mask = torch.stack(data["mask"])[:, envs]  # [S, E]
+            obs = flatten(stack_steps(data["obs"]))  # [S*N, ...]
+            num_envs = self.env.num_envs
+            steps = torch.arange(mask.shape[0])
+            flat_index = (steps[:, None] * num_envs + envs[None, :])[mask]  # rows of valid steps of kept envs
+            parts["obs"].append(select(obs, flat_index))
+            parts["action"].append(torch.stack(data["action"]).flatten(0, 1)[flat_index])
+            parts["old_logprob"].append(torch.stack(data["logprob"]).flatten(0, 1)[flat_index])
+            parts["advantages"].append(advantages.expand(mask.shape[0], -1)[mask])
+        obs = parts["obs"][0]
+        for extra in parts["obs"][1:]:
+            obs = {key: (torch.cat([obs[key], extra[key]]) if isinstance(obs[key], torch.Tensor) else obs[key] + extra[key])
+                   for key in obs}
+        return {"obs": obs, "action": torch.cat(parts["action"]), "old_logprob": torch.cat(parts["old_logprob"]),
+                "advantages": torch.cat(parts["advantages"])}
+
+    def state_dict(self) -> dict:
+        """Env snapshot for exact resume (rounds always start with a reset)."""
+        return {"env": self.env.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a ``state_dict`` snapshot."""
+        self.env.set_state(state["env"])

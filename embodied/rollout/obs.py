@@ -1,0 +1,58 @@
+"""Helpers for observation dicts: stacking steps, flattening and indexing samples."""
+
+from __future__ import annotations
+
+import torch
+
+
+def stack_steps(steps: list[dict]) -> dict:
+    """Stack S observation dicts of N envs into one dict with leading dims [S, N]."""
+    out = {}
+    for key, value in steps[0].items():
+        if isinstance(value, dict):
+            out[key] = stack_steps([s[key] for s in steps])
+        elif isinstance(value, torch.Tensor):
+            out[key] = torch.stack([s[key] for s in steps])
+        else:
+            out[key] = [s[key] for s in steps]  # instructions: list (S) of lists (N)
+    return out
+
+
+def flatten(obs: dict) -> dict:
+    """Merge the leading [S, N] dims of a stacked obs dict into one sample dim [S*N]."""
+    out = {}
+    for key, value in obs.items():
+        if isinstance(value, dict):
+            out[key] = flatten(value)
+        elif isinstance(value, torch.Tensor):
+            out[key] = value.reshape(-1, *value.shape[2:])
+        else:
+            out[key] = [text for row in value for text in row]
+    return out
+
+
+def select(obs: dict, index: torch.Tensor) -> dict:
+    """Rows ``index`` of a flat obs dict."""
+    out = {}
+    for key, value in obs.items():
+        if isinstance(value, dict):
+            out[key] = select(value, index)
+        elif isinstance(value, torch.Tensor):
+            out[key] = value[index]
+        else:
+            out[key] = [value[i] for i in index.tolist()]
+    return out
+
+
+def mask_rows(obs: dict, keep: torch.Tensor, replacement: dict) -> dict:
+    """Rows of ``obs`` where ``keep`` [N] is true, else the rows of ``replacement``."""
+    out = {}
+    for key, value in obs.items():
+        if isinstance(value, dict):
+            out[key] = mask_rows(value, keep, replacement[key])
+        elif isinstance(value, torch.Tensor):
+            shape = (-1,) + (1,) * (value.ndim - 1)
+            out[key] = torch.where(keep.view(shape), value, replacement[key])
+        else:
+            out[key] = [v if k else r for v, k, r in zip(value, keep.tolist(), replacement[key])]
+    return out

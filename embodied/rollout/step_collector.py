@@ -1,0 +1,81 @@
+"""Fixed-length rollouts for actor-critic PPO: action chunks, auto-reset, truncation bootstrapping."""
+
+from __future__ import annotations
+
+import torch
+
+from embodied.algorithms import get_advantage
+from embodied.rollout.episode_stats import EpisodeStats
+from embodied.rollout.obs import flatten, stack_steps
+
+
+class StepCollector:
+    """Collects ``rollout_steps`` (chunk) steps from every env and computes advantages with the configured estimator."""
+
+    def __init__(self, env, policy, cfg):
+        self.env = env
+        self.policy = policy
+        self.cfg = cfg
+        self.stats = EpisodeStats(env.num_envs)
+        self.obs = None
+
+    def start(self, seed: int) -> None:
+        """Reset the envs for the first rollout."""
+        self.obs, _ = self.env.reset(seed=seed)
+
+    def _step(self, action: torch.Tensor):
+        if action.shape[1] == 1:
+            obs, reward, terminated, truncated, info = self.env.step(action[:, 0])
+            return obs, reward, terminated, truncated, info, torch.ones_like(reward, dtype=torch.long)
+        obs, rewards, terminated, truncated, info = self.env.chunk_step(action)
+        return obs, rewards.sum(1), terminated, truncated, info, info["step_mask"].sum(1)
+
+    @torch.no_grad()
+    def collect(self) -> tuple[dict, dict]:
+        """Returns the flat training batch and rollout metrics."""
+        cfg, policy = self.cfg, self.policy
+        gamma = cfg.gamma ** policy.chunk_size
+        obs_steps, actions, logprobs, values, rewards, terminated, ended = [], [], [], [], [], [], []
+        for _ in range(cfg.rollout_steps):
+            action, logprob, value = policy.act(self.obs)  # [N,T,A], [N,T,A], [N]
+            next_obs, reward, term, trunc, info, executed = self._step(action)
+            reward = reward.float()
+            if trunc.any():  # bootstrap a truncated (not terminated) episode with V(its final observation)
+                final_value = policy.value(info["final_obs"])
+                reward = reward + gamma * final_value * (trunc & ~term).float()
+            self.stats.update(reward, executed, info["success"], term | trunc)
+            obs_steps.append(self.obs)
+            actions.append(action)
+            logprobs.append(logprob)
+            values.append(value)
+            rewards.append(reward)
+            terminated.append(term)
+            ended.append(term | trunc)
+            self.obs = next_obs
+        values_t = torch.stack(values)  # [S, N]
+        next_values = torch.cat([values_t[1:], policy.value(self.obs)[None]])  # [S, N]
+        advantages, returns = get_advantage(cfg.advantage)(
+            torch.stack(rewards), values_t, next_values, torch.stack(terminated), torch.stack(ended),
+            gamma=gamma, lam=cfg.gae_lambda,
+        )
+        stacked = stack_steps(obs_steps)
+        batch = {
+            "obs": flatten(stacked),
+            "action": torch.stack(actions).flatten(0, 1),
+            "old_logprob": torch.stack(logprobs).flatten(0, 1),
+            "old_values": values_t.flatten(),
+            "advantages": advantages.flatten(),
+            "returns": returns.flatten(),
+        }
+        metrics = self.stats.pop_summary()
+        metrics["env_steps"] = self.env.num_envs * cfg.rollout_steps * policy.chunk_size
+        return batch, metrics
+
+    def state_dict(self) -> dict:
+        """Env snapshot and episode bookkeeping for exact resume."""
+        return {"env": self.env.get_state(), "stats": self.stats.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a ``state_dict`` snapshot."""
+        self.obs = self.env.set_state(state["env"])
+        self.stats.load_state_dict(state["stats"])

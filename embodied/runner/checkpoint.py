@@ -1,0 +1,45 @@
+"""Checkpoints: policy in safetensors + config JSON (save_pretrained), trainer state loaded with weights_only."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import torch
+
+from policies import from_pretrained
+
+
+def save_checkpoint(directory: str, iteration: int, policy, optimizer, collector, counters: dict) -> str:
+    """Write ``<directory>/iter_<n>/`` with policy/, trainer_state.pt; returns its path."""
+    path = os.path.join(directory, f"iter_{iteration:06d}")
+    policy.save_pretrained(os.path.join(path, "policy"))
+    state = {
+        "iteration": iteration,
+        "counters": counters,
+        "optimizer": optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "collector": collector.state_dict(),
+    }
+    tmp = os.path.join(path, "trainer_state.pt.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, os.path.join(path, "trainer_state.pt"))  # complete checkpoints only
+    return path
+
+
+def latest_checkpoint(directory: str) -> str | None:
+    """Newest complete checkpoint folder under ``directory``, or None."""
+    complete = [p for p in sorted(glob.glob(os.path.join(directory, "iter_*")))
+                if os.path.isfile(os.path.join(p, "trainer_state.pt"))]
+    return complete[-1] if complete else None
+
+
+def load_checkpoint(path: str, policy, optimizer, collector) -> tuple[int, dict]:
+    """Restore weights, optimizer, RNG and env state in place; returns (iteration, counters)."""
+    loaded = from_pretrained(os.path.join(path, "policy"))
+    policy.load_state_dict(loaded.state_dict())
+    state = torch.load(os.path.join(path, "trainer_state.pt"), weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    collector.load_state_dict(state["collector"])
+    return int(state["iteration"]), dict(state["counters"])

@@ -1,0 +1,139 @@
+"""The training loop behind ``embodied-train``: collect, update, log, evaluate, checkpoint, resume."""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+
+import torch
+from tqdm import tqdm
+
+from embodied.config.schema import TrainConfig, validate
+from embodied.rollout.evaluate import evaluate
+from embodied.rollout.group_collector import GroupCollector
+from embodied.rollout.step_collector import StepCollector
+from embodied.runner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from embodied.runner.logger import RunLogger
+from embodied.runner.update import update_policy
+from policies import make_policy
+from sims import make_env
+
+COLLECTORS = {"steps": StepCollector, "groups": GroupCollector}
+
+
+def build_env(cfg: TrainConfig, num_envs: int, autoreset: bool, cameras=None):
+    """The batched env described by ``cfg.env``."""
+    e = cfg.env
+    return make_env(
+        e.backend, task=e.task, num_envs=num_envs, controller=e.controller, reward_mode=e.reward_mode,
+        max_episode_steps=e.max_episode_steps, cameras=tuple(e.cameras if cameras is None else cameras),
+        image_size=tuple(e.image_size), autoreset=autoreset, num_threads=e.num_threads,
+    )
+
+
+def build_policy(cfg: TrainConfig, env):
+    """The policy described by ``cfg.policy``, sized for ``env``."""
+    p = cfg.policy
+    obs_dim = sum({"state": env.observation_spec.state_dim, "privileged": env.observation_spec.privileged_dim}[k]
+                  for k in p.obs_keys)
+    return make_policy(p.name, obs_dim=obs_dim, action_dim=env.action_spec.dim, hidden=list(p.hidden),
+                       obs_keys=list(p.obs_keys), chunk_size=p.chunk_size, init_log_std=p.init_log_std)
+
+
+def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
+    """1 - Var(target - predicted) / Var(target) (nan when the target is constant)."""
+    var = target.var()
+    return float("nan") if var == 0 else float(1 - (target - predicted).var() / var)
+
+
+class Trainer:
+    """Owns env, policy, optimizer and collector for one run; ``train()`` returns the final eval metrics."""
+
+    def __init__(self, cfg: TrainConfig):
+        validate(cfg)
+        self.cfg = cfg
+        torch.set_num_threads(cfg.experiment.torch_threads)
+        torch.manual_seed(cfg.experiment.seed)
+        grouped = cfg.algo.collector == "groups"
+        self.env = build_env(cfg, cfg.env.num_envs, autoreset=not grouped)
+        self.policy = build_policy(cfg, self.env)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.algo.learning_rate, eps=1e-5)
+        self.collector = COLLECTORS[cfg.algo.collector](self.env, self.policy, cfg.algo)
+        self.reference = copy.deepcopy(self.policy).eval() if cfg.algo.kl_coef > 0 else None
+        self.output_dir = cfg.experiment.output_dir
+        self.iteration = 0
+        self.counters = {"env_steps": 0}
+        self.collector.start(cfg.experiment.seed)
+        if cfg.resume:
+            path = latest_checkpoint(os.path.join(self.output_dir, "checkpoints"))
+            if path is None:
+                raise FileNotFoundError(f"resume=true but no checkpoint under {self.output_dir}/checkpoints; "
+                                        "start without resume or point experiment.output_dir at the old run")
+            self.iteration, self.counters = load_checkpoint(path, self.policy, self.optimizer, self.collector)
+            if self.reference is not None:
+                self.reference.load_state_dict(self.policy.state_dict())
+            print(f"resumed from {path} at iteration {self.iteration}")
+
+    def _iterations(self) -> int:
+        a = self.cfg.algo
+        per_iter = (self.env.num_envs * a.rollout_steps * self.policy.chunk_size if a.collector == "steps"
+                    else a.groups_per_batch * a.group_size * self.env.max_episode_steps)
+        return max(1, self.cfg.experiment.total_env_steps // per_iter)
+
+    def run_eval(self, logger: RunLogger | None, video: bool) -> dict:
+        """Evaluate the current policy on fresh envs (same episodes every time)."""
+        x = self.cfg.experiment
+        camera = x.video_cameras[0] if video and x.video_cameras else None
+        env = build_env(self.cfg, x.eval_num_envs, autoreset=False, cameras=[camera] if camera else [])
+        metrics, frames = evaluate(self.policy, env, x.eval_episodes, x.eval_seed, video_camera=camera)
+        env.close()
+        if logger is not None:
+            logger.scalars("eval", metrics, self.counters["env_steps"])
+            if frames:
+                logger.video(f"eval_iter_{self.iteration:06d}", frames, fps=20)
+        return metrics
+
+    def train(self) -> dict:
+        """Run to ``experiment.total_env_steps``; returns the final evaluation metrics."""
+        cfg, x = self.cfg, self.cfg.experiment
+        total_iters = self._iterations()
+        logger = RunLogger(self.output_dir)
+        bar = tqdm(total=total_iters, initial=self.iteration, disable=not x.progress, desc=cfg.experiment.name,
+                   unit="it", dynamic_ncols=True)
+        last_success = float("nan")
+        while self.iteration < total_iters:
+            start = time.perf_counter()
+            batch, rollout = self.collector.collect()
+            collect_time = time.perf_counter() - start
+            collected = rollout.pop("env_steps")
+            self.counters["env_steps"] += collected
+            rollout["env_steps_per_s"] = collected / max(collect_time, 1e-9)
+            start = time.perf_counter()
+            stats = update_policy(self.policy, self.optimizer, batch, cfg.algo, self.reference) if batch else {}
+            update_time = time.perf_counter() - start
+            if hasattr(self.policy, "update_normalizer") and batch:
+                self.policy.update_normalizer(batch["obs"])
+            self.iteration += 1
+            if self.reference is not None and cfg.algo.ref_reset_interval and \
+                    self.iteration % cfg.algo.ref_reset_interval == 0:
+                self.reference.load_state_dict(self.policy.state_dict())
+            if "returns" in batch:
+                stats["explained_variance"] = explained_variance(batch["old_values"], batch["returns"])
+            steps = self.counters["env_steps"]
+            logger.scalars("rollout", rollout, steps)
+            logger.scalars("train", stats | {"update_time_s": update_time, "collect_time_s": collect_time}, steps)
+            if "success_once" in rollout:
+                last_success = rollout["success_once"]
+            if x.eval_interval and self.iteration % x.eval_interval == 0 and self.iteration < total_iters:
+                last_success = self.run_eval(logger, video=x.video)["success_once"]
+            if x.checkpoint_interval and self.iteration % x.checkpoint_interval == 0:
+                save_checkpoint(os.path.join(self.output_dir, "checkpoints"), self.iteration, self.policy,
+                                self.optimizer, self.collector, self.counters)
+            bar.set_postfix(success=f"{last_success:.2f}", fps=f"{rollout['env_steps_per_s']:.0f}", steps=steps)
+            bar.update(1)
+        bar.close()
+        final = self.run_eval(logger, video=x.video)
+        self.policy.save_pretrained(os.path.join(self.output_dir, "final_policy"))
+        logger.close()
+        return final

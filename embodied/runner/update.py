@@ -1,0 +1,46 @@
+"""One policy update: epochs of shuffled minibatches through the registered loss, with target-KL early stop."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from embodied.algorithms import get_loss
+from embodied.rollout.obs import select
+
+
+def update_policy(policy, optimizer, batch: dict, cfg, reference=None) -> dict:
+    """Optimise ``cfg.loss`` on ``batch`` for ``cfg.update_epochs`` epochs; returns mean loss statistics."""
+    loss_fn = get_loss(cfg.loss)
+    size = batch["action"].shape[0]
+    minibatch = max(1, size // cfg.num_minibatches)
+    if reference is not None and cfg.kl_coef > 0:
+        with torch.no_grad():
+            batch["ref_logprob"] = torch.cat([
+                reference.evaluate(select(batch["obs"], idx), batch["action"][idx])[0]
+                for idx in torch.arange(size).split(minibatch)
+            ])
+    totals: dict[str, float] = {}
+    count = 0
+    stopped_early = False
+    for _ in range(cfg.update_epochs):
+        order = torch.randperm(size)
+        for idx in order.split(minibatch):
+            mb = {key: (select(value, idx) if key == "obs" else value[idx]) for key, value in batch.items()}
+            loss, stats = loss_fn(policy, mb, cfg)
+            optimizer.zero_grad()
+            loss.backward()
+            stats["grad_norm"] = nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm).item()
+            optimizer.step()
+            for key, value in stats.items():
+                totals[key] = totals.get(key, 0.0) + value
+            count += 1
+            if cfg.target_kl is not None and stats["approx_kl"] > cfg.target_kl:
+                stopped_early = True
+                break
+        if stopped_early:
+            break
+    out = {key: value / max(count, 1) for key, value in totals.items()}
+    out["minibatch_updates"] = count
+    out["early_stopped"] = float(stopped_early)
+    return out

@@ -1,0 +1,6 @@
+"""Policies for embodied-vla: one interface (act / evaluate / select_action / save_pretrained) for all."""
+
+from policies.base import Policy, from_pretrained, make_policy, register_policy
+from policies import mlp  # noqa: F401  (registers "mlp")
+
+__all__ = ["Policy", "from_pretrained", "make_policy", "register_policy"]

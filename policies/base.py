@@ -1,0 +1,110 @@
+"""The policy interface shared by small policies and VLAs, a registry, and safetensors persistence.
+
+Shapes: obs is the batched env's dict (leading dim N). Actions are chunks [N, T, A] (T = chunk size, 1 for
+single-step policies). Log-probabilities and entropies are per action dimension, [N, T, A]; algorithms sum
+them to the granularity they need (token, action or chunk).
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+from collections import deque
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+POLICIES: dict[str, type["Policy"]] = {}
+
+
+def register_policy(name: str) -> Callable:
+    """Class decorator: make a policy buildable by ``make_policy(name, ...)`` and loadable by name."""
+
+    def wrap(cls):
+        POLICIES[name] = cls
+        cls.policy_type = name
+        return cls
+
+    return wrap
+
+
+class Policy(nn.Module, abc.ABC):
+    """Base class: stochastic action chunks with log-probabilities and a value estimate."""
+
+    policy_type = ""
+    chunk_size = 1
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self.config = dict(config)
+        self._queue: deque = deque()
+
+    @abc.abstractmethod
+    def act(self, obs: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample an action chunk [N, T, A]; return it with its log-prob [N, T, A] and value [N]."""
+
+    @abc.abstractmethod
+    def evaluate(self, obs: dict, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-prob [N, T, A] and entropy [N, T, A] of ``action`` under the current policy, and value [N]."""
+
+    @abc.abstractmethod
+    def deterministic_action(self, obs: dict) -> torch.Tensor:
+        """The mode of the action distribution, [N, T, A] (used for evaluation and deployment)."""
+
+    def value(self, obs: dict) -> torch.Tensor:
+        """State value [N]."""
+        return self.act(obs)[2]
+
+    def sft_loss(self, batch: dict) -> torch.Tensor:
+        """Behaviour-cloning loss on a batch with ``obs`` and ``action`` [N, T, A]: mean negative log-likelihood."""
+        logprob, _, _ = self.evaluate(batch["obs"], batch["action"])
+        return -logprob.sum(dim=(1, 2)).mean()
+
+    def reset(self) -> None:
+        """Forget queued actions (call at episode start)."""
+        self._queue.clear()
+
+    @torch.no_grad()
+    def select_action(self, obs: dict) -> torch.Tensor:
+        """Next action [N, A] for execution one step at a time, refilling the chunk queue when empty."""
+        if not self._queue:
+            chunk = self.deterministic_action(obs)  # [N, T, A]
+            self._queue.extend(chunk.unbind(dim=1))
+        return self._queue.popleft()
+
+    def save_pretrained(self, directory: str) -> None:
+        """Write config.json and model.safetensors (weights and normalisation statistics)."""
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "config.json"), "w") as f:
+            json.dump({"policy_type": self.policy_type, **self.config}, f, indent=2)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(tensors, os.path.join(directory, "model.safetensors"))
+
+
+def make_policy(name: str, **config) -> Policy:
+    """Build a registered policy from its config."""
+    if name not in POLICIES:
+        raise KeyError(f"unknown policy {name!r}; available: {sorted(POLICIES)}")
+    return POLICIES[name](config)
+
+
+def from_pretrained(directory: str) -> Policy:
+    """Load a policy saved by ``save_pretrained``; no training config needed."""
+    config_path = os.path.join(directory, "config.json")
+    weights_path = os.path.join(directory, "model.safetensors")
+    for path in (config_path, weights_path):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} is missing: a pretrained policy directory needs config.json and "
+                                    "model.safetensors (written by save_pretrained)")
+    with open(config_path) as f:
+        config = json.load(f)
+    name = config.pop("policy_type", None)
+    policy = make_policy(name, **config)
+    state = load_file(weights_path)
+    missing, unexpected = policy.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{weights_path} does not match a {name!r} policy: missing {missing}, unexpected {unexpected}")
+    return policy

@@ -1,0 +1,72 @@
+"""Gaussian MLP actor-critic on state observations (proprioception plus task state)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from policies.base import Policy, register_policy
+from policies.normalizer import RunningNormalizer
+
+
+def _mlp(sizes: list[int], out_gain: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        linear = nn.Linear(sizes[i], sizes[i + 1])
+        last = i == len(sizes) - 2
+        nn.init.orthogonal_(linear.weight, out_gain if last else math.sqrt(2))
+        nn.init.zeros_(linear.bias)
+        layers.append(linear)
+        if not last:
+            layers.append(nn.Tanh())
+    return nn.Sequential(*layers)
+
+
+@register_policy("mlp")
+class MLPPolicy(Policy):
+    """Actor and critic MLPs over the concatenation of ``obs_keys``; state-independent log-std."""
+
+    def __init__(self, config: dict):
+        super().__init__(config)
+        obs_dim = int(config["obs_dim"])
+        action_dim = int(config["action_dim"])
+        hidden = list(config.get("hidden", [256, 256]))
+        self.obs_keys = list(config.get("obs_keys", ["state", "privileged"]))
+        self.chunk_size = int(config.get("chunk_size", 1))
+        self.action_dim = action_dim
+        self.normalizer = RunningNormalizer(obs_dim)
+        self.actor = _mlp([obs_dim, *hidden, action_dim * self.chunk_size], out_gain=0.01)
+        self.critic = _mlp([obs_dim, *hidden, 1], out_gain=1.0)
+        self.log_std = nn.Parameter(torch.full((action_dim,), float(config.get("init_log_std", -0.5))))
+
+    def features(self, obs: dict) -> torch.Tensor:
+        """Normalised flat observation [N, obs_dim]."""
+        x = torch.cat([obs[k].float() for k in self.obs_keys], dim=-1)
+        return self.normalizer(x)
+
+    def _distribution(self, x: torch.Tensor) -> torch.distributions.Normal:
+        mean = self.actor(x).view(x.shape[0], self.chunk_size, self.action_dim)  # [N, T, A]
+        return torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean))
+
+    def act(self, obs):
+        x = self.features(obs)
+        dist = self._distribution(x)
+        action = dist.sample()
+        return action, dist.log_prob(action), self.critic(x).squeeze(-1)
+
+    def evaluate(self, obs, action):
+        x = self.features(obs)
+        dist = self._distribution(x)
+        return dist.log_prob(action), dist.entropy(), self.critic(x).squeeze(-1)
+
+    def value(self, obs):
+        return self.critic(self.features(obs)).squeeze(-1)
+
+    def deterministic_action(self, obs):
+        return self._distribution(self.features(obs)).mean
+
+    def update_normalizer(self, obs: dict) -> None:
+        """Fold observed states into the running statistics (call on rollouts, not on update batches)."""
+        self.normalizer.update(torch.cat([obs[k].float() for k in self.obs_keys], dim=-1))
