@@ -8,20 +8,19 @@ from embodied.algorithms.registry import register_advantage
 
 
 @register_advantage("gae")
-def gae(rewards, values, next_values, terminated, episode_end, gamma: float, lam: float):
+def gae(rewards, values, next_values, episode_end, gamma: float, lam: float):
     """Generalised advantage estimation over a rollout of S steps and N envs.
 
-    rewards [S, N]: reward of step t (truncation already bootstrapped into it by the collector)
-    values [S, N]: V(s_t); next_values [S, N]: V(s_{t+1}) of the same episode (0 past a termination)
-    terminated [S, N]: the episode ended in a terminal state at step t (no bootstrap)
-    episode_end [S, N]: the episode ended at step t (terminated or truncated): stop the GAE recursion
+    rewards [S, N]: reward of step t; for a truncated episode the collector has already added
+        gamma * V(final observation), so no step that ends an episode bootstraps from next_values
+    values [S, N]: V(s_t); next_values [S, N]: V(s_{t+1}) (ignored where the episode ended at t)
+    episode_end [S, N]: the episode ended at step t (terminated or truncated)
     Returns advantages [S, N] and returns (advantages + values) [S, N].
     """
-    assert rewards.shape == values.shape == next_values.shape == terminated.shape == episode_end.shape
+    assert rewards.shape == values.shape == next_values.shape == episode_end.shape
     steps = rewards.shape[0]
-    not_terminal = 1.0 - terminated.float()
     not_end = 1.0 - episode_end.float()
-    delta = rewards + gamma * next_values * not_terminal - values  # [S, N] TD errors
+    delta = rewards + gamma * next_values * not_end - values  # [S, N] TD errors
     advantages = torch.zeros_like(rewards)
     running = torch.zeros_like(rewards[0])
     for t in reversed(range(steps)):

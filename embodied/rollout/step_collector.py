@@ -35,7 +35,7 @@ class StepCollector:
         """Returns the flat training batch and rollout metrics."""
         cfg, policy = self.cfg, self.policy
         gamma = cfg.gamma ** policy.chunk_size
-        obs_steps, actions, logprobs, values, rewards, terminated, ended = [], [], [], [], [], [], []
+        obs_steps, actions, logprobs, values, rewards, ended = [], [], [], [], [], []
         for _ in range(cfg.rollout_steps):
             action, logprob, value = policy.act(self.obs)  # [N,T,A], [N,T,A], [N]
             next_obs, reward, term, trunc, info, executed = self._step(action)
@@ -49,13 +49,12 @@ class StepCollector:
             logprobs.append(logprob)
             values.append(value)
             rewards.append(reward)
-            terminated.append(term)
             ended.append(term | trunc)
             self.obs = next_obs
         values_t = torch.stack(values)  # [S, N]
         next_values = torch.cat([values_t[1:], policy.value(self.obs)[None]])  # [S, N]
         advantages, returns = get_advantage(cfg.advantage)(
-            torch.stack(rewards), values_t, next_values, torch.stack(terminated), torch.stack(ended),
+            torch.stack(rewards), values_t, next_values, torch.stack(ended),
             gamma=gamma, lam=cfg.gae_lambda,
         )
         stacked = stack_steps(obs_steps)

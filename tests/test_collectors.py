@@ -1,0 +1,88 @@
+"""Collectors: truncation bootstrapping, GRPO dynamic sampling with refill, eval independent of num_envs."""
+
+from types import SimpleNamespace
+
+import torch
+
+from embodied.rollout.evaluate import evaluate
+from embodied.rollout.group_collector import GroupCollector
+from embodied.rollout.step_collector import StepCollector
+from policies import make_policy
+from tests.fake_env import ScriptedOutcomeEnv
+
+
+class ConstantValuePolicy(torch.nn.Module):
+    """Zero actions, log-prob 0, value 2.0 everywhere."""
+
+    chunk_size = 1
+
+    def act(self, obs):
+        n = obs["state"].shape[0]
+        return torch.zeros(n, 1, 1), torch.zeros(n, 1, 1), torch.full((n,), 2.0)
+
+    def value(self, obs):
+        return torch.full((obs["state"].shape[0],), 2.0)
+
+
+def test_truncation_is_bootstrapped_with_the_final_observation_value():
+    env = ScriptedOutcomeEnv(num_envs=2, max_episode_steps=2, reward=0.0)
+    cfg = SimpleNamespace(rollout_steps=4, gamma=0.5, gae_lambda=1.0, advantage="gae")
+    collector = StepCollector(env, ConstantValuePolicy(), cfg)
+    collector.start(seed=0)  # reset ids 0 (all succeed: reward 1) and 1 (all fail: reward 0)
+    batch, metrics = collector.collect()
+    rewards_env1 = batch["returns"].view(4, 2)[:, 1]
+    # env 1 (reset id 1 fails): reward 0, truncated at steps 1 and 3, so the collector's reward there is
+    # 0 + gamma * V(final obs) = 1.0, and GAE (lambda = 1) gives returns 1.0 at step 1 and
+    # 0 + gamma * 1.0 = 0.5 at step 0: the value of the *next* episode never leaks in.
+    adv1 = 1.0 - 2.0
+    adv0 = (0.0 + 0.5 * 2.0 - 2.0) + 0.5 * adv1
+    assert torch.allclose(rewards_env1[1], torch.tensor(adv1 + 2.0))
+    assert torch.allclose(rewards_env1[0], torch.tensor(adv0 + 2.0))
+    assert metrics["episodes"] == 4
+
+
+def test_grpo_dynamic_sampling_drops_uninformative_groups_and_refills():
+    env = ScriptedOutcomeEnv(num_envs=6, max_episode_steps=2, autoreset=False)
+    policy = make_policy("mlp", obs_dim=2, action_dim=1, hidden=[8])
+    cfg = SimpleNamespace(group_size=2, groups_per_batch=2, dynamic_sampling=True, max_sampling_rounds=5)
+    collector = GroupCollector(env, policy, cfg)
+    collector.start(seed=0)
+    batch, metrics = collector.collect()
+    # Each round has 3 groups with reset ids k, k+1, k+2: only the k % 3 == 2 group is informative.
+    assert metrics["kept_groups"] == 2 and metrics["sampling_rounds"] == 2 and metrics["dropped_groups"] == 4
+    assert batch["action"].shape[0] == 2 * 2 * 2  # 2 groups x 2 envs x 2 steps
+    adv = batch["advantages"].view(2, 2, 2)  # [group, step, member]... rows are ordered step-major per round
+    assert torch.allclose(batch["advantages"].abs(), torch.ones(8), atol=1e-4)  # +-1 after normalisation
+    assert torch.allclose(adv.sum(), torch.tensor(0.0), atol=1e-4)
+
+
+def test_grpo_without_dynamic_sampling_keeps_every_group():
+    env = ScriptedOutcomeEnv(num_envs=6, max_episode_steps=2, autoreset=False)
+    policy = make_policy("mlp", obs_dim=2, action_dim=1, hidden=[8])
+    cfg = SimpleNamespace(group_size=2, groups_per_batch=3, dynamic_sampling=False, max_sampling_rounds=5)
+    collector = GroupCollector(env, policy, cfg)
+    collector.start(seed=0)
+    _, metrics = collector.collect()
+    assert metrics["kept_groups"] == 3 and metrics["sampling_rounds"] == 1
+
+
+def test_grpo_refill_stops_at_the_round_cap():
+    env = ScriptedOutcomeEnv(num_envs=6, max_episode_steps=2, autoreset=False)
+    policy = make_policy("mlp", obs_dim=2, action_dim=1, hidden=[8])
+    cfg = SimpleNamespace(group_size=2, groups_per_batch=10, dynamic_sampling=True, max_sampling_rounds=3)
+    collector = GroupCollector(env, policy, cfg)
+    collector.start(seed=0)
+    batch, metrics = collector.collect()
+    assert metrics["sampling_rounds"] == 3 and metrics["kept_groups"] == 3
+
+
+def test_evaluation_does_not_depend_on_num_envs():
+    from sims import make_env
+
+    torch.manual_seed(0)
+    policy = make_policy("mlp", obs_dim=25, action_dim=4, hidden=[32])
+    results = []
+    for n in (5, 16):
+        env = make_env(task="Reach", num_envs=n, autoreset=False)
+        results.append(evaluate(policy, env, num_episodes=16, seed=3)[0])
+    assert results[0] == results[1]
