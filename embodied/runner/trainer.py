@@ -64,6 +64,8 @@ class Trainer:
         self.output_dir = cfg.experiment.output_dir
         self.iteration = 0
         self.counters = {"env_steps": 0}
+        self.eval_history: list[dict] = []  # env_steps, wall-clock seconds since train() began, metrics
+        self._train_start = time.perf_counter()
         self.collector.start(cfg.experiment.seed)
         if cfg.resume:
             path = latest_checkpoint(os.path.join(self.output_dir, "checkpoints"))
@@ -88,6 +90,8 @@ class Trainer:
         env = build_env(self.cfg, x.eval_num_envs, autoreset=False, cameras=[camera] if camera else [])
         metrics, frames = evaluate(self.policy, env, x.eval_episodes, x.eval_seed, video_camera=camera)
         env.close()
+        self.eval_history.append({"env_steps": self.counters["env_steps"],
+                                  "seconds": time.perf_counter() - self._train_start, **metrics})
         if logger is not None:
             logger.scalars("eval", metrics, self.counters["env_steps"])
             if frames:
@@ -98,6 +102,7 @@ class Trainer:
         """Run to ``experiment.total_env_steps``; returns the final evaluation metrics."""
         cfg, x = self.cfg, self.cfg.experiment
         total_iters = self._iterations()
+        self._train_start = time.perf_counter()
         logger = RunLogger(self.output_dir)
         bar = tqdm(total=total_iters, initial=self.iteration, disable=not x.progress, desc=cfg.experiment.name,
                    unit="it", dynamic_ncols=True)

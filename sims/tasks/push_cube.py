@@ -21,7 +21,7 @@ class PushCube(Task):
 
     def sample_episode(self, rng: np.random.Generator) -> EpisodeInit:
         cube_xy = rng.uniform([-0.1, -0.1], [0.05, 0.1])
-        angle = rng.uniform(-np.pi / 4, np.pi / 4)
+        angle = rng.uniform(-np.pi / 8, np.pi / 8)
         distance = rng.uniform(0.1, 0.15)
         goal_xy = cube_xy + distance * np.array([np.cos(angle), np.sin(angle)])
         cube = np.array([[*cube_xy, CUBE_HALF]])
@@ -47,8 +47,8 @@ class PushCube(Task):
         tcp_to_push = np.linalg.norm(view.tcp_pos - self._push_point(view), axis=-1)
         behind = tcp_to_push < 0.03
         success = cube_to_goal < self.success_radius
-        staged = reach_reward(tcp_to_push) + behind * reach_reward(cube_to_goal)
-        reward = np.where(success, 1.0, staged / 2.0)
+        staged = reach_reward(tcp_to_push) + behind * (1.0 + 2.0 * reach_reward(cube_to_goal))  # at most 4
+        reward = np.where(success, 1.0, staged / 4.0)
         return reward, success, self.failed(view)
 
     def expert_plan(self, view: SceneView) -> list[Waypoint]:
