@@ -41,13 +41,17 @@ def test_truncation_is_bootstrapped_with_the_final_observation_value():
     assert metrics["episodes"] == 4
 
 
-def test_grpo_dynamic_sampling_drops_uninformative_groups_and_refills():
+def collect_groups(**cfg):
+    """One GRPO collection on the scripted-outcome env (6 envs = 3 groups of 2 per round)."""
     env = ScriptedOutcomeEnv(num_envs=6, max_episode_steps=2, autoreset=False)
     policy = make_policy("mlp", obs_dim=2, action_dim=1, hidden=[8])
-    cfg = SimpleNamespace(group_size=2, groups_per_batch=2, dynamic_sampling=True, max_sampling_rounds=5)
-    collector = GroupCollector(env, policy, cfg)
+    collector = GroupCollector(env, policy, SimpleNamespace(group_size=2, **cfg))
     collector.start(seed=0)
-    batch, metrics = collector.collect()
+    return collector.collect()
+
+
+def test_grpo_dynamic_sampling_drops_uninformative_groups_and_refills():
+    batch, metrics = collect_groups(groups_per_batch=2, dynamic_sampling=True, max_sampling_rounds=5)
     # Each round has 3 groups with reset ids k, k+1, k+2: only the k % 3 == 2 group is informative.
     assert metrics["kept_groups"] == 2 and metrics["sampling_rounds"] == 2 and metrics["dropped_groups"] == 4
     assert batch["action"].shape[0] == 2 * 2 * 2  # 2 groups x 2 envs x 2 steps
@@ -57,22 +61,12 @@ def test_grpo_dynamic_sampling_drops_uninformative_groups_and_refills():
 
 
 def test_grpo_without_dynamic_sampling_keeps_every_group():
-    env = ScriptedOutcomeEnv(num_envs=6, max_episode_steps=2, autoreset=False)
-    policy = make_policy("mlp", obs_dim=2, action_dim=1, hidden=[8])
-    cfg = SimpleNamespace(group_size=2, groups_per_batch=3, dynamic_sampling=False, max_sampling_rounds=5)
-    collector = GroupCollector(env, policy, cfg)
-    collector.start(seed=0)
-    _, metrics = collector.collect()
+    _, metrics = collect_groups(groups_per_batch=3, dynamic_sampling=False, max_sampling_rounds=5)
     assert metrics["kept_groups"] == 3 and metrics["sampling_rounds"] == 1
 
 
 def test_grpo_refill_stops_at_the_round_cap():
-    env = ScriptedOutcomeEnv(num_envs=6, max_episode_steps=2, autoreset=False)
-    policy = make_policy("mlp", obs_dim=2, action_dim=1, hidden=[8])
-    cfg = SimpleNamespace(group_size=2, groups_per_batch=10, dynamic_sampling=True, max_sampling_rounds=3)
-    collector = GroupCollector(env, policy, cfg)
-    collector.start(seed=0)
-    batch, metrics = collector.collect()
+    _, metrics = collect_groups(groups_per_batch=10, dynamic_sampling=True, max_sampling_rounds=3)
     assert metrics["sampling_rounds"] == 3 and metrics["kept_groups"] == 3
 
 
