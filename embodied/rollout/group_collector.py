@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from embodied.algorithms import get_advantage
-from embodied.rollout.obs import flatten, select, stack_steps
+from embodied.rollout.obs import concat, flatten, select, stack_steps, step_chunk
 
 
 class GroupCollector:
@@ -22,11 +22,9 @@ class GroupCollector:
         self.env = env
         self.policy = policy
         self.cfg = cfg
-        self.seed = 0
 
     def start(self, seed: int) -> None:
-        """Remember the seed; every round resets the envs itself."""
-        self.seed = seed
+        """Seed the envs; every round then resets them with fresh group ids."""
         self.env.reset(seed=seed)
 
     @torch.no_grad()
@@ -41,11 +39,7 @@ class GroupCollector:
         active = torch.ones(env.num_envs, dtype=torch.bool)
         for _ in range(env.max_episode_steps):
             action, logprob, _ = self.policy.act(obs)
-            if action.shape[1] == 1:
-                next_obs, reward, term, trunc, info = env.step(action[:, 0])
-            else:
-                next_obs, rewards, term, trunc, info = env.chunk_step(action)
-                reward = rewards.sum(1)
+            next_obs, reward, term, trunc, info, _ = step_chunk(env, action)
             steps.append(obs)
             actions.append(action)
             logprobs.append(logprob)
@@ -102,11 +96,7 @@ class GroupCollector:
             parts["action"].append(torch.stack(data["action"]).flatten(0, 1)[flat_index])
             parts["old_logprob"].append(torch.stack(data["logprob"]).flatten(0, 1)[flat_index])
             parts["advantages"].append(advantages.expand(mask.shape[0], -1)[mask])
-        obs = parts["obs"][0]
-        for extra in parts["obs"][1:]:
-            obs = {key: (torch.cat([obs[key], extra[key]]) if isinstance(obs[key], torch.Tensor) else obs[key] + extra[key])
-                   for key in obs}
-        return {"obs": obs, "action": torch.cat(parts["action"]), "old_logprob": torch.cat(parts["old_logprob"]),
+        return {"obs": concat(parts["obs"]), "action": torch.cat(parts["action"]), "old_logprob": torch.cat(parts["old_logprob"]),
                 "advantages": torch.cat(parts["advantages"])}
 
     def state_dict(self) -> dict:

@@ -31,6 +31,31 @@ def flatten(obs: dict) -> dict:
     return out
 
 
+def concat(parts: list[dict]) -> dict:
+    """Concatenate flat obs dicts along the sample dim (nested camera dicts included)."""
+    out = {}
+    for key, value in parts[0].items():
+        if isinstance(value, dict):
+            out[key] = concat([p[key] for p in parts])
+        elif isinstance(value, torch.Tensor):
+            out[key] = torch.cat([p[key] for p in parts])
+        else:
+            out[key] = [text for p in parts for text in p[key]]
+    return out
+
+
+def step_chunk(env, action: torch.Tensor):
+    """Execute an action chunk [N, T, A] (``step`` when T == 1, else ``chunk_step``).
+
+    Returns obs, reward [N] summed over the executed steps, terminated, truncated, info, executed steps [N].
+    """
+    if action.shape[1] == 1:
+        obs, reward, terminated, truncated, info = env.step(action[:, 0])
+        return obs, reward, terminated, truncated, info, torch.ones_like(reward, dtype=torch.long)
+    obs, rewards, terminated, truncated, info = env.chunk_step(action)
+    return obs, rewards.sum(1), terminated, truncated, info, info["step_mask"].sum(1)
+
+
 def select(obs: dict, index: torch.Tensor) -> dict:
     """Rows ``index`` of a flat obs dict."""
     out = {}

@@ -6,7 +6,7 @@ import torch
 
 from embodied.algorithms import get_advantage
 from embodied.rollout.episode_stats import EpisodeStats
-from embodied.rollout.obs import flatten, stack_steps
+from embodied.rollout.obs import flatten, stack_steps, step_chunk
 
 
 class StepCollector:
@@ -23,13 +23,6 @@ class StepCollector:
         """Reset the envs for the first rollout."""
         self.obs, _ = self.env.reset(seed=seed)
 
-    def _step(self, action: torch.Tensor):
-        if action.shape[1] == 1:
-            obs, reward, terminated, truncated, info = self.env.step(action[:, 0])
-            return obs, reward, terminated, truncated, info, torch.ones_like(reward, dtype=torch.long)
-        obs, rewards, terminated, truncated, info = self.env.chunk_step(action)
-        return obs, rewards.sum(1), terminated, truncated, info, info["step_mask"].sum(1)
-
     @torch.no_grad()
     def collect(self) -> tuple[dict, dict]:
         """Returns the flat training batch and rollout metrics."""
@@ -38,7 +31,7 @@ class StepCollector:
         obs_steps, actions, logprobs, values, rewards, ended = [], [], [], [], [], []
         for _ in range(cfg.rollout_steps):
             action, logprob, value = policy.act(self.obs)  # [N,T,A], [N,T,A], [N]
-            next_obs, reward, term, trunc, info, executed = self._step(action)
+            next_obs, reward, term, trunc, info, executed = step_chunk(self.env, action)
             reward = reward.float()
             if trunc.any():  # bootstrap a truncated (not terminated) episode with V(its final observation)
                 final_value = policy.value(info["final_obs"])
