@@ -39,7 +39,7 @@ class MLPPolicy(Policy):
         self.normalizer = RunningNormalizer(obs_dim)
         self.actor = _mlp([obs_dim, *hidden, action_dim * self.chunk_size], out_gain=0.01)
         self.critic = _mlp([obs_dim, *hidden, 1], out_gain=1.0)
-        self.log_std = nn.Parameter(torch.full((action_dim,), float(config.get("init_log_std", -0.5))))
+        self.log_std = nn.Parameter(torch.full((action_dim,), float(config.get("init_log_std", -1.0))))
 
     def features(self, obs: dict) -> torch.Tensor:
         """Normalised flat observation [N, obs_dim]."""

@@ -39,6 +39,9 @@ def test_truncation_is_bootstrapped_with_the_final_observation_value():
     assert torch.allclose(rewards_env1[1], torch.tensor(adv1 + 2.0))
     assert torch.allclose(rewards_env1[0], torch.tensor(adv0 + 2.0))
     assert metrics["episodes"] == 4
+    # reported returns are the env's own rewards, never the bootstrapped targets: reset ids 0, 1 then 2, 3
+    # give episodes of return 2 (succeeds twice), 0, 2 (id 2, even env) and 2 (id 3 = kind 0)
+    assert metrics["episode_return"] == 1.5
 
 
 def collect_groups(**cfg):

@@ -29,7 +29,7 @@ class PolicyConfig:
     hidden: list = field(default_factory=lambda: [256, 256])
     obs_keys: list = field(default_factory=lambda: ["state", "privileged"])
     chunk_size: int = 1
-    init_log_std: float = -0.5
+    init_log_std: float = -1.0
 
 
 @dataclass
@@ -41,11 +41,11 @@ class AlgoConfig:
     advantage: str = "gae"
     loss: str = "ppo"
     rollout_steps: int = 50
-    gamma: float = 0.8
-    gae_lambda: float = 0.9
+    gamma: float = 0.95
+    gae_lambda: float = 0.95
     learning_rate: float = 3e-4
     anneal_lr: bool = False
-    update_epochs: int = 4
+    update_epochs: int = 8
     num_minibatches: int = 4
     clip_low: float = 0.2
     clip_high: float = 0.2

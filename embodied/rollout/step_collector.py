@@ -33,10 +33,10 @@ class StepCollector:
             action, logprob, value = policy.act(self.obs)  # [N,T,A], [N,T,A], [N]
             next_obs, reward, term, trunc, info, executed = step_chunk(self.env, action)
             reward = reward.float()
+            self.stats.update(reward, executed, info["success"], term | trunc)  # metrics see the env's own reward
             if trunc.any():  # bootstrap a truncated (not terminated) episode with V(its final observation)
                 final_value = policy.value(info["final_obs"])
                 reward = reward + gamma * final_value * (trunc & ~term).float()
-            self.stats.update(reward, executed, info["success"], term | trunc)
             obs_steps.append(self.obs)
             actions.append(action)
             logprobs.append(logprob)

@@ -64,8 +64,9 @@ class Trainer:
         self.output_dir = cfg.experiment.output_dir
         self.iteration = 0
         self.counters = {"env_steps": 0}
-        self.eval_history: list[dict] = []  # env_steps, wall-clock seconds since train() began, metrics
+        self.eval_history: list[dict] = []  # env_steps, training seconds (evaluation excluded), metrics
         self._train_start = time.perf_counter()
+        self.eval_seconds = 0.0
         self.collector.start(cfg.experiment.seed)
         if cfg.resume:
             path = latest_checkpoint(os.path.join(self.output_dir, "checkpoints"))
@@ -86,12 +87,14 @@ class Trainer:
     def run_eval(self, logger: RunLogger | None, video: bool) -> dict:
         """Evaluate the current policy on fresh envs (same episodes every time)."""
         x = self.cfg.experiment
+        started = time.perf_counter()
+        training_seconds = started - self._train_start - self.eval_seconds
         camera = x.video_cameras[0] if video and x.video_cameras else None
         env = build_env(self.cfg, x.eval_num_envs, autoreset=False, cameras=[camera] if camera else [])
         metrics, frames = evaluate(self.policy, env, x.eval_episodes, x.eval_seed, video_camera=camera)
         env.close()
-        self.eval_history.append({"env_steps": self.counters["env_steps"],
-                                  "seconds": time.perf_counter() - self._train_start, **metrics})
+        self.eval_seconds += time.perf_counter() - started
+        self.eval_history.append({"env_steps": self.counters["env_steps"], "seconds": training_seconds, **metrics})
         if logger is not None:
             logger.scalars("eval", metrics, self.counters["env_steps"])
             if frames:
@@ -102,7 +105,7 @@ class Trainer:
         """Run to ``experiment.total_env_steps``; returns the final evaluation metrics."""
         cfg, x = self.cfg, self.cfg.experiment
         total_iters = self._iterations()
-        self._train_start = time.perf_counter()
+        self._train_start, self.eval_seconds = time.perf_counter(), 0.0
         logger = RunLogger(self.output_dir)
         bar = tqdm(total=total_iters, initial=self.iteration, disable=not x.progress, desc=cfg.experiment.name,
                    unit="it", dynamic_ncols=True)

@@ -14,6 +14,9 @@ from sims.mujoco.arm_model import FINGER_MAX_OPENING, PANDA_HOME_QPOS, PANDA_JOI
 JOINT_LOW = np.array([lo for lo, _ in PANDA_JOINT_LIMITS])
 JOINT_HIGH = np.array([hi for _, hi in PANDA_JOINT_LIMITS])
 HOME = np.array(PANDA_HOME_QPOS)
+# Tool-centre box: the lowest height keeps the finger pads (12 mm half height) 3 mm above the table top.
+WORKSPACE_LOW = (-0.45, -0.35, 0.015)
+WORKSPACE_HIGH = (0.3, 0.35, 0.45)
 TOP_DOWN = np.diag([1.0, -1.0, -1.0])  # tool frame of the home pose: z axis pointing at the table
 
 
@@ -60,24 +63,31 @@ class EndEffectorController(Controller):
     """Action: tool position delta (scaled by ``max_translation`` m), optionally a rotation-vector delta
     (``max_rotation`` rad, world frame), and a gripper command. Solved by damped least-squares IK with a
     null-space pull towards the home posture. Without rotation the tool keeps pointing straight down.
+    The commanded tool position is clipped to the box ``workspace_low``..``workspace_high`` (metres, world
+    frame), so a policy cannot drive the fingers into the table or out of the arm's useful reach.
     """
 
     needs_jacobian = True
 
     def __init__(self, with_rotation: bool, max_translation: float = 0.05, max_rotation: float = 0.25,
-                 damping: float = 0.05, nullspace_gain: float = 0.2):
+                 damping: float = 0.05, nullspace_gain: float = 0.2,
+                 workspace_low=WORKSPACE_LOW, workspace_high=WORKSPACE_HIGH):
         self.with_rotation = with_rotation
         self.max_translation = max_translation
         self.max_rotation = max_rotation
         self.damping = damping
         self.nullspace_gain = nullspace_gain
+        self.workspace_low = np.asarray(workspace_low, dtype=np.float64)
+        self.workspace_high = np.asarray(workspace_high, dtype=np.float64)
         names = ("dx", "dy", "dz") + (("droll", "dpitch", "dyaw") if with_rotation else ()) + ("gripper",)
         self.action_spec = ActionSpec(dim=len(names), low=-1.0, high=1.0, names=names)
 
     def joint_targets(self, state, actions):
         assert state.jacobian is not None, "EndEffectorController needs the tool Jacobian"
         n = actions.shape[0]
-        position_error = actions[:, :3] * self.max_translation  # [n, 3]
+        target_pos = np.clip(state.tcp_pos + actions[:, :3] * self.max_translation,
+                             self.workspace_low, self.workspace_high)  # [n, 3]
+        position_error = target_pos - state.tcp_pos  # [n, 3]
         if self.with_rotation:
             delta = rotvec_to_matrix(actions[:, 3:6] * self.max_rotation)  # [n, 3, 3]
             target_mat = delta @ state.tcp_mat
