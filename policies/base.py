@@ -42,6 +42,11 @@ class Policy(nn.Module, abc.ABC):
         self.config = dict(config)
         self._queue: deque = deque()
 
+    @classmethod
+    def for_env(cls, config: dict, observation_spec, action_spec, sample_obs: dict) -> "Policy":
+        """Build this policy sized for an env (specs and one batch of observations supply dims and statistics)."""
+        raise NotImplementedError(f"{cls.__name__} cannot be built from env specs")
+
     @abc.abstractmethod
     def act(self, obs: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample an action chunk [N, T, A]; return it with its log-prob [N, T, A] and value [N]."""
@@ -62,6 +67,13 @@ class Policy(nn.Module, abc.ABC):
         """Behaviour-cloning loss on a batch with ``obs`` and ``action`` [N, T, A]: mean negative log-likelihood."""
         logprob, _, _ = self.evaluate(batch["obs"], batch["action"])
         return -logprob.sum(dim=(1, 2)).mean()
+
+    def cache_features(self, obs: dict) -> dict:
+        """Observation to store in rollouts; policies with frozen encoders put their features here."""
+        return obs
+
+    def validate_loaded(self) -> None:
+        """Called by ``from_pretrained`` after the weights are in; raise if the loaded policy is unusable."""
 
     def reset(self) -> None:
         """Forget queued actions (call at episode start)."""
@@ -107,4 +119,5 @@ def from_pretrained(directory: str) -> Policy:
     missing, unexpected = policy.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{weights_path} does not match a {name!r} policy: missing {missing}, unexpected {unexpected}")
+    policy.validate_loaded()
     return policy

@@ -41,6 +41,17 @@ class MLPPolicy(Policy):
         self.critic = _mlp([obs_dim, *hidden, 1], out_gain=1.0)
         self.log_std = nn.Parameter(torch.full((action_dim,), float(config.get("init_log_std", -1.0))))
 
+    @classmethod
+    def for_env(cls, config, observation_spec, action_spec, sample_obs):
+        keys = list(config.get("obs_keys", ["state", "privileged"]))
+        dims = {"state": observation_spec.state_dim, "privileged": observation_spec.privileged_dim}
+        unknown = [k for k in keys if k not in dims]
+        if unknown:
+            raise ValueError(f"policy.obs_keys {unknown} are not state observations; use state and/or privileged")
+        mlp_keys = ("hidden", "obs_keys", "chunk_size", "init_log_std")
+        return cls({k: config[k] for k in mlp_keys if k in config} | {
+            "obs_dim": sum(dims[k] for k in keys), "action_dim": action_spec.dim})
+
     def features(self, obs: dict) -> torch.Tensor:
         """Normalised flat observation [N, obs_dim]."""
         x = torch.cat([obs[k].float() for k in self.obs_keys], dim=-1)

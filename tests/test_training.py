@@ -37,6 +37,31 @@ def test_ppo_learns_push_cube(tmp_path):
     assert metrics["success_once"] >= 0.8, metrics
 
 
+@pytest.mark.parametrize("head", ["gaussian", "token", "flow"])
+def test_vla_trains_through_the_runner_with_cached_frozen_features(tmp_path, head):
+    cfg = config(tmp_path, policy__name="vla", policy__chunk_size=2, policy__head={"name": head},
+                 policy__vision={"name": "tiny", "freeze": True}, policy__language={"name": "tiny", "freeze": True},
+                 policy__fusion={"hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64},
+                 env__cameras=["front"], env__image_size=[32, 32], env__num_envs=4, algo__rollout_steps=5,
+                 experiment__total_env_steps=80, experiment__eval_interval=0, experiment__eval_episodes=4,
+                 experiment__eval_num_envs=4)
+    trainer = Trainer(cfg)
+    before = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
+    batch, _ = trainer.collector.collect()
+    assert "vision_tokens" in batch["obs"] and "rgb" not in batch["obs"]  # frozen tower ran once per step
+    metrics = trainer.train()
+    assert 0.0 <= metrics["success_once"] <= 1.0
+    after = trainer.policy.state_dict()
+    assert not torch.equal(before["queries"], after["queries"])  # the decoder side learned
+    assert torch.equal(before["vision.net.0.weight"], after["vision.net.0.weight"])  # the frozen tower did not
+
+
+def test_vla_without_the_env_camera_is_a_clear_error(tmp_path):
+    cfg = config(tmp_path, policy__name="vla", env__cameras=[])
+    with pytest.raises(ValueError, match="env.cameras"):
+        Trainer(cfg)
+
+
 def test_grpo_improves_on_sparse_reach(tmp_path):
     cfg = config(tmp_path, algo__name="grpo", algo__collector="groups", algo__advantage="grpo", algo__loss="grpo",
                  algo__group_size=8, algo__groups_per_batch=8, algo__update_epochs=2, algo__target_kl=None,

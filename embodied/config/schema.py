@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
+
+from omegaconf import OmegaConf
 
 
 @dataclass
@@ -25,11 +28,20 @@ class EnvConfig:
 class PolicyConfig:
     """Which policy and its architecture options (passed to the policy's constructor)."""
 
-    name: str = "mlp"
-    hidden: list = field(default_factory=lambda: [256, 256])
-    obs_keys: list = field(default_factory=lambda: ["state", "privileged"])
+    name: str = "mlp"  # mlp | vla
     chunk_size: int = 1
     init_log_std: float = -1.0
+    # mlp
+    hidden: list = field(default_factory=lambda: [256, 256])
+    obs_keys: list = field(default_factory=lambda: ["state", "privileged"])
+    # vla: encoders by registry name (mobilenet_v2_imagenet | hf | tiny; minilm | hf | tiny), optional freeze
+    cameras: list = field(default_factory=lambda: ["front"])
+    vision: dict = field(default_factory=lambda: {"name": "tiny", "freeze": False})
+    language: dict = field(default_factory=lambda: {"name": "tiny", "freeze": False})
+    fusion: dict = field(default_factory=lambda: {"arch": "llama", "hidden_size": 128, "layers": 2, "heads": 4,
+                                                   "intermediate_size": 256})
+    head: dict = field(default_factory=lambda: {"name": "gaussian"})  # gaussian | token | flow
+    detach_value: bool = False
 
 
 @dataclass
@@ -96,6 +108,13 @@ class TrainConfig:
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     resume: bool = False
     extra: Any = None
+
+
+def as_dict(section) -> dict:
+    """A config section (dataclass or OmegaConf node) as plain Python containers."""
+    if dataclasses.is_dataclass(section) and not isinstance(section, type):
+        return dataclasses.asdict(section)
+    return OmegaConf.to_container(section, resolve=True)
 
 
 def validate(cfg: TrainConfig) -> None:

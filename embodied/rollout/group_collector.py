@@ -38,6 +38,7 @@ class GroupCollector:
         success_once = torch.zeros(env.num_envs, dtype=torch.bool)
         active = torch.ones(env.num_envs, dtype=torch.bool)
         for _ in range(env.max_episode_steps):
+            obs = self.policy.cache_features(obs)  # frozen-encoder features are stored, not recomputed per epoch
             action, logprob, _ = self.policy.act(obs)
             next_obs, reward, term, trunc, info, _ = step_chunk(env, action)
             steps.append(obs)

@@ -30,14 +30,15 @@ class StepCollector:
         gamma = cfg.gamma ** policy.chunk_size
         obs_steps, actions, logprobs, values, rewards, ended = [], [], [], [], [], []
         for _ in range(cfg.rollout_steps):
-            action, logprob, value = policy.act(self.obs)  # [N,T,A], [N,T,A], [N]
+            obs = policy.cache_features(self.obs)  # frozen-encoder features are stored, not recomputed per epoch
+            action, logprob, value = policy.act(obs)  # [N,T,A], [N,T,A], [N]
             next_obs, reward, term, trunc, info, executed = step_chunk(self.env, action)
             reward = reward.float()
             self.stats.update(reward, executed, info["success"], term | trunc)  # metrics see the env's own reward
             if trunc.any():  # bootstrap a truncated (not terminated) episode with V(its final observation)
                 final_value = policy.value(info["final_obs"])
                 reward = reward + gamma * final_value * (trunc & ~term).float()
-            obs_steps.append(self.obs)
+            obs_steps.append(obs)
             actions.append(action)
             logprobs.append(logprob)
             values.append(value)

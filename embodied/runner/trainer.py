@@ -9,14 +9,14 @@ import time
 import torch
 from tqdm import tqdm
 
-from embodied.config.schema import TrainConfig, validate
+from embodied.config.schema import TrainConfig, as_dict, validate
 from embodied.rollout.evaluate import evaluate
 from embodied.rollout.group_collector import GroupCollector
 from embodied.rollout.step_collector import StepCollector
 from embodied.runner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from embodied.runner.logger import RunLogger
 from embodied.runner.update import update_policy
-from policies import make_policy
+from policies.base import POLICIES
 from sims import make_env
 
 COLLECTORS = {"steps": StepCollector, "groups": GroupCollector}
@@ -32,13 +32,12 @@ def build_env(cfg: TrainConfig, num_envs: int, autoreset: bool, cameras=None):
     )
 
 
-def build_policy(cfg: TrainConfig, env):
-    """The policy described by ``cfg.policy``, sized for ``env``."""
-    p = cfg.policy
-    obs_dim = sum({"state": env.observation_spec.state_dim, "privileged": env.observation_spec.privileged_dim}[k]
-                  for k in p.obs_keys)
-    return make_policy(p.name, obs_dim=obs_dim, action_dim=env.action_spec.dim, hidden=list(p.hidden),
-                       obs_keys=list(p.obs_keys), chunk_size=p.chunk_size, init_log_std=p.init_log_std)
+def build_policy(cfg: TrainConfig, env, seed: int):
+    """The policy described by ``cfg.policy``, sized for ``env`` (one reset supplies observation statistics)."""
+    if cfg.policy.name not in POLICIES:
+        raise KeyError(f"unknown policy.name {cfg.policy.name!r}; available: {sorted(POLICIES)}")
+    sample_obs, _ = env.reset(seed=seed)
+    return POLICIES[cfg.policy.name].for_env(as_dict(cfg.policy), env.observation_spec, env.action_spec, sample_obs)
 
 
 def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
@@ -57,7 +56,7 @@ class Trainer:
         torch.manual_seed(cfg.experiment.seed)
         grouped = cfg.algo.collector == "groups"
         self.env = build_env(cfg, cfg.env.num_envs, autoreset=not grouped)
-        self.policy = build_policy(cfg, self.env)
+        self.policy = build_policy(cfg, self.env, cfg.experiment.seed)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.algo.learning_rate, eps=1e-5)
         self.collector = COLLECTORS[cfg.algo.collector](self.env, self.policy, cfg.algo)
         self.reference = copy.deepcopy(self.policy).eval() if cfg.algo.kl_coef > 0 else None
@@ -90,7 +89,8 @@ class Trainer:
         started = time.perf_counter()
         training_seconds = started - self._train_start - self.eval_seconds
         camera = x.video_cameras[0] if video and x.video_cameras else None
-        env = build_env(self.cfg, x.eval_num_envs, autoreset=False, cameras=[camera] if camera else [])
+        cameras = list(self.cfg.env.cameras) + ([camera] if camera and camera not in self.cfg.env.cameras else [])
+        env = build_env(self.cfg, x.eval_num_envs, autoreset=False, cameras=cameras)
         metrics, frames = evaluate(self.policy, env, x.eval_episodes, x.eval_seed, video_camera=camera)
         env.close()
         self.eval_seconds += time.perf_counter() - started

@@ -1,0 +1,1 @@
+"""Vision-language-action policies: offline pretrained encoders, transformers fusion, action heads."""

@@ -1,0 +1,180 @@
+"""The vision-language-action policy: pretrained encoders, a transformers decoder over all tokens, an action head.
+
+Token sequence fed to the decoder (causal, built from a transformers config such as Llama or Qwen2):
+``[instruction tokens | image tokens of each camera | proprioception token | query tokens]``; the head reads
+the outputs at the query positions, the value head their mean. Observations: ``rgb[cam]`` uint8 [N, H, W, 3],
+``instruction`` list[str], ``state`` [N, S]. Actions leave ``act`` in env units; heads work in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from policies.base import Policy, register_policy
+from policies.vla.encoders import LANGUAGE_ENCODERS, VISION_ENCODERS, _require_transformers, build_encoder
+from policies.vla.heads import HEADS, make_head
+from policies.vla.stats import NormalizationStats
+
+DEFAULT_FUSION = {"arch": "llama", "hidden_size": 128, "layers": 2, "heads": 4, "intermediate_size": 256}
+
+
+def build_decoder(fusion: dict) -> nn.Module:
+    """A transformers decoder-only model (no LM head) from a small config; inputs come as embeddings."""
+    transformers = _require_transformers()
+    config = transformers.AutoConfig.for_model(
+        fusion.get("arch", "llama"), hidden_size=int(fusion["hidden_size"]),
+        num_hidden_layers=int(fusion["layers"]), num_attention_heads=int(fusion["heads"]),
+        num_key_value_heads=int(fusion["heads"]), intermediate_size=int(fusion["intermediate_size"]),
+        vocab_size=1, max_position_embeddings=1024, bos_token_id=None, eos_token_id=None, pad_token_id=None,
+    )
+    return transformers.AutoModel.from_config(config)
+
+
+@register_policy("vla")
+class VLAPolicy(Policy):
+    """Vision-language-action policy with a selectable action head and a value head on the shared backbone."""
+
+    def __init__(self, config: dict):
+        super().__init__(config)
+        self.state_dim = int(config["state_dim"])
+        self.action_dim = int(config["action_dim"])
+        self.chunk_size = int(config.get("chunk_size", 1))
+        self.cameras = list(config.get("cameras", ["front"]))
+        vision_cfg = dict(config.get("vision", {"name": "tiny"}))
+        language_cfg = dict(config.get("language", {"name": "tiny"}))
+        fusion = {**DEFAULT_FUSION, **dict(config.get("fusion", {}))}
+        head_cfg = dict(config.get("head", {"name": "gaussian"}))
+        d = int(fusion["hidden_size"])
+
+        self.vision = build_encoder(VISION_ENCODERS, "vision", vision_cfg)
+        self.language = build_encoder(LANGUAGE_ENCODERS, "language", language_cfg)
+        self.freeze_vision = bool(vision_cfg.get("freeze", False))
+        self.freeze_language = bool(language_cfg.get("freeze", False))
+        for tower, frozen in ((self.vision, self.freeze_vision), (self.language, self.freeze_language)):
+            tower.requires_grad_(not frozen)
+        self.vision_proj = nn.Linear(self.vision.dim, d)
+        self.language_proj = nn.Linear(self.language.dim, d)
+        self.state_proj = nn.Linear(self.state_dim, d)
+        self.camera_embedding = nn.Parameter(torch.zeros(len(self.cameras), d))
+        if head_cfg.get("name") not in HEADS:
+            raise KeyError(f"unknown action head {head_cfg.get('name')!r}; available: {sorted(HEADS)}")
+        self.num_queries = HEADS[head_cfg["name"]].num_queries(self.chunk_size, self.action_dim)
+        self.queries = nn.Parameter(torch.randn(self.num_queries, d) * 0.02)
+        self.decoder = build_decoder(fusion)
+        self.head = make_head(head_cfg, d, self.chunk_size, self.action_dim)
+        self.detach_value = bool(config.get("detach_value", False))
+        self.value_head = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1))
+        self.stats = NormalizationStats(self.state_dim, self.action_dim)
+        self._instruction_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @classmethod
+    def for_env(cls, config, observation_spec, action_spec, sample_obs):
+        """Sized for the env; action bounds from its spec, state statistics from ``sample_obs['state']``."""
+        missing = [cam for cam in config.get("cameras", ["front"]) if cam not in observation_spec.cameras]
+        if missing:
+            raise ValueError(f"the VLA reads cameras {missing} that the env does not render; add them to env.cameras "
+                             f"(env renders {list(observation_spec.cameras)})")
+        vla_keys = ("chunk_size", "cameras", "vision", "language", "fusion", "detach_value")
+        head = dict(config.get("head", {"name": "gaussian"}))
+        head.setdefault("init_log_std", config.get("init_log_std", -1.0))
+        policy = cls({k: config[k] for k in vla_keys if k in config} | {
+            "state_dim": observation_spec.state_dim, "action_dim": action_spec.dim, "head": head})
+        states = sample_obs["state"].float()
+        policy.set_stats(states.mean(0), states.std(0, unbiased=False).clamp(min=0.05),
+                         torch.full((action_spec.dim,), float(action_spec.low)),
+                         torch.full((action_spec.dim,), float(action_spec.high)))
+        return policy
+
+    # ------------------------------------------------------------------------------------------ statistics
+    def set_stats(self, state_mean, state_std, action_low, action_high) -> None:
+        """Install the state mean/std and action bounds this policy normalises with."""
+        self.stats.set(state_mean, state_std, action_low, action_high)
+
+    def validate_loaded(self) -> None:
+        """from_pretrained hook: a saved VLA without statistics is an error."""
+        self.stats.check()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for tower, frozen in ((self.vision, self.freeze_vision), (self.language, self.freeze_language)):
+            if frozen:
+                tower.eval()  # frozen towers keep batch-norm statistics and dropout off
+        return self
+
+    # ------------------------------------------------------------------------------------------- encoding
+    def _language_tokens(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Instruction features [N, L, D_l] and mask [N, L]; memoised per string when the tower is frozen."""
+        if not self.freeze_language:
+            return self.language(texts)
+        missing = sorted({t for t in texts if t not in self._instruction_cache})
+        if missing:
+            with torch.no_grad():
+                tokens, mask = self.language(missing)
+            self._instruction_cache.update({t: (tokens[i], mask[i]) for i, t in enumerate(missing)})
+        rows = [self._instruction_cache[t] for t in texts]
+        return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+
+    def _vision_tokens(self, obs: dict) -> torch.Tensor:
+        """Image features of every camera [N, P, D_v] (cameras concatenated, camera embedding added later)."""
+        return torch.cat([self.vision(obs["rgb"][cam]) for cam in self.cameras], dim=1)
+
+    @torch.no_grad()
+    def cache_features(self, obs: dict) -> dict:
+        """Replace raw inputs of frozen towers by their features, so RL epochs do not re-run them."""
+        obs = dict(obs)
+        if self.freeze_vision and "vision_tokens" not in obs:
+            obs["vision_tokens"] = self._vision_tokens(obs)
+            obs.pop("rgb", None)
+        if self.freeze_language and "language_tokens" not in obs:
+            obs["language_tokens"], obs["language_mask"] = self._language_tokens(list(obs["instruction"]))
+        return obs
+
+    def fused(self, obs: dict) -> torch.Tensor:
+        """Decoder outputs at the query positions, [N, Q, d]."""
+        state = self.stats.normalize_state(obs["state"])  # [N, S]
+        n = state.shape[0]
+        if "vision_tokens" in obs:
+            vision = obs["vision_tokens"]
+        elif self.freeze_vision:
+            with torch.no_grad():
+                vision = self._vision_tokens(obs)
+        else:
+            vision = self._vision_tokens(obs)
+        if "language_tokens" in obs:
+            words, word_mask = obs["language_tokens"], obs["language_mask"]
+        else:
+            words, word_mask = self._language_tokens(list(obs["instruction"]))
+        per_camera = vision.shape[1] // len(self.cameras)
+        image = self.vision_proj(vision) + self.camera_embedding.repeat_interleave(per_camera, dim=0)  # [N, P, d]
+        tokens = torch.cat([self.language_proj(words), image, self.state_proj(state)[:, None],
+                            self.queries.expand(n, -1, -1)], dim=1)  # [N, L + P + 1 + Q, d]
+        mask = torch.cat([word_mask.long(), torch.ones(n, tokens.shape[1] - word_mask.shape[1],
+                                                       dtype=torch.long, device=tokens.device)], dim=1)
+        out = self.decoder(inputs_embeds=tokens, attention_mask=mask).last_hidden_state
+        return out[:, -self.num_queries:]  # [N, Q, d]
+
+    def _value(self, h: torch.Tensor) -> torch.Tensor:
+        pooled = h.mean(dim=1)
+        return self.value_head(pooled.detach() if self.detach_value else pooled).squeeze(-1)  # [N]
+
+    # ------------------------------------------------------------------------------------------ interface
+    def act(self, obs):
+        h = self.fused(obs)
+        action, logprob = self.head.sample(h)  # normalised [N, T, A]
+        return self.stats.unnormalize_action(action), logprob, self._value(h)
+
+    def evaluate(self, obs, action):
+        h = self.fused(obs)
+        logprob, entropy = self.head.log_prob(h, self.stats.normalize_action(action))
+        return logprob, entropy, self._value(h)
+
+    def value(self, obs):
+        return self._value(self.fused(obs))
+
+    def deterministic_action(self, obs):
+        return self.stats.unnormalize_action(self.head.mode(self.fused(obs)))
+
+    def sft_loss(self, batch: dict) -> torch.Tensor:
+        """The head's imitation loss (NLL for token/Gaussian heads, flow matching for the flow head)."""
+        return self.head.sft_loss(self.fused(batch["obs"]), self.stats.normalize_action(batch["action"]))

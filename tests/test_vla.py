@@ -1,0 +1,147 @@
+"""VLA policy family: head shapes and log-probs, persistence, statistics, pretrained encoders, SFT overfit."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from policies import from_pretrained, make_policy
+from policies.vla.encoders import LANGUAGE_ENCODERS, build_encoder
+from policies.vla.stats import MissingStatsError
+
+HEADS = ["token", "gaussian", "flow"]
+
+
+def tiny_vla(head: str, chunk: int = 3, **extra):
+    torch.manual_seed(0)
+    policy = make_policy("vla", state_dim=5, action_dim=4, chunk_size=chunk, cameras=["front", "wrist"],
+                         head={"name": head}, fusion={"hidden_size": 32, "layers": 1, "heads": 2,
+                                                      "intermediate_size": 64}, **extra)
+    policy.set_stats(torch.zeros(5), torch.ones(5), -torch.ones(4) * 2, torch.ones(4) * 2)
+    return policy
+
+
+def observation(n: int = 3, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    rgb = {cam: torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, generator=g) for cam in ("front", "wrist")}
+    return {"rgb": rgb, "state": torch.randn(n, 5, generator=g),
+            "instruction": ["pick up the red cube", "push the cube", "stack the cubes"][:n]}
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_every_head_has_interface_shapes_and_consistent_logprob(head):
+    policy, obs = tiny_vla(head), observation()
+    action, logprob, value = policy.act(obs)
+    assert action.shape == logprob.shape == (3, 3, 4) and value.shape == (3,)
+    if head == "token":  # token actions are bin centres, always inside the action bounds (+-2 here)
+        assert (action.abs() <= 2 + 1e-6).all()
+    again, entropy, value_again = policy.evaluate(obs, action)
+    assert entropy.shape == (3, 3, 4)
+    torch.testing.assert_close(again, logprob, atol=1e-4, rtol=0)
+    torch.testing.assert_close(value_again, value)
+    assert policy.deterministic_action(obs).shape == (3, 3, 4)
+    assert policy.select_action(obs).shape == (3, 4)
+
+
+def test_token_head_logprob_is_the_sum_over_its_tokens():
+    policy, obs = tiny_vla("token"), observation()
+    action, logprob, _ = policy.act(obs)
+    h = policy.fused(obs)
+    logits = policy.head.logits(h).view(3, 3, 4, 256)  # one query per (step, dimension) token
+    tokens = policy.head.tokens(policy.stats.normalize_action(action))
+    by_hand = torch.log_softmax(logits, -1).gather(-1, tokens[..., None]).squeeze(-1)
+    torch.testing.assert_close(logprob, by_hand)
+    torch.testing.assert_close(logprob.sum(dim=(1, 2)), by_hand.flatten(1).sum(1))
+    assert torch.allclose(policy.head.centers[tokens], policy.stats.normalize_action(action), atol=1e-6)
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_save_and_load_round_trip_is_bit_exact(head, tmp_path):
+    policy, obs = tiny_vla(head), observation()
+    policy.save_pretrained(str(tmp_path))
+    loaded = from_pretrained(str(tmp_path))
+    for key, tensor in policy.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[key]), key
+    assert torch.equal(policy.deterministic_action(obs), loaded.deterministic_action(obs))
+
+
+def test_missing_statistics_raise_on_use_and_on_load(tmp_path):
+    policy = make_policy("vla", state_dim=5, action_dim=4, cameras=["front", "wrist"],
+                         fusion={"hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64})
+    with pytest.raises(MissingStatsError, match="set_stats"):
+        policy.act(observation())
+    policy.save_pretrained(str(tmp_path))
+    with pytest.raises(MissingStatsError):
+        from_pretrained(str(tmp_path))
+    with pytest.raises(ValueError, match="state_std"):
+        policy.set_stats(torch.zeros(5), torch.zeros(5), -torch.ones(4), torch.ones(4))
+
+
+def test_frozen_towers_cache_features_and_give_the_same_outputs():
+    policy, obs = tiny_vla("gaussian", vision={"name": "tiny", "freeze": True},
+                           language={"name": "tiny", "freeze": True}), observation()
+    cached = policy.cache_features(obs)
+    assert "rgb" not in cached and cached["vision_tokens"].shape[0] == 3
+    torch.testing.assert_close(policy.deterministic_action(cached), policy.deterministic_action(obs))
+    loss = policy.evaluate(cached, policy.act(cached)[0])[0].sum()
+    loss.backward()
+    assert all(p.grad is None for p in policy.vision.parameters())
+    assert policy.vision_proj.weight.grad is not None
+
+
+def test_minilm_is_really_pretrained():
+    encoder = build_encoder(LANGUAGE_ENCODERS, "language", {"name": "minilm"}).eval()
+    texts = ["pick up the red cube", "grasp the red block and lift it", "the stock market fell sharply today"]
+    with torch.no_grad():
+        tokens, mask = encoder(texts)
+    pooled = (tokens * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+    pooled = torch.nn.functional.normalize(pooled, dim=-1)
+    paraphrase, unrelated = float(pooled[0] @ pooled[1]), float(pooled[0] @ pooled[2])
+    assert paraphrase > 0.35 and paraphrase > unrelated + 0.25, (paraphrase, unrelated)
+
+
+def test_mobilenet_v2_is_really_pretrained():
+    import matplotlib
+    from PIL import Image
+
+    from policies.vla.mobilenet_v2 import load_imagenet_mobilenet_v2
+
+    path = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
+    image = np.array(Image.open(path).convert("RGB").resize((224, 224)))
+    with torch.no_grad():
+        logits = load_imagenet_mobilenet_v2()(torch.from_numpy(image)[None])
+    assert int(logits.argmax()) == 652  # ImageNet class 652: "military uniform"
+
+
+def test_tiny_vla_overfits_a_handful_of_demonstrations():
+    from sims import make_env
+    from sims.experts import WaypointExpert
+
+    env = make_env(task="PickCube", num_envs=4, cameras=("front",), image_size=(32, 32), autoreset=False)
+    obs, _ = env.reset(seed=0)
+    expert = WaypointExpert(env)
+    steps = []
+    for _ in range(4):
+        action = expert.act()
+        steps.append((obs, action))
+        obs, *_ = env.step(action)
+    batch_obs = {"rgb": {"front": torch.cat([o["rgb"]["front"] for o, _ in steps])},
+                 "state": torch.cat([o["state"] for o, _ in steps]),
+                 "instruction": sum([list(o["instruction"]) for o, _ in steps], [])}
+    batch = {"obs": batch_obs, "action": torch.cat([a for _, a in steps])[:, None]}  # 16 demos, chunk 1
+    torch.manual_seed(0)
+    policy = make_policy("vla", state_dim=env.observation_spec.state_dim, action_dim=env.action_spec.dim,
+                         cameras=["front"], head={"name": "token"},
+                         fusion={"hidden_size": 64, "layers": 2, "heads": 4, "intermediate_size": 128})
+    states = batch_obs["state"]
+    policy.set_stats(states.mean(0), states.std(0) + 1e-3, -torch.ones(env.action_spec.dim),
+                     torch.ones(env.action_spec.dim))
+    optimizer = torch.optim.Adam(policy.parameters(), lr=1e-3)
+    first = policy.sft_loss(batch).item()
+    for _ in range(150):
+        loss = policy.sft_loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < first / 10, (first, loss.item())
