@@ -1,0 +1,69 @@
+"""Record scripted-expert demonstrations from the batched simulator into a LeRobot v3.0 dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from embodied.data.writer import LeRobotDatasetWriter
+
+
+def env_features(env) -> dict:
+    """LeRobot features of a batched env's observations and actions (state, task state, cameras, action)."""
+    o, a = env.observation_spec, env.action_spec
+    features = {
+        "observation.state": {"dtype": "float32", "shape": [o.state_dim], "names": None},
+        "observation.environment_state": {"dtype": "float32", "shape": [o.privileged_dim], "names": None},
+        "action": {"dtype": "float32", "shape": [a.dim], "names": list(a.names)},
+    }
+    for cam in o.cameras:
+        features[f"observation.images.{cam}"] = {"dtype": "video", "shape": [o.image_height, o.image_width, 3]}
+    return features
+
+
+def frame_of(obs: dict, action: torch.Tensor, i: int) -> dict:
+    """The dataset frame of env ``i`` from a batched observation and the action taken in it."""
+    frame = {"observation.state": obs["state"][i].numpy(), "observation.environment_state": obs["privileged"][i].numpy(),
+             "action": action[i].numpy().astype(np.float32)}
+    for cam, images in obs.get("rgb", {}).items():
+        frame[f"observation.images.{cam}"] = images[i].numpy()
+    return frame
+
+
+def record_expert_demos(env, writer: LeRobotDatasetWriter, num_episodes: int, seed: int,
+                        only_successes: bool = True, progress: bool = True) -> dict:
+    """Run the task's scripted expert in waves of ``env.num_envs`` and save each episode; returns counts.
+
+    Failed episodes are discarded when ``only_successes``. The env must be built with ``autoreset=False``.
+    """
+    from sims.experts import WaypointExpert
+
+    saved = attempted = 0
+    bar = tqdm(total=num_episodes, desc="demos", unit="ep", disable=not progress)
+    wave = 0
+    while saved < num_episodes:
+        obs, _ = env.reset(seed=seed + wave)
+        wave += 1
+        expert = WaypointExpert(env)
+        buffers: list[list[tuple[dict, str]]] = [[] for _ in range(env.num_envs)]
+        success = torch.zeros(env.num_envs, dtype=torch.bool)
+        for _ in range(env.max_episode_steps):
+            action = expert.act()
+            for i in range(env.num_envs):
+                buffers[i].append((frame_of(obs, action, i), obs["instruction"][i]))
+            obs, _, term, trunc, info = env.step(action)
+            success |= info["success"]
+            if (term | trunc).all():
+                break
+        for i in range(env.num_envs):
+            attempted += 1
+            if saved >= num_episodes or (only_successes and not success[i]):
+                continue
+            for frame, task in buffers[i]:
+                writer.add_frame(frame, task)
+            writer.save_episode()
+            saved += 1
+            bar.update(1)
+    bar.close()
+    return {"saved": saved, "attempted": attempted}
