@@ -64,9 +64,14 @@ class Policy(nn.Module, abc.ABC):
         return self.act(obs)[2]
 
     def sft_loss(self, batch: dict) -> torch.Tensor:
-        """Behaviour-cloning loss on a batch with ``obs`` and ``action`` [N, T, A]: mean negative log-likelihood."""
+        """Behaviour-cloning loss on ``obs`` and ``action`` [N, T, A]: mean negative log-likelihood per chunk;
+        chunk steps marked in ``action_is_pad`` [N, T] (past an episode's end) do not count."""
         logprob, _, _ = self.evaluate(batch["obs"], batch["action"])
-        return -logprob.sum(dim=(1, 2)).mean()
+        return -(logprob * valid_steps(batch)[..., None]).sum(dim=(1, 2)).mean()
+
+    def set_dataset_stats(self, stats: dict) -> None:
+        """Adopt observation normalisation from a LeRobot meta/stats.json (arrays keyed by feature and stat)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot take dataset statistics")
 
     def cache_features(self, obs: dict) -> dict:
         """Observation to store in rollouts; policies with frozen encoders put their features here."""
@@ -94,6 +99,14 @@ class Policy(nn.Module, abc.ABC):
             json.dump({"policy_type": self.policy_type, **self.config}, f, indent=2)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         save_file(tensors, os.path.join(directory, "model.safetensors"))
+
+
+def valid_steps(batch: dict) -> torch.Tensor:
+    """1.0 for real chunk steps, 0.0 for padded ones, [N, T]."""
+    action = batch["action"]
+    if "action_is_pad" not in batch:
+        return torch.ones(action.shape[:2], device=action.device)
+    return (~batch["action_is_pad"]).float()
 
 
 def make_policy(name: str, **config) -> Policy:

@@ -78,6 +78,19 @@ class MLPPolicy(Policy):
     def deterministic_action(self, obs):
         return self._distribution(self.features(obs)).mean
 
+    def set_dataset_stats(self, stats: dict) -> None:
+        """Normaliser mean/variance from the dataset's observation.state / observation.environment_state."""
+        feature = {"state": "observation.state", "privileged": "observation.environment_state"}
+        missing = [feature[k] for k in self.obs_keys if feature[k] not in stats]
+        if missing:
+            raise KeyError(f"dataset statistics lack {missing}, which this policy's obs_keys {self.obs_keys} need")
+        mean = torch.cat([torch.as_tensor(stats[feature[k]]["mean"]).flatten() for k in self.obs_keys]).float()
+        std = torch.cat([torch.as_tensor(stats[feature[k]]["std"]).flatten() for k in self.obs_keys]).float()
+        with torch.no_grad():
+            self.normalizer.mean.copy_(mean)
+            self.normalizer.var.copy_(std.pow(2).clamp(min=1e-6))
+            self.normalizer.count.fill_(float(stats["observation.state"]["count"][0]))
+
     def update_normalizer(self, obs: dict) -> None:
         """Fold observed states into the running statistics (call on rollouts, not on update batches)."""
         self.normalizer.update(torch.cat([obs[k].float() for k in self.obs_keys], dim=-1))

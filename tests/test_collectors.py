@@ -23,6 +23,9 @@ class ConstantValuePolicy(torch.nn.Module):
     def value(self, obs):
         return torch.full((obs["state"].shape[0],), 2.0)
 
+    def cache_features(self, obs):
+        return obs
+
 
 def test_truncation_is_bootstrapped_with_the_final_observation_value():
     env = ScriptedOutcomeEnv(num_envs=2, max_episode_steps=2, reward=0.0)

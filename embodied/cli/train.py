@@ -5,6 +5,8 @@ Examples:
   embodied-train env=push_cube                     # PushCube with PPO
   embodied-train algo=grpo env.reward_mode=sparse  # GRPO on sparse reward
   embodied-train experiment.total_env_steps=200000 env.num_envs=64 resume=true
+  embodied-train algo=sft env=pick_cube data.paths=[demos/pick_cube]          # behaviour cloning on a dataset
+  embodied-train env=pick_cube algo.anchor_coef=0.1 data.anchor_paths=[demos/real]  # PPO + SFT anchor
 Outputs go to runs/<experiment.name>/ (tensorboard in tb/, videos in videos/, checkpoints/, final_policy/).
 """
 
@@ -24,10 +26,11 @@ ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 
 
 def _run(cfg: DictConfig) -> None:
+    from embodied.runner.sft import SFTTrainer
     from embodied.runner.trainer import Trainer
 
     typed: TrainConfig = OmegaConf.to_object(cfg)
-    trainer = Trainer(typed)
+    trainer = {"sft": SFTTrainer}.get(typed.algo.name, Trainer)(typed)
     metrics = trainer.train()
     print(f"final eval over {metrics['episodes']} episodes: success_once={metrics['success_once']:.3f} "
           f"success_at_end={metrics['success_at_end']:.3f} return={metrics['episode_return']:.2f}")

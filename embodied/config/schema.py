@@ -76,7 +76,22 @@ class AlgoConfig:
     dynamic_sampling: bool = True
     max_sampling_rounds: int = 4
     kl_coef: float = 0.0
+    # SFT (algo=sft) and SFT anchoring inside RL: loss = RL loss + anchor_coef * SFT loss on data.anchor_paths
+    sft_steps: int = 2000  # gradient steps of algo=sft
+    sft_eval_interval: int = 500  # SFT steps between evaluations in simulation (0: only at the end)
+    batch_size: int = 64  # demonstrations per SFT step and per anchor term
+    anchor_coef: float = 0.0
     ref_reset_interval: int = 0  # updates between resets of the KL reference to the current policy (0: never)
+
+
+@dataclass
+class DataConfig:
+    """LeRobot v3.0 datasets: ``paths`` (mixed by ``weights``) for algo=sft, ``anchor_paths`` for the RL anchor."""
+
+    paths: list = field(default_factory=list)
+    weights: list = field(default_factory=list)  # one per path; empty = equal weights
+    anchor_paths: list = field(default_factory=list)
+    anchor_weights: list = field(default_factory=list)
 
 
 @dataclass
@@ -106,6 +121,7 @@ class TrainConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     resume: bool = False
     extra: Any = None
 
@@ -133,6 +149,14 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.algo.collector in ("steps", "groups"), f"algo.collector must be steps|groups, got {cfg.algo.collector!r}"),
         (cfg.algo.group_size >= 2, f"algo.group_size must be >= 2 for group normalisation, got {cfg.algo.group_size}"),
         (cfg.experiment.total_env_steps > 0, f"experiment.total_env_steps must be > 0, got {cfg.experiment.total_env_steps}"),
+        (cfg.algo.anchor_coef >= 0, f"algo.anchor_coef must be >= 0, got {cfg.algo.anchor_coef}"),
+        (cfg.algo.anchor_coef == 0 or cfg.data.anchor_paths,
+         "algo.anchor_coef > 0 needs data.anchor_paths=[<LeRobot dataset dir>, ...]"),
+        (cfg.algo.name != "sft" or cfg.data.paths, "algo=sft needs data.paths=[<LeRobot dataset dir>, ...]"),
+        (not cfg.data.weights or len(cfg.data.weights) == len(cfg.data.paths),
+         f"data.weights needs one weight per data.paths entry, got {len(cfg.data.weights)} for {len(cfg.data.paths)}"),
+        (not cfg.data.anchor_weights or len(cfg.data.anchor_weights) == len(cfg.data.anchor_paths),
+         "data.anchor_weights needs one weight per data.anchor_paths entry"),
         (cfg.experiment.eval_episodes >= 1, f"experiment.eval_episodes must be >= 1, got {cfg.experiment.eval_episodes}"),
     ]
     for ok, message in checks:

@@ -10,6 +10,7 @@ import torch
 from tqdm import tqdm
 
 from embodied.config.schema import TrainConfig, as_dict, validate
+from embodied.data.batches import DemoStream
 from embodied.rollout.evaluate import evaluate
 from embodied.rollout.group_collector import GroupCollector
 from embodied.rollout.step_collector import StepCollector
@@ -60,6 +61,10 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.algo.learning_rate, eps=1e-5)
         self.collector = COLLECTORS[cfg.algo.collector](self.env, self.policy, cfg.algo)
         self.reference = copy.deepcopy(self.policy).eval() if cfg.algo.kl_coef > 0 else None
+        self.anchor = None
+        if cfg.algo.anchor_coef > 0:
+            self.anchor = DemoStream(list(cfg.data.anchor_paths), list(cfg.data.anchor_weights), cfg.algo.batch_size,
+                                     self.policy.chunk_size, cfg.experiment.seed)
         self.output_dir = cfg.experiment.output_dir
         self.iteration = 0
         self.counters = {"env_steps": 0}
@@ -83,6 +88,10 @@ class Trainer:
                     else a.groups_per_batch * a.group_size * self.env.max_episode_steps)
         return max(1, self.cfg.experiment.total_env_steps // per_iter)
 
+    def log_step(self) -> int:
+        """The x-axis of tensorboard scalars: env-steps for RL."""
+        return self.counters["env_steps"]
+
     def run_eval(self, logger: RunLogger | None, video: bool) -> dict:
         """Evaluate the current policy on fresh envs (same episodes every time)."""
         x = self.cfg.experiment
@@ -96,7 +105,7 @@ class Trainer:
         self.eval_seconds += time.perf_counter() - started
         self.eval_history.append({"env_steps": self.counters["env_steps"], "seconds": training_seconds, **metrics})
         if logger is not None:
-            logger.scalars("eval", metrics, self.counters["env_steps"])
+            logger.scalars("eval", metrics, self.log_step())
             if frames:
                 logger.video(f"eval_iter_{self.iteration:06d}", frames, fps=20)
         return metrics
@@ -118,7 +127,8 @@ class Trainer:
             self.counters["env_steps"] += collected
             rollout["env_steps_per_s"] = collected / max(collect_time, 1e-9)
             start = time.perf_counter()
-            stats = update_policy(self.policy, self.optimizer, batch, cfg.algo, self.reference) if batch else {}
+            stats = update_policy(self.policy, self.optimizer, batch, cfg.algo, self.reference,
+                                  self.anchor) if batch else {}
             update_time = time.perf_counter() - start
             if hasattr(self.policy, "update_normalizer") and batch:
                 self.policy.update_normalizer(batch["obs"])

@@ -9,8 +9,12 @@ from embodied.algorithms import get_loss
 from embodied.rollout.obs import select
 
 
-def update_policy(policy, optimizer, batch: dict, cfg, reference=None) -> dict:
-    """Optimise ``cfg.loss`` on ``batch`` for ``cfg.update_epochs`` epochs; returns mean loss statistics."""
+def update_policy(policy, optimizer, batch: dict, cfg, reference=None, anchor=None) -> dict:
+    """Optimise ``cfg.loss`` on ``batch`` for ``cfg.update_epochs`` epochs; returns mean loss statistics.
+
+    With ``anchor`` (an iterator of demonstration batches) and ``cfg.anchor_coef`` > 0 every minibatch's loss
+    is RL loss + anchor_coef * policy.sft_loss(next demonstration batch), back-propagated together.
+    """
     loss_fn = get_loss(cfg.loss)
     size = batch["action"].shape[0]
     minibatch = max(1, size // cfg.num_minibatches)
@@ -28,6 +32,11 @@ def update_policy(policy, optimizer, batch: dict, cfg, reference=None) -> dict:
         for idx in order.split(minibatch):
             mb = {key: (select(value, idx) if key == "obs" else value[idx]) for key, value in batch.items()}
             loss, stats = loss_fn(policy, mb, cfg)
+            if anchor is not None and cfg.anchor_coef > 0:
+                anchor_loss = policy.sft_loss(next(anchor))
+                stats["anchor_sft_loss"] = anchor_loss.item()
+                stats["anchor_to_rl_loss_ratio"] = cfg.anchor_coef * anchor_loss.item() / max(abs(loss.item()), 1e-8)
+                loss = loss + cfg.anchor_coef * anchor_loss
             optimizer.zero_grad()
             loss.backward()
             stats["grad_norm"] = nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm).item()

@@ -56,9 +56,10 @@ class ActionHead(nn.Module):
         """The most likely chunk [N, T, A]."""
         raise NotImplementedError
 
-    def sft_loss(self, h: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """Imitation loss on a normalised demonstration chunk (default: mean negative log-likelihood per chunk)."""
-        return -self.log_prob(h, action)[0].sum(dim=(1, 2)).mean()
+    def sft_loss(self, h: torch.Tensor, action: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Imitation loss on a normalised demonstration chunk, valid steps [N, T] only (default: mean negative
+        log-likelihood per chunk)."""
+        return -(self.log_prob(h, action)[0] * valid[..., None]).sum(dim=(1, 2)).mean()
 
 
 @register_head("token")
@@ -179,9 +180,10 @@ class FlowMatchingHead(NormalOutputHead):
             x = x - dt * self.predict_velocity(h, x, tau)
         return x
 
-    def sft_loss(self, h, action):
+    def sft_loss(self, h, action, valid):
         """Conditional flow matching: || v(x_tau, tau) - (noise - action) ||^2 at a random tau per chunk."""
         noise = torch.randn_like(action)  # [N, T, A]
         tau = torch.rand(action.shape[0], 1, 1, device=action.device).expand(-1, self.chunk, 1)  # [N, T, 1]
         x_tau = tau * noise + (1 - tau) * action
-        return (self.predict_velocity(h, x_tau, tau) - (noise - action)).pow(2).mean()
+        error = (self.predict_velocity(h, x_tau, tau) - (noise - action)).pow(2).mean(-1)  # [N, T]
+        return (error * valid).sum() / valid.sum().clamp(min=1)

@@ -8,10 +8,11 @@ the outputs at the query positions, the value head their mean. Observations: ``r
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
-from policies.base import Policy, register_policy
+from policies.base import Policy, register_policy, valid_steps
 from policies.vla.encoders import LANGUAGE_ENCODERS, VISION_ENCODERS, _require_transformers, build_encoder
 from policies.vla.heads import HEADS, make_head
 from policies.vla.stats import NormalizationStats
@@ -177,4 +178,11 @@ class VLAPolicy(Policy):
 
     def sft_loss(self, batch: dict) -> torch.Tensor:
         """The head's imitation loss (NLL for token/Gaussian heads, flow matching for the flow head)."""
-        return self.head.sft_loss(self.fused(batch["obs"]), self.stats.normalize_action(batch["action"]))
+        return self.head.sft_loss(self.fused(batch["obs"]), self.stats.normalize_action(batch["action"]),
+                                  valid_steps(batch))
+
+    def set_dataset_stats(self, stats: dict) -> None:
+        """State mean/std from the dataset; the action bounds stay those of the env (or of ``set_stats``)."""
+        state = stats["observation.state"]
+        self.stats.set(np.asarray(state["mean"]).ravel(), np.maximum(np.asarray(state["std"]).ravel(), 0.05),
+                       self.stats.action_low.clone(), self.stats.action_high.clone())

@@ -54,6 +54,7 @@ class MujocoTabletopEnv(BatchedEnv):
         self.task = make_task(task)
         self.controller = make_controller(controller)
         self.substeps = substeps
+        self.control_hz = control_hz
         self.reward_mode = reward_mode
         self.randomization = randomization or Randomization()
         self.model = mujoco.MjModel.from_xml_string(

@@ -1,0 +1,59 @@
+"""``embodied-record-demos``: record scripted-expert demonstrations of a task into a LeRobot v3.0 dataset.
+
+Examples:
+  embodied-record-demos                                        # 50 PickCube episodes, front camera 64x64
+  embodied-record-demos --task PushCube --episodes 200 --out demos/push_cube --cameras front wrist
+  embodied-record-demos --out demos/pick_cube --resume         # append to an existing dataset
+Only successful episodes are kept unless --keep-failures. Train on the result with
+  embodied-train algo=sft env=pick_cube data.paths=[demos/pick_cube]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from embodied.data.demos import env_features, record_expert_demos
+from embodied.data.writer import LeRobotDatasetWriter
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="PickCube", help="task name (Reach, PushCube, PickCube, StackCube, ...)")
+    parser.add_argument("--episodes", type=int, default=50, help="episodes to save")
+    parser.add_argument("--out", default=None, help="dataset directory (default: demos/<task>)")
+    parser.add_argument("--cameras", nargs="*", default=["front"], help="cameras to record as videos")
+    parser.add_argument("--image-size", type=int, nargs=2, default=[64, 64], metavar=("H", "W"))
+    parser.add_argument("--num-envs", type=int, default=16, help="worlds simulated side by side")
+    parser.add_argument("--controller", default="ee_delta_pos")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="append to an existing dataset at --out")
+    parser.add_argument("--keep-failures", action="store_true", help="also save episodes the expert failed")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    """Console entry point."""
+    args = parse_args(argv)
+    if args.episodes < 1:
+        sys.exit(f"--episodes must be >= 1, got {args.episodes}")
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from sims import make_env
+
+    out = args.out or os.path.join("demos", args.task.lower())
+    env = make_env(task=args.task, num_envs=args.num_envs, controller=args.controller, cameras=tuple(args.cameras),
+                   image_size=tuple(args.image_size), autoreset=False)
+    features = env_features(env)
+    fps = float(env.control_hz)
+    if args.resume:
+        writer = LeRobotDatasetWriter.resume(out, fps=fps, features=features)
+    else:
+        writer = LeRobotDatasetWriter.create(out, fps=fps, features=features, robot_type="embodied_sim_panda")
+    counts = record_expert_demos(env, writer, args.episodes, seed=args.seed, only_successes=not args.keep_failures)
+    print(f"saved {counts['saved']} of {counts['attempted']} attempted episodes to {out} "
+          f"({writer.num_episodes} episodes, {writer.num_frames} frames in the dataset)")
+
+
+if __name__ == "__main__":
+    main()

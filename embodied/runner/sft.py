@@ -1,0 +1,70 @@
+"""``algo=sft``: supervised fine-tuning (behaviour cloning) of any policy on LeRobot datasets, evaluated in sim."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from embodied.config.schema import TrainConfig, validate
+from embodied.data.batches import DemoStream
+from embodied.runner.logger import RunLogger
+from embodied.runner.trainer import Trainer, build_env, build_policy
+
+
+class SFTTrainer(Trainer):
+    """Minimises ``policy.sft_loss`` on batches from ``data.paths`` (weighted by ``data.weights``)."""
+
+    def __init__(self, cfg: TrainConfig):
+        validate(cfg)
+        if cfg.resume:
+            raise ValueError("resume=true is not supported for algo=sft yet: start a new run (SFT runs are short)")
+        self.cfg = cfg
+        torch.set_num_threads(cfg.experiment.torch_threads)
+        torch.manual_seed(cfg.experiment.seed)
+        self.env = build_env(cfg, cfg.experiment.eval_num_envs, autoreset=False)  # specs and evaluation only
+        self.policy = build_policy(cfg, self.env, cfg.experiment.seed)
+        self.data = DemoStream(list(cfg.data.paths), list(cfg.data.weights), cfg.algo.batch_size,
+                               self.policy.chunk_size, cfg.experiment.seed)
+        self.policy.set_dataset_stats(self.data.stats)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.algo.learning_rate)
+        self.output_dir = cfg.experiment.output_dir
+        self.iteration = 0
+        self.counters = {"env_steps": 0}
+        self.eval_history: list[dict] = []
+        self._train_start, self.eval_seconds = time.perf_counter(), 0.0
+
+    def log_step(self) -> int:
+        """The x-axis of tensorboard scalars: SFT gradient steps."""
+        return self.iteration
+
+    def train(self) -> dict:
+        """Run ``algo.sft_steps`` gradient steps; returns the final evaluation metrics."""
+        cfg, a = self.cfg, self.cfg.algo
+        logger = RunLogger(self.output_dir)
+        bar = tqdm(total=a.sft_steps, disable=not cfg.experiment.progress, desc=f"{cfg.experiment.name} sft",
+                   unit="step", dynamic_ncols=True)
+        self._train_start = time.perf_counter()
+        last_success = float("nan")
+        while self.iteration < a.sft_steps:
+            start = time.perf_counter()
+            loss = self.policy.sft_loss(next(self.data))
+            self.optimizer.zero_grad()
+            loss.backward()
+            grad_norm = nn.utils.clip_grad_norm_(self.policy.parameters(), a.max_grad_norm).item()
+            self.optimizer.step()
+            self.iteration += 1
+            logger.scalars("train", {"sft_loss": loss.item(), "grad_norm": grad_norm,
+                                     "step_time_s": time.perf_counter() - start}, self.iteration)
+            if a.sft_eval_interval and self.iteration % a.sft_eval_interval == 0 and self.iteration < a.sft_steps:
+                last_success = self.run_eval(logger, video=cfg.experiment.video)["success_once"]
+            bar.set_postfix(loss=f"{loss.item():.4f}", success=f"{last_success:.2f}")
+            bar.update(1)
+        bar.close()
+        final = self.run_eval(logger, video=cfg.experiment.video)
+        self.policy.save_pretrained(os.path.join(self.output_dir, "final_policy"))
+        logger.close()
+        return final

@@ -1,0 +1,69 @@
+"""SFT from LeRobot datasets and the SFT anchor inside RL updates (its gradient must reach the parameters)."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from embodied.config.schema import TrainConfig
+from embodied.data.batches import DemoStream
+from embodied.data.demos import env_features, record_expert_demos
+from embodied.data.writer import LeRobotDatasetWriter
+from embodied.runner.sft import SFTTrainer
+from embodied.runner.update import update_policy
+from policies import make_policy
+from sims import make_env
+
+
+@pytest.fixture(scope="module")
+def reach_demos(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("demos") / "reach")
+    env = make_env(task="Reach", num_envs=16, autoreset=False)
+    writer = LeRobotDatasetWriter.create(root, fps=20, features=env_features(env))
+    record_expert_demos(env, writer, num_episodes=32, seed=0, progress=False)
+    return root
+
+
+def test_sft_on_expert_demos_learns_reach(tmp_path, reach_demos):
+    cfg = TrainConfig()
+    cfg.algo.name, cfg.algo.sft_steps, cfg.algo.sft_eval_interval = "sft", 300, 0
+    cfg.data.paths = [reach_demos]
+    cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path), False
+    trainer = SFTTrainer(cfg)
+    before = trainer.run_eval(None, video=False)["success_once"]
+    after = trainer.train()["success_once"]
+    assert before <= 0.3 and after >= 0.9, (before, after)
+
+
+def test_anchor_gradient_reaches_the_parameters(reach_demos):
+    torch.manual_seed(0)
+    policy = make_policy("mlp", obs_dim=25, action_dim=4, hidden=[32])
+    stream = DemoStream([reach_demos], [], batch_size=16, action_horizon=1, seed=0)
+    anchor_batch = next(stream)
+    obs = anchor_batch["obs"]
+    rl_batch = {"obs": {"state": obs["state"], "privileged": obs["privileged"]}, "action": anchor_batch["action"],
+                "old_logprob": torch.zeros(16, 1, 4), "old_values": torch.zeros(16),
+                "advantages": torch.zeros(16), "returns": torch.zeros(16)}
+    cfg = SimpleNamespace(loss="ppo", update_epochs=1, num_minibatches=1, clip_low=0.2, clip_high=0.2, dual_clip=None,
+                          value_clip=None, huber_delta=None, value_coef=0.0, entropy_coef=0.0,
+                          normalize_advantages=False, target_kl=None, max_grad_norm=1e9,
+                          logprob_granularity="action", kl_coef=0.0, anchor_coef=0.5)
+    # zero advantages and value/entropy weights: the RL loss has no gradient, so any update is the anchor's
+    expected = {n: p.detach().clone() for n, p in policy.named_parameters()}
+    policy.zero_grad()
+    sft_loss = policy.sft_loss(anchor_batch)
+    (0.5 * sft_loss).backward()
+    anchor_grad = {n: torch.zeros_like(p) if p.grad is None else p.grad.clone() for n, p in policy.named_parameters()}
+    optimizer = torch.optim.SGD(policy.parameters(), lr=0.1)
+    stats = update_policy(policy, optimizer, rl_batch, cfg, anchor=iter([anchor_batch]))
+    for name, param in policy.named_parameters():
+        torch.testing.assert_close(param.detach(), expected[name] - 0.1 * anchor_grad[name])
+    assert stats["anchor_sft_loss"] == pytest.approx(sft_loss.item()) and stats["anchor_to_rl_loss_ratio"] > 0
+    assert anchor_grad["actor.0.weight"].abs().sum() > 0 and anchor_grad["log_std"].abs().sum() > 0
+
+
+def test_sft_without_data_paths_is_a_clear_error(tmp_path):
+    cfg = TrainConfig()
+    cfg.algo.name = "sft"
+    with pytest.raises(ValueError, match="data.paths"):
+        SFTTrainer(cfg)
