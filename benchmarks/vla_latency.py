@@ -10,12 +10,12 @@ encoders, features cached). Writes benchmarks/results/vla_latency.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
 
 import torch
+from results_io import write_results
 
 from policies import make_policy
 
@@ -94,10 +94,7 @@ def main() -> None:
     verdict = "meets" if gaussian64["latency_ms_p50"] <= GOAL_MS else "misses"
     print(f"continuous chunk head at 64x64: {gaussian64['latency_ms_p50']:.1f} ms per chunk ({verdict} the "
           f"{GOAL_MS:.0f} ms goal)")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"threads": args.threads, "chunk": args.chunk, "rows": rows}, f, indent=2)
-    print(f"wrote {args.out}")
+    write_results(args.out, {"threads": args.threads, "chunk": args.chunk, "rows": rows})
 
 
 if __name__ == "__main__":

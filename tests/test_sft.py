@@ -10,6 +10,7 @@ from embodied.data.batches import DemoStream
 from embodied.data.demos import env_features, record_expert_demos
 from embodied.data.writer import LeRobotDatasetWriter
 from embodied.runner.sft import SFTTrainer
+from embodied.runner.trainer import Trainer
 from embodied.runner.update import update_policy
 from policies import make_policy
 from sims import make_env
@@ -67,3 +68,21 @@ def test_sft_without_data_paths_is_a_clear_error(tmp_path):
     cfg.algo.name = "sft"
     with pytest.raises(ValueError, match="data.paths"):
         SFTTrainer(cfg)
+
+
+def test_on_policy_distillation_copies_the_teacher_without_env_reward(tmp_path, reach_demos):
+    teacher_cfg = TrainConfig()
+    teacher_cfg.algo.name, teacher_cfg.algo.sft_steps, teacher_cfg.algo.sft_eval_interval = "sft", 300, 0
+    teacher_cfg.data.paths = [reach_demos]
+    teacher_cfg.experiment.output_dir, teacher_cfg.experiment.progress = str(tmp_path / "teacher"), False
+    assert SFTTrainer(teacher_cfg).train()["success_once"] >= 0.9
+    cfg = TrainConfig()
+    cfg.algo.name, cfg.algo.loss, cfg.algo.teacher = "opd", "opd", str(tmp_path / "teacher" / "final_policy")
+    cfg.algo.rollout_steps, cfg.algo.update_epochs, cfg.algo.target_kl = 25, 4, None
+    cfg.env.reward_mode = "sparse"  # the student never needs a dense reward: the teacher is the signal
+    cfg.experiment.total_env_steps, cfg.experiment.eval_interval = 16_000, 0
+    cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path / "student"), False
+    student = Trainer(cfg)
+    before = student.run_eval(None, video=False)["success_once"]
+    after = student.train()["success_once"]
+    assert before <= 0.3 and after >= 0.9, (before, after)

@@ -145,3 +145,28 @@ def test_tiny_vla_overfits_a_handful_of_demonstrations():
         loss.backward()
         optimizer.step()
     assert loss.item() < first / 10, (first, loss.item())
+
+
+def test_hf_towers_load_from_a_local_path(tmp_path):
+    import shutil
+
+    import transformers
+
+    from policies.vla.encoders import VISION_ENCODERS, minilm_path
+
+    vit = transformers.ViTModel(transformers.ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                                       intermediate_size=64, image_size=32, patch_size=8))
+    vit.save_pretrained(tmp_path / "vit")
+    vision = build_encoder(VISION_ENCODERS, "vision", {"name": "hf", "path": str(tmp_path / "vit"), "image_size": 32})
+    tokens = vision(torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8))
+    assert tokens.shape == (2, 1 + 16, 32) and vision.dim == 32
+    text_dir = tmp_path / "bert"
+    transformers.BertModel(transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1,
+                                                   num_attention_heads=2, intermediate_size=64)).save_pretrained(text_dir)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(os.path.join(minilm_path(), name), text_dir / name)
+    language = build_encoder(LANGUAGE_ENCODERS, "language", {"name": "hf", "path": str(text_dir), "max_tokens": 8})
+    words, mask = language(["pick up the cube", "push"])
+    assert words.shape == (2, 8, 32) and mask.sum(1).tolist() == [6, 3]  # [CLS] ... [SEP]
+    with pytest.raises(ValueError, match="policy.vision.path"):
+        build_encoder(VISION_ENCODERS, "vision", {"name": "hf"})

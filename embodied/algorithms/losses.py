@@ -114,3 +114,34 @@ def grpo_loss(policy, batch: dict, cfg) -> tuple[torch.Tensor, dict]:
             "clip_fraction": ((ratio < 1 - cfg.clip_low) | (ratio > 1 + cfg.clip_high)).float().mean().item(),
         }
     return loss, stats
+
+
+@register_loss("opd")
+def on_policy_distillation_loss(policy, batch: dict, cfg) -> tuple[torch.Tensor, dict]:
+    """On-policy distillation (VLA-OPD): minimise the reverse KL(student || teacher) on the student's rollouts.
+
+    The reward of each sampled action is log pi_teacher(a|s) - log pi_student(a|s), a one-sample estimate of
+    the negative reverse KL; the student follows its clipped policy gradient. No environment reward is used.
+    batch: obs, action [B, T, A], old_logprob [B, T, A] (student at sampling), ref_logprob [B, T, A] (teacher).
+    """
+    logprob, entropy, _ = policy.evaluate(batch["obs"], batch["action"])  # [B, T, A]
+    new_lp = logprob.sum(-1)  # [B, T] per executed action
+    old_lp = batch["old_logprob"].sum(-1)  # [B, T]
+    teacher_lp = batch["ref_logprob"].sum(-1)  # [B, T]
+    advantages = teacher_lp - old_lp  # [B, T]: high where the teacher likes the student's action more
+    log_ratio = new_lp - old_lp
+    ratio = log_ratio.exp()
+    policy_loss = clipped_surrogate(ratio, advantages, cfg.clip_low, cfg.clip_high, cfg.dual_clip).mean()
+    loss = policy_loss - cfg.entropy_coef * entropy.sum(-1).mean()
+    with torch.no_grad():
+        stats = {
+            "policy_loss": policy_loss.item(),
+            "reverse_kl": (old_lp - teacher_lp).mean().item(),
+            "entropy": entropy.sum(-1).mean().item(),
+            "approx_kl": ((ratio - 1) - log_ratio).mean().item(),
+            "clip_fraction": ((ratio < 1 - cfg.clip_low) | (ratio > 1 + cfg.clip_high)).float().mean().item(),
+        }
+    return loss, stats
+
+
+on_policy_distillation_loss.needs_reference = True  # update_policy computes the teacher's ref_logprob

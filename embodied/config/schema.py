@@ -81,6 +81,7 @@ class AlgoConfig:
     sft_eval_interval: int = 500  # SFT steps between evaluations in simulation (0: only at the end)
     batch_size: int = 64  # demonstrations per SFT step and per anchor term
     anchor_coef: float = 0.0
+    teacher: str = ""  # algo=opd: directory of the teacher policy (save_pretrained format)
     ref_reset_interval: int = 0  # updates between resets of the KL reference to the current policy (0: never)
 
 
@@ -152,6 +153,8 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.algo.anchor_coef >= 0, f"algo.anchor_coef must be >= 0, got {cfg.algo.anchor_coef}"),
         (cfg.algo.anchor_coef == 0 or cfg.data.anchor_paths,
          "algo.anchor_coef > 0 needs data.anchor_paths=[<LeRobot dataset dir>, ...]"),
+        (cfg.algo.loss != "opd" or cfg.algo.teacher,
+         "algo=opd needs algo.teacher=<policy directory written by save_pretrained>"),
         (cfg.algo.name != "sft" or cfg.data.paths, "algo=sft needs data.paths=[<LeRobot dataset dir>, ...]"),
         (not cfg.data.weights or len(cfg.data.weights) == len(cfg.data.paths),
          f"data.weights needs one weight per data.paths entry, got {len(cfg.data.weights)} for {len(cfg.data.paths)}"),

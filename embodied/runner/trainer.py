@@ -17,7 +17,7 @@ from embodied.rollout.step_collector import StepCollector
 from embodied.runner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from embodied.runner.logger import RunLogger
 from embodied.runner.update import update_policy
-from policies.base import POLICIES
+from policies.base import POLICIES, from_pretrained
 from sims import make_env
 
 COLLECTORS = {"steps": StepCollector, "groups": GroupCollector}
@@ -60,7 +60,10 @@ class Trainer:
         self.policy = build_policy(cfg, self.env, cfg.experiment.seed)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.algo.learning_rate, eps=1e-5)
         self.collector = COLLECTORS[cfg.algo.collector](self.env, self.policy, cfg.algo)
-        self.reference = copy.deepcopy(self.policy).eval() if cfg.algo.kl_coef > 0 else None
+        if cfg.algo.teacher:  # on-policy distillation: the frozen teacher is the reference
+            self.reference = from_pretrained(cfg.algo.teacher).eval()
+        else:
+            self.reference = copy.deepcopy(self.policy).eval() if cfg.algo.kl_coef > 0 else None
         self.anchor = None
         if cfg.algo.anchor_coef > 0:
             self.anchor = DemoStream(list(cfg.data.anchor_paths), list(cfg.data.anchor_weights), cfg.algo.batch_size,
@@ -78,7 +81,7 @@ class Trainer:
                 raise FileNotFoundError(f"resume=true but no checkpoint under {self.output_dir}/checkpoints; "
                                         "start without resume or point experiment.output_dir at the old run")
             self.iteration, self.counters = load_checkpoint(path, self.policy, self.optimizer, self.collector)
-            if self.reference is not None:
+            if self.reference is not None and not cfg.algo.teacher:
                 self.reference.load_state_dict(self.policy.state_dict())
             print(f"resumed from {path} at iteration {self.iteration}")
 
@@ -133,7 +136,7 @@ class Trainer:
             if hasattr(self.policy, "update_normalizer") and batch:
                 self.policy.update_normalizer(batch["obs"])
             self.iteration += 1
-            if self.reference is not None and cfg.algo.ref_reset_interval and \
+            if self.reference is not None and not cfg.algo.teacher and cfg.algo.ref_reset_interval and \
                     self.iteration % cfg.algo.ref_reset_interval == 0:
                 self.reference.load_state_dict(self.policy.state_dict())
             if "returns" in batch:

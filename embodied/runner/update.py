@@ -18,7 +18,7 @@ def update_policy(policy, optimizer, batch: dict, cfg, reference=None, anchor=No
     loss_fn = get_loss(cfg.loss)
     size = batch["action"].shape[0]
     minibatch = max(1, size // cfg.num_minibatches)
-    if reference is not None and cfg.kl_coef > 0:
+    if reference is not None and (cfg.kl_coef > 0 or getattr(loss_fn, "needs_reference", False)):
         with torch.no_grad():
             batch["ref_logprob"] = torch.cat([
                 reference.evaluate(select(batch["obs"], idx), batch["action"][idx])[0]

@@ -160,6 +160,11 @@ class MujocoTabletopEnv(BatchedEnv):
         ids = None if len(env_ids) == self.num_envs else env_ids
         self.batch.step(ids, nstep=self.substeps, stage=mujoco.mjtStage.mjSTAGE_POS)
 
+    def hold_position(self, env_ids=None) -> None:
+        """Set the arm servos' targets to the current joint positions (no physics step, no rendering)."""
+        ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids)
+        self.ctrl[ids, :7] = self.qpos[ids][:, self.arm_qpos]
+
     def scene_view(self) -> SceneView:
         """The current world state of every env as arrays that tasks and experts read."""
         n = self.num_envs

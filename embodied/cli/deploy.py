@@ -1,0 +1,55 @@
+"""``embodied-deploy``: run a trained policy on a robot through the safety guard (the sim twin by default).
+
+Examples:
+  embodied-deploy                                             # sim twin dry run of runs/Reach_ppo/final_policy
+  embodied-deploy policy_path=runs/PushCube_ppo/final_policy robot.task=PushCube episodes=5
+  embodied-deploy control_hz=30 temporal_ensemble=0.01 record=datasets/real_rollouts
+  embodied-deploy robot='{type: franka, host: 172.16.0.2}' controller=ee_delta_pos safety.max_relative_target=0.05
+Ctrl-C is an e-stop: the arm holds, the robot disconnects, recorded frames are saved. Prints loop timing
+(p50/p99 period, jitter) and every safety intervention.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from embodied.cli.train import _config_path
+from embodied.deploy.config import DeployConfig
+
+ConfigStore.instance().store(name="deploy_schema", node=DeployConfig)
+
+
+def _run(cfg: DictConfig) -> None:
+    from embodied.deploy.session import run_deployment
+
+    typed: DeployConfig = OmegaConf.to_object(cfg)
+    try:
+        reports = run_deployment(typed)
+    except (FileNotFoundError, ValueError, KeyError, ImportError, ConnectionError) as error:
+        sys.exit(f"embodied-deploy: {error}")
+    failed = False
+    for i, report in enumerate(reports):
+        t = report.timing()
+        print(f"episode {i}: {report.outcome} after {report.steps} steps; period p50 {t['period_p50_ms']:.1f} ms, "
+              f"p99 {t['period_p99_ms']:.1f} ms, jitter {t['jitter_ms']:.1f} ms; frames recorded "
+              f"{report.frames_recorded}; interventions {report.interventions}")
+        failed |= report.outcome.startswith(("safety_stop", "nan_action"))
+    if failed:
+        sys.exit(f"embodied-deploy: stopped safely ({reports[-1].outcome}); the robot was held and disconnected")
+
+
+def main() -> None:
+    """Console entry point."""
+    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+        print(__doc__)
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    hydra.main(version_base=None, config_path=_config_path(), config_name="deploy")(_run)()
+
+
+if __name__ == "__main__":
+    main()

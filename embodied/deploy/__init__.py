@@ -1,0 +1,1 @@
+"""Real-robot deployment: policy actions to robot commands, observations back, the fixed-rate control loop."""

@@ -1,0 +1,98 @@
+"""The fixed-rate deployment loop: observe, infer (chunk queue or temporal ensembling), guard, send, record."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from real_robot.errors import SafetyStop
+
+
+@dataclass
+class EpisodeReport:
+    """How an episode ended, its loop timing and the safety interventions."""
+
+    steps: int = 0
+    outcome: str = ""  # success | timeout | nan_action | safety_stop: <reason>
+    periods_ms: list = field(default_factory=list)
+    interventions: dict = field(default_factory=dict)
+    frames_recorded: int = 0
+
+    def timing(self) -> dict:
+        """p50/p99 loop period and jitter (p99 - p50), milliseconds."""
+        if not self.periods_ms:
+            return {"period_p50_ms": float("nan"), "period_p99_ms": float("nan"), "jitter_ms": float("nan")}
+        p50, p99 = np.percentile(self.periods_ms, [50, 99])
+        return {"period_p50_ms": float(p50), "period_p99_ms": float(p99), "jitter_ms": float(p99 - p50)}
+
+
+class DeployLoop:
+    """Runs one policy on one guarded robot at ``control_hz``."""
+
+    def __init__(self, policy, robot, guard, mapper, observe, control_hz: float, max_steps: int,
+                 ensembler=None, recorder=None):
+        self.policy, self.robot, self.guard, self.mapper = policy, robot, guard, mapper
+        self.observe = observe  # robot observation -> the policy's observation dict (batch of one)
+        self.period = 1.0 / control_hz
+        self.max_steps = max_steps
+        self.ensembler = ensembler
+        self.recorder = recorder  # (policy_obs, robot_obs, policy_action, sent_action) -> None, or None
+
+    @torch.no_grad()
+    def _policy_action(self, obs: dict) -> np.ndarray:
+        if self.ensembler is None:
+            return self.policy.select_action(obs)[0].numpy()  # the chunk queue refills when empty
+        return self.ensembler(self.policy.deterministic_action(obs)[0].numpy())
+
+    def run_episode(self, success=lambda: False) -> EpisodeReport:
+        """Run until success, ``max_steps`` or a safety stop; the robot is held or stopped at the end."""
+        report = EpisodeReport()
+        self.policy.reset()
+        if self.ensembler is not None:
+            self.ensembler.reset()
+        self.guard.start_watchdog()
+        next_tick = time.perf_counter()
+        last_tick = None
+        try:
+            while report.steps < self.max_steps:
+                robot_obs = self.guard.observe()
+                obs = self.observe(robot_obs)
+                try:
+                    action = self._policy_action(obs)
+                except Exception as error:  # a broken policy must not leave the arm moving
+                    self.guard.safe_stop(f"policy error: {type(error).__name__}: {error}", cause=error)
+                if not np.isfinite(action).all():
+                    self.guard.step(np.full(self.robot.num_joints + 1, np.nan), robot_obs)  # counted, holds
+                    report.outcome = "nan_action: the policy produced a non-finite action; the robot holds"
+                    break
+                sent = self.guard.step(self.mapper(action, robot_obs["joint_positions"]), robot_obs)
+                if self.recorder is not None:
+                    self.recorder(obs, robot_obs, action, sent)
+                    report.frames_recorded += 1
+                report.steps += 1
+                if success():
+                    report.outcome = "success"
+                    break
+                next_tick += self.period
+                delay = next_tick - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                else:
+                    next_tick = time.perf_counter()  # overran: do not try to catch up with a burst
+                now = time.perf_counter()
+                if last_tick is not None:
+                    report.periods_ms.append((now - last_tick) * 1e3)
+                last_tick = now
+            else:
+                report.outcome = "timeout"
+        except SafetyStop as stop:
+            report.outcome = f"safety_stop: {stop}"
+        finally:
+            self.guard.stop_watchdog()
+            if self.robot.is_connected:
+                self.robot.hold()
+            report.interventions = dict(self.guard.counters)
+        return report

@@ -1,0 +1,83 @@
+"""Translate between the policy's world (the simulator's observations and controller actions) and a robot's."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sims.mujoco.arm_model import FINGER_MAX_OPENING
+from sims.mujoco.controllers import ArmState, make_controller
+from sims.mujoco.kinematics import ArmKinematics
+
+PANDA_KINEMATICS_ROBOTS = ("sim_twin", "franka")
+
+
+class ActionMapper:
+    """Normalised policy action [A] (in the controller space it was trained with) -> robot action [7 + 1]."""
+
+    def __init__(self, controller: str, robot_type: str, num_joints: int):
+        self.controller = make_controller(controller)
+        if num_joints != 7:
+            raise ValueError(f"the policy commands a 7-joint arm; this {robot_type} robot has {num_joints} joints")
+        if self.controller.needs_jacobian and robot_type not in PANDA_KINEMATICS_ROBOTS:
+            raise ValueError(f"controller {controller!r} needs the arm's kinematics, which are modelled for "
+                             f"{PANDA_KINEMATICS_ROBOTS} only; train with env.controller=joint_delta for {robot_type}")
+        self.kinematics = ArmKinematics()
+
+    def __call__(self, action: np.ndarray, q: np.ndarray) -> np.ndarray:
+        tcp_pos, tcp_mat = self.kinematics.tool_pose(q)
+        state = ArmState(q=q[None], tcp_pos=tcp_pos[None], tcp_mat=tcp_mat[None],
+                         jacobian=self.kinematics.jacobian(q)[None] if self.controller.needs_jacobian else None)
+        arm, finger = self.controller.joint_targets(state, np.clip(action, -1.0, 1.0)[None].astype(np.float64))
+        return np.concatenate([arm[0], [finger[0] / FINGER_MAX_OPENING]])
+
+
+class ObservationBuilder:
+    """Robot observation -> the simulator's observation dict (batch of one) that the policy was trained on.
+
+    state = [q (7), joint velocity (7, finite differences), finger slides (2), tool position (3)].
+    """
+
+    def __init__(self, control_dt: float, cameras: list[str], instruction: str):
+        self.control_dt = control_dt
+        self.cameras = cameras
+        self.instruction = instruction
+        self.kinematics = ArmKinematics()
+        self.previous_q: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.previous_q = None
+
+    def __call__(self, robot_obs: dict) -> dict:
+        q = robot_obs["joint_positions"]
+        qd = np.zeros_like(q) if self.previous_q is None else (q - self.previous_q) / self.control_dt
+        self.previous_q = q.copy()
+        fingers = np.full(2, robot_obs["gripper"][0] * FINGER_MAX_OPENING)
+        state = np.concatenate([q, qd, fingers, self.kinematics.tool_position(q)]).astype(np.float32)
+        obs = {"state": torch.from_numpy(state)[None], "instruction": [self.instruction]}
+        if self.cameras:
+            obs["rgb"] = {cam: torch.from_numpy(robot_obs[f"images.{cam}"])[None] for cam in self.cameras}
+        return obs
+
+
+class TemporalEnsembler:
+    """ACT-style temporal ensembling: a new chunk every step; the executed action averages every prediction made
+    for the current step, weight exp(-m * i) with i = 0 for the oldest."""
+
+    def __init__(self, coefficient: float):
+        self.coefficient = coefficient
+        self.predictions: dict[int, list[np.ndarray]] = {}
+        self.t = 0
+
+    def reset(self) -> None:
+        self.predictions.clear()
+        self.t = 0
+
+    def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        """chunk [T, A] predicted at the current step -> the action [A] to execute now."""
+        for offset, action in enumerate(chunk):
+            self.predictions.setdefault(self.t + offset, []).append(action)
+        candidates = np.stack(self.predictions.pop(self.t))  # oldest first
+        weights = np.exp(-self.coefficient * np.arange(len(candidates)))
+        self.t += 1
+        return (weights[:, None] * candidates).sum(0) / weights.sum()

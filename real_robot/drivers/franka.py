@@ -1,0 +1,50 @@
+"""Franka Panda / FR3 through franky (``franky-panda``): asynchronous JointMotion targets and the Franka Hand."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from real_robot.robot import Robot, register_robot, require_sdk
+from sims.mujoco.arm_model import PANDA_JOINT_LIMITS
+
+HAND_MAX_WIDTH = 0.08  # metres between the fingers when open
+
+
+@register_robot("franka")
+class FrankaRobot(Robot):
+    """A Franka arm at ``host``; each target replaces the running motion (franky's asynchronous move)."""
+
+    def __init__(self, host: str, relative_dynamics_factor: float = 0.1, gripper_speed: float = 0.05,
+                 gripper_force: float = 20.0, cameras: dict | None = None):
+        low, high = np.array(PANDA_JOINT_LIMITS, dtype=np.float64).T
+        super().__init__(low, high, cameras)
+        self.host = host
+        self.relative_dynamics_factor = relative_dynamics_factor
+        self.gripper_speed = gripper_speed
+        self.gripper_force = gripper_force  # franky grasp force cap (N)
+        self.robot = self.gripper = None
+        self._franky = None
+        self._last_gripper = None
+
+    def _connect(self) -> None:
+        self._franky = require_sdk("franky")
+        self.robot = self._franky.Robot(self.host)
+        self.robot.recover_from_errors()
+        self.robot.relative_dynamics_factor = self.relative_dynamics_factor
+        self.gripper = self._franky.Gripper(self.host)
+
+    def _disconnect(self) -> None:
+        self.robot.stop()
+
+    def _read_state(self):
+        joints = np.asarray(self.robot.current_joint_state.position, dtype=np.float64)
+        return joints, float(self.gripper.width) / HAND_MAX_WIDTH
+
+    def _write_targets(self, joints, gripper):
+        self.robot.move(self._franky.JointMotion(list(map(float, joints))), asynchronous=True)
+        if self._last_gripper is None or abs(gripper - self._last_gripper) > 0.05:  # avoid flooding the hand
+            self.gripper.move_async(gripper * HAND_MAX_WIDTH, self.gripper_speed)
+            self._last_gripper = gripper
+
+    def _hold(self) -> None:
+        self.robot.stop()

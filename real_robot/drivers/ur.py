@@ -1,0 +1,55 @@
+"""Universal Robots arms through ur_rtde (RTDEControlInterface / RTDEReceiveInterface), servoJ streaming."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from real_robot.robot import Robot, register_robot, require_sdk
+
+UR_JOINT_LIMIT = 2 * np.pi  # every UR e-series joint: +-360 degrees
+
+
+@register_robot("ur")
+class URRobot(Robot):
+    """A UR arm at ``host``; joint targets are streamed with servoJ at the deployment rate.
+
+    ur_rtde drives no gripper: the gripper value is kept as commanded (attach a gripper device separately).
+    """
+
+    def __init__(self, host: str, control_hz: float = 125.0, speed: float = 0.5, acceleration: float = 0.5,
+                 lookahead_time: float = 0.1, gain: float = 300.0, cameras: dict | None = None):
+        super().__init__(np.full(6, -UR_JOINT_LIMIT), np.full(6, UR_JOINT_LIMIT), cameras)
+        self.host = host
+        self.servo_time = 1.0 / control_hz
+        self.speed, self.acceleration, self.lookahead_time, self.gain = speed, acceleration, lookahead_time, gain
+        self.control = self.receive = None
+        self._gripper = 1.0
+
+    def _connect(self) -> None:
+        rtde_control = require_sdk("rtde_control")
+        rtde_receive = require_sdk("rtde_receive")
+        self.control = rtde_control.RTDEControlInterface(self.host)
+        self.receive = rtde_receive.RTDEReceiveInterface(self.host)
+
+    def _disconnect(self) -> None:
+        try:
+            self.control.servoStop()
+            self.control.stopScript()
+        finally:
+            self.control.disconnect()
+            self.receive.disconnect()
+
+    def _read_state(self):
+        if not self.receive.isConnected():
+            raise ConnectionError(f"lost the RTDE connection to {self.host}")
+        return np.asarray(self.receive.getActualQ(), dtype=np.float64), self._gripper
+
+    def _write_targets(self, joints, gripper):
+        ok = self.control.servoJ(list(map(float, joints)), self.speed, self.acceleration, self.servo_time,
+                                 self.lookahead_time, self.gain)
+        if ok is False:
+            raise RuntimeError("servoJ was refused by the controller (protective stop or script not running?)")
+        self._gripper = gripper
+
+    def _hold(self) -> None:
+        self.control.servoStop()

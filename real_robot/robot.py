@@ -1,0 +1,167 @@
+"""The ``Robot`` interface (LeRobot style): features declared before connecting, guarded state, clamped actions.
+
+Actions are absolute joint position targets (rad) followed by one gripper opening in [0 (closed), 1 (open)];
+observations hold ``joint_positions`` [n], ``gripper`` [1] and one uint8 image [H, W, 3] per camera.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import importlib.util
+import pkgutil
+from typing import Callable
+
+import numpy as np
+
+from real_robot.errors import DeviceAlreadyConnectedError, DeviceNotConnectedError
+
+ROBOTS: dict[str, Callable[..., "Robot"]] = {}
+DRIVER_PACKAGE = "real_robot.drivers"  # robot type <name> is registered by module real_robot/drivers/<name>.py
+
+
+def register_robot(name: str):
+    """Class decorator: make a robot selectable by ``robot.type: <name>`` in config."""
+    def wrap(cls):
+        ROBOTS[name] = cls
+        cls.robot_type = name
+        return cls
+    return wrap
+
+
+def make_robot(config: dict) -> "Robot":
+    """Build the robot named by ``config['type']`` with the remaining keys as keyword arguments."""
+    config = dict(config)
+    kind = config.pop("type", "sim_twin")
+    if kind not in ROBOTS:
+        module = "real_robot.sim_twin" if kind == "sim_twin" else f"{DRIVER_PACKAGE}.{kind}"
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
+    if kind not in ROBOTS:
+        raise KeyError(f"unknown robot type {kind!r}; available: {available_robots()}")
+    return ROBOTS[kind](**config)
+
+
+def available_robots() -> list[str]:
+    """Every robot type: the sim twin and one per module in real_robot/drivers/."""
+    package = importlib.import_module(DRIVER_PACKAGE)
+    drivers = [m.name for m in pkgutil.iter_modules(package.__path__)]
+    return sorted(set(drivers) | set(ROBOTS) | {"sim_twin"})
+
+
+def require_sdk(module: str, extra: str = "real"):
+    """Import an SDK lazily; when missing, say which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(f"this robot needs the Python module {module!r}: pip install 'embodied-vla[{extra}]'") \
+            from error
+
+
+class Robot(abc.ABC):
+    """A robot arm with a gripper and cameras. Subclasses implement the ``_``-prefixed methods."""
+
+    robot_type = ""
+
+    def __init__(self, joint_low, joint_high, cameras: dict | None = None):
+        self.joint_low = np.asarray(joint_low, dtype=np.float64)
+        self.joint_high = np.asarray(joint_high, dtype=np.float64)
+        self.cameras = dict(cameras or {})
+        self._connected = False
+
+    # ---------------------------------------------------------------------------------------- features
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_low)
+
+    @property
+    def action_features(self) -> dict:
+        """Name -> shape of what ``send_action`` takes, known before connecting."""
+        return {"joint_positions": (self.num_joints,), "gripper": (1,)}
+
+    @property
+    def observation_features(self) -> dict:
+        """Name -> shape of what ``get_observation`` returns, known before connecting."""
+        features = {"joint_positions": (self.num_joints,), "gripper": (1,)}
+        for name, camera in self.cameras.items():
+            features[f"images.{name}"] = (camera.height, camera.width, 3)
+        return features
+
+    # -------------------------------------------------------------------------------------- lifecycle
+    @property
+    def is_connected(self) -> bool:
+        return self._connected
+
+    def connect(self) -> None:
+        """Open the SDK connection and the cameras."""
+        if self._connected:
+            raise DeviceAlreadyConnectedError(f"{self.robot_type} robot is already connected")
+        self._connect()
+        for camera in self.cameras.values():
+            camera.connect()
+        self._connected = True
+
+    def disconnect(self) -> None:
+        """Stop motion and close everything (safe to call twice)."""
+        if not self._connected:
+            return
+        try:
+            self._disconnect()
+        finally:
+            for camera in self.cameras.values():
+                camera.disconnect()
+            self._connected = False
+
+    def __enter__(self) -> "Robot":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.disconnect()
+
+    def _require_connected(self) -> None:
+        if not self._connected:
+            raise DeviceNotConnectedError(f"{self.robot_type} robot is not connected: call connect() first "
+                                          "(or use it as a context manager)")
+
+    # -------------------------------------------------------------------------------------------- I/O
+    def get_observation(self) -> dict:
+        """Joint positions [n], gripper opening [1] and camera images."""
+        self._require_connected()
+        joints, gripper = self._read_state()
+        obs = {"joint_positions": np.asarray(joints, dtype=np.float64), "gripper": np.array([gripper], np.float64)}
+        for name, camera in self.cameras.items():
+            obs[f"images.{name}"] = camera.read()
+        return obs
+
+    def send_action(self, action: np.ndarray) -> np.ndarray:
+        """Command joint targets and gripper [n + 1]; returns the action actually sent (after clamping)."""
+        self._require_connected()
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (self.num_joints + 1,):
+            raise ValueError(f"action must have shape ({self.num_joints + 1},), got {action.shape}")
+        if not np.isfinite(action).all():
+            raise ValueError("action contains NaN or inf; nothing was sent")
+        sent = np.concatenate([np.clip(action[:-1], self.joint_low, self.joint_high), np.clip(action[-1:], 0, 1)])
+        self._write_targets(sent[:-1], float(sent[-1]))
+        return sent
+
+    def hold(self) -> None:
+        """Stop moving and hold the current position (used by the safety guard)."""
+        if self._connected:
+            self._hold()
+
+    @abc.abstractmethod
+    def _connect(self) -> None: ...
+
+    @abc.abstractmethod
+    def _disconnect(self) -> None: ...
+
+    @abc.abstractmethod
+    def _read_state(self) -> tuple[np.ndarray, float]: ...
+
+    @abc.abstractmethod
+    def _write_targets(self, joints: np.ndarray, gripper: float) -> None: ...
+
+    @abc.abstractmethod
+    def _hold(self) -> None: ...

@@ -1,0 +1,178 @@
+"""The safety guard between a policy and a robot: always on, counts and logs every intervention.
+
+Per command: reject NaN/inf (hold instead), clamp joint targets to the configured limits, limit the change per
+step to the smaller of ``max_relative_target`` and ``max_joint_velocity * dt``, reject targets whose tool
+position leaves the workspace box (hold instead), limit the gripper's change per step. Around commands: a
+watchdog holds position when no command arrives within ``watchdog_s``; an e-stop (SIGINT or ``request_stop``)
+or an SDK error ends in ``safe_stop``: hold, disconnect, raise ``SafetyStop`` with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from real_robot.errors import SafetyStop
+
+log = logging.getLogger("real_robot.safety")
+
+
+@dataclass
+class SafetyLimits:
+    """Limits enforced by the guard (radians, metres, seconds)."""
+
+    max_relative_target: float = 0.1  # largest joint change per command
+    max_joint_velocity: float = 1.5  # rad/s
+    max_gripper_step: float = 0.5  # largest gripper opening change per command (opening in [0, 1])
+    workspace_low: tuple = (-0.45, -0.4, 0.005)  # tool-centre box, world frame
+    workspace_high: tuple = (0.35, 0.4, 0.6)
+    watchdog_s: float = 0.5  # hold when no fresh command arrives within this time
+    joint_margin: float = 0.02  # stay this far inside the robot's joint limits
+
+
+class SafetyGuard:
+    """Wraps a connected ``Robot``; ``step(action)`` sends a checked action and returns what was sent."""
+
+    def __init__(self, robot, limits: SafetyLimits, control_dt: float,
+                 forward_kinematics: Callable[[np.ndarray], np.ndarray] | None = None):
+        self.robot = robot
+        self.limits = limits
+        self.control_dt = control_dt
+        self.forward_kinematics = forward_kinematics
+        self.counters = {k: 0 for k in ("nan_rejected", "joint_clamped", "step_limited", "workspace_rejected",
+                                        "gripper_limited", "watchdog_holds", "estop", "sdk_errors")}
+        self._lock = threading.Lock()
+        self._last_command = time.monotonic()
+        self._stop_reason: str | None = None
+        self._watchdog: threading.Thread | None = None
+        self._watchdog_stop = threading.Event()
+        self._previous_sigint = None
+
+    # ----------------------------------------------------------------------------------------- counting
+    def _intervene(self, kind: str, message: str) -> None:
+        self.counters[kind] += 1
+        log.warning("safety: %s (%s)", message, kind)
+
+    # -------------------------------------------------------------------------------------------- step
+    def observe(self) -> dict:
+        """``robot.get_observation()``; a failing robot or camera ends in ``safe_stop``."""
+        if self._stop_reason is not None:
+            self.safe_stop(self._stop_reason)
+        try:
+            with self._lock:
+                return self.robot.get_observation()
+        except Exception as error:  # lost connection, camera without frames
+            self.counters["sdk_errors"] += 1
+            self.safe_stop(f"robot error: {type(error).__name__}: {error}", cause=error)
+
+    def step(self, action: np.ndarray, current: dict | None = None) -> np.ndarray:
+        """Check, clamp and send one command [n + 1]; returns the action actually sent.
+
+        ``current`` is this step's robot observation when the caller already has it (saves a camera read).
+        """
+        if self._stop_reason is not None:
+            self.safe_stop(self._stop_reason)
+        action = np.asarray(action, dtype=np.float64)
+        try:
+            with self._lock:
+                self._last_command = time.monotonic()
+                current = current if current is not None else self.robot.get_observation()
+                safe = self._check(action, current["joint_positions"], float(current["gripper"][0]))
+                if safe is None:
+                    self.robot.hold()
+                    return np.concatenate([current["joint_positions"], current["gripper"]])
+                return self.robot.send_action(safe)
+        except SafetyStop:
+            raise
+        except Exception as error:  # SDK exception or lost connection: stop safely, keep the cause
+            self.counters["sdk_errors"] += 1
+            self.safe_stop(f"robot error: {type(error).__name__}: {error}", cause=error)
+
+    def _check(self, action: np.ndarray, q: np.ndarray, gripper: float) -> np.ndarray | None:
+        n = len(q)
+        if action.shape != (n + 1,) or not np.isfinite(action).all():
+            self._intervene("nan_rejected", f"rejected non-finite or mis-shaped action {action}")
+            return None
+        lim = self.limits
+        low, high = self.robot.joint_low + lim.joint_margin, self.robot.joint_high - lim.joint_margin
+        target = np.clip(action[:n], low, high)
+        if not np.allclose(target, action[:n]):
+            self._intervene("joint_clamped", "joint target clamped to the joint limits")
+        max_step = min(lim.max_relative_target, lim.max_joint_velocity * self.control_dt)
+        limited = q + np.clip(target - q, -max_step, max_step)
+        if not np.allclose(limited, target):
+            self._intervene("step_limited", f"joint change limited to {max_step:.3f} rad per step "
+                                            f"(asked {np.abs(target - q).max():.3f})")
+        if self.forward_kinematics is not None:
+            tool = self.forward_kinematics(limited)
+            if (tool < np.asarray(lim.workspace_low)).any() or (tool > np.asarray(lim.workspace_high)).any():
+                self._intervene("workspace_rejected", f"target tool position {np.round(tool, 3)} leaves the workspace")
+                return None
+        grip = float(np.clip(action[n], 0.0, 1.0))
+        grip_limited = gripper + float(np.clip(grip - gripper, -lim.max_gripper_step, lim.max_gripper_step))
+        if abs(grip_limited - grip) > 1e-9:
+            self._intervene("gripper_limited", "gripper change limited")
+        return np.concatenate([limited, [grip_limited]])
+
+    # ------------------------------------------------------------------------------------ stop paths
+    def request_stop(self, reason: str = "operator e-stop") -> None:
+        """Ask the loop to stop at its next command (thread- and signal-safe)."""
+        self._stop_reason = reason
+
+    def safe_stop(self, reason: str, cause: Exception | None = None) -> None:
+        """Hold, disconnect, and raise SafetyStop(reason)."""
+        if "e-stop" in reason:
+            self.counters["estop"] += 1
+        log.error("safety stop: %s", reason)
+        self.stop_watchdog()
+        try:
+            self.robot.hold()
+        except Exception as error:  # noqa: BLE001 - the robot may be gone; disconnecting is what is left
+            log.error("hold failed during safe stop: %s", error)
+        try:
+            self.robot.disconnect()
+        except Exception as error:  # noqa: BLE001
+            log.error("disconnect failed during safe stop: %s", error)
+        raise SafetyStop(reason) from cause
+
+    def install_sigint(self) -> None:
+        """Ctrl-C becomes an e-stop: the loop holds, disconnects and exits cleanly."""
+        self._previous_sigint = signal.signal(signal.SIGINT, lambda *_: self.request_stop("operator e-stop (SIGINT)"))
+
+    def restore_sigint(self) -> None:
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+
+    # -------------------------------------------------------------------------------------- watchdog
+    def start_watchdog(self) -> None:
+        """Hold position whenever no command arrived within ``limits.watchdog_s``."""
+        self._watchdog_stop.clear()
+        self._last_command = time.monotonic()
+        self._watchdog = threading.Thread(target=self._watch, name="safety-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def stop_watchdog(self) -> None:
+        self._watchdog_stop.set()
+        if self._watchdog is not None and self._watchdog is not threading.current_thread():
+            self._watchdog.join(timeout=1.0)
+        self._watchdog = None
+
+    def _watch(self) -> None:
+        period = self.limits.watchdog_s / 4
+        while not self._watchdog_stop.wait(period):
+            if time.monotonic() - self._last_command > self.limits.watchdog_s:
+                with self._lock:
+                    if time.monotonic() - self._last_command > self.limits.watchdog_s:
+                        self._intervene("watchdog_holds", f"no command for {self.limits.watchdog_s} s: holding")
+                        try:
+                            self.robot.hold()
+                        except Exception as error:  # noqa: BLE001
+                            self.request_stop(f"hold failed in watchdog: {error}")
+                        self._last_command = time.monotonic()

@@ -1,0 +1,69 @@
+"""``sim_twin``: a MuJoCo tabletop task acting as the robot, so deployment dry-runs need no hardware."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from real_robot.camera import SimCamera
+from real_robot.robot import Robot, register_robot
+from sims.mujoco.arm_model import FINGER_MAX_OPENING
+from sims.mujoco.controllers import JOINT_HIGH, JOINT_LOW
+
+MAX_JOINT_STEP = 0.1  # rad per control step: the joint_delta controller's scale
+
+
+@register_robot("sim_twin")
+class SimTwinRobot(Robot):
+    """One world of a task env driven by absolute joint targets, at the env's control rate (20 Hz default)."""
+
+    def __init__(self, task: str = "PickCube", cameras: tuple = ("front",), image_size: tuple = (64, 64),
+                 seed: int = 0, camera_fail_after: int | None = None):
+        self.task_name, self.seed = task, seed
+        self.camera_names, self.image_size = tuple(cameras), tuple(image_size)
+        sim_cameras = {name: SimCamera(self._frame_source(name), image_size[1], image_size[0],
+                                       fail_after=camera_fail_after) for name in cameras}
+        super().__init__(JOINT_LOW, JOINT_HIGH, sim_cameras)
+        self.env = None
+        self.last_obs = None
+        self.last_info: dict = {}
+
+    def _frame_source(self, name: str):
+        return lambda: self.last_obs["rgb"][name][0].numpy()
+
+    def _connect(self) -> None:
+        from sims import make_env
+
+        self.env = make_env(task=self.task_name, num_envs=1, controller="joint_delta", cameras=self.camera_names,
+                            image_size=self.image_size, autoreset=False, max_episode_steps=10**9)
+        self.last_obs, self.last_info = self.env.reset(seed=self.seed)
+
+    def _disconnect(self) -> None:
+        self.env.close()
+        self.env = None
+
+    def _read_state(self):
+        state = self.last_obs["state"][0].numpy().astype(np.float64)
+        gripper = state[14:16].sum() / (2 * FINGER_MAX_OPENING)  # finger slides -> opening in [0, 1]
+        return state[:7], float(np.clip(gripper, 0.0, 1.0))
+
+    def _write_targets(self, joints, gripper):
+        import torch
+
+        q = self.last_obs["state"][0, :7].numpy().astype(np.float64)
+        delta = np.clip((joints - q) / MAX_JOINT_STEP, -1.0, 1.0)
+        action = torch.tensor(np.concatenate([delta, [2.0 * gripper - 1.0]]), dtype=torch.float32)[None]
+        self.last_obs, _, _, _, self.last_info = self.env.step(action)
+
+    def _hold(self) -> None:
+        """Servo targets := current joints. Twin time only advances with commands, so the arm stays put; no
+        physics step or rendering here, which keeps it safe to call from the watchdog thread."""
+        self.env.hold_position()
+
+    @property
+    def task_success(self) -> bool:
+        """Whether the twin's task is solved in the current state."""
+        return bool(self.last_info.get("success", [False])[0]) if self.last_info else False
+
+    def policy_observation(self) -> dict:
+        """The simulator's own batched observation (for policies trained in this task)."""
+        return self.last_obs

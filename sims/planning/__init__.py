@@ -1,0 +1,1 @@
+"""Motion planning in joint space: Informed RRT* with MuJoCo collision checks."""

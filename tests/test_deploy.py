@@ -1,0 +1,133 @@
+"""embodied-deploy on the sim twin: a recorded dry run, and fault injection (each fault ends held or stopped,
+with a clear outcome, and every frame recorded before it is in a readable dataset)."""
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from embodied.data.reader import LeRobotDataset
+from embodied.deploy.config import DeployConfig
+from embodied.deploy.mapping import TemporalEnsembler
+from embodied.deploy.session import run_deployment
+from policies.mlp import MLPPolicy
+from sims import make_env
+
+
+@pytest.fixture(scope="module")
+def policy_dir(tmp_path_factory):
+    env = make_env(task="Reach", num_envs=2)
+    obs, _ = env.reset(seed=0)
+    torch.manual_seed(0)
+    policy = MLPPolicy.for_env({"hidden": [16]}, env.observation_spec, env.action_spec, obs)
+    path = str(tmp_path_factory.mktemp("policy"))
+    policy.save_pretrained(path)
+    return path
+
+
+def deploy(tmp_path, policy_dir, **overrides):
+    robot = {"type": "sim_twin", "task": "Reach", "cameras": ["front"], "image_size": [32, 32]}
+    robot |= overrides.pop("robot", {})
+    cfg = DeployConfig(policy_path=policy_dir, robot=robot, control_hz=100.0, max_steps=12,
+                       record=str(tmp_path / "rollouts"), stop_on_success=False, **overrides)
+    report = run_deployment(cfg)[-1]
+    dataset = LeRobotDataset(str(tmp_path / "rollouts")) if report.frames_recorded else None
+    return report, dataset
+
+
+def test_dry_run_records_every_frame_and_reports_loop_timing(tmp_path, policy_dir):
+    report, dataset = deploy(tmp_path, policy_dir)
+    assert report.outcome == "timeout" and report.steps == 12
+    assert len(dataset) == 12 and dataset[0]["observation.images.front"].shape == (32, 32, 3)
+    assert dataset[0]["action"].shape == (1, 8)  # a chunk of one: what was sent, 7 joint targets + gripper
+    timing = report.timing()
+    assert 5.0 < timing["period_p50_ms"] < 100.0 and timing["period_p99_ms"] >= timing["period_p50_ms"]
+
+
+def test_nan_actions_hold_and_stop(tmp_path, policy_dir, monkeypatch):
+    calls = []
+
+    def nan_after_three(self, obs):
+        calls.append(1)
+        return torch.full((1, 4), float("nan")) if len(calls) > 3 else torch.zeros(1, 4)
+
+    monkeypatch.setattr(MLPPolicy, "select_action", nan_after_three)
+    report, dataset = deploy(tmp_path, policy_dir)
+    assert report.outcome.startswith("nan_action") and report.interventions["nan_rejected"] == 1
+    assert len(dataset) == 3
+
+
+def test_a_one_radian_jump_is_limited(tmp_path, policy_dir, monkeypatch):
+    from embodied.deploy import mapping
+
+    monkeypatch.setattr(mapping.ActionMapper, "__call__",
+                        lambda self, action, q: np.concatenate([q + 1.0, [1.0]]))
+    report, dataset = deploy(tmp_path, policy_dir, safety={"max_relative_target": 0.05})
+    assert report.outcome == "timeout" and report.interventions["step_limited"] == 12
+    sent, states = dataset.columns["action"], dataset.columns["observation.state"]
+    assert np.abs(sent[:, :7] - states[:, :7]).max() <= 0.05 + 1e-5
+
+
+def test_a_stalled_policy_is_held_by_the_watchdog(tmp_path, policy_dir, monkeypatch):
+    original = MLPPolicy.select_action
+    calls = []
+
+    def stall_once(self, obs):
+        calls.append(1)
+        if len(calls) == 4:
+            time.sleep(0.4)
+        return original(self, obs)
+
+    monkeypatch.setattr(MLPPolicy, "select_action", stall_once)
+    report, dataset = deploy(tmp_path, policy_dir, safety={"watchdog_s": 0.1})
+    assert report.interventions["watchdog_holds"] >= 1 and report.outcome == "timeout" and len(dataset) == 12
+
+
+def test_a_camera_that_stops_delivering_frames(tmp_path, policy_dir):
+    report, dataset = deploy(tmp_path, policy_dir, robot={"camera_fail_after": 5})
+    assert report.outcome.startswith("safety_stop") and "no frame" in report.outcome
+    assert len(dataset) == 5
+
+
+def test_an_sdk_exception_mid_episode(tmp_path, policy_dir, monkeypatch):
+    from real_robot.sim_twin import SimTwinRobot
+
+    original = SimTwinRobot._write_targets
+    calls = []
+
+    def fail_on_sixth(self, joints, gripper):
+        calls.append(1)
+        if len(calls) == 6:
+            raise ConnectionResetError("controller closed the socket")
+        return original(self, joints, gripper)
+
+    monkeypatch.setattr(SimTwinRobot, "_write_targets", fail_on_sixth)
+    report, dataset = deploy(tmp_path, policy_dir)
+    assert report.outcome.startswith("safety_stop") and "socket" in report.outcome
+    assert report.interventions["sdk_errors"] == 1 and len(dataset) == 5
+
+
+def test_sigint_is_an_estop_that_keeps_the_recording(tmp_path, policy_dir, monkeypatch):
+    original = MLPPolicy.select_action
+    calls = []
+
+    def interrupt_on_seventh(self, obs):
+        calls.append(1)
+        if len(calls) == 7:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, obs)
+
+    monkeypatch.setattr(MLPPolicy, "select_action", interrupt_on_seventh)
+    report, dataset = deploy(tmp_path, policy_dir)
+    assert "SIGINT" in report.outcome and report.interventions["estop"] == 1
+    assert len(dataset) == 6  # the command being computed when Ctrl-C came is never sent
+
+
+def test_temporal_ensembling_averages_overlapping_predictions():
+    ensembler = TemporalEnsembler(coefficient=0.0)  # equal weights
+    first = ensembler(np.array([[0.0], [1.0], [2.0]]))
+    second = ensembler(np.array([[10.0], [20.0], [30.0]]))
+    assert first.tolist() == [0.0] and second.tolist() == [5.5]  # mean of 1.0 (old) and 10.0 (new)
