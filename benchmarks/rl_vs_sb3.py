@@ -12,12 +12,11 @@ hidden sizes).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 
 import gymnasium as gym
 import torch
+from results_io import write_results
 
 import sims  # noqa: F401  (registers gymnasium ids)
 from embodied.config.schema import TrainConfig
@@ -129,10 +128,7 @@ def main() -> None:
               f"{fmt(r['final_success'], '13.2f'):>13} | {r['env_steps_per_s']:>11.0f}")
     print(f"throughput ratio ours/sb3: {results['throughput_ratio']:.1f}x; "
           f"speed-up to 80%: {results.get('speedup_to_80', 'n/a')}")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=2)
-    print(f"wrote {args.out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ class TabletopGymEnv(gym.Env):
     def __init__(self, task: str = "PickCube", obs_mode: str = "state", render_mode: str | None = None, **env_kwargs):
         if obs_mode not in ("state", "rgb"):
             raise ValueError(f"obs_mode must be 'state' or 'rgb', got {obs_mode!r}")
-        cameras = env_kwargs.pop("cameras", ("front",) if (obs_mode == "rgb" or render_mode) else ())
+        cameras = env_kwargs.pop("cameras", ("front",) if obs_mode == "rgb" else ())  # render() draws on demand
+        env_kwargs.setdefault("num_threads", 1)  # one world: a thread pool would only add contention
         self.env = MujocoTabletopEnv(task=task, num_envs=1, cameras=cameras, autoreset=False, **env_kwargs)
         self.obs_mode = obs_mode
         self.render_mode = render_mode
@@ -64,8 +65,10 @@ class TabletopGymEnv(gym.Env):
     def render(self):
         if self.render_mode != "rgb_array":
             return None
-        camera = self.env.observation_spec.cameras[0]
-        return self._last_obs["rgb"][camera][0].numpy()
+        cameras = self.env.observation_spec.cameras
+        if cameras:
+            return self._last_obs["rgb"][cameras[0]][0].numpy()
+        return self.env.render_frames("front")[0]
 
     def close(self):
         self.env.close()

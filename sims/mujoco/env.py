@@ -72,6 +72,8 @@ class MujocoTabletopEnv(BatchedEnv):
             autoreset=autoreset,
         )
         self.renderer = None
+        self.image_size = (height, width)
+        self._viewer = None  # on-demand renderer of render_frames (videos of state-only envs)
         if cameras:
             from sims.mujoco.render import BatchRenderer
 
@@ -224,7 +226,18 @@ class MujocoTabletopEnv(BatchedEnv):
             self.batch.set_const()
         self.batch.forward(stage=mujoco.mjtStage.mjSTAGE_POS)
 
+    def render_frames(self, camera: str) -> np.ndarray:
+        """One camera of every env rendered now, uint8 [N, H, W, 3], without adding images to observations."""
+        from sims.mujoco.render import BatchRenderer
+
+        if self._viewer is None or self._viewer.cameras != (camera,):
+            if self._viewer is not None:
+                self._viewer.close()
+            self._viewer = BatchRenderer(copy.copy(self.model), (camera,), *self.image_size)
+        return self._viewer.render(self.qpos, self.mocap_pos, self.visuals)[camera]
+
     def close(self) -> None:
-        if self.renderer is not None:
-            self.renderer.close()
-            self.renderer = None
+        for renderer in (self.renderer, self._viewer):
+            if renderer is not None:
+                renderer.close()
+        self.renderer = self._viewer = None
