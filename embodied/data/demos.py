@@ -57,8 +57,10 @@ def record_expert_demos(env, writer: LeRobotDatasetWriter, num_episodes: int, se
             if (term | trunc).all():
                 break
         for i in range(env.num_envs):
+            if saved >= num_episodes:
+                break
             attempted += 1
-            if saved >= num_episodes or (only_successes and not success[i]):
+            if only_successes and not success[i]:
                 continue
             for frame, task in buffers[i]:
                 writer.add_frame(frame, task)
