@@ -68,8 +68,7 @@ class SafetyGuard:
             with self._lock:
                 return self.robot.get_observation()
         except Exception as error:  # lost connection, camera without frames
-            self.counters["sdk_errors"] += 1
-            self.safe_stop(f"robot error: {type(error).__name__}: {error}", cause=error)
+            self._robot_failed(error)
 
     def step(self, action: np.ndarray, current: dict | None = None) -> np.ndarray:
         """Check, clamp and send one command [n + 1]; returns the action actually sent.
@@ -91,8 +90,7 @@ class SafetyGuard:
         except SafetyStop:
             raise
         except Exception as error:  # SDK exception or lost connection: stop safely, keep the cause
-            self.counters["sdk_errors"] += 1
-            self.safe_stop(f"robot error: {type(error).__name__}: {error}", cause=error)
+            self._robot_failed(error)
 
     def _check(self, action: np.ndarray, q: np.ndarray, gripper: float) -> np.ndarray | None:
         n = len(q)
@@ -121,6 +119,11 @@ class SafetyGuard:
         return np.concatenate([limited, [grip_limited]])
 
     # ------------------------------------------------------------------------------------ stop paths
+    def _robot_failed(self, error: Exception) -> None:
+        """Count a robot/SDK/camera error and end in ``safe_stop`` naming it."""
+        self.counters["sdk_errors"] += 1
+        self.safe_stop(f"robot error: {type(error).__name__}: {error}", cause=error)
+
     def request_stop(self, reason: str = "operator e-stop") -> None:
         """Ask the loop to stop at its next command (thread- and signal-safe)."""
         self._stop_reason = reason

@@ -43,6 +43,12 @@ def clipped_surrogate(ratio, advantages, clip_low: float, clip_high: float, dual
     return loss
 
 
+def ratio_stats(ratio: torch.Tensor, log_ratio: torch.Tensor, cfg) -> dict:
+    """Diagnostics of the importance ratio: approx KL(old || new) (k3) and the fraction outside the clip range."""
+    return {"approx_kl": ((ratio - 1) - log_ratio).mean().item(),
+            "clip_fraction": ((ratio < 1 - cfg.clip_low) | (ratio > 1 + cfg.clip_high)).float().mean().item()}
+
+
 @register_loss("ppo")
 def ppo_loss(policy, batch: dict, cfg) -> tuple[torch.Tensor, dict]:
     """Actor-critic PPO: clipped surrogate (clip-low/high, dual clip) + value loss - entropy bonus.
@@ -77,8 +83,7 @@ def ppo_loss(policy, batch: dict, cfg) -> tuple[torch.Tensor, dict]:
             "policy_loss": policy_loss.item(),
             "value_loss": value_loss.item(),
             "entropy": entropy_mean.item(),
-            "approx_kl": ((ratio - 1) - log_ratio).mean().item(),
-            "clip_fraction": ((ratio < 1 - cfg.clip_low) | (ratio > 1 + cfg.clip_high)).float().mean().item(),
+            **ratio_stats(ratio, log_ratio, cfg),
         }
     return loss, stats
 
@@ -110,8 +115,7 @@ def grpo_loss(policy, batch: dict, cfg) -> tuple[torch.Tensor, dict]:
             "policy_loss": policy_loss.item(),
             "kl_ref": kl_value,
             "entropy": entropy_mean.item(),
-            "approx_kl": ((ratio - 1) - log_ratio).mean().item(),
-            "clip_fraction": ((ratio < 1 - cfg.clip_low) | (ratio > 1 + cfg.clip_high)).float().mean().item(),
+            **ratio_stats(ratio, log_ratio, cfg),
         }
     return loss, stats
 
@@ -138,8 +142,7 @@ def on_policy_distillation_loss(policy, batch: dict, cfg) -> tuple[torch.Tensor,
             "policy_loss": policy_loss.item(),
             "reverse_kl": (old_lp - teacher_lp).mean().item(),
             "entropy": entropy.sum(-1).mean().item(),
-            "approx_kl": ((ratio - 1) - log_ratio).mean().item(),
-            "clip_fraction": ((ratio < 1 - cfg.clip_low) | (ratio > 1 + cfg.clip_high)).float().mean().item(),
+            **ratio_stats(ratio, log_ratio, cfg),
         }
     return loss, stats
 

@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from embodied.data.reader import LeRobotDataset
+from embodied.data.reader import LeRobotDataset, dataset_probabilities
 
 IMAGE_PREFIX = "observation.images."
 
@@ -36,10 +36,7 @@ class DemoStream:
             if not os.path.isdir(path):
                 raise FileNotFoundError(f"dataset {path} does not exist; record one with embodied-record-demos")
         self.datasets = [LeRobotDataset(p, action_horizon=action_horizon) for p in paths]
-        weights = list(weights) or [1.0] * len(paths)
-        if any(w < 0 for w in weights) or sum(weights) <= 0:
-            raise ValueError(f"dataset weights must be >= 0 with a positive sum, got {weights}")
-        self.dataset_probs = torch.tensor(weights, dtype=torch.float64) / sum(weights)
+        self.dataset_probs = dataset_probabilities(list(weights) or [1.0] * len(paths), len(paths))
         self.batch_size = batch_size
         self.generator = torch.Generator().manual_seed(seed)
 

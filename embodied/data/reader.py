@@ -95,11 +95,17 @@ class LeRobotDataset(torch.utils.data.Dataset):
         return item
 
 
+def dataset_probabilities(weights: list[float], count: int) -> torch.Tensor:
+    """Mixture weights of ``count`` datasets normalised to probabilities [count] (validated)."""
+    if len(weights) != count or any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"need one non-negative weight per dataset with a positive sum, got {weights}")
+    return torch.tensor(weights, dtype=torch.float64) / sum(weights)
+
+
 def mixture_sampler(datasets: list[torch.utils.data.Dataset], weights: list[float], num_samples: int,
                     seed: int = 0) -> torch.utils.data.WeightedRandomSampler:
     """Sampler over ``ConcatDataset(datasets)`` drawing dataset k with probability weights[k] / sum(weights)."""
-    if len(datasets) != len(weights) or any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"need one non-negative weight per dataset with a positive sum, got {weights}")
-    per_sample = torch.cat([torch.full((len(d),), w / len(d)) for d, w in zip(datasets, weights)])
+    probs = dataset_probabilities(weights, len(datasets))
+    per_sample = torch.cat([torch.full((len(d),), float(p) / len(d)) for d, p in zip(datasets, probs)])
     return torch.utils.data.WeightedRandomSampler(per_sample, num_samples, replacement=True,
                                                   generator=torch.Generator().manual_seed(seed))

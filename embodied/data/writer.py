@@ -188,7 +188,6 @@ class LeRobotDatasetWriter:
         location = fmt.chunk_and_file(self.data_file_counter)
         path = os.path.join(self.root, fmt.DATA_PATH.format(**location))
         if self.open_data_rows is None:
-            self.open_data_rows = None
             if os.path.isfile(path):
                 table = pq.read_table(path)
                 keep = np.asarray(table.column("episode_index")) < self.num_episodes  # drop uncommitted rows

@@ -15,14 +15,14 @@ PANDA_KINEMATICS_ROBOTS = ("sim_twin", "franka")
 class ActionMapper:
     """Normalised policy action [A] (in the controller space it was trained with) -> robot action [7 + 1]."""
 
-    def __init__(self, controller: str, robot_type: str, num_joints: int):
+    def __init__(self, controller: str, robot_type: str, num_joints: int, kinematics: ArmKinematics):
         self.controller = make_controller(controller)
         if num_joints != 7:
             raise ValueError(f"the policy commands a 7-joint arm; this {robot_type} robot has {num_joints} joints")
         if self.controller.needs_jacobian and robot_type not in PANDA_KINEMATICS_ROBOTS:
             raise ValueError(f"controller {controller!r} needs the arm's kinematics, which are modelled for "
                              f"{PANDA_KINEMATICS_ROBOTS} only; train with env.controller=joint_delta for {robot_type}")
-        self.kinematics = ArmKinematics()
+        self.kinematics = kinematics
 
     def __call__(self, action: np.ndarray, q: np.ndarray) -> np.ndarray:
         tcp_pos, tcp_mat = self.kinematics.tool_pose(q)
@@ -38,11 +38,11 @@ class ObservationBuilder:
     state = [q (7), joint velocity (7, finite differences), finger slides (2), tool position (3)].
     """
 
-    def __init__(self, control_dt: float, cameras: list[str], instruction: str):
+    def __init__(self, control_dt: float, cameras: list[str], instruction: str, kinematics: ArmKinematics):
         self.control_dt = control_dt
         self.cameras = cameras
         self.instruction = instruction
-        self.kinematics = ArmKinematics()
+        self.kinematics = kinematics
         self.previous_q: np.ndarray | None = None
 
     def reset(self) -> None:

@@ -63,14 +63,15 @@ def build_session(cfg: DeployConfig):
     kinematics = ArmKinematics()
     guard = SafetyGuard(robot, limits, control_dt=1.0 / cfg.control_hz,
                         forward_kinematics=kinematics.tool_position if robot.num_joints == 7 else None)
-    mapper = ActionMapper(cfg.controller, robot.robot_type, robot.num_joints)
+    mapper = ActionMapper(cfg.controller, robot.robot_type, robot.num_joints, kinematics)
     robot.connect()
     is_twin = robot.robot_type == "sim_twin"
     instruction = cfg.instruction or (robot.policy_observation()["instruction"][0] if is_twin else "")
     if is_twin:
         observe = lambda robot_obs: robot.policy_observation()  # noqa: E731 - the exact training observation
     else:
-        observe = ObservationBuilder(1.0 / cfg.control_hz, list(getattr(policy, "cameras", [])), instruction)
+        observe = ObservationBuilder(1.0 / cfg.control_hz, list(getattr(policy, "cameras", [])), instruction,
+                                     kinematics)
     recorder = Recorder(cfg.record, cfg.control_hz, instruction) if cfg.record else None
     ensembler = TemporalEnsembler(cfg.temporal_ensemble) if cfg.temporal_ensemble is not None else None
     loop = DeployLoop(policy, robot, guard, mapper, observe, cfg.control_hz, cfg.max_steps, ensembler, recorder)

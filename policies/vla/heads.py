@@ -24,12 +24,12 @@ def register_head(name: str):
     return wrap
 
 
-def make_head(config: dict, d_model: int, chunk: int, action_dim: int) -> "ActionHead":
-    """Build the head named ``config['name']``."""
+def head_class(config: dict) -> type["ActionHead"]:
+    """The head class named ``config['name']`` (clear error listing the registered ones)."""
     name = config.get("name")
     if name not in HEADS:
         raise KeyError(f"unknown action head {name!r}; available: {sorted(HEADS)}")
-    return HEADS[name](config, d_model, chunk, action_dim)
+    return HEADS[name]
 
 
 class ActionHead(nn.Module):

@@ -14,7 +14,7 @@ from torch import nn
 
 from policies.base import Policy, register_policy, valid_steps
 from policies.vla.encoders import LANGUAGE_ENCODERS, VISION_ENCODERS, _require_transformers, build_encoder
-from policies.vla.heads import HEADS, make_head
+from policies.vla.heads import head_class
 from policies.vla.stats import NormalizationStats
 
 DEFAULT_FUSION = {"arch": "llama", "hidden_size": 128, "layers": 2, "heads": 4, "intermediate_size": 256}
@@ -58,12 +58,11 @@ class VLAPolicy(Policy):
         self.language_proj = nn.Linear(self.language.dim, d)
         self.state_proj = nn.Linear(self.state_dim, d)
         self.camera_embedding = nn.Parameter(torch.zeros(len(self.cameras), d))
-        if head_cfg.get("name") not in HEADS:
-            raise KeyError(f"unknown action head {head_cfg.get('name')!r}; available: {sorted(HEADS)}")
-        self.num_queries = HEADS[head_cfg["name"]].num_queries(self.chunk_size, self.action_dim)
+        head = head_class(head_cfg)
+        self.num_queries = head.num_queries(self.chunk_size, self.action_dim)
         self.queries = nn.Parameter(torch.randn(self.num_queries, d) * 0.02)
         self.decoder = build_decoder(fusion)
-        self.head = make_head(head_cfg, d, self.chunk_size, self.action_dim)
+        self.head = head(head_cfg, d, self.chunk_size, self.action_dim)
         self.detach_value = bool(config.get("detach_value", False))
         self.value_head = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1))
         self.stats = NormalizationStats(self.state_dim, self.action_dim)
