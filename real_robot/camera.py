@@ -90,3 +90,15 @@ class SimCamera(Camera):
         if self.fail_after is not None and self.frames > self.fail_after:
             return None
         return self.source()
+
+
+CAMERA_TYPES = {"opencv": OpenCVCamera}
+
+
+def make_camera(config: dict) -> Camera:
+    """A camera from config, e.g. ``{type: opencv, index: /dev/video0, width: 64, height: 64}``."""
+    config = dict(config)
+    kind = config.pop("type", "opencv")
+    if kind not in CAMERA_TYPES:
+        raise KeyError(f"unknown camera type {kind!r}; available: {sorted(CAMERA_TYPES)}")
+    return CAMERA_TYPES[kind](**config)

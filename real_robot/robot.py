@@ -1,7 +1,8 @@
 """The ``Robot`` interface (LeRobot style): features declared before connecting, guarded state, clamped actions.
 
 Actions are absolute joint position targets (rad) followed by one gripper opening in [0 (closed), 1 (open)];
-observations hold ``joint_positions`` [n], ``gripper`` [1] and one uint8 image [H, W, 3] per camera.
+observations hold ``joint_positions`` [n], ``gripper`` [1], ``gripper_force`` [1] (newtons, only for robots
+that measure it) and one uint8 image [H, W, 3] per camera.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from real_robot.camera import Camera, make_camera
 from real_robot.errors import DeviceAlreadyConnectedError, DeviceNotConnectedError
 
 ROBOTS: dict[str, Callable[..., "Robot"]] = {}
@@ -62,11 +64,13 @@ class Robot(abc.ABC):
     """A robot arm with a gripper and cameras. Subclasses implement the ``_``-prefixed methods."""
 
     robot_type = ""
+    measures_gripper_force = False  # True: observations carry ``gripper_force`` [1] in newtons
 
     def __init__(self, joint_low, joint_high, cameras: dict | None = None):
         self.joint_low = np.asarray(joint_low, dtype=np.float64)
         self.joint_high = np.asarray(joint_high, dtype=np.float64)
-        self.cameras = dict(cameras or {})
+        self.cameras = {name: camera if isinstance(camera, Camera) else make_camera(dict(camera))
+                        for name, camera in (cameras or {}).items()}
         self._connected = False
 
     # ---------------------------------------------------------------------------------------- features
@@ -83,6 +87,8 @@ class Robot(abc.ABC):
     def observation_features(self) -> dict:
         """Name -> shape of what ``get_observation`` returns, known before connecting."""
         features = {"joint_positions": (self.num_joints,), "gripper": (1,)}
+        if self.measures_gripper_force:
+            features["gripper_force"] = (1,)
         for name, camera in self.cameras.items():
             features[f"images.{name}"] = (camera.height, camera.width, 3)
         return features
@@ -130,6 +136,8 @@ class Robot(abc.ABC):
         self._require_connected()
         joints, gripper = self._read_state()
         obs = {"joint_positions": np.asarray(joints, dtype=np.float64), "gripper": np.array([gripper], np.float64)}
+        if self.measures_gripper_force:
+            obs["gripper_force"] = np.array([self._read_gripper_force()], np.float64)
         for name, camera in self.cameras.items():
             obs[f"images.{name}"] = camera.read()
         return obs
@@ -150,6 +158,17 @@ class Robot(abc.ABC):
         """Stop moving and hold the current position (used by the safety guard)."""
         if self._connected:
             self._hold()
+
+    def limit_gripper_force(self, newtons: float) -> float | None:
+        """Cap the gripper's squeezing force; returns the cap applied, or None when this gripper cannot be capped."""
+        self._require_connected()
+        return self._limit_gripper_force(float(newtons))
+
+    def _limit_gripper_force(self, newtons: float) -> float | None:
+        return None  # override in drivers whose SDK takes a force limit
+
+    def _read_gripper_force(self) -> float:
+        raise NotImplementedError(f"{type(self).__name__} sets measures_gripper_force but does not read it")
 
     @abc.abstractmethod
     def _connect(self) -> None: ...

@@ -2,9 +2,11 @@
 
 Per command: reject NaN/inf (hold instead), clamp joint targets to the configured limits, limit the change per
 step to the smaller of ``max_relative_target`` and ``max_joint_velocity * dt``, reject targets whose tool
-position leaves the workspace box (hold instead), limit the gripper's change per step. Around commands: a
-watchdog holds position when no command arrives within ``watchdog_s``; an e-stop (SIGINT or ``request_stop``)
-or an SDK error ends in ``safe_stop``: hold, disconnect, raise ``SafetyStop`` with the reason.
+position leaves the workspace box (hold instead), limit the gripper's change per step, and never close the
+gripper further while its measured force is at ``max_gripper_force``. ``engage()`` caps the gripper's force in
+the driver (where the SDK takes a limit) and starts the watchdog, which holds position when no command arrives
+within ``watchdog_s``. An e-stop (SIGINT, a key via ``real_robot.estop``, or ``request_stop``) or an SDK error
+ends in ``safe_stop``: hold, disconnect, raise ``SafetyStop`` with the reason.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class SafetyLimits:
     max_relative_target: float = 0.1  # largest joint change per command
     max_joint_velocity: float = 1.5  # rad/s
     max_gripper_step: float = 0.5  # largest gripper opening change per command (opening in [0, 1])
+    max_gripper_force: float = 20.0  # newtons: capped in the driver, and no further closing once reached
     workspace_low: tuple = (-0.45, -0.4, 0.005)  # tool-centre box, world frame
     workspace_high: tuple = (0.35, 0.4, 0.6)
     watchdog_s: float = 0.5  # hold when no fresh command arrives within this time
@@ -46,13 +49,15 @@ class SafetyGuard:
         self.control_dt = control_dt
         self.forward_kinematics = forward_kinematics
         self.counters = {k: 0 for k in ("nan_rejected", "joint_clamped", "step_limited", "workspace_rejected",
-                                        "gripper_limited", "watchdog_holds", "estop", "sdk_errors")}
+                                        "gripper_limited", "gripper_force_limited",
+                                        "watchdog_holds", "estop", "sdk_errors")}
         self._lock = threading.Lock()
         self._last_command = time.monotonic()
         self._stop_reason: str | None = None
         self._watchdog: threading.Thread | None = None
         self._watchdog_stop = threading.Event()
         self._previous_sigint = None
+        self.gripper_force_cap: float | None = None  # what the driver applied; None: its SDK takes no limit
 
     # ----------------------------------------------------------------------------------------- counting
     def _intervene(self, kind: str, message: str) -> None:
@@ -82,7 +87,8 @@ class SafetyGuard:
             with self._lock:
                 self._last_command = time.monotonic()
                 current = current if current is not None else self.robot.get_observation()
-                safe = self._check(action, current["joint_positions"], float(current["gripper"][0]))
+                safe = self._check(action, current["joint_positions"], float(current["gripper"][0]),
+                                   current.get("gripper_force"))
                 if safe is None:
                     self.robot.hold()
                     return np.concatenate([current["joint_positions"], current["gripper"]])
@@ -92,7 +98,7 @@ class SafetyGuard:
         except Exception as error:  # SDK exception or lost connection: stop safely, keep the cause
             self._robot_failed(error)
 
-    def _check(self, action: np.ndarray, q: np.ndarray, gripper: float) -> np.ndarray | None:
+    def _check(self, action: np.ndarray, q: np.ndarray, gripper: float, gripper_force=None) -> np.ndarray | None:
         n = len(q)
         if action.shape != (n + 1,) or not np.isfinite(action).all():
             self._intervene("nan_rejected", f"rejected non-finite or mis-shaped action {action}")
@@ -116,7 +122,23 @@ class SafetyGuard:
         grip_limited = gripper + float(np.clip(grip - gripper, -lim.max_gripper_step, lim.max_gripper_step))
         if abs(grip_limited - grip) > 1e-9:
             self._intervene("gripper_limited", "gripper change limited")
+        squeezing_at_limit = gripper_force is not None and float(gripper_force[0]) >= 0.95 * lim.max_gripper_force
+        if squeezing_at_limit and grip_limited < gripper:
+            self._intervene("gripper_force_limited", f"gripper force {float(gripper_force[0]):.1f} N at the "
+                                                     f"{lim.max_gripper_force} N limit: not closing further")
+            grip_limited = gripper
         return np.concatenate([limited, [grip_limited]])
+
+    def engage(self) -> None:
+        """Before an episode: cap the gripper force in the driver and start the watchdog."""
+        try:
+            self.gripper_force_cap = self.robot.limit_gripper_force(self.limits.max_gripper_force)
+        except Exception as error:  # an SDK that refuses the limit must not leave an uncapped gripper running
+            self._robot_failed(error)
+        if self.gripper_force_cap is None:
+            log.warning("safety: %s cannot cap its gripper force in the driver; relying on the per-step limit "
+                        "(needs measured force) and the gripper's own current limit", self.robot.robot_type)
+        self.start_watchdog()
 
     # ------------------------------------------------------------------------------------ stop paths
     def _robot_failed(self, error: Exception) -> None:

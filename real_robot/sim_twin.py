@@ -16,6 +16,8 @@ MAX_JOINT_STEP = 0.1  # rad per control step: the joint_delta controller's scale
 class SimTwinRobot(Robot):
     """One world of a task env driven by absolute joint targets, at the env's control rate (20 Hz default)."""
 
+    measures_gripper_force = True  # the finger servos' force, like a gripper reporting its motor current
+
     def __init__(self, task: str = "PickCube", cameras: tuple = ("front",), image_size: tuple = (64, 64),
                  seed: int = 0, camera_fail_after: int | None = None):
         self.task_name, self.seed = task, seed
@@ -58,6 +60,12 @@ class SimTwinRobot(Robot):
         """Servo targets := current joints. Twin time only advances with commands, so the arm stays put; no
         physics step or rendering here, which keeps it safe to call from the watchdog thread."""
         self.env.hold_position()
+
+    def _limit_gripper_force(self, newtons: float) -> float:
+        return self.env.limit_gripper_force(newtons)
+
+    def _read_gripper_force(self) -> float:
+        return float(self.env.gripper_force()[0])
 
     @property
     def task_success(self) -> bool:

@@ -3,6 +3,8 @@ with a clear outcome, and every frame recorded before it is in a readable datase
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -28,12 +30,13 @@ def policy_dir(tmp_path_factory):
     return path
 
 
-def deploy(tmp_path, policy_dir, **overrides):
+def deploy(tmp_path, policy_dir, key_fd=None, **overrides):
     robot = {"type": "sim_twin", "task": "Reach", "cameras": ["front"], "image_size": [32, 32]}
     robot |= overrides.pop("robot", {})
-    cfg = DeployConfig(policy_path=policy_dir, robot=robot, control_hz=100.0, max_steps=12,
-                       record=str(tmp_path / "rollouts"), stop_on_success=False, **overrides)
-    report = run_deployment(cfg)[-1]
+    overrides = {"max_steps": 12} | overrides
+    cfg = DeployConfig(policy_path=policy_dir, robot=robot, control_hz=100.0, record=str(tmp_path / "rollouts"),
+                       stop_on_success=False, **overrides)
+    report = run_deployment(cfg, key_fd=key_fd)[-1]
     dataset = LeRobotDataset(str(tmp_path / "rollouts")) if report.frames_recorded else None
     return report, dataset
 
@@ -124,6 +127,67 @@ def test_sigint_is_an_estop_that_keeps_the_recording(tmp_path, policy_dir, monke
     report, dataset = deploy(tmp_path, policy_dir)
     assert "SIGINT" in report.outcome and report.interventions["estop"] == 1
     assert len(dataset) == 6  # the command being computed when Ctrl-C came is never sent
+
+
+def test_an_estop_key_stops_and_keeps_the_recording(tmp_path, policy_dir, monkeypatch):
+    read_end, write_end = os.pipe()
+    original = MLPPolicy.select_action
+    calls = []
+
+    def press_q_on_fifth(self, obs):
+        calls.append(1)
+        if len(calls) == 5:
+            os.write(write_end, b"q")
+        return original(self, obs)
+
+    monkeypatch.setattr(MLPPolicy, "select_action", press_q_on_fifth)
+    try:
+        report, dataset = deploy(tmp_path, policy_dir, key_fd=read_end, max_steps=500)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert "e-stop (key 'q')" in report.outcome and report.interventions["estop"] == 1
+    assert 4 <= report.steps < 500 and len(dataset) == report.steps
+
+
+def cli(args, policy_dir, tmp_path, interrupt_when_recording=False):
+    """Run ``embodied-deploy`` as a user would; returns (exit code, stderr, stdout)."""
+    command = [sys.executable, "-m", "embodied.cli.deploy", f"policy_path={policy_dir}", "robot.task=Reach",
+               "robot.cameras=[front]", "robot.image_size=[32,32]", "stop_on_success=false",
+               f"record={tmp_path / 'rollouts'}", f"hydra.run.dir={tmp_path / 'hydra'}", *args]
+    env = os.environ | {"OMP_NUM_THREADS": "1", "MUJOCO_GL": "egl"}
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+    if interrupt_when_recording:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "rollouts" / "meta").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=180)
+    return process.returncode, stderr, stdout
+
+
+def test_cli_exits_with_a_clear_message_after_a_fault(tmp_path, policy_dir):
+    code, stderr, stdout = cli(["robot.camera_fail_after=4", "max_steps=50"], policy_dir, tmp_path)
+    assert code == 1, stderr
+    assert "embodied-deploy: stopped safely (safety_stop: robot error: CameraTimeout" in stderr
+    assert "held and disconnected" in stderr and "frames recorded 4" in stdout
+    assert len(LeRobotDataset(str(tmp_path / "rollouts"))) == 4
+
+
+def test_cli_sigint_stops_safely_and_keeps_the_recording(tmp_path, policy_dir):
+    code, stderr, stdout = cli(["max_steps=100000", "control_hz=20"], policy_dir, tmp_path,
+                               interrupt_when_recording=True)
+    assert code == 1, stderr
+    assert "stopped safely (safety_stop: operator e-stop (SIGINT))" in stderr
+    recorded = int(stdout.split("frames recorded ")[1].split(";")[0])
+    assert recorded >= 1 and len(LeRobotDataset(str(tmp_path / "rollouts"))) == recorded
+
+
+def test_cli_rejects_a_bad_value_by_name(tmp_path, policy_dir):
+    code, stderr, _ = cli(["control_hz=-5"], policy_dir, tmp_path)
+    assert code == 1 and "control_hz must be in (0, 1000], got -5.0" in stderr
 
 
 def test_temporal_ensembling_averages_overlapping_predictions():

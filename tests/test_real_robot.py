@@ -72,7 +72,7 @@ class FakeFranky(types.ModuleType):
 
     def __init__(self):
         super().__init__("franky")
-        self.moves, self.stops, self.gripper_moves = [], [], []
+        self.moves, self.stops, self.gripper_moves, self.grasps = [], [], [], []
         fake = self
 
         class JointMotion:
@@ -100,6 +100,9 @@ class FakeFranky(types.ModuleType):
             def move_async(self, width, speed):
                 fake.gripper_moves.append((width, speed))
 
+            def grasp_async(self, width, speed, force, epsilon_inner=0.005, epsilon_outer=0.005):
+                fake.grasps.append((width, speed, force))
+
         self.JointMotion, self.Robot, self.Gripper = JointMotion, Robot, Gripper
 
 
@@ -111,6 +114,11 @@ def test_franka_driver_with_a_franky_fake(monkeypatch):
         robot.send_action(np.array([0.1, 0, 0, -2.0, 0, 2.0, 0.8, 0.0]))
         assert fake.moves[-1] == ([0.1, 0, 0, -2.0, 0, 2.0, 0.8], True)
         assert fake.gripper_moves[-1][0] == pytest.approx(0.0)
+        robot.send_action(np.array([0.1, 0, 0, -2.0, 0, 2.0, 0.8, 1.0]))  # open: a plain move
+        assert fake.gripper_moves[-1][0] == pytest.approx(0.08) and not fake.grasps
+        assert robot.limit_gripper_force(12.0) == 12.0  # the guard's cap lowers the configured 20 N
+        robot.send_action(np.array([0.1, 0, 0, -2.0, 0, 2.0, 0.8, 0.2]))  # close: a force-capped grasp
+        assert fake.grasps[-1] == (pytest.approx(0.016), 0.05, 12.0)
     assert fake.stops
 
 
@@ -194,6 +202,76 @@ def test_camera_that_stops_delivering_frames_stops_safely():
         for _ in range(10):
             guard.step(hold_here)
     assert not robot.is_connected
+
+
+def test_gripper_force_is_capped_in_the_driver_and_closing_stops_at_the_limit(twin):
+    guard = guard_for(twin, max_gripper_force=10.0)
+    assert twin.observation_features["gripper_force"] == (1,)
+    guard.engage()
+    guard.stop_watchdog()
+    assert guard.gripper_force_cap == 10.0
+    np.testing.assert_allclose(twin.env.batch.expand("actuator_forcerange")[0, twin.env.finger_actuators],
+                               [[-10, 10], [-10, 10]])
+    q = twin.get_observation()["joint_positions"]
+    with mock.patch.object(twin, "_read_gripper_force", return_value=9.8):  # squeezing at the limit
+        opening = twin.get_observation()["gripper"][0]
+        sent = guard.step(np.concatenate([q, [0.0]]))
+        assert sent[-1] == pytest.approx(opening) and guard.counters["gripper_force_limited"] == 1
+        assert guard.step(np.concatenate([q, [1.0]]))[-1] == pytest.approx(1.0)  # opening is always allowed
+    sent = guard.step(np.concatenate([q, [0.6]]))  # force below the limit: closing allowed (step-limited)
+    assert sent[-1] == pytest.approx(0.6) and guard.counters["gripper_force_limited"] == 1
+
+
+def test_a_robot_whose_gripper_cannot_be_capped_is_reported(caplog):
+    robot = make_robot({"type": "sim_twin", "task": "Reach", "cameras": ()})
+    with robot, mock.patch.object(robot, "_limit_gripper_force", return_value=None):
+        guard = guard_for(robot)
+        guard.engage()
+        guard.stop_watchdog()
+    assert guard.gripper_force_cap is None and "cannot cap its gripper force" in caplog.text
+
+
+def test_a_key_is_an_estop(twin):
+    from real_robot.estop import KeyEStop
+
+    guard = guard_for(twin)
+    read_end, write_end = os.pipe()
+    try:
+        with KeyEStop(guard.request_stop, keys=" q", fd=read_end) as estop:
+            os.write(write_end, b"xq")  # x is not a stop key
+            deadline = time.monotonic() + 2.0
+            while estop.triggered is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert estop.triggered == "q"
+        with pytest.raises(SafetyStop, match="key 'q'"):
+            guard.step(np.concatenate([np.zeros(7), [1.0]]))
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert guard.counters["estop"] == 1 and not twin.is_connected
+
+
+def test_opencv_camera_reads_rgb_frames_until_the_stream_ends(tmp_path):
+    from embodied.data.video import encode_video
+    from real_robot.camera import CameraTimeout, make_camera
+
+    frames = np.zeros((5, 48, 64, 3), np.uint8)
+    frames[..., 0] = 200  # red: a BGR/RGB mix-up would show up as blue
+    path = str(tmp_path / "stream.mp4")
+    encode_video(frames, path, fps=30)
+    camera = make_camera({"type": "opencv", "index": path, "width": 32, "height": 24, "timeout_s": 0.2})
+    with pytest.raises(DeviceNotConnectedError):
+        camera.read()
+    camera.connect()
+    for _ in range(5):
+        frame = camera.read()
+        assert frame.shape == (24, 32, 3) and frame.dtype == np.uint8
+        assert frame[..., 0].mean() > 150 and frame[..., 2].mean() < 50
+    with pytest.raises(CameraTimeout, match="no frame within 0.2 s"):
+        camera.read()  # the stream ended: a camera that stops delivering frames
+    camera.disconnect()
+    with pytest.raises(ConnectionError, match="cannot open camera"):
+        make_camera({"type": "opencv", "index": str(tmp_path / "missing.mp4")}).connect()
 
 
 def test_sigint_is_an_estop(twin):

@@ -5,8 +5,9 @@ Examples:
   embodied-deploy policy_path=runs/PushCube_ppo/final_policy robot.task=PushCube episodes=5
   embodied-deploy control_hz=30 temporal_ensemble=0.01 record=datasets/real_rollouts
   embodied-deploy robot='{type: franka, host: 172.16.0.2}' controller=ee_delta_pos safety.max_relative_target=0.05
-Ctrl-C is an e-stop: the arm holds, the robot disconnects, recorded frames are saved. Prints loop timing
-(p50/p99 period, jitter) and every safety intervention.
+Ctrl-C, and space, q or Esc in the terminal (estop_keys=...), are e-stops: the arm holds, the robot
+disconnects, recorded frames are saved, and the process exits 1 with the reason. The gripper force is capped
+at safety.max_gripper_force newtons. Prints loop timing (p50/p99 period, jitter) and every safety intervention.
 """
 
 from __future__ import annotations

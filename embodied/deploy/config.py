@@ -21,6 +21,7 @@ class DeployConfig:
     record: str = ""  # LeRobot dataset directory to append every episode to; empty: no recording
     safety: dict = field(default_factory=dict)  # SafetyLimits overrides, e.g. {max_relative_target: 0.05}
     stop_on_success: bool = True
+    estop_keys: str = " q\x1b"  # keys that e-stop like Ctrl-C (space, q, Esc) when stdin is a terminal; "" = off
 
 
 def validate_deploy(cfg: DeployConfig) -> None:

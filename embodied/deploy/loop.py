@@ -53,10 +53,10 @@ class DeployLoop:
         self.policy.reset()
         if self.ensembler is not None:
             self.ensembler.reset()
-        self.guard.start_watchdog()
         next_tick = time.perf_counter()
         last_tick = None
         try:
+            self.guard.engage()  # gripper force cap + watchdog
             while report.steps < self.max_steps:
                 robot_obs = self.guard.observe()
                 obs = self.observe(robot_obs)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 
 import numpy as np
 
@@ -12,6 +14,7 @@ from embodied.deploy.loop import DeployLoop, EpisodeReport
 from embodied.deploy.mapping import ActionMapper, ObservationBuilder, TemporalEnsembler
 from policies import from_pretrained
 from real_robot import make_robot
+from real_robot.estop import KeyEStop
 from real_robot.safety import SafetyGuard, SafetyLimits
 from sims.mujoco.kinematics import ArmKinematics
 
@@ -79,20 +82,37 @@ def build_session(cfg: DeployConfig):
     return robot, guard, loop, recorder, success
 
 
-def run_deployment(cfg: DeployConfig) -> list[EpisodeReport]:
-    """Run ``cfg.episodes`` episodes; stops early on a safety stop. Recorded frames are saved after each episode."""
+def key_estop(cfg: DeployConfig, guard: SafetyGuard, key_fd: int | None):
+    """A key e-stop on ``key_fd`` (default: stdin when it is a terminal), or a no-op context."""
+    if key_fd is None and sys.stdin is not None and sys.stdin.isatty():
+        key_fd = sys.stdin.fileno()
+    if not cfg.estop_keys or key_fd is None:
+        return contextlib.nullcontext()
+    return KeyEStop(guard.request_stop, cfg.estop_keys, fd=key_fd)
+
+
+def run_deployment(cfg: DeployConfig, key_fd: int | None = None) -> list[EpisodeReport]:
+    """Run ``cfg.episodes`` episodes; stops early on a safety stop. Recorded frames are saved after each episode.
+
+    Ctrl-C and the ``cfg.estop_keys`` (read from ``key_fd``, default the terminal) are e-stops.
+    """
     robot, guard, loop, recorder, success = build_session(cfg)
     guard.install_sigint()
     reports = []
     try:
-        for _ in range(cfg.episodes):
-            report = loop.run_episode(success)
-            if recorder is not None:
-                recorder.end_episode()
-            reports.append(report)
-            if report.outcome.startswith(("safety_stop", "nan_action")):
-                break
+        with key_estop(cfg, guard, key_fd):
+            _run_episodes(cfg, loop, recorder, success, reports)
     finally:
         guard.restore_sigint()
         robot.disconnect()
     return reports
+
+
+def _run_episodes(cfg, loop, recorder, success, reports) -> None:
+    for _ in range(cfg.episodes):
+        report = loop.run_episode(success)
+        if recorder is not None:
+            recorder.end_episode()
+        reports.append(report)
+        if report.outcome.startswith(("safety_stop", "nan_action")):
+            break

@@ -1,4 +1,8 @@
-"""Franka Panda / FR3 through franky (``franky-panda``): asynchronous JointMotion targets and the Franka Hand."""
+"""Franka Panda / FR3 through franky (``franky-panda``): asynchronous JointMotion targets and the Franka Hand.
+
+Opening moves the hand (``move_async``); closing grasps (``grasp_async``) with a force cap, so the hand never
+squeezes harder than ``gripper_force`` (further lowered by the safety guard's ``max_gripper_force``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from real_robot.robot import Robot, register_robot, require_sdk
 from sims.mujoco.arm_model import PANDA_JOINT_LIMITS
 
 HAND_MAX_WIDTH = 0.08  # metres between the fingers when open
+HAND_MAX_FORCE = 70.0  # newtons, the Franka Hand's continuous grasp force
+GRASP_EPSILON = HAND_MAX_WIDTH  # a grasp counts at any final width: the object size is not known
 
 
 @register_robot("franka")
@@ -21,7 +27,7 @@ class FrankaRobot(Robot):
         self.host = host
         self.relative_dynamics_factor = relative_dynamics_factor
         self.gripper_speed = gripper_speed
-        self.gripper_force = gripper_force  # franky grasp force cap (N)
+        self.gripper_force = min(gripper_force, HAND_MAX_FORCE)  # grasp force cap (N)
         self.robot = self.gripper = None
         self._franky = None
         self._last_gripper = None
@@ -43,8 +49,17 @@ class FrankaRobot(Robot):
     def _write_targets(self, joints, gripper):
         self.robot.move(self._franky.JointMotion(list(map(float, joints))), asynchronous=True)
         if self._last_gripper is None or abs(gripper - self._last_gripper) > 0.05:  # avoid flooding the hand
-            self.gripper.move_async(gripper * HAND_MAX_WIDTH, self.gripper_speed)
+            width = gripper * HAND_MAX_WIDTH
+            if self._last_gripper is not None and gripper < self._last_gripper:
+                self.gripper.grasp_async(width, self.gripper_speed, self.gripper_force,
+                                         epsilon_inner=GRASP_EPSILON, epsilon_outer=GRASP_EPSILON)
+            else:
+                self.gripper.move_async(width, self.gripper_speed)
             self._last_gripper = gripper
+
+    def _limit_gripper_force(self, newtons: float) -> float:
+        self.gripper_force = min(self.gripper_force, newtons)
+        return self.gripper_force
 
     def _hold(self) -> None:
         self.robot.stop()

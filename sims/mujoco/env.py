@@ -110,6 +110,8 @@ class MujocoTabletopEnv(BatchedEnv):
         self.mocap_pos = self.batch.bind("mocap_pos")
         self.site_xpos = self.batch.bind("site_xpos")
         self.site_xmat = self.batch.bind("site_xmat")
+        self.actuator_force = self.batch.bind("actuator_force")
+        self.finger_actuators = np.array([m.actuator(f"act_{n}").id for n in arm_model.FINGER_JOINT_NAMES])
 
     # ----------------------------------------------------------------- BatchedEnv hooks
     def _reset_worlds(self, env_ids, rngs) -> None:
@@ -166,6 +168,18 @@ class MujocoTabletopEnv(BatchedEnv):
         """Set the arm servos' targets to the current joint positions (no physics step, no rendering)."""
         ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids)
         self.ctrl[ids, :7] = self.qpos[ids][:, self.arm_qpos]
+
+    def limit_gripper_force(self, newtons: float) -> float:
+        """Cap every finger servo's force at ``newtons`` (never above the model's own range); returns the cap."""
+        model_max = float(np.abs(self.model.actuator_forcerange[self.finger_actuators]).max())
+        applied = min(float(newtons), model_max)
+        forcerange = self.batch.expand("actuator_forcerange")
+        forcerange[:, self.finger_actuators] = (-applied, applied)
+        return applied
+
+    def gripper_force(self) -> np.ndarray:
+        """The largest finger servo force magnitude per world [N] (newtons)."""
+        return np.abs(self.actuator_force[:, self.finger_actuators]).max(axis=1)
 
     def scene_view(self) -> SceneView:
         """The current world state of every env as arrays that tasks and experts read."""
