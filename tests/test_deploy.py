@@ -2,6 +2,7 @@
 with a clear outcome, and every frame recorded before it is in a readable dataset)."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -150,14 +151,15 @@ def test_an_estop_key_stops_and_keeps_the_recording(tmp_path, policy_dir, monkey
     assert 4 <= report.steps < 500 and len(dataset) == report.steps
 
 
-def cli(args, policy_dir, tmp_path, interrupt_when_recording=False):
-    """Run ``embodied-deploy`` as a user would; returns (exit code, stderr, stdout)."""
-    command = [sys.executable, "-m", "embodied.cli.deploy", f"policy_path={policy_dir}", "robot.task=Reach",
-               "robot.cameras=[front]", "robot.image_size=[32,32]", "stop_on_success=false",
-               f"record={tmp_path / 'rollouts'}", f"hydra.run.dir={tmp_path / 'hydra'}", *args]
+def cli(args, policy_dir, tmp_path, prelude="", interrupt_when_recording=False):
+    """Run ``embodied-deploy`` as a user would, after ``prelude`` (fault injection); (exit code, stderr, stdout)."""
+    overrides = [f"policy_path={policy_dir}", "robot.task=Reach", "robot.cameras=[front]", "robot.image_size=[32,32]",
+                 "stop_on_success=false", "control_hz=100", f"record={tmp_path / 'rollouts'}",
+                 f"hydra.run.dir={tmp_path / 'hydra'}", *args]
+    program = f"{prelude}\nfrom embodied.cli.deploy import main\nmain()"
     env = os.environ | {"OMP_NUM_THREADS": "1", "MUJOCO_GL": "egl"}
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=env)
+    process = subprocess.Popen([sys.executable, "-c", program, *overrides], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     if interrupt_when_recording:
         deadline = time.monotonic() + 120
         while not (tmp_path / "rollouts" / "meta").exists() and time.monotonic() < deadline:
@@ -168,12 +170,51 @@ def cli(args, policy_dir, tmp_path, interrupt_when_recording=False):
     return process.returncode, stderr, stdout
 
 
-def test_cli_exits_with_a_clear_message_after_a_fault(tmp_path, policy_dir):
-    code, stderr, stdout = cli(["robot.camera_fail_after=4", "max_steps=50"], policy_dir, tmp_path)
-    assert code == 1, stderr
-    assert "embodied-deploy: stopped safely (safety_stop: robot error: CameraTimeout" in stderr
-    assert "held and disconnected" in stderr and "frames recorded 4" in stdout
-    assert len(LeRobotDataset(str(tmp_path / "rollouts"))) == 4
+CALL_COUNTER = "import itertools, time, numpy, torch\ncalls = itertools.count(1)\n"
+NAN_AFTER_THREE = CALL_COUNTER + """from policies.mlp import MLPPolicy
+MLPPolicy.select_action = lambda self, obs: torch.full((1, 4), float("nan") if next(calls) > 3 else 0.0)
+"""
+SDK_ERROR_ON_SIXTH = CALL_COUNTER + """from real_robot.sim_twin import SimTwinRobot
+original = SimTwinRobot._write_targets
+def write(self, joints, gripper):
+    if next(calls) == 6:
+        raise ConnectionResetError("controller closed the socket")
+    return original(self, joints, gripper)
+SimTwinRobot._write_targets = write
+"""
+ONE_RADIAN_JUMP = """import numpy
+from embodied.deploy.mapping import ActionMapper
+ActionMapper.__call__ = lambda self, action, q: numpy.concatenate([q + 1.0, [1.0]])
+"""
+STALL_ONCE = CALL_COUNTER + """from policies.mlp import MLPPolicy
+original = MLPPolicy.select_action
+def stall(self, obs):
+    if next(calls) == 4:
+        time.sleep(0.4)
+    return original(self, obs)
+MLPPolicy.select_action = stall
+"""
+
+
+@pytest.mark.parametrize("prelude, args, code, message", [
+    ("", ["robot.camera_fail_after=4"], 1,
+     "stopped safely (safety_stop: robot error: CameraTimeout: SimCamera delivered no frame"),
+    (NAN_AFTER_THREE, [], 1, "stopped safely (nan_action: the policy produced a non-finite action"),
+    (SDK_ERROR_ON_SIXTH, [], 1, "stopped safely (safety_stop: robot error: ConnectionResetError: controller "
+                                "closed the socket)"),
+    (ONE_RADIAN_JUMP, ["+safety.max_relative_target=0.05"], 0, r"'step_limited': 12\b"),
+    (STALL_ONCE, ["+safety.watchdog_s=0.1"], 0, r"'watchdog_holds': [1-9]"),
+    ("", ["control_hz=-5"], 1, "control_hz must be in (0, 1000], got -5.0"),
+], ids=["camera", "nan", "sdk_error", "jump", "stall", "bad_value"])
+def test_cli_ends_every_fault_with_a_clear_message(tmp_path, policy_dir, prelude, args, code, message):
+    returncode, stderr, stdout = cli(["max_steps=12", *args], policy_dir, tmp_path, prelude)
+    assert returncode == code, stderr
+    assert re.search(message if not code else re.escape(message), stderr if code else stdout)
+    if "control_hz" not in message:
+        recorded = int(stdout.split("frames recorded ")[1].split(";")[0])
+        assert len(LeRobotDataset(str(tmp_path / "rollouts"))) == recorded > 0
+    if code:
+        assert "the robot was held and disconnected" in stderr or "control_hz" in message
 
 
 def test_cli_sigint_stops_safely_and_keeps_the_recording(tmp_path, policy_dir):
@@ -183,11 +224,6 @@ def test_cli_sigint_stops_safely_and_keeps_the_recording(tmp_path, policy_dir):
     assert "stopped safely (safety_stop: operator e-stop (SIGINT))" in stderr
     recorded = int(stdout.split("frames recorded ")[1].split(";")[0])
     assert recorded >= 1 and len(LeRobotDataset(str(tmp_path / "rollouts"))) == recorded
-
-
-def test_cli_rejects_a_bad_value_by_name(tmp_path, policy_dir):
-    code, stderr, _ = cli(["control_hz=-5"], policy_dir, tmp_path)
-    assert code == 1 and "control_hz must be in (0, 1000], got -5.0" in stderr
 
 
 def test_temporal_ensembling_averages_overlapping_predictions():
