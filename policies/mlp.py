@@ -83,7 +83,9 @@ class MLPPolicy(Policy):
         feature = {"state": "observation.state", "privileged": "observation.environment_state"}
         missing = [feature[k] for k in self.obs_keys if feature[k] not in stats]
         if missing:
-            raise KeyError(f"dataset statistics lack {missing}, which this policy's obs_keys {self.obs_keys} need")
+            raise KeyError(f"dataset statistics lack {missing}, which this policy's obs_keys {self.obs_keys} need; "
+                           "datasets recorded on robots (teleop, deploy) have no privileged state: train with "
+                           "policy.obs_keys=[state]")
         mean = torch.cat([torch.as_tensor(stats[feature[k]]["mean"]).flatten() for k in self.obs_keys]).float()
         std = torch.cat([torch.as_tensor(stats[feature[k]]["std"]).flatten() for k in self.obs_keys]).float()
         with torch.no_grad():

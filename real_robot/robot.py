@@ -9,46 +9,31 @@ from __future__ import annotations
 
 import abc
 import importlib
-import importlib.util
-import pkgutil
-from typing import Callable
 
 import numpy as np
 
 from real_robot.camera import Camera, make_camera
 from real_robot.errors import DeviceAlreadyConnectedError, DeviceNotConnectedError
+from real_robot.registry import Registry
 
-ROBOTS: dict[str, Callable[..., "Robot"]] = {}
-DRIVER_PACKAGE = "real_robot.drivers"  # robot type <name> is registered by module real_robot/drivers/<name>.py
+# robot type <name>: real_robot/drivers/<name>.py, except the sim twin
+ROBOT_REGISTRY = Registry("robot", "real_robot.drivers", "robot_type", modules={"sim_twin": "real_robot.sim_twin"})
+ROBOTS = ROBOT_REGISTRY.classes
 
 
 def register_robot(name: str):
     """Class decorator: make a robot selectable by ``robot.type: <name>`` in config."""
-    def wrap(cls):
-        ROBOTS[name] = cls
-        cls.robot_type = name
-        return cls
-    return wrap
+    return ROBOT_REGISTRY.register(name)
 
 
 def make_robot(config: dict) -> "Robot":
-    """Build the robot named by ``config['type']`` with the remaining keys as keyword arguments."""
-    config = dict(config)
-    kind = config.pop("type", "sim_twin")
-    if kind not in ROBOTS:
-        module = "real_robot.sim_twin" if kind == "sim_twin" else f"{DRIVER_PACKAGE}.{kind}"
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module)
-    if kind not in ROBOTS:
-        raise KeyError(f"unknown robot type {kind!r}; available: {available_robots()}")
-    return ROBOTS[kind](**config)
+    """Build the robot named by ``config['type']`` (default sim_twin) with the remaining keys as arguments."""
+    return ROBOT_REGISTRY.build(config, default="sim_twin")
 
 
 def available_robots() -> list[str]:
     """Every robot type: the sim twin and one per module in real_robot/drivers/."""
-    package = importlib.import_module(DRIVER_PACKAGE)
-    drivers = [m.name for m in pkgutil.iter_modules(package.__path__)]
-    return sorted(set(drivers) | set(ROBOTS) | {"sim_twin"})
+    return ROBOT_REGISTRY.available()
 
 
 def require_sdk(module: str, extra: str = "real"):
@@ -158,6 +143,10 @@ class Robot(abc.ABC):
         """Stop moving and hold the current position (used by the safety guard)."""
         if self._connected:
             self._hold()
+
+    def reset_scene(self, seed: int | None = None) -> bool:
+        """Reset the task scene; False when a person has to do it (every real robot)."""
+        return False
 
     def limit_gripper_force(self, newtons: float) -> float | None:
         """Cap the gripper's squeezing force; returns the cap applied, or None when this gripper cannot be capped."""

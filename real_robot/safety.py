@@ -58,11 +58,16 @@ class SafetyGuard:
         self._watchdog_stop = threading.Event()
         self._previous_sigint = None
         self.gripper_force_cap: float | None = None  # what the driver applied; None: its SDK takes no limit
+        self._last_gripper_command: float | None = None  # the gripper's rate limit and force rule start here
+        self._warned: set[str] = set()  # interventions already logged at WARNING this episode
 
     # ----------------------------------------------------------------------------------------- counting
     def _intervene(self, kind: str, message: str) -> None:
+        """Count an intervention; the first of each kind per episode is a warning, repeats are debug lines."""
         self.counters[kind] += 1
-        log.warning("safety: %s (%s)", message, kind)
+        level = logging.DEBUG if kind in self._warned else logging.WARNING
+        self._warned.add(kind)
+        log.log(level, "safety: %s (%s)", message, kind)
 
     # -------------------------------------------------------------------------------------------- step
     def observe(self) -> dict:
@@ -119,18 +124,22 @@ class SafetyGuard:
                 self._intervene("workspace_rejected", f"target tool position {np.round(tool, 3)} leaves the workspace")
                 return None
         grip = float(np.clip(action[n], 0.0, 1.0))
-        grip_limited = gripper + float(np.clip(grip - gripper, -lim.max_gripper_step, lim.max_gripper_step))
+        base = gripper if self._last_gripper_command is None else self._last_gripper_command  # what was commanded
+        grip_limited = base + float(np.clip(grip - base, -lim.max_gripper_step, lim.max_gripper_step))
         if abs(grip_limited - grip) > 1e-9:
             self._intervene("gripper_limited", "gripper change limited")
         squeezing_at_limit = gripper_force is not None and float(gripper_force[0]) >= 0.95 * lim.max_gripper_force
-        if squeezing_at_limit and grip_limited < gripper:
+        if squeezing_at_limit and grip_limited < base:
             self._intervene("gripper_force_limited", f"gripper force {float(gripper_force[0]):.1f} N at the "
                                                      f"{lim.max_gripper_force} N limit: not closing further")
-            grip_limited = gripper
+            grip_limited = base
+        self._last_gripper_command = grip_limited
         return np.concatenate([limited, [grip_limited]])
 
     def engage(self) -> None:
         """Before an episode: cap the gripper force in the driver and start the watchdog."""
+        self._last_gripper_command = None
+        self._warned.clear()
         try:
             self.gripper_force_cap = self.robot.limit_gripper_force(self.limits.max_gripper_force)
         except Exception as error:  # an SDK that refuses the limit must not leave an uncapped gripper running

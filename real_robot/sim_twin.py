@@ -10,17 +10,21 @@ from sims.mujoco.arm_model import FINGER_MAX_OPENING
 from sims.mujoco.controllers import JOINT_HIGH, JOINT_LOW
 
 MAX_JOINT_STEP = 0.1  # rad per control step: the joint_delta controller's scale
+BASE_TIMESTEP = 0.005  # physics step (s) the tasks are tuned for; adjusted slightly so any control rate fits
 
 
 @register_robot("sim_twin")
 class SimTwinRobot(Robot):
-    """One world of a task env driven by absolute joint targets, at the env's control rate (20 Hz default)."""
+    """One world of a task env driven by absolute joint targets; each command advances the physics by one
+    control period, ``1 / control_hz`` (20 Hz default)."""
 
     measures_gripper_force = True  # the finger servos' force, like a gripper reporting its motor current
 
     def __init__(self, task: str = "PickCube", cameras: tuple = ("front",), image_size: tuple = (64, 64),
-                 seed: int = 0, camera_fail_after: int | None = None):
-        self.task_name, self.seed = task, seed
+                 seed: int = 0, camera_fail_after: int | None = None, control_hz: float = 20.0):
+        if control_hz <= 0:
+            raise ValueError(f"control_hz must be > 0, got {control_hz}")
+        self.task_name, self.seed, self.control_hz = task, seed, control_hz
         self.camera_names, self.image_size = tuple(cameras), tuple(image_size)
         sim_cameras = {name: SimCamera(self._frame_source(name), image_size[1], image_size[0],
                                        fail_after=camera_fail_after) for name in cameras}
@@ -35,9 +39,17 @@ class SimTwinRobot(Robot):
     def _connect(self) -> None:
         from sims import make_env
 
+        substeps = max(1, round(1.0 / (self.control_hz * BASE_TIMESTEP)))
         self.env = make_env(task=self.task_name, num_envs=1, controller="joint_delta", cameras=self.camera_names,
-                            image_size=self.image_size, autoreset=False, max_episode_steps=10**9)
+                            image_size=self.image_size, autoreset=False, max_episode_steps=10**9,
+                            control_hz=self.control_hz, timestep=1.0 / (self.control_hz * substeps), num_threads=1)
         self.last_obs, self.last_info = self.env.reset(seed=self.seed)
+
+    def reset_scene(self, seed: int | None = None) -> bool:
+        """Start a new episode of the task (a fresh scene drawn from ``seed``)."""
+        self._require_connected()
+        self.last_obs, self.last_info = self.env.reset(seed=self.seed if seed is None else seed)
+        return True
 
     def _disconnect(self) -> None:
         self.env.close()

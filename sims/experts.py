@@ -15,11 +15,13 @@ class WaypointExpert:
     Call ``act()`` after every reset or step; envs whose episode just started (elapsed step 0) are re-planned.
     """
 
-    def __init__(self, env: MujocoTabletopEnv, gain: float = 1.0):
-        if not isinstance(env.controller, EndEffectorController):
+    def __init__(self, env: MujocoTabletopEnv, gain: float = 1.0, controller: EndEffectorController | None = None):
+        """``controller``: the end-effector controller whose action space to emit (default: the env's own)."""
+        self.controller = controller if controller is not None else env.controller
+        if not isinstance(self.controller, EndEffectorController):
             raise ValueError(
                 f"the scripted expert drives an end-effector controller; this env uses "
-                f"{type(env.controller).__name__}: make the env with controller='ee_delta_pos' or 'ee_delta_pose'"
+                f"{type(self.controller).__name__}: make the env with controller='ee_delta_pos' or 'ee_delta_pose'"
             )
         self.env = env
         self.gain = gain
@@ -56,7 +58,7 @@ class WaypointExpert:
         advance = reached & (self.phase_steps >= min_steps[self.phase]) & (self.phase < len(self.plan) - 1)
         self.phase = np.where(advance, self.phase + 1, self.phase)
         self.phase_steps = np.where(advance, 0, self.phase_steps + 1)
-        controller = env.controller
+        controller = self.controller
         delta = (targets[rows, self.phase] - tcp) / controller.max_translation * self.gain
         speed = np.array([w.speed for w in self.plan])[self.phase][:, None]
         delta *= np.minimum(1.0, speed / np.maximum(np.abs(delta).max(axis=1, keepdims=True), 1e-9))

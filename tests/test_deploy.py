@@ -46,7 +46,8 @@ def test_dry_run_records_every_frame_and_reports_loop_timing(tmp_path, policy_di
     report, dataset = deploy(tmp_path, policy_dir)
     assert report.outcome == "timeout" and report.steps == 12
     assert len(dataset) == 12 and dataset[0]["observation.images.front"].shape == (32, 32, 3)
-    assert dataset[0]["action"].shape == (1, 8)  # a chunk of one: what was sent, 7 joint targets + gripper
+    assert dataset[0]["action.joint_targets"].shape == (8,)  # 7 joint targets + gripper, as sent
+    assert dataset[0]["action"].shape == (1, 4)  # a chunk of one: the same, in the policy ee_delta_pos space
     timing = report.timing()
     assert 5.0 < timing["period_p50_ms"] < 100.0 and timing["period_p99_ms"] >= timing["period_p50_ms"]
 
@@ -71,7 +72,7 @@ def test_a_one_radian_jump_is_limited(tmp_path, policy_dir, monkeypatch):
                         lambda self, action, q: np.concatenate([q + 1.0, [1.0]]))
     report, dataset = deploy(tmp_path, policy_dir, safety={"max_relative_target": 0.05})
     assert report.outcome == "timeout" and report.interventions["step_limited"] == 12
-    sent, states = dataset.columns["action"], dataset.columns["observation.state"]
+    sent, states = dataset.columns["action.joint_targets"], dataset.columns["observation.state"]
     assert np.abs(sent[:, :7] - states[:, :7]).max() <= 0.05 + 1e-5
 
 
@@ -231,3 +232,22 @@ def test_temporal_ensembling_averages_overlapping_predictions():
     first = ensembler(np.array([[0.0], [1.0], [2.0]]))
     second = ensembler(np.array([[10.0], [20.0], [30.0]]))
     assert first.tolist() == [0.0] and second.tolist() == [5.5]  # mean of 1.0 (old) and 10.0 (new)
+
+
+@pytest.mark.parametrize("controller, action", [
+    ("ee_delta_pos", [0.3, -0.2, 0.1, -0.5]),
+    ("ee_delta_pose", [0.3, -0.2, 0.1, 0.2, -0.1, 0.3, 0.5]),
+    ("joint_delta", [0.1, -0.2, 0.3, 0.0, 0.5, -0.4, 0.2, 1.0]),
+])
+def test_sent_commands_map_back_to_the_controller_action(controller, action):
+    from embodied.deploy.mapping import ActionMapper
+    from sims.mujoco.arm_model import PANDA_HOME_QPOS
+    from sims.mujoco.kinematics import ArmKinematics
+
+    mapper = ActionMapper(controller, "sim_twin", 7, ArmKinematics())
+    q = np.asarray(PANDA_HOME_QPOS, dtype=np.float64)
+    sent = mapper(np.array(action), q)
+    recovered = mapper.sent_to_action(sent, q)
+    np.testing.assert_allclose(recovered, action, atol=0.03)  # one damped least-squares IK step is not exact
+    halved = np.concatenate([q + 0.5 * (sent[:7] - q), sent[7:]])  # the guard halved the motion
+    np.testing.assert_allclose(mapper.sent_to_action(halved, q)[:3], 0.5 * np.array(action[:3]), atol=0.03)

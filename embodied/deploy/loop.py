@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from embodied.deploy.rate import FixedRate, period_stats
 from real_robot.errors import SafetyStop
 
 
@@ -23,23 +23,21 @@ class EpisodeReport:
 
     def timing(self) -> dict:
         """p50/p99 loop period and jitter (p99 - p50), milliseconds."""
-        if not self.periods_ms:
-            return {"period_p50_ms": float("nan"), "period_p99_ms": float("nan"), "jitter_ms": float("nan")}
-        p50, p99 = np.percentile(self.periods_ms, [50, 99])
-        return {"period_p50_ms": float(p50), "period_p99_ms": float(p99), "jitter_ms": float(p99 - p50)}
+        return period_stats(self.periods_ms)
 
 
 class DeployLoop:
     """Runs one policy on one guarded robot at ``control_hz``."""
 
     def __init__(self, policy, robot, guard, mapper, observe, control_hz: float, max_steps: int,
-                 ensembler=None, recorder=None):
+                 ensembler=None, recorder=None, instruction: str = ""):
         self.policy, self.robot, self.guard, self.mapper = policy, robot, guard, mapper
         self.observe = observe  # robot observation -> the policy's observation dict (batch of one)
         self.period = 1.0 / control_hz
         self.max_steps = max_steps
         self.ensembler = ensembler
-        self.recorder = recorder  # (policy_obs, robot_obs, policy_action, sent_action) -> None, or None
+        self.recorder = recorder  # an EpisodeRecorder, or None
+        self.instruction = instruction  # the task string recorded with every frame
 
     @torch.no_grad()
     def _policy_action(self, obs: dict) -> np.ndarray:
@@ -53,8 +51,8 @@ class DeployLoop:
         self.policy.reset()
         if self.ensembler is not None:
             self.ensembler.reset()
-        next_tick = time.perf_counter()
-        last_tick = None
+        rate = FixedRate(1.0 / self.period)
+        report.periods_ms = rate.periods_ms
         try:
             self.guard.engage()  # gripper force cap + watchdog
             while report.steps < self.max_steps:
@@ -68,24 +66,18 @@ class DeployLoop:
                     self.guard.step(np.full(self.robot.num_joints + 1, np.nan), robot_obs)  # counted, holds
                     report.outcome = "nan_action: the policy produced a non-finite action; the robot holds"
                     break
-                sent = self.guard.step(self.mapper(action, robot_obs["joint_positions"]), robot_obs)
+                q = robot_obs["joint_positions"]
+                sent = self.guard.step(self.mapper(action, q), robot_obs)
                 if self.recorder is not None:
-                    self.recorder(obs, robot_obs, action, sent)
+                    images = {k: v for k, v in robot_obs.items() if k.startswith("images.")}
+                    self.recorder.add(obs["state"][0].numpy(), images, self.mapper.sent_to_action(sent, q), sent,
+                                      action, self.instruction)
                     report.frames_recorded += 1
                 report.steps += 1
                 if success():
                     report.outcome = "success"
                     break
-                next_tick += self.period
-                delay = next_tick - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                else:
-                    next_tick = time.perf_counter()  # overran: do not try to catch up with a burst
-                now = time.perf_counter()
-                if last_tick is not None:
-                    report.periods_ms.append((now - last_tick) * 1e3)
-                last_tick = now
+                rate.wait()
             else:
                 report.outcome = "timeout"
         except SafetyStop as stop:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import mujoco
 import numpy as np
 import torch
 
 from sims.mujoco.arm_model import FINGER_MAX_OPENING
-from sims.mujoco.controllers import ArmState, make_controller
+from sims.mujoco.controllers import ArmState, JointDeltaController, make_controller
 from sims.mujoco.kinematics import ArmKinematics
 
 PANDA_KINEMATICS_ROBOTS = ("sim_twin", "franka")
@@ -30,6 +31,29 @@ class ActionMapper:
                          jacobian=self.kinematics.jacobian(q)[None] if self.controller.needs_jacobian else None)
         arm, finger = self.controller.joint_targets(state, np.clip(action, -1.0, 1.0)[None].astype(np.float64))
         return np.concatenate([arm[0], [finger[0] / FINGER_MAX_OPENING]])
+
+    def sent_to_action(self, sent: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """The robot action actually sent [7 + 1] expressed in the controller's normalised action space [A]:
+        what a dataset records, so a policy trained on it reproduces the motion the arm made (after clamps)."""
+        controller = self.controller
+        if isinstance(controller, JointDeltaController):
+            parts = [(sent[:7] - q) / controller.max_delta]
+        else:
+            pos_now, mat_now = self.kinematics.tool_pose(q)
+            pos_new, mat_new = self.kinematics.tool_pose(sent[:7])
+            parts = [(pos_new - pos_now) / controller.max_translation]
+            if controller.with_rotation:
+                parts.append(rotation_vector(mat_new @ mat_now.T) / controller.max_rotation)
+        parts.append([2.0 * sent[-1] - 1.0])
+        return np.clip(np.concatenate(parts), -1.0, 1.0)
+
+
+def rotation_vector(matrix: np.ndarray) -> np.ndarray:
+    """Axis * angle [3] of a rotation matrix [3, 3]."""
+    quat, vel = np.zeros(4), np.zeros(3)
+    mujoco.mju_mat2Quat(quat, np.ascontiguousarray(matrix, dtype=np.float64).ravel())
+    mujoco.mju_quat2Vel(vel, quat, 1.0)
+    return vel
 
 
 class ObservationBuilder:

@@ -6,12 +6,10 @@ import contextlib
 import os
 import sys
 
-import numpy as np
-
-from embodied.data.writer import LeRobotDatasetWriter
 from embodied.deploy.config import DeployConfig, validate_deploy
 from embodied.deploy.loop import DeployLoop, EpisodeReport
 from embodied.deploy.mapping import ActionMapper, ObservationBuilder, TemporalEnsembler
+from embodied.deploy.recorder import EpisodeRecorder
 from policies import from_pretrained
 from real_robot import make_robot
 from real_robot.estop import KeyEStop
@@ -19,39 +17,12 @@ from real_robot.safety import SafetyGuard, SafetyLimits
 from sims.mujoco.kinematics import ArmKinematics
 
 
-class Recorder:
-    """Appends deployment frames to a LeRobot dataset (created on the first frame); one episode per run."""
-
-    def __init__(self, root: str, fps: float, instruction: str):
-        self.root, self.fps, self.instruction = root, fps, instruction
-        self.writer: LeRobotDatasetWriter | None = None
-
-    def _features(self, obs, robot_obs, policy_action, sent) -> dict:
-        features = {"observation.state": {"dtype": "float32", "shape": [obs["state"].shape[-1]], "names": None},
-                    "action": {"dtype": "float32", "shape": [len(sent)], "names": None},
-                    "policy_action": {"dtype": "float32", "shape": [len(policy_action)], "names": None}}
-        for key, value in robot_obs.items():
-            if key.startswith("images."):
-                features[f"observation.{key}"] = {"dtype": "video", "shape": list(value.shape)}
-        return features
-
-    def __call__(self, obs, robot_obs, policy_action, sent) -> None:
-        if self.writer is None:
-            features = self._features(obs, robot_obs, policy_action, sent)
-            exists = os.path.isfile(os.path.join(self.root, "meta", "info.json"))
-            self.writer = (LeRobotDatasetWriter.resume(self.root, fps=self.fps, features=features) if exists else
-                           LeRobotDatasetWriter.create(self.root, fps=self.fps, features=features,
-                                                       robot_type="embodied_deploy"))
-        frame = {"observation.state": obs["state"][0].numpy().astype(np.float32),
-                 "action": np.asarray(sent, np.float32), "policy_action": np.asarray(policy_action, np.float32)}
-        frame |= {f"observation.{k}": v for k, v in robot_obs.items() if k.startswith("images.")}
-        self.writer.add_frame(frame, self.instruction)
-
-    def end_episode(self) -> int | None:
-        """Save the frames of the episode (also after a fault: nothing recorded is lost); its index."""
-        if self.writer is None or self.writer.episode_length == 0:
-            return None
-        return self.writer.save_episode()
+def make_observer(robot, control_hz: float, cameras: list[str], instruction: str, kinematics: ArmKinematics):
+    """Robot observation -> the policy's observation: the sim twin's own (exactly what training saw), otherwise
+    built from joint readings and cameras."""
+    if robot.robot_type == "sim_twin":
+        return lambda robot_obs: robot.policy_observation()
+    return ObservationBuilder(1.0 / control_hz, cameras, instruction, kinematics)
 
 
 def build_session(cfg: DeployConfig):
@@ -70,14 +41,11 @@ def build_session(cfg: DeployConfig):
     robot.connect()
     is_twin = robot.robot_type == "sim_twin"
     instruction = cfg.instruction or (robot.policy_observation()["instruction"][0] if is_twin else "")
-    if is_twin:
-        observe = lambda robot_obs: robot.policy_observation()  # noqa: E731 - the exact training observation
-    else:
-        observe = ObservationBuilder(1.0 / cfg.control_hz, list(getattr(policy, "cameras", [])), instruction,
-                                     kinematics)
-    recorder = Recorder(cfg.record, cfg.control_hz, instruction) if cfg.record else None
+    observe = make_observer(robot, cfg.control_hz, list(getattr(policy, "cameras", [])), instruction, kinematics)
+    recorder = EpisodeRecorder(cfg.record, cfg.control_hz, "embodied_deploy") if cfg.record else None
     ensembler = TemporalEnsembler(cfg.temporal_ensemble) if cfg.temporal_ensemble is not None else None
-    loop = DeployLoop(policy, robot, guard, mapper, observe, cfg.control_hz, cfg.max_steps, ensembler, recorder)
+    loop = DeployLoop(policy, robot, guard, mapper, observe, cfg.control_hz, cfg.max_steps, ensembler, recorder,
+                      instruction)
     success = (lambda: robot.task_success) if is_twin and cfg.stop_on_success else (lambda: False)
     return robot, guard, loop, recorder, success
 

@@ -1,0 +1,1 @@
+"""Teleoperation data collection: device -> safety guard -> robot, recorded to a LeRobot dataset."""
