@@ -123,7 +123,7 @@ def teleop_config(root, **overrides) -> TeleopConfig:
     robot = {"type": "sim_twin", "task": "PickCube", "cameras": ["front", "wrist"], "image_size": [32, 32]}
     robot |= overrides.pop("robot", {})
     return TeleopConfig(dataset=str(root), robot=robot, device=overrides.pop("device", {"type": "scripted"}),
-                        view="none", **({"episodes": 3} | overrides))
+                        **({"episodes": 3, "view": "none"} | overrides))
 
 
 def test_scripted_teleop_records_a_dataset_that_sft_learns_from(tmp_path):
@@ -180,13 +180,17 @@ class RerecordFirstEpisode(TeleopDevice):
 
 
 def test_rerecord_discards_the_episode_and_records_it_again(tmp_path):
-    root = tmp_path / "teleop"
-    summaries = TeleopSession(teleop_config(root, episodes=2, device={"type": "rerecord_first"},
-                                            instructions=["lift the arm"]), stream=open(os.devnull, "w")).run()
+    import cv2
+
+    root, preview = tmp_path / "teleop", tmp_path / "preview.png"
+    cfg = teleop_config(root, episodes=2, device={"type": "rerecord_first"}, instructions=["lift the arm"],
+                        view="preview", preview_path=str(preview), preview_every_s=0.0)
+    summaries = TeleopSession(cfg, stream=open(os.devnull, "w")).run()
     assert [(s.outcome, s.index) for s in summaries] == [("rerecord", None), ("finish", 0), ("finish", 1)]
     dataset = LeRobotDataset(str(root))
     assert [e["length"] for e in dataset.episodes] == [6, 6] and dataset.task_names == {0: "lift the arm"}
     assert dataset.columns["action"][:, 2].min() > 0  # the recorded action moved the tool up
+    assert cv2.imread(str(preview)).shape == (32, 64, 3)  # headless live view: both cameras side by side
 
 
 def test_a_safety_stop_keeps_the_frames_before_it(tmp_path):
