@@ -11,7 +11,8 @@ from policies.base import Policy, register_policy
 from policies.normalizer import RunningNormalizer
 
 
-def _mlp(sizes: list[int], out_gain: float) -> nn.Sequential:
+def mlp(sizes: list[int], out_gain: float) -> nn.Sequential:
+    """Tanh MLP with orthogonal init; ``out_gain`` scales the last layer (0: it starts at exactly zero)."""
     layers: list[nn.Module] = []
     for i in range(len(sizes) - 1):
         linear = nn.Linear(sizes[i], sizes[i + 1])
@@ -37,8 +38,8 @@ class MLPPolicy(Policy):
         self.chunk_size = int(config.get("chunk_size", 1))
         self.action_dim = action_dim
         self.normalizer = RunningNormalizer(obs_dim)
-        self.actor = _mlp([obs_dim, *hidden, action_dim * self.chunk_size], out_gain=0.01)
-        self.critic = _mlp([obs_dim, *hidden, 1], out_gain=1.0)
+        self.actor = mlp([obs_dim, *hidden, action_dim * self.chunk_size], out_gain=0.01)
+        self.critic = mlp([obs_dim, *hidden, 1], out_gain=1.0)
         self.log_std = nn.Parameter(torch.full((action_dim,), float(config.get("init_log_std", -1.0))))
 
     @classmethod

@@ -5,6 +5,7 @@ Tensors cross this boundary with a leading env dimension N. Observations are a d
   ``privileged``  float32 [N, P]  task state a state-based policy needs (object poses, goals)
   ``rgb``         {camera: uint8 [N, H, W, 3]} when cameras are enabled
   ``instruction`` list[str] of length N
+  ``elapsed``     int64 [N]  control steps since the episode started (0 on the first observation)
 Backends implement four hooks (``_reset_worlds``, ``_advance``, ``_observe``, ``_evaluate``); this class owns
 validation, clipping, episode bookkeeping, automatic resets, reset ids and action chunks.
 """
@@ -120,7 +121,7 @@ class BatchedEnv(abc.ABC):
             self._next_reset_id = max(self._next_reset_id, int(ids.max()) + 1)
         self._reset_subset(np.arange(self.num_envs), ids)
         self._needs_reset = False
-        return self._to_torch(self._observe()), {"reset_ids": torch.from_numpy(self.reset_ids.copy())}
+        return self._to_torch(self._observation()), {"reset_ids": torch.from_numpy(self.reset_ids.copy())}
 
     def step(self, action) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         """Advance every env one control step with ``action`` [N, A].
@@ -143,6 +144,12 @@ class BatchedEnv(abc.ABC):
         return self._run_chunk(self._validate(actions, expect_chunk=True))
 
     # ----------------------------------------------------------------- internals
+    def _observation(self) -> dict:
+        """The backend's observation plus the episode step counter (policies with action chunks use it)."""
+        obs = self._observe()
+        obs["elapsed"] = self._elapsed.copy()
+        return obs
+
     def _reset_subset(self, env_ids: np.ndarray, ids: np.ndarray) -> None:
         self.reset_ids[env_ids] = ids
         self._elapsed[env_ids] = 0
@@ -201,7 +208,7 @@ class BatchedEnv(abc.ABC):
             terminated[ids] = ended_ok | result.failed[ids]
             truncated[ids] = (self._elapsed[ids] >= self.max_episode_steps) & ~terminated[ids]
             active[ids] = ~(terminated[ids] | truncated[ids])
-        obs = self._observe()
+        obs = self._observation()
         done = terminated | truncated
         info = {
             "success": torch.from_numpy(success),
@@ -217,7 +224,7 @@ class BatchedEnv(abc.ABC):
             if self.autoreset:
                 done_ids = np.nonzero(done)[0]
                 self._reset_subset(done_ids, self.next_reset_ids(done_ids.size))
-                obs = self._observe()
+                obs = self._observation()
             else:
                 self._finished |= done
                 self._needs_reset = bool(self._finished.all())
@@ -268,7 +275,7 @@ class BatchedEnv(abc.ABC):
         self.reset_ids[:] = state["reset_ids"].numpy()
         self._needs_reset = bool(state["needs_reset"])
         self._set_world_state(state["world"])
-        return self._to_torch(self._observe())
+        return self._to_torch(self._observation())
 
     def _get_world_state(self) -> dict:
         raise NotImplementedError(f"{type(self).__name__} cannot snapshot its worlds (needed for exact resume)")

@@ -34,6 +34,8 @@ class PolicyConfig:
     # mlp
     hidden: list = field(default_factory=lambda: [256, 256])
     obs_keys: list = field(default_factory=lambda: ["state", "privileged"])
+    # residual (policy=residual, or experiment=residual): correction scale in normalised action units
+    residual_scale: float = 0.1
     # vla: encoders by registry name (mobilenet_v2_imagenet | hf | tiny; minilm | hf | tiny), optional freeze
     cameras: list = field(default_factory=lambda: ["front"])
     vision: dict = field(default_factory=lambda: {"name": "tiny", "freeze": False})
@@ -124,6 +126,7 @@ class TrainConfig:
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     data: DataConfig = field(default_factory=DataConfig)
     resume: bool = False
+    base: str = ""  # policy=residual: the frozen base policy (a save_pretrained directory)
     extra: Any = None
 
 
@@ -161,6 +164,9 @@ def validate(cfg: TrainConfig) -> None:
         (not cfg.data.anchor_weights or len(cfg.data.anchor_weights) == len(cfg.data.anchor_paths),
          "data.anchor_weights needs one weight per data.anchor_paths entry"),
         (cfg.experiment.eval_episodes >= 1, f"experiment.eval_episodes must be >= 1, got {cfg.experiment.eval_episodes}"),
+        (cfg.policy.name != "residual" or cfg.base,
+         "policy=residual (experiment=residual) needs base=<policy directory written by save_pretrained>"),
+        (cfg.policy.residual_scale > 0, f"policy.residual_scale must be > 0, got {cfg.policy.residual_scale}"),
     ]
     for ok, message in checks:
         if not ok:

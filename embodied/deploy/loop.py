@@ -49,6 +49,8 @@ class DeployLoop:
         """Run until success, ``max_steps`` or a safety stop; the robot is held or stopped at the end."""
         report = EpisodeReport()
         self.policy.reset()
+        if hasattr(self.observe, "reset"):
+            self.observe.reset()  # velocities and the episode step counter start again
         if self.ensembler is not None:
             self.ensembler.reset()
         rate = FixedRate(1.0 / self.period)

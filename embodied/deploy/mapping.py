@@ -68,9 +68,12 @@ class ObservationBuilder:
         self.instruction = instruction
         self.kinematics = kinematics
         self.previous_q: np.ndarray | None = None
+        self.elapsed = 0
 
     def reset(self) -> None:
+        """Start a new episode (velocities and the step counter restart)."""
         self.previous_q = None
+        self.elapsed = 0
 
     def __call__(self, robot_obs: dict) -> dict:
         q = robot_obs["joint_positions"]
@@ -78,7 +81,9 @@ class ObservationBuilder:
         self.previous_q = q.copy()
         fingers = np.full(2, robot_obs["gripper"][0] * FINGER_MAX_OPENING)
         state = np.concatenate([q, qd, fingers, self.kinematics.tool_position(q)]).astype(np.float32)
-        obs = {"state": torch.from_numpy(state)[None], "instruction": [self.instruction]}
+        obs = {"state": torch.from_numpy(state)[None], "instruction": [self.instruction],
+               "elapsed": torch.tensor([self.elapsed])}
+        self.elapsed += 1
         if self.cameras:
             obs["rgb"] = {cam: torch.from_numpy(robot_obs[f"images.{cam}"])[None] for cam in self.cameras}
         return obs

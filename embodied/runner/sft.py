@@ -30,7 +30,8 @@ class SFTTrainer(Trainer):
         self.data = DemoStream(list(cfg.data.paths), list(cfg.data.weights), cfg.algo.batch_size,
                                self.policy.chunk_size, cfg.experiment.seed)
         self.policy.set_dataset_stats(self.data.stats)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.algo.learning_rate)
+        trainable = [p for p in self.policy.parameters() if p.requires_grad]  # frozen towers stay out
+        self.optimizer = torch.optim.Adam(trainable, lr=cfg.algo.learning_rate)
         self.output_dir = cfg.experiment.output_dir
         self.iteration = 0
         self.counters = {"env_steps": 0}

@@ -38,7 +38,8 @@ def build_policy(cfg: TrainConfig, env, seed: int):
     if cfg.policy.name not in POLICIES:
         raise KeyError(f"unknown policy.name {cfg.policy.name!r}; available: {sorted(POLICIES)}")
     sample_obs, _ = env.reset(seed=seed)
-    return POLICIES[cfg.policy.name].for_env(as_dict(cfg.policy), env.observation_spec, env.action_spec, sample_obs)
+    config = as_dict(cfg.policy) | {"base": cfg.base}
+    return POLICIES[cfg.policy.name].for_env(config, env.observation_spec, env.action_spec, sample_obs)
 
 
 def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
@@ -58,7 +59,8 @@ class Trainer:
         grouped = cfg.algo.collector == "groups"
         self.env = build_env(cfg, cfg.env.num_envs, autoreset=not grouped)
         self.policy = build_policy(cfg, self.env, cfg.experiment.seed)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.algo.learning_rate, eps=1e-5)
+        trainable = [p for p in self.policy.parameters() if p.requires_grad]  # frozen bases and towers stay out
+        self.optimizer = torch.optim.Adam(trainable, lr=cfg.algo.learning_rate, eps=1e-5)
         self.collector = COLLECTORS[cfg.algo.collector](self.env, self.policy, cfg.algo)
         if cfg.algo.teacher:  # on-policy distillation: the frozen teacher is the reference
             self.reference = from_pretrained(cfg.algo.teacher).eval()

@@ -1,0 +1,127 @@
+"""Residual policy: equals its base at step 0, computes base chunks once per chunk, trains only the correction,
+saves the base inside its checkpoint, wraps a VLA base; and residual PPO improves an SFT base on PickCube."""
+
+import shutil
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+
+from embodied.config.schema import TrainConfig
+from embodied.runner.trainer import Trainer
+from policies import from_pretrained, make_policy
+from policies.mlp import MLPPolicy
+from policies.residual import ResidualPolicy
+from sims import make_env
+
+
+def residual_over(base, env, obs, **config):
+    """A residual policy around ``base`` (saved and reloaded, as the trainer does)."""
+    return ResidualPolicy.for_env({"base": base, **config}, env.observation_spec, env.action_spec, obs)
+
+
+@pytest.fixture
+def pick_env():
+    env = make_env(task="PickCube", num_envs=4)
+    obs, _ = env.reset(seed=0)
+    return env, obs
+
+
+def saved_mlp_base(tmp_path, env, obs, chunk_size=1) -> str:
+    torch.manual_seed(0)
+    base = MLPPolicy.for_env({"hidden": [32], "chunk_size": chunk_size}, env.observation_spec, env.action_spec, obs)
+    with torch.no_grad():
+        base.actor[-1].weight.normal_(0, 0.3)  # a base that actually moves
+    path = str(tmp_path / "base")
+    base.save_pretrained(path)
+    return path
+
+
+def test_combined_policy_equals_the_base_at_step_zero(tmp_path, pick_env):
+    env, obs = pick_env
+    path = saved_mlp_base(tmp_path, env, obs)
+    policy = residual_over(path, env, obs)
+    base = from_pretrained(path)
+    expected = base.deterministic_action(obs)
+    assert torch.equal(policy.deterministic_action(obs), expected)  # exactly: the correction's last layer is 0
+    assert expected.abs().max() > 0.05  # and the base is not trivially zero
+    action, logprob, value = policy.act(policy.cache_features(obs))
+    assert action.shape == (4, 1, 4) and logprob.shape == (4, 1, 4) and value.shape == (4,)
+    np.testing.assert_allclose((action - expected).std().item(), 0.1 * np.exp(-1.0), rtol=0.5)  # scale * std
+
+
+def test_a_chunked_base_runs_once_per_chunk_and_the_correction_every_step(tmp_path, pick_env):
+    env, obs = pick_env
+    path = saved_mlp_base(tmp_path, env, obs, chunk_size=4)
+    policy = residual_over(path, env, obs)
+    calls = []
+    original = policy.base.deterministic_action
+    policy.base.deterministic_action = lambda o: calls.append(1) or original(o)
+    chunk = original(obs)  # [4, 4, A] for the first observation
+    executed = []
+    for step in range(8):
+        cached = policy.cache_features(obs)
+        executed.append(cached["base_action"])
+        if step == 0:
+            assert torch.equal(cached["base_action"], chunk[:, 0])
+        action, _, _ = policy.act(cached)
+        obs, *_ = env.step(action[:, 0])
+    assert len(calls) == 2  # steps 0 and 4
+    assert torch.equal(executed[3], chunk[:, 3])
+
+
+def test_only_the_correction_trains(tmp_path):
+    env = make_env(task="PickCube", num_envs=2)
+    obs, _ = env.reset(seed=0)
+    path = saved_mlp_base(tmp_path, env, obs)
+    cfg = TrainConfig()
+    cfg.env.task, cfg.env.num_envs, cfg.policy.name, cfg.base = "PickCube", 8, "residual", path
+    cfg.algo.rollout_steps, cfg.experiment.total_env_steps = 16, 256
+    cfg.experiment.eval_episodes, cfg.experiment.eval_num_envs, cfg.experiment.progress = 4, 4, False
+    cfg.experiment.checkpoint_interval, cfg.experiment.output_dir = 0, str(tmp_path / "run")
+    trainer = Trainer(cfg)
+    optimised = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert not any(id(p) in optimised for p in trainer.policy.base.parameters())
+    base_before = {k: v.clone() for k, v in trainer.policy.base.state_dict().items()}
+    actor_before = trainer.policy.actor[-1].weight.clone()
+    trainer.train()
+    for key, value in trainer.policy.base.state_dict().items():
+        assert torch.equal(value, base_before[key]), key
+    assert not torch.equal(trainer.policy.actor[-1].weight, actor_before)
+
+    shutil.rmtree(path)  # the saved residual carries its base: the original directory is not needed
+    loaded = from_pretrained(str(tmp_path / "run" / "final_policy"))
+    obs, _ = env.reset(seed=3)
+    assert torch.equal(loaded.deterministic_action(obs), trainer.policy.deterministic_action(obs))
+
+
+def test_a_vla_base_with_a_chunked_head(tmp_path):
+    env = make_env(task="PickCube", num_envs=2, cameras=("front",), image_size=(32, 32))
+    obs, _ = env.reset(seed=0)
+    torch.manual_seed(0)
+    vla = make_policy("vla", state_dim=env.observation_spec.state_dim, action_dim=4, chunk_size=4,
+                      cameras=["front"], vision={"name": "tiny"}, language={"name": "tiny"},
+                      fusion={"arch": "llama", "hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64},
+                      head={"name": "flow"})
+    states = obs["state"]
+    vla.set_stats(states.mean(0), states.std(0) + 1e-3, -torch.ones(4), torch.ones(4))
+    vla.save_pretrained(str(tmp_path / "vla"))
+    policy = residual_over(str(tmp_path / "vla"), env, obs, obs_keys=["state"])
+    expected = from_pretrained(str(tmp_path / "vla")).deterministic_action(obs)[:, 0]
+    assert torch.allclose(policy.deterministic_action(obs)[:, 0], expected, atol=1e-6)
+    with pytest.raises(ValueError, match="needs a base"):
+        ResidualPolicy.for_env({"base": ""}, env.observation_spec, env.action_spec, obs)
+
+
+def test_validation_names_the_missing_base():
+    from embodied.config.schema import validate
+
+    cfg = TrainConfig()
+    cfg.policy.name = "residual"
+    with pytest.raises(ValueError, match="needs base="):
+        validate(cfg)
+    with mock.patch.object(cfg, "base", "runs/x"):
+        cfg.policy.residual_scale = 0.0
+        with pytest.raises(ValueError, match="residual_scale must be > 0"):
+            validate(cfg)
