@@ -7,6 +7,7 @@ Examples:
   embodied-train experiment.total_env_steps=200000 env.num_envs=64 resume=true
   embodied-train algo=sft env=pick_cube data.paths=[demos/pick_cube]          # behaviour cloning on a dataset
   embodied-train env=pick_cube algo.anchor_coef=0.1 data.anchor_paths=[demos/real]  # PPO + SFT anchor
+  embodied-train experiment=residual base=runs/PickCube_sft/final_policy env=pick_cube  # residual RL on a base
 Outputs go to runs/<experiment.name>/ (tensorboard in tb/, videos in videos/, checkpoints/, final_policy/).
 """
 
@@ -30,7 +31,10 @@ def _run(cfg: DictConfig) -> None:
     from embodied.runner.trainer import Trainer
 
     typed: TrainConfig = OmegaConf.to_object(cfg)
-    trainer = {"sft": SFTTrainer}.get(typed.algo.name, Trainer)(typed)
+    try:
+        trainer = {"sft": SFTTrainer}.get(typed.algo.name, Trainer)(typed)
+    except (ValueError, KeyError, FileNotFoundError) as error:  # a bad value or path: say which, no traceback
+        sys.exit(f"embodied-train: {error}")
     metrics = trainer.train()
     print(f"final eval over {metrics['episodes']} episodes: success_once={metrics['success_once']:.3f} "
           f"success_at_end={metrics['success_at_end']:.3f} return={metrics['episode_return']:.2f}")
