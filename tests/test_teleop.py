@@ -57,6 +57,41 @@ def test_keyboard_terminal_backend_reads_keys_from_a_pipe():
         os.close(write_end)
 
 
+def test_keyboard_pynput_backend_tracks_held_keys(monkeypatch):
+    """pynput needs an X server (absent here), so a fake mirroring its documented Listener API stands in."""
+    import types
+
+    class Listener:
+        def __init__(self, on_press=None, on_release=None):
+            self.on_press, self.on_release, self.running = on_press, on_release, False
+            listeners.append(self)
+
+        def start(self):
+            self.running = True
+
+        def stop(self):
+            self.running = False
+
+    listeners = []
+    keyboard = types.SimpleNamespace(Listener=Listener)
+    monkeypatch.setitem(sys.modules, "pynput", types.SimpleNamespace(keyboard=keyboard))
+    monkeypatch.setitem(sys.modules, "pynput.keyboard", keyboard)
+    char = lambda c: types.SimpleNamespace(char=c)  # noqa: E731 - pynput KeyCode
+    special = lambda name: types.SimpleNamespace(char=None, name=name)  # noqa: E731 - pynput Key
+    with make_device({"type": "keyboard", "backend": "pynput"}) as device:
+        listener = listeners[0]
+        assert listener.running
+        listener.on_press(char("W"))
+        listener.on_press(char("r"))
+        assert device.read().translation.tolist() == [1.0, 0.0, 1.0]
+        assert device.read().translation.tolist() == [1.0, 0.0, 1.0]  # held: still moving
+        listener.on_release(char("r"))
+        listener.on_press(special("enter"))
+        command = device.read()
+        assert command.translation.tolist() == [1.0, 0.0, 0.0] and command.events == {"finish"}
+    assert not listener.running
+
+
 def test_spacemouse_through_the_real_pyspacemouse_interface(monkeypatch):
     import pyspacemouse
     from pyspacemouse.device import SpaceMouseDevice
