@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from sims.mujoco.controllers import HOME, JOINT_HIGH, JOINT_LOW
 from sims.planning.collision import ArmCollisionChecker
@@ -64,3 +65,51 @@ def test_arm_plans_around_the_table_with_mujoco_checks():
     assert result.path is not None and all(checker(q) for q in result.path)
     with pytest.raises(ValueError, match="goal"):
         planner.plan(HOME, into_table, iterations=10)
+
+
+def test_ik_puts_the_tool_on_target_pointing_down():
+    from sims.mujoco.arm_model import PANDA_HOME_QPOS
+    from sims.mujoco.kinematics import ArmKinematics
+    from sims.planning.planned_expert import solve_ik
+
+    kinematics = ArmKinematics()
+    target = np.array([0.05, -0.12, 0.06])
+    q = solve_ik(kinematics, target, np.asarray(PANDA_HOME_QPOS, dtype=np.float64))
+    position, rotation = kinematics.tool_pose(q)
+    assert np.linalg.norm(position - target) < 0.002
+    assert rotation[:, 2] @ np.array([0.0, 0.0, -1.0]) > 0.99  # the tool's z axis points at the table
+    assert solve_ik(kinematics, np.array([2.0, 0.0, 0.5]), q) is None  # out of reach: no solution, no lie
+
+
+@pytest.mark.parametrize("task", ["Reach", "PushCube", "PickCube", "StackCube", "LangPlaceCube"])
+def test_planner_demonstrations_solve_every_task(task):
+    from sims import make_env
+    from sims.planning.planned_expert import PlannedExpert
+
+    env = make_env(task=task, num_envs=3, controller="joint_delta", autoreset=False, num_threads=1)
+    env.reset(seed=1)
+    expert = PlannedExpert(env, iterations=300)
+    expert.start()
+    success = torch.zeros(3, dtype=torch.bool)
+    for _ in range(env.max_episode_steps):
+        _, _, terminated, truncated, info = env.step(expert.act())
+        success |= info["success"]
+        if (terminated | truncated).all():
+            break
+    assert success.all(), (task, success)
+    if task != "Reach":  # transit moves above the objects went through Informed RRT*
+        assert expert.planned_segments >= 3
+
+
+def test_record_demos_with_the_planner(tmp_path):
+    from embodied.cli.record_demos import main
+    from embodied.data.reader import LeRobotDataset
+
+    out = str(tmp_path / "demos")
+    main(["--task", "PickCube", "--expert", "planner", "--episodes", "2", "--num-envs", "2", "--cameras",
+          "--out", out])
+    dataset = LeRobotDataset(out)
+    assert len(dataset.episodes) == 2 and dataset[0]["action"].shape == (1, 8)  # joint_delta actions
+    with pytest.raises(SystemExit, match="controller='joint_delta'"):
+        main(["--task", "Reach", "--expert", "planner", "--controller", "ee_delta_pos", "--episodes", "1",
+              "--cameras", "--out", str(tmp_path / "bad")])

@@ -125,3 +125,29 @@ def test_validation_names_the_missing_base():
         cfg.policy.residual_scale = 0.0
         with pytest.raises(ValueError, match="residual_scale must be > 0"):
             validate(cfg)
+
+
+def test_residual_ppo_improves_an_sft_base_on_pickcube(tmp_path):
+    """Shortened benchmarks/residual.py: 10 expert demos -> SFT base (s0 = 0.30 measured), then residual PPO;
+    measured 0.47 after 192k env-steps with these seeds (0.89 after 640k in the benchmark)."""
+    from embodied.data.demos import env_features, record_expert_demos
+    from embodied.data.writer import LeRobotDatasetWriter
+    from embodied.runner.sft import SFTTrainer
+
+    env = make_env(task="PickCube", num_envs=16, autoreset=False)
+    writer = LeRobotDatasetWriter.create(str(tmp_path / "demos"), fps=20, features=env_features(env))
+    record_expert_demos(env, writer, num_episodes=10, seed=0, progress=False)
+    cfg = TrainConfig()
+    cfg.env.task, cfg.algo.name, cfg.algo.sft_steps, cfg.algo.sft_eval_interval = "PickCube", "sft", 1000, 0
+    cfg.data.paths = [str(tmp_path / "demos")]
+    cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path / "sft"), False
+    s0 = SFTTrainer(cfg).train()["success_once"]
+
+    cfg = TrainConfig()
+    cfg.env.task, cfg.env.num_envs, cfg.policy.name, cfg.base = "PickCube", 64, "residual", str(tmp_path / "sft" /
+                                                                                             "final_policy")
+    cfg.policy.residual_scale, cfg.policy.init_log_std = 0.5, -1.5
+    cfg.experiment.total_env_steps, cfg.experiment.eval_interval, cfg.experiment.checkpoint_interval = 192_000, 0, 0
+    cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path / "residual"), False
+    final = Trainer(cfg).train()["success_once"]
+    assert 0.15 <= s0 <= 0.5 and final >= s0 + 0.12, (s0, final)

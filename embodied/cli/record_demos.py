@@ -4,6 +4,7 @@ Examples:
   embodied-record-demos                                        # 50 PickCube episodes, front camera 64x64
   embodied-record-demos --task PushCube --episodes 200 --out demos/push_cube --cameras front wrist
   embodied-record-demos --out demos/pick_cube --resume         # append to an existing dataset
+  embodied-record-demos --task StackCube --expert planner      # IK + joint-space Informed RRT* (joint_delta actions)
 Only successful episodes are kept unless --keep-failures. Train on the result with
   embodied-train algo=sft env=pick_cube data.paths=[demos/pick_cube]
 """
@@ -14,7 +15,7 @@ import argparse
 import os
 import sys
 
-from embodied.data.demos import env_features, record_expert_demos
+from embodied.data.demos import EXPERTS, env_features, record_expert_demos
 from embodied.data.writer import LeRobotDatasetWriter
 
 
@@ -26,7 +27,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--cameras", nargs="*", default=["front"], help="cameras to record as videos")
     parser.add_argument("--image-size", type=int, nargs=2, default=[64, 64], metavar=("H", "W"))
     parser.add_argument("--num-envs", type=int, default=16, help="worlds simulated side by side")
-    parser.add_argument("--controller", default="ee_delta_pos")
+    parser.add_argument("--expert", choices=EXPERTS, default="waypoints",
+                        help="waypoints: scripted end-effector expert; planner: IK + joint-space Informed RRT*")
+    parser.add_argument("--controller", default=None,
+                        help="action space recorded (default: ee_delta_pos, joint_delta for --expert planner)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="append to an existing dataset at --out")
     parser.add_argument("--keep-failures", action="store_true", help="also save episodes the expert failed")
@@ -42,7 +46,8 @@ def main(argv=None) -> None:
     from sims import make_env
 
     out = args.out or os.path.join("demos", args.task.lower())
-    env = make_env(task=args.task, num_envs=args.num_envs, controller=args.controller, cameras=tuple(args.cameras),
+    controller = args.controller or ("joint_delta" if args.expert == "planner" else "ee_delta_pos")
+    env = make_env(task=args.task, num_envs=args.num_envs, controller=controller, cameras=tuple(args.cameras),
                    image_size=tuple(args.image_size), autoreset=False)
     features = env_features(env)
     fps = float(env.control_hz)
@@ -50,7 +55,11 @@ def main(argv=None) -> None:
         writer = LeRobotDatasetWriter.resume(out, fps=fps, features=features)
     else:
         writer = LeRobotDatasetWriter.create(out, fps=fps, features=features, robot_type="embodied_sim_panda")
-    counts = record_expert_demos(env, writer, args.episodes, seed=args.seed, only_successes=not args.keep_failures)
+    try:
+        counts = record_expert_demos(env, writer, args.episodes, seed=args.seed,
+                                     only_successes=not args.keep_failures, expert=args.expert)
+    except ValueError as error:  # e.g. the planner with an end-effector controller
+        sys.exit(f"embodied-record-demos: {error}")
     print(f"saved {counts['saved']} of {counts['attempted']} attempted episodes to {out} "
           f"({writer.num_episodes} episodes, {writer.num_frames} frames in the dataset)")
 

@@ -31,25 +31,42 @@ def frame_of(obs: dict, action: torch.Tensor, i: int) -> dict:
     return frame
 
 
+EXPERTS = ("waypoints", "planner")
+
+
+def make_expert(env, name: str, seed: int):
+    """``waypoints``: the task's scripted end-effector expert; ``planner``: the same waypoints through IK and
+    joint-space Informed RRT* (needs ``controller=joint_delta``). Planned for the env's current scene."""
+    if name == "waypoints":
+        from sims.experts import WaypointExpert
+
+        return WaypointExpert(env)
+    if name == "planner":
+        from sims.planning.planned_expert import PlannedExpert
+
+        expert = PlannedExpert(env, seed=seed)
+        expert.start()
+        return expert
+    raise KeyError(f"unknown expert {name!r}; available: {EXPERTS}")
+
+
 def record_expert_demos(env, writer: LeRobotDatasetWriter, num_episodes: int, seed: int,
-                        only_successes: bool = True, progress: bool = True) -> dict:
-    """Run the task's scripted expert in waves of ``env.num_envs`` and save each episode; returns counts.
+                        only_successes: bool = True, progress: bool = True, expert: str = "waypoints") -> dict:
+    """Run an expert (``EXPERTS``) in waves of ``env.num_envs`` and save each episode; returns counts.
 
     Failed episodes are discarded when ``only_successes``. The env must be built with ``autoreset=False``.
     """
-    from sims.experts import WaypointExpert
-
     saved = attempted = 0
     bar = tqdm(total=num_episodes, desc="demos", unit="ep", disable=not progress)
     wave = 0
     while saved < num_episodes:
         obs, _ = env.reset(seed=seed + wave)
         wave += 1
-        expert = WaypointExpert(env)
+        policy = make_expert(env, expert, seed + wave)
         buffers: list[list[tuple[dict, str]]] = [[] for _ in range(env.num_envs)]
         success = torch.zeros(env.num_envs, dtype=torch.bool)
         for _ in range(env.max_episode_steps):
-            action = expert.act()
+            action = policy.act()
             for i in range(env.num_envs):
                 buffers[i].append((frame_of(obs, action, i), obs["instruction"][i]))
             obs, _, term, trunc, info = env.step(action)
