@@ -76,6 +76,23 @@ def test_a_one_radian_jump_is_limited(tmp_path, policy_dir, monkeypatch):
     assert np.abs(sent[:, :7] - states[:, :7]).max() <= 0.05 + 1e-5
 
 
+def test_episodes_start_from_a_fresh_scene_and_count_their_own_interventions(tmp_path, policy_dir, monkeypatch):
+    from embodied.deploy import mapping
+
+    monkeypatch.setattr(mapping.ActionMapper, "__call__",
+                        lambda self, action, q: np.concatenate([q + 1.0, [1.0]]))
+    cfg = DeployConfig(policy_path=policy_dir, robot={"type": "sim_twin", "task": "Reach", "cameras": []},
+                       control_hz=100.0, max_steps=5, episodes=2, record=str(tmp_path / "rollouts"),
+                       safety={"max_relative_target": 0.05})
+    reports = run_deployment(cfg)
+    assert [r.interventions["step_limited"] for r in reports] == [5, 5]  # per episode, not cumulative
+    dataset = LeRobotDataset(str(tmp_path / "rollouts"))
+    states = dataset.columns["observation.state"]
+    assert len(dataset.episodes) == 2
+    assert np.abs(states[4, :7] - states[0, :7]).max() > 0.02  # the arm moved during episode 1 ...
+    np.testing.assert_allclose(states[5, :7], states[0, :7], atol=1e-6)  # ... and episode 2 starts at home again
+
+
 def test_a_stalled_policy_is_held_by_the_watchdog(tmp_path, policy_dir, monkeypatch):
     original = MLPPolicy.select_action
     calls = []

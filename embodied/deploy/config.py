@@ -16,6 +16,7 @@ class DeployConfig:
     control_hz: float = 20.0
     max_steps: int = 100  # per episode (timeout)
     episodes: int = 1
+    reset_time_s: float = 10.0  # real robots: time for a person to reset the scene between episodes
     temporal_ensemble: Optional[float] = None  # ACT weight coefficient m; None = execute chunks from the queue
     instruction: str = ""  # empty: the sim twin's task instruction
     record: str = ""  # LeRobot dataset directory to append every episode to; empty: no recording
@@ -30,5 +31,7 @@ def validate_deploy(cfg: DeployConfig) -> None:
         raise ValueError(f"control_hz must be in (0, 1000], got {cfg.control_hz}")
     if cfg.max_steps < 1 or cfg.episodes < 1:
         raise ValueError(f"max_steps and episodes must be >= 1, got {cfg.max_steps} and {cfg.episodes}")
+    if cfg.reset_time_s < 0:
+        raise ValueError(f"reset_time_s must be >= 0, got {cfg.reset_time_s}")
     if cfg.temporal_ensemble is not None and cfg.temporal_ensemble < 0:
         raise ValueError(f"temporal_ensemble must be >= 0 (or null), got {cfg.temporal_ensemble}")

@@ -53,6 +53,7 @@ class DeployLoop:
             self.observe.reset()  # velocities and the episode step counter start again
         if self.ensembler is not None:
             self.ensembler.reset()
+        counters_before = dict(self.guard.counters)
         rate = FixedRate(1.0 / self.period)
         report.periods_ms = rate.periods_ms
         try:
@@ -88,5 +89,5 @@ class DeployLoop:
             self.guard.stop_watchdog()
             if self.robot.is_connected:
                 self.robot.hold()
-            report.interventions = dict(self.guard.counters)
+            report.interventions = {k: v - counters_before.get(k, 0) for k, v in self.guard.counters.items()}
         return report

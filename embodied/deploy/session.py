@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 
 from embodied.deploy.config import DeployConfig, validate_deploy
 from embodied.deploy.loop import DeployLoop, EpisodeReport
@@ -59,6 +60,16 @@ def key_estop(cfg: DeployConfig, guard: SafetyGuard, key_fd: int | None):
     return KeyEStop(guard.request_stop, cfg.estop_keys, fd=key_fd)
 
 
+def reset_scene(cfg: DeployConfig, robot, episode: int) -> None:
+    """Between episodes: the sim twin draws a new scene; on a real arm the robot holds while a person resets
+    the scene for ``cfg.reset_time_s`` seconds."""
+    if robot.reset_scene(cfg.robot.get("seed", 0) + episode):
+        return
+    print(f"episode {episode}: reset the scene; the robot holds for {cfg.reset_time_s:g} s", flush=True)
+    robot.hold()
+    time.sleep(cfg.reset_time_s)
+
+
 def run_deployment(cfg: DeployConfig, key_fd: int | None = None) -> list[EpisodeReport]:
     """Run ``cfg.episodes`` episodes; stops early on a safety stop. Recorded frames are saved after each episode.
 
@@ -69,15 +80,17 @@ def run_deployment(cfg: DeployConfig, key_fd: int | None = None) -> list[Episode
     reports = []
     try:
         with key_estop(cfg, guard, key_fd):
-            _run_episodes(cfg, loop, recorder, success, reports)
+            _run_episodes(cfg, robot, loop, recorder, success, reports)
     finally:
         guard.restore_sigint()
         robot.disconnect()
     return reports
 
 
-def _run_episodes(cfg, loop, recorder, success, reports) -> None:
-    for _ in range(cfg.episodes):
+def _run_episodes(cfg, robot, loop, recorder, success, reports) -> None:
+    for episode in range(cfg.episodes):
+        if episode > 0:
+            reset_scene(cfg, robot, episode)
         report = loop.run_episode(success)
         if recorder is not None:
             recorder.end_episode()
