@@ -113,7 +113,8 @@ class ExperimentConfig:
     checkpoint_interval: int = 10
     output_dir: str = "runs/${experiment.name}"
     progress: bool = True
-    torch_threads: int = 1
+    torch_threads: int = 1  # while collecting (MuJoCo's threads are busy then)
+    update_threads: int = 0  # while updating, when the simulator is idle; 0: every core
 
 
 @dataclass

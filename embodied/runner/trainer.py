@@ -55,6 +55,7 @@ class Trainer:
         validate(cfg)
         self.cfg = cfg
         torch.set_num_threads(cfg.experiment.torch_threads)
+        self.update_threads = cfg.experiment.update_threads or os.cpu_count() or 1
         torch.manual_seed(cfg.experiment.seed)
         grouped = cfg.algo.collector == "groups"
         self.env = build_env(cfg, cfg.env.num_envs, autoreset=not grouped)
@@ -132,8 +133,10 @@ class Trainer:
             self.counters["env_steps"] += collected
             rollout["env_steps_per_s"] = collected / max(collect_time, 1e-9)
             start = time.perf_counter()
+            torch.set_num_threads(self.update_threads)  # the simulator is idle now: use every core
             stats = update_policy(self.policy, self.optimizer, batch, cfg.algo, self.reference,
                                   self.anchor) if batch else {}
+            torch.set_num_threads(x.torch_threads)
             update_time = time.perf_counter() - start
             if hasattr(self.policy, "update_normalizer") and batch:
                 self.policy.update_normalizer(batch["obs"])
