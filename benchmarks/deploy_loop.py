@@ -12,7 +12,9 @@ import argparse
 import os
 import tempfile
 
-import torch
+os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported
+
+import torch  # noqa: E402
 from results_io import write_results
 
 from embodied.deploy.config import DeployConfig
@@ -38,7 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--encoders", choices=["pretrained", "tiny"], default="pretrained")
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on 2 cores)")
     parser.add_argument("--out", default="benchmarks/results/deploy_loop.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

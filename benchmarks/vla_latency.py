@@ -15,7 +15,9 @@ import os
 import statistics
 import time
 
-import torch
+os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported
+
+import torch  # noqa: E402
 from results_io import write_results
 
 from policies import make_policy
