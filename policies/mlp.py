@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from policies.base import Policy, register_policy
-from policies.normalizer import RunningNormalizer
+from policies.normalizer import RunningNormalizer, normalizer_from_stats
 
 
 def mlp(sizes: list[int], out_gain: float) -> nn.Sequential:
@@ -81,18 +81,7 @@ class MLPPolicy(Policy):
 
     def set_dataset_stats(self, stats: dict) -> None:
         """Normaliser mean/variance from the dataset's observation.state / observation.environment_state."""
-        feature = {"state": "observation.state", "privileged": "observation.environment_state"}
-        missing = [feature[k] for k in self.obs_keys if feature[k] not in stats]
-        if missing:
-            raise KeyError(f"dataset statistics lack {missing}, which this policy's obs_keys {self.obs_keys} need; "
-                           "datasets recorded on robots (teleop, deploy) have no privileged state: train with "
-                           "policy.obs_keys=[state]")
-        mean = torch.cat([torch.as_tensor(stats[feature[k]]["mean"]).flatten() for k in self.obs_keys]).float()
-        std = torch.cat([torch.as_tensor(stats[feature[k]]["std"]).flatten() for k in self.obs_keys]).float()
-        with torch.no_grad():
-            self.normalizer.mean.copy_(mean)
-            self.normalizer.var.copy_(std.pow(2).clamp(min=1e-6))
-            self.normalizer.count.fill_(float(stats["observation.state"]["count"][0]))
+        normalizer_from_stats(self.normalizer, stats, self.obs_keys)
 
     def update_normalizer(self, obs: dict) -> None:
         """Fold observed states into the running statistics (call on rollouts, not on update batches)."""

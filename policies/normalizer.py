@@ -32,3 +32,22 @@ class RunningNormalizer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return ((x - self.mean) / torch.sqrt(self.var + self.eps)).clamp(-self.clip, self.clip)
+
+
+STATS_FEATURES = {"state": "observation.state", "privileged": "observation.environment_state"}
+
+
+def normalizer_from_stats(normalizer: RunningNormalizer, stats: dict, obs_keys: list[str]) -> None:
+    """Set ``normalizer`` from a LeRobot meta/stats.json for the concatenation of ``obs_keys``."""
+    missing = [STATS_FEATURES[k] for k in obs_keys if STATS_FEATURES[k] not in stats]
+    if missing:
+        raise KeyError(f"dataset statistics lack {missing}, which this policy's obs_keys {obs_keys} need; "
+                       "datasets recorded on robots (teleop, deploy) have no privileged state: train with "
+                       "policy.obs_keys=[state]")
+    mean = torch.cat([torch.as_tensor(stats[STATS_FEATURES[k]]["mean"]).flatten() for k in obs_keys]).float()
+    std = torch.cat([torch.as_tensor(stats[STATS_FEATURES[k]]["std"]).flatten() for k in obs_keys]).float()
+    with torch.no_grad():
+        normalizer.mean.copy_(mean)
+        normalizer.var.copy_(std.pow(2).clamp(min=1e-6))
+        normalizer.count.fill_(float(stats["observation.state"]["count"][0]))
+

@@ -7,7 +7,9 @@ chunk is computed once every ``base.chunk_size`` steps of an episode (phase from
 current step's action is cached in the rollout (``obs["base_action"]``), so PPO epochs never re-run the base.
 The correction acts every step (chunk size 1). Its actor's last layer starts at zero, so at step 0 the
 combined policy's deterministic action is the base's exactly. Only the correction's actor, critic, log-std and
-observation normaliser train; the base's weights are saved inside the residual's own checkpoint.
+observation normaliser train; the base's weights are saved inside the residual's own checkpoint. A BC warm
+start is ``algo=sft policy=residual base=...`` on demonstrations (the correction learns demo - base), followed
+by PPO with ``init_from=<that run>/final_policy``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from torch import nn
 
 from policies.base import POLICIES, Policy, from_pretrained, make_policy, register_policy
 from policies.mlp import mlp
-from policies.normalizer import RunningNormalizer
+from policies.normalizer import RunningNormalizer, normalizer_from_stats
 
 STATE_DIMS = ("state", "privileged")
 
@@ -80,9 +82,13 @@ class ResidualPolicy(Policy):
         """The base's action for each env's current step [N, A] (cached in ``obs["base_action"]`` when present).
 
         A fresh base chunk is computed for the envs whose episode step is a multiple of the base's chunk size.
+        Without an episode clock (dataset batches for a BC warm start) every sample gets the first action of
+        a chunk computed for it.
         """
         if "base_action" in obs:
             return obs["base_action"]
+        if "elapsed" not in obs:
+            return self.base.deterministic_action(obs).float()[:, 0]
         elapsed = obs["elapsed"].long()  # [N]
         horizon = self.base.chunk_size
         phase = elapsed % horizon
@@ -131,6 +137,10 @@ class ResidualPolicy(Policy):
 
     def deterministic_action(self, obs):
         return self._distribution(obs)[0].mean
+
+    def set_dataset_stats(self, stats: dict) -> None:
+        """BC warm start (``algo=sft policy=residual``): the correction's normaliser from the dataset."""
+        normalizer_from_stats(self.normalizer, stats, self.obs_keys)
 
     def update_normalizer(self, obs: dict) -> None:
         """Fold observed states into the correction's running statistics (the base's stay frozen)."""

@@ -151,3 +151,42 @@ def test_residual_ppo_improves_an_sft_base_on_pickcube(tmp_path):
     cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path / "residual"), False
     final = Trainer(cfg).train()["success_once"]
     assert 0.15 <= s0 <= 0.5 and final >= s0 + 0.12, (s0, final)
+
+
+def test_bc_warm_start_of_the_correction_then_ppo_from_it(tmp_path):
+    """algo=sft policy=residual learns demo - base on demonstrations; init_from carries it into PPO."""
+    from embodied.data.demos import env_features, record_expert_demos
+    from embodied.data.writer import LeRobotDatasetWriter
+    from embodied.runner.sft import SFTTrainer
+
+    env = make_env(task="Reach", num_envs=8, autoreset=False)
+    writer = LeRobotDatasetWriter.create(str(tmp_path / "demos"), fps=20, features=env_features(env))
+    record_expert_demos(env, writer, num_episodes=8, seed=0, progress=False)
+    obs, _ = env.reset(seed=0)
+    base_path = saved_mlp_base(tmp_path, env, obs)  # a base that ignores the task
+
+    cfg = TrainConfig()
+    cfg.algo.name, cfg.algo.sft_steps, cfg.algo.sft_eval_interval = "sft", 300, 0
+    cfg.policy.name, cfg.base, cfg.policy.residual_scale = "residual", base_path, 1.0
+    cfg.data.paths = [str(tmp_path / "demos")]
+    cfg.experiment.eval_episodes, cfg.experiment.eval_num_envs = 8, 8
+    cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path / "warm"), False
+    trainer = SFTTrainer(cfg)
+    batch = next(trainer.data)
+    demo = batch["action"][:, 0]
+    with torch.no_grad():
+        base_error = (from_pretrained(base_path).deterministic_action(batch["obs"])[:, 0] - demo).pow(2).mean()
+        before = (trainer.policy.deterministic_action(batch["obs"])[:, 0] - demo).pow(2).mean()
+    trainer.train()
+    with torch.no_grad():
+        after = (trainer.policy.deterministic_action(batch["obs"])[:, 0] - demo).pow(2).mean()
+    assert torch.isclose(before, base_error) and after < 0.5 * base_error, (base_error, after)
+
+    cfg.algo.name, cfg.init_from = "ppo", str(tmp_path / "warm" / "final_policy")
+    cfg.env.num_envs, cfg.experiment.output_dir = 4, str(tmp_path / "ppo")
+    ppo = Trainer(cfg)
+    obs, _ = env.reset(seed=5)
+    assert torch.equal(ppo.policy.deterministic_action(obs), trainer.policy.deterministic_action(obs))
+    with pytest.raises(ValueError, match="holds a 'residual' policy"):
+        cfg.policy.name, cfg.init_from = "mlp", str(tmp_path / "warm" / "final_policy")
+        Trainer(cfg)

@@ -128,6 +128,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     resume: bool = False
     base: str = ""  # policy=residual: the frozen base policy (a save_pretrained directory)
+    init_from: str = ""  # start from these weights (a save_pretrained directory of the same policy type)
     extra: Any = None
 
 

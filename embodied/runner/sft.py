@@ -12,7 +12,7 @@ from tqdm import tqdm
 from embodied.config.schema import TrainConfig, validate
 from embodied.data.batches import DemoStream
 from embodied.runner.logger import RunLogger
-from embodied.runner.trainer import Trainer, build_env, build_policy
+from embodied.runner.trainer import Trainer, build_env, build_policy, load_initial_weights
 
 
 class SFTTrainer(Trainer):
@@ -27,6 +27,8 @@ class SFTTrainer(Trainer):
         torch.manual_seed(cfg.experiment.seed)
         self.env = build_env(cfg, cfg.experiment.eval_num_envs, autoreset=False)  # specs and evaluation only
         self.policy = build_policy(cfg, self.env, cfg.experiment.seed)
+        if cfg.init_from:
+            load_initial_weights(self.policy, cfg.init_from)  # then normalised with this dataset's statistics
         self.data = DemoStream(list(cfg.data.paths), list(cfg.data.weights), cfg.algo.batch_size,
                                self.policy.chunk_size, cfg.experiment.seed)
         self.policy.set_dataset_stats(self.data.stats)

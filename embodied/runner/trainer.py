@@ -42,6 +42,17 @@ def build_policy(cfg: TrainConfig, env, seed: int):
     return POLICIES[cfg.policy.name].for_env(config, env.observation_spec, env.action_spec, sample_obs)
 
 
+def load_initial_weights(policy, path: str) -> None:
+    """``init_from``: copy the weights of a saved policy of the same type and shape into ``policy``."""
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"init_from={path!r} does not exist: pass a directory written by save_pretrained")
+    source = from_pretrained(path)
+    if source.policy_type != policy.policy_type:
+        raise ValueError(f"init_from={path!r} holds a {source.policy_type!r} policy, this run trains "
+                         f"{policy.policy_type!r}")
+    policy.load_state_dict(source.state_dict())
+
+
 def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
     """1 - Var(target - predicted) / Var(target) (nan when the target is constant)."""
     var = target.var()
@@ -60,6 +71,8 @@ class Trainer:
         grouped = cfg.algo.collector == "groups"
         self.env = build_env(cfg, cfg.env.num_envs, autoreset=not grouped)
         self.policy = build_policy(cfg, self.env, cfg.experiment.seed)
+        if cfg.init_from:
+            load_initial_weights(self.policy, cfg.init_from)
         trainable = [p for p in self.policy.parameters() if p.requires_grad]  # frozen bases and towers stay out
         self.optimizer = torch.optim.Adam(trainable, lr=cfg.algo.learning_rate, eps=1e-5)
         self.collector = COLLECTORS[cfg.algo.collector](self.env, self.policy, cfg.algo)
