@@ -25,8 +25,9 @@ from embodied.runner.trainer import Trainer
 THRESHOLD = 0.8
 
 
-def run_ours(task: str, budget: int, num_envs: int, eval_every: int) -> dict:
+def run_ours(task: str, budget: int, num_envs: int, eval_every: int, seed: int) -> dict:
     cfg = TrainConfig()
+    cfg.experiment.seed = seed
     cfg.env.task = task
     cfg.env.num_envs = num_envs
     cfg.experiment.total_env_steps = budget
@@ -62,7 +63,7 @@ def sb3_eval(model, task: str, episodes: int) -> float:
     return successes / episodes
 
 
-def run_sb3(task: str, budget: int, num_envs: int, eval_every: int) -> dict:
+def run_sb3(task: str, budget: int, num_envs: int, eval_every: int, seed: int) -> dict:
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
@@ -87,13 +88,13 @@ def run_sb3(task: str, budget: int, num_envs: int, eval_every: int) -> dict:
             return True
 
     a, p = TrainConfig().algo, TrainConfig().policy
-    vec = VecNormalize(make_vec_env(f"embodied/{task}-v0", n_envs=num_envs, seed=1), norm_reward=False)
+    vec = VecNormalize(make_vec_env(f"embodied/{task}-v0", n_envs=num_envs, seed=seed), norm_reward=False)
     model = PPO("MlpPolicy", vec, n_steps=a.rollout_steps, batch_size=num_envs * a.rollout_steps // a.num_minibatches,
                 n_epochs=a.update_epochs, gamma=a.gamma, gae_lambda=a.gae_lambda, clip_range=a.clip_low,
                 learning_rate=a.learning_rate, target_kl=a.target_kl, max_grad_norm=a.max_grad_norm,
                 ent_coef=a.entropy_coef, vf_coef=a.value_coef,
                 policy_kwargs={"net_arch": list(p.hidden), "log_std_init": p.init_log_std},
-                seed=1, device="cpu", verbose=0)
+                seed=seed, device="cpu", verbose=0)
     callback = Eval()
     start = time.perf_counter()
     model.learn(total_timesteps=budget, callback=callback)
@@ -110,11 +111,13 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=600_000)
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--eval-every", type=int, default=32_000)
+    parser.add_argument("--seed", type=int, default=1, help="seed of both runs")
     parser.add_argument("--out", default="benchmarks/results/rl_vs_sb3.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    results = {"ours": run_ours(args.task, args.budget, args.num_envs, args.eval_every),
-               "sb3": run_sb3(args.task, args.budget, args.num_envs, args.eval_every)}
+    results = {"seed": args.seed,
+               "ours": run_ours(args.task, args.budget, args.num_envs, args.eval_every, args.seed),
+               "sb3": run_sb3(args.task, args.budget, args.num_envs, args.eval_every, args.seed)}
     o, s = results["ours"], results["sb3"]
     if o["seconds_to_80"] and s["seconds_to_80"]:
         results["speedup_to_80"] = s["seconds_to_80"] / o["seconds_to_80"]
