@@ -5,10 +5,10 @@ cbreak mode so a single key press counts, and restored afterwards."""
 from __future__ import annotations
 
 import logging
-import os
-import select
 import threading
 from typing import Callable
+
+from real_robot.terminal import KeyReader
 
 log = logging.getLogger("real_robot.estop")
 
@@ -28,11 +28,10 @@ class KeyEStop:
         if not keys:
             raise ValueError("KeyEStop needs at least one stop key, e.g. keys=' q'")
         self.on_stop, self.keys, self.poll_s = on_stop, keys, poll_s
-        self.fd = fd if fd is not None else 0  # stdin
+        self.keys_in = KeyReader(fd if fd is not None else 0)  # stdin by default
         self.triggered: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._saved_terminal = None
 
     def __enter__(self) -> "KeyEStop":
         self.start()
@@ -43,12 +42,7 @@ class KeyEStop:
 
     def start(self) -> None:
         """Put a terminal in cbreak mode (no Enter needed) and start watching."""
-        if os.isatty(self.fd):
-            import termios
-            import tty
-
-            self._saved_terminal = termios.tcgetattr(self.fd)
-            tty.setcbreak(self.fd)
+        self.keys_in.open()
         self._stop.clear()
         self._thread = threading.Thread(target=self._watch, name="key-estop", daemon=True)
         self._thread.start()
@@ -60,19 +54,12 @@ class KeyEStop:
         if self._thread is not None:
             self._thread.join(timeout=1.0)
             self._thread = None
-        if self._saved_terminal is not None:
-            import termios
-
-            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved_terminal)
-            self._saved_terminal = None
+        self.keys_in.close()
 
     def _watch(self) -> None:
         while not self._stop.is_set():
-            readable, _, _ = select.select([self.fd], [], [], self.poll_s)
-            if not readable:
-                continue
-            data = os.read(self.fd, 64).decode(errors="ignore")
-            if not data:  # end of input (a closed pipe): nothing more can arrive
+            data = self.keys_in.read(self.poll_s)
+            if data is None:  # end of input (a closed pipe): nothing more can arrive
                 return
             pressed = next((k for k in data if k in self.keys), None)
             if pressed is not None:

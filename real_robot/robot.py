@@ -36,6 +36,14 @@ def available_robots() -> list[str]:
     return ROBOT_REGISTRY.available()
 
 
+IMAGE_PREFIX = "images."  # observation key of camera <name>: images.<name>
+
+
+def camera_images(observation: dict) -> dict:
+    """The camera frames of a robot observation, keyed ``images.<camera>``."""
+    return {key: value for key, value in observation.items() if key.startswith(IMAGE_PREFIX)}
+
+
 def require_sdk(module: str, extra: str = "real"):
     """Import an SDK lazily; when missing, say which extra installs it."""
     try:
@@ -75,7 +83,7 @@ class Robot(abc.ABC):
         if self.measures_gripper_force:
             features["gripper_force"] = (1,)
         for name, camera in self.cameras.items():
-            features[f"images.{name}"] = (camera.height, camera.width, 3)
+            features[f"{IMAGE_PREFIX}{name}"] = (camera.height, camera.width, 3)
         return features
 
     # -------------------------------------------------------------------------------------- lifecycle
@@ -124,7 +132,7 @@ class Robot(abc.ABC):
         if self.measures_gripper_force:
             obs["gripper_force"] = np.array([self._read_gripper_force()], np.float64)
         for name, camera in self.cameras.items():
-            obs[f"images.{name}"] = camera.read()
+            obs[f"{IMAGE_PREFIX}{name}"] = camera.read()
         return obs
 
     def send_action(self, action: np.ndarray) -> np.ndarray:

@@ -149,6 +149,12 @@ class SafetyGuard:
                         "(needs measured force) and the gripper's own current limit", self.robot.robot_type)
         self.start_watchdog()
 
+    def disengage(self) -> None:
+        """After an episode (however it ended): stop the watchdog and hold the robot if it is still connected."""
+        self.stop_watchdog()
+        if self.robot.is_connected:
+            self.robot.hold()
+
     # ------------------------------------------------------------------------------------ stop paths
     def _robot_failed(self, error: Exception) -> None:
         """Count a robot/SDK/camera error and end in ``safe_stop`` naming it."""

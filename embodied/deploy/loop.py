@@ -33,7 +33,7 @@ class DeployLoop:
                  ensembler=None, recorder=None, instruction: str = ""):
         self.policy, self.robot, self.guard, self.mapper = policy, robot, guard, mapper
         self.observe = observe  # robot observation -> the policy's observation dict (batch of one)
-        self.period = 1.0 / control_hz
+        self.control_hz = control_hz
         self.max_steps = max_steps
         self.ensembler = ensembler
         self.recorder = recorder  # an EpisodeRecorder, or None
@@ -54,7 +54,7 @@ class DeployLoop:
         if self.ensembler is not None:
             self.ensembler.reset()
         counters_before = dict(self.guard.counters)
-        rate = FixedRate(1.0 / self.period)
+        rate = FixedRate(self.control_hz)
         report.periods_ms = rate.periods_ms
         try:
             self.guard.engage()  # gripper force cap + watchdog
@@ -72,8 +72,7 @@ class DeployLoop:
                 q = robot_obs["joint_positions"]
                 sent = self.guard.step(self.mapper(action, q), robot_obs)
                 if self.recorder is not None:
-                    images = {k: v for k, v in robot_obs.items() if k.startswith("images.")}
-                    self.recorder.add(obs["state"][0].numpy(), images, self.mapper.sent_to_action(sent, q), sent,
+                    self.recorder.add(obs["state"][0].numpy(), robot_obs, self.mapper.sent_to_action(sent, q), sent,
                                       action, self.instruction)
                     report.frames_recorded += 1
                 report.steps += 1
@@ -86,8 +85,6 @@ class DeployLoop:
         except SafetyStop as stop:
             report.outcome = f"safety_stop: {stop}"
         finally:
-            self.guard.stop_watchdog()
-            if self.robot.is_connected:
-                self.robot.hold()
+            self.guard.disengage()
             report.interventions = {k: v - counters_before.get(k, 0) for k, v in self.guard.counters.items()}
         return report

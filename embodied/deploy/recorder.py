@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from embodied.data.writer import LeRobotDatasetWriter
+from real_robot.robot import camera_images
 
 
 def robot_features(state_dim: int, images: dict, action_dim: int, num_joints: int) -> dict:
@@ -50,8 +51,9 @@ class EpisodeRecorder:
                                                       robot_type=self.robot_type)
         return self.writer
 
-    def add(self, state, images: dict, action, joint_targets, command, task: str) -> None:
-        """Buffer one frame (``images``: robot observation key ``images.<cam>`` -> uint8 [H, W, 3])."""
+    def add(self, state, robot_obs: dict, action, joint_targets, command, task: str) -> None:
+        """Buffer one frame: the policy state, the robot observation's cameras, what was sent and asked."""
+        images = camera_images(robot_obs)
         if self.writer is None:
             self.open(robot_features(len(state), {k: v.shape for k, v in images.items()}, len(action),
                                      len(joint_targets) - 1))

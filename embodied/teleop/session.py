@@ -23,6 +23,7 @@ from embodied.teleop.config import TeleopConfig, validate_teleop
 from embodied.teleop.view import LiveView
 from real_robot import make_robot
 from real_robot.errors import SafetyStop
+from real_robot.robot import camera_images
 from real_robot.safety import SafetyGuard, SafetyLimits
 from real_robot.teleop import TeleopCommand, make_device
 from sims.mujoco.kinematics import ArmKinematics
@@ -63,8 +64,10 @@ class TeleopSession:
     def __init__(self, cfg: TeleopConfig, stream=None):
         validate_teleop(cfg)
         self.cfg = cfg
-        self.robot = make_robot(dict(cfg.robot) | ({"control_hz": cfg.fps} if cfg.robot.get("type", "sim_twin")
-                                                   == "sim_twin" and "control_hz" not in cfg.robot else {}))
+        robot_config = dict(cfg.robot)
+        if robot_config.get("type", "sim_twin") == "sim_twin":
+            robot_config.setdefault("control_hz", cfg.fps)  # each command advances the twin by one frame period
+        self.robot = make_robot(robot_config)
         kinematics = ArmKinematics()
         self.mapper = ActionMapper(cfg.controller, self.robot.robot_type, self.robot.num_joints, kinematics)
         self.guard = SafetyGuard(self.robot, SafetyLimits(**dict(cfg.safety)), control_dt=1.0 / cfg.fps,
@@ -89,8 +92,8 @@ class TeleopSession:
             first = self.robot.get_observation()
             self.observe = make_observer(self.robot, self.cfg.fps, [], "", self.kinematics)
             state = self._state(first)
-            images = {k: v.shape for k, v in first.items() if k.startswith("images.")}
-            action_dim = 4 if self.cfg.controller == "ee_delta_pos" else 7
+            images = {key: image.shape for key, image in camera_images(first).items()}
+            action_dim = self.mapper.controller.action_spec.dim
             self.recorder.open(robot_features(len(state), images, action_dim, self.robot.num_joints))
             saved = 0
             while saved < self.cfg.episodes:
@@ -171,7 +174,7 @@ class TeleopSession:
                 self.view.status(f"episode {self.recorder.writer.num_episodes} | {elapsed:5.1f}/{cfg.episode_time_s:.0f}"
                                  f" s | {summary.frames} frames | {summary.frames / max(elapsed, 1e-9):5.1f} fps | "
                                  f"{instruction}")
-                self.view.show({k: v for k, v in robot_obs.items() if k.startswith("images.")})
+                self.view.show(camera_images(robot_obs))
                 if "finish" in command.events:
                     summary.outcome = "finish"
                     break
@@ -179,9 +182,7 @@ class TeleopSession:
         except SafetyStop as stop:
             summary.outcome = f"safety_stop: {stop}"
         finally:
-            self.guard.stop_watchdog()
-            if self.robot.is_connected:
-                self.robot.hold()
+            self.guard.disengage()
         return summary
 
     def _state(self, robot_obs: dict) -> np.ndarray:
@@ -194,5 +195,4 @@ class TeleopSession:
         q = robot_obs["joint_positions"]
         state = self._state(robot_obs)  # before the command moves the arm
         sent = self.guard.step(self.mapper(asked, q), robot_obs)
-        images = {k: v for k, v in robot_obs.items() if k.startswith("images.")}
-        self.recorder.add(state, images, self.mapper.sent_to_action(sent, q), sent, asked, instruction)
+        self.recorder.add(state, robot_obs, self.mapper.sent_to_action(sent, q), sent, asked, instruction)

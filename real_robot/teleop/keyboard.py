@@ -9,8 +9,6 @@ Backspace or b = discard and re-record it, Esc or q = stop the session. In the t
 from __future__ import annotations
 
 import logging
-import os
-import select
 import sys
 import threading
 import time
@@ -18,6 +16,7 @@ import time
 import numpy as np
 
 from real_robot.teleop.device import TeleopCommand, TeleopDevice, register_device
+from real_robot.terminal import KeyReader
 
 log = logging.getLogger("real_robot.teleop")
 
@@ -41,7 +40,7 @@ class KeyboardDevice(TeleopDevice):
         self._events: list[str] = []
         self._lock = threading.Lock()
         self._listener = None
-        self._saved_terminal = None
+        self._terminal: KeyReader | None = None
 
     # ------------------------------------------------------------------------------------ key state
     def press(self, key: str, until: float = float("inf")) -> None:
@@ -104,18 +103,11 @@ class KeyboardDevice(TeleopDevice):
                 raise RuntimeError("the keyboard device needs a terminal (stdin is not one) or an X session; "
                                    "use device=scripted for unattended recording")
             self.fd = sys.stdin.fileno()
-        if os.isatty(self.fd):
-            import termios
-            import tty
-
-            self._saved_terminal = termios.tcgetattr(self.fd)
-            tty.setcbreak(self.fd)
+        self._terminal = KeyReader(self.fd)
+        self._terminal.open()
 
     def _poll_terminal(self) -> None:
-        while select.select([self.fd], [], [], 0)[0]:
-            data = os.read(self.fd, 64).decode(errors="ignore")
-            if not data:
-                return
+        while data := self._terminal.read():  # '' (nothing typed) and None (input ended) both stop
             until = time.monotonic() + self.hold_s
             for char in data:
                 key = TERMINAL_NAMES.get(char, char.lower())
@@ -125,8 +117,6 @@ class KeyboardDevice(TeleopDevice):
         if self._listener is not None:
             self._listener.stop()
             self._listener = None
-        if self._saved_terminal is not None:
-            import termios
-
-            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved_terminal)
-            self._saved_terminal = None
+        if self._terminal is not None:
+            self._terminal.close()
+            self._terminal = None
