@@ -25,6 +25,20 @@ def mlp(sizes: list[int], out_gain: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def state_obs_dim(keys: list[str], observation_spec) -> int:
+    """Width of the concatenated state observations ``keys`` (``state`` and/or ``privileged``)."""
+    dims = {"state": observation_spec.state_dim, "privileged": observation_spec.privileged_dim}
+    unknown = [k for k in keys if k not in dims]
+    if unknown:
+        raise ValueError(f"policy.obs_keys {unknown} are not state observations; use state and/or privileged")
+    return sum(dims[k] for k in keys)
+
+
+def state_vector(obs: dict, keys: list[str]) -> torch.Tensor:
+    """The state observations ``keys`` side by side, float [N, sum of their dims]."""
+    return torch.cat([obs[k].float() for k in keys], dim=-1)
+
+
 @register_policy("mlp")
 class MLPPolicy(Policy):
     """Actor and critic MLPs over the concatenation of ``obs_keys``; state-independent log-std."""
@@ -45,18 +59,13 @@ class MLPPolicy(Policy):
     @classmethod
     def for_env(cls, config, observation_spec, action_spec, sample_obs):
         keys = list(config.get("obs_keys", ["state", "privileged"]))
-        dims = {"state": observation_spec.state_dim, "privileged": observation_spec.privileged_dim}
-        unknown = [k for k in keys if k not in dims]
-        if unknown:
-            raise ValueError(f"policy.obs_keys {unknown} are not state observations; use state and/or privileged")
         mlp_keys = ("hidden", "obs_keys", "chunk_size", "init_log_std")
         return cls({k: config[k] for k in mlp_keys if k in config} | {
-            "obs_dim": sum(dims[k] for k in keys), "action_dim": action_spec.dim})
+            "obs_dim": state_obs_dim(keys, observation_spec), "action_dim": action_spec.dim})
 
     def features(self, obs: dict) -> torch.Tensor:
         """Normalised flat observation [N, obs_dim]."""
-        x = torch.cat([obs[k].float() for k in self.obs_keys], dim=-1)
-        return self.normalizer(x)
+        return self.normalizer(state_vector(obs, self.obs_keys))
 
     def _distribution(self, x: torch.Tensor) -> torch.distributions.Normal:
         mean = self.actor(x).view(x.shape[0], self.chunk_size, self.action_dim)  # [N, T, A]
@@ -85,4 +94,4 @@ class MLPPolicy(Policy):
 
     def update_normalizer(self, obs: dict) -> None:
         """Fold observed states into the running statistics (call on rollouts, not on update batches)."""
-        self.normalizer.update(torch.cat([obs[k].float() for k in self.obs_keys], dim=-1))
+        self.normalizer.update(state_vector(obs, self.obs_keys))

@@ -18,11 +18,8 @@ import torch
 from torch import nn
 
 from policies.base import POLICIES, Policy, from_pretrained, make_policy, register_policy
-from policies.mlp import mlp
+from policies.mlp import mlp, state_obs_dim, state_vector
 from policies.normalizer import RunningNormalizer, normalizer_from_stats
-
-STATE_DIMS = ("state", "privileged")
-
 
 @register_policy("residual")
 class ResidualPolicy(Policy):
@@ -59,16 +56,12 @@ class ResidualPolicy(Policy):
             raise ValueError(f"base policy {config['base']} acts in {base_dim} dims, this env in {action_spec.dim}: "
                              "train the residual in the base's controller space (env.controller)")
         keys = list(config.get("obs_keys", ["state", "privileged"]))
-        dims = {"state": observation_spec.state_dim, "privileged": observation_spec.privileged_dim}
-        unknown = [k for k in keys if k not in dims]
-        if unknown:
-            raise ValueError(f"policy.obs_keys {unknown} are not state observations; use state and/or privileged")
         policy = cls({"base_type": base.policy_type, "base_config": base.config, "action_dim": action_spec.dim,
-                      "obs_dim": sum(dims[k] for k in keys), "obs_keys": keys,
+                      "obs_dim": state_obs_dim(keys, observation_spec), "obs_keys": keys,
                       "residual_scale": config.get("residual_scale", 0.1),
                       "hidden": config.get("hidden", [256, 256]), "init_log_std": config.get("init_log_std", -1.0)})
         policy.base.load_state_dict(base.state_dict())
-        policy.normalizer.update(torch.cat([sample_obs[k].float() for k in keys], dim=-1))
+        policy.normalizer.update(state_vector(sample_obs, keys))
         return policy
 
     def train(self, mode: bool = True) -> "ResidualPolicy":
@@ -112,7 +105,7 @@ class ResidualPolicy(Policy):
 
     # ---------------------------------------------------------------------------------- distribution
     def _inputs(self, obs: dict, base: torch.Tensor) -> torch.Tensor:
-        x = self.normalizer(torch.cat([obs[k].float() for k in self.obs_keys], dim=-1))
+        x = self.normalizer(state_vector(obs, self.obs_keys))
         return torch.cat([x, base], dim=-1)  # [N, obs_dim + A]
 
     def _distribution(self, obs: dict) -> tuple[torch.distributions.Normal, torch.Tensor]:
@@ -144,4 +137,4 @@ class ResidualPolicy(Policy):
 
     def update_normalizer(self, obs: dict) -> None:
         """Fold observed states into the correction's running statistics (the base's stay frozen)."""
-        self.normalizer.update(torch.cat([obs[k].float() for k in self.obs_keys], dim=-1))
+        self.normalizer.update(state_vector(obs, self.obs_keys))

@@ -13,10 +13,12 @@ class ArmCollisionChecker:
 
     Every geom of the arm (links, hand, fingers; also the visual-only link geoms, whose contact flags are off
     in simulation) is tested with ``mj_geomDistance`` against every collidable geom that is not part of the
-    arm (table, objects). Fingers stay as in ``base_qpos``.
+    arm (table, objects) and not in ``ignore_geoms`` (e.g. the cube being grasped). Fingers stay as in
+    ``base_qpos``.
     """
 
-    def __init__(self, model: mujoco.MjModel, base_qpos: np.ndarray | None = None, clearance: float = 0.0):
+    def __init__(self, model: mujoco.MjModel, base_qpos: np.ndarray | None = None, clearance: float = 0.0,
+                 ignore_geoms=()):
         self.model = model
         self.data = mujoco.MjData(model)
         if base_qpos is not None:
@@ -26,8 +28,9 @@ class ArmCollisionChecker:
         arm_bodies = {b for b in range(model.nbody) if self._descends_from(b, root)}
         self.arm_geoms = [g for g in range(model.ngeom) if model.geom_bodyid[g] in arm_bodies]
         collidable = (model.geom_contype != 0) | (model.geom_conaffinity != 0)
+        ignored = set(ignore_geoms)
         self.obstacles = [g for g in range(model.ngeom) if g not in self.arm_geoms and collidable[g]
-                          and model.geom_type[g] != mujoco.mjtGeom.mjGEOM_PLANE]
+                          and model.geom_type[g] != mujoco.mjtGeom.mjGEOM_PLANE and g not in ignored]
         self.clearance = clearance
         self._fromto = np.zeros(6)
         self.checks = 0

@@ -54,10 +54,8 @@ class PlannedExpert:
     # ------------------------------------------------------------------------------------ planning
     def _checker(self, world: int, handled: set[int]) -> ArmCollisionChecker:
         env = self.env
-        checker = ArmCollisionChecker(env.model, base_qpos=env.qpos[world].copy())
-        handled_geoms = {int(env.model.geom(env.task.cubes[c].name).id) for c in handled}
-        checker.obstacles = [g for g in checker.obstacles if g not in handled_geoms]
-        return checker
+        handled_geoms = [env.model.geom(env.task.cubes[c].name).id for c in handled]
+        return ArmCollisionChecker(env.model, base_qpos=env.qpos[world].copy(), ignore_geoms=handled_geoms)
 
     def plan_world(self, world: int, waypoints) -> list[tuple[np.ndarray, float, int, float]]:
         """Path points for env ``world`` through the task's waypoints (raises if IK or planning fails)."""
@@ -77,15 +75,17 @@ class PlannedExpert:
             goal = self._ik(target, q, world)
             start = self.kinematics.tool_position(q)
             high = min(start[2], target[2]) >= TRANSIT_HEIGHT
-            segment = self._straight(start, target, q, world)  # approach, contact and carry: a straight tool line
+            segment = None
             if high and np.abs(goal - q).max() > 0.2 and checker(q) and checker(goal):
                 planner = InformedRRTStar(checker, JOINT_LOW, JOINT_HIGH, step=0.3, seed=self.seed + world)
                 result = planner.plan(q, goal, iterations=self.iterations, shortcut_rounds=50)
                 if result.path is not None:
                     segment = list(result.path[1:])
                     self.planned_segments += 1
-            for k, point in enumerate(segment):
-                last = k == len(segment) - 1
+            if segment is None:  # approach, contact, carry (or no path found): a straight tool line
+                segment = self._straight(start, target, q, world)
+            for i, point in enumerate(segment):
+                last = i == len(segment) - 1
                 points.append((point, w.grip, w.min_steps if last else 0, w.speed))
             q = goal
         return points
