@@ -118,6 +118,18 @@ class ExperimentConfig:
 
 
 @dataclass
+class DistConfig:
+    """Where the envs run: this process (single), env workers here (local) or Ray actors (ray); 2-stage pipelining."""
+
+    backend: str = "single"  # single | local (workers one after another here: Ray's reference) | ray
+    num_env_workers: int = 1  # local / ray: env.num_envs is split evenly over the workers
+    pipeline_stages: int = 1  # 2: half the envs simulate while the policy infers for the other half
+    address: str = ""  # ray: cluster address; empty: RAY_ADDRESS, else a local cluster
+    num_cpus: int = 0  # ray: size of the local cluster it starts; 0: every core
+    max_restarts: int = 3  # ray: restarts of a crashed env worker before the run fails
+
+
+@dataclass
 class TrainConfig:
     """Top-level config of ``embodied-train``."""
 
@@ -126,6 +138,7 @@ class TrainConfig:
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
     resume: bool = False
     base: str = ""  # policy=residual: the frozen base policy (a save_pretrained directory)
     init_from: str = ""  # start from these weights (a save_pretrained directory of the same policy type)
@@ -137,6 +150,27 @@ def as_dict(section) -> dict:
     if dataclasses.is_dataclass(section) and not isinstance(section, type):
         return dataclasses.asdict(section)
     return OmegaConf.to_container(section, resolve=True)
+
+
+def dist_checks(cfg: TrainConfig) -> list[tuple[bool, str]]:
+    """(ok, message) checks of the ``dist`` section."""
+    d, workers = cfg.dist, max(cfg.dist.num_env_workers, 1)
+    return [
+        (d.backend in ("single", "local", "ray"), f"dist.backend must be single, local or ray, got {d.backend!r}"),
+        (d.num_env_workers >= 1, f"dist.num_env_workers must be >= 1, got {d.num_env_workers}"),
+        (d.backend != "single" or d.num_env_workers == 1,
+         f"dist.num_env_workers={d.num_env_workers} needs dist=ray (or dist.backend=local)"),
+        (cfg.env.num_envs % (workers * d.pipeline_stages) == 0,
+         f"env.num_envs={cfg.env.num_envs} must split evenly over dist.num_env_workers={d.num_env_workers} "
+         f"x dist.pipeline_stages={d.pipeline_stages}"),
+        (d.pipeline_stages in (1, 2), f"dist.pipeline_stages must be 1 or 2, got {d.pipeline_stages}"),
+        (d.backend == "single" or cfg.algo.collector == "steps",
+         f"dist.backend={d.backend} runs step collectors (PPO); algo.collector={cfg.algo.collector!r} runs "
+         "with dist=single"),
+        (d.pipeline_stages == 1 or cfg.algo.collector == "steps",
+         "dist.pipeline_stages=2 pipelines step collectors (PPO); GRPO's group collector runs unpipelined"),
+        (d.max_restarts >= 0, f"dist.max_restarts must be >= 0, got {d.max_restarts}"),
+    ]
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -170,6 +204,7 @@ def validate(cfg: TrainConfig) -> None:
          "policy=residual (experiment=residual) needs base=<policy directory written by save_pretrained>"),
         (cfg.policy.residual_scale > 0, f"policy.residual_scale must be > 0, got {cfg.policy.residual_scale}"),
     ]
+    checks += dist_checks(cfg)
     for ok, message in checks:
         if not ok:
             raise ValueError(message)

@@ -10,7 +10,11 @@ from embodied.rollout.obs import flatten, stack_steps, step_chunk
 
 
 class StepCollector:
-    """Collects ``rollout_steps`` (chunk) steps from every env and computes advantages with the configured estimator."""
+    """Collects ``rollout_steps`` (chunk) steps from every env and computes advantages with the configured estimator.
+
+    One rollout step is three phases, ``infer`` (policy), ``step_chunk`` (simulator) and ``record``
+    (bookkeeping), so that a pipelined collector can interleave the phases of two collectors.
+    """
 
     def __init__(self, env, policy, cfg):
         self.env = env
@@ -18,6 +22,7 @@ class StepCollector:
         self.cfg = cfg
         self.stats = EpisodeStats(env.num_envs)
         self.obs = None
+        self._steps: dict[str, list] = {}
 
     def start(self, seed: int) -> None:
         """Reset the envs for the first rollout."""
@@ -26,42 +31,58 @@ class StepCollector:
     @torch.no_grad()
     def collect(self) -> tuple[dict, dict]:
         """Returns the flat training batch and rollout metrics."""
-        cfg, policy = self.cfg, self.policy
-        gamma = cfg.gamma ** policy.chunk_size
-        obs_steps, actions, logprobs, values, rewards, ended = [], [], [], [], [], []
-        for _ in range(cfg.rollout_steps):
-            obs = policy.cache_features(self.obs)  # frozen-encoder features are stored, not recomputed per epoch
-            action, logprob, value = policy.act(obs)  # [N,T,A], [N,T,A], [N]
-            next_obs, reward, term, trunc, info, executed = step_chunk(self.env, action)
-            reward = reward.float()
-            self.stats.update(reward, executed, info["success"], term | trunc)  # metrics see the env's own reward
-            if trunc.any():  # bootstrap a truncated (not terminated) episode with V(its final observation)
-                final_value = policy.value(info["final_obs"])
-                reward = reward + gamma * final_value * (trunc & ~term).float()
-            obs_steps.append(obs)
-            actions.append(action)
-            logprobs.append(logprob)
-            values.append(value)
-            rewards.append(reward)
-            ended.append(term | trunc)
-            self.obs = next_obs
-        values_t = torch.stack(values)  # [S, N]
-        next_values = torch.cat([values_t[1:], policy.value(self.obs)[None]])  # [S, N]
+        self.begin()
+        for _ in range(self.cfg.rollout_steps):
+            inferred = self.infer()
+            self.record(inferred, step_chunk(self.env, inferred[1]))
+        return self.finish()
+
+    def begin(self) -> None:
+        """Start a new rollout's step lists."""
+        self._steps = {key: [] for key in ("obs", "action", "logprob", "value", "reward", "ended")}
+
+    @torch.no_grad()
+    def infer(self) -> tuple:
+        """Policy phase on the current observation: (obs with cached features, action [N,T,A], logprob, value [N])."""
+        obs = self.policy.cache_features(self.obs)  # frozen-encoder features are stored, not recomputed per epoch
+        action, logprob, value = self.policy.act(obs)
+        return obs, action, logprob, value
+
+    @torch.no_grad()
+    def record(self, inferred: tuple, stepped: tuple) -> None:
+        """Bookkeeping phase: fold the simulator's result of ``inferred``'s action into the rollout."""
+        obs, action, logprob, value = inferred
+        next_obs, reward, term, trunc, info, executed = stepped
+        reward = reward.float()
+        self.stats.update(reward, executed, info["success"], term | trunc)  # metrics see the env's own reward
+        if trunc.any():  # bootstrap a truncated (not terminated) episode with V(its final observation)
+            final_value = self.policy.value(info["final_obs"])
+            reward = reward + self.cfg.gamma ** self.policy.chunk_size * final_value * (trunc & ~term).float()
+        for key, item in zip(self._steps, (obs, action, logprob, value, reward, term | trunc)):
+            self._steps[key].append(item)
+        self.obs = next_obs
+
+    @torch.no_grad()
+    def finish(self) -> tuple[dict, dict]:
+        """Advantages over the recorded steps; returns the flat batch and rollout metrics."""
+        cfg, steps = self.cfg, self._steps
+        values = torch.stack(steps["value"])  # [S, N]
+        next_values = torch.cat([values[1:], self.policy.value(self.obs)[None]])  # [S, N]
         advantages, returns = get_advantage(cfg.advantage)(
-            torch.stack(rewards), values_t, next_values, torch.stack(ended),
-            gamma=gamma, lam=cfg.gae_lambda,
+            torch.stack(steps["reward"]), values, next_values, torch.stack(steps["ended"]),
+            gamma=cfg.gamma ** self.policy.chunk_size, lam=cfg.gae_lambda,
         )
-        stacked = stack_steps(obs_steps)
         batch = {
-            "obs": flatten(stacked),
-            "action": torch.stack(actions).flatten(0, 1),
-            "old_logprob": torch.stack(logprobs).flatten(0, 1),
-            "old_values": values_t.flatten(),
+            "obs": flatten(stack_steps(steps["obs"])),
+            "action": torch.stack(steps["action"]).flatten(0, 1),
+            "old_logprob": torch.stack(steps["logprob"]).flatten(0, 1),
+            "old_values": values.flatten(),
             "advantages": advantages.flatten(),
             "returns": returns.flatten(),
         }
         metrics = self.stats.pop_summary()
-        metrics["env_steps"] = self.env.num_envs * cfg.rollout_steps * policy.chunk_size
+        metrics["env_steps"] = self.env.num_envs * len(steps["value"]) * self.policy.chunk_size
+        self._steps = {}
         return batch, metrics
 
     def state_dict(self) -> dict:

@@ -12,7 +12,8 @@ from tqdm import tqdm
 from embodied.config.schema import TrainConfig, validate
 from embodied.data.batches import DemoStream
 from embodied.runner.logger import RunLogger
-from embodied.runner.trainer import Trainer, build_env, build_policy, load_initial_weights
+from embodied.runner.builders import build_env, build_policy
+from embodied.runner.trainer import Trainer, load_initial_weights
 
 
 class SFTTrainer(Trainer):

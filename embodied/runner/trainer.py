@@ -9,37 +9,15 @@ import time
 import torch
 from tqdm import tqdm
 
-from embodied.config.schema import TrainConfig, as_dict, validate
+from embodied.config.schema import TrainConfig, validate
 from embodied.data.batches import DemoStream
+from embodied.dist.collector import make_collector
 from embodied.rollout.evaluate import evaluate
-from embodied.rollout.group_collector import GroupCollector
-from embodied.rollout.step_collector import StepCollector
+from embodied.runner.builders import build_env, build_policy
 from embodied.runner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from embodied.runner.logger import RunLogger
 from embodied.runner.update import update_policy
-from policies.base import POLICIES, from_pretrained
-from sims import make_env
-
-COLLECTORS = {"steps": StepCollector, "groups": GroupCollector}
-
-
-def build_env(cfg: TrainConfig, num_envs: int, autoreset: bool, cameras=None):
-    """The batched env described by ``cfg.env``."""
-    e = cfg.env
-    return make_env(
-        e.backend, task=e.task, num_envs=num_envs, controller=e.controller, reward_mode=e.reward_mode,
-        max_episode_steps=e.max_episode_steps, cameras=tuple(e.cameras if cameras is None else cameras),
-        image_size=tuple(e.image_size), autoreset=autoreset, num_threads=e.num_threads,
-    )
-
-
-def build_policy(cfg: TrainConfig, env, seed: int):
-    """The policy described by ``cfg.policy``, sized for ``env`` (one reset supplies observation statistics)."""
-    if cfg.policy.name not in POLICIES:
-        raise KeyError(f"unknown policy.name {cfg.policy.name!r}; available: {sorted(POLICIES)}")
-    sample_obs, _ = env.reset(seed=seed)
-    config = as_dict(cfg.policy) | {"base": cfg.base}
-    return POLICIES[cfg.policy.name].for_env(config, env.observation_spec, env.action_spec, sample_obs)
+from policies.base import from_pretrained
 
 
 def load_initial_weights(policy, path: str) -> None:
@@ -69,13 +47,14 @@ class Trainer:
         self.update_threads = cfg.experiment.update_threads or os.cpu_count() or 1
         torch.manual_seed(cfg.experiment.seed)
         grouped = cfg.algo.collector == "groups"
-        self.env = build_env(cfg, cfg.env.num_envs, autoreset=not grouped)
+        classic = cfg.dist.backend == "single" and cfg.dist.pipeline_stages == 1  # the collector steps this env
+        self.env = build_env(cfg, cfg.env.num_envs, autoreset=not grouped, num_threads=None if classic else 1)
         self.policy = build_policy(cfg, self.env, cfg.experiment.seed)
         if cfg.init_from:
             load_initial_weights(self.policy, cfg.init_from)
         trainable = [p for p in self.policy.parameters() if p.requires_grad]  # frozen bases and towers stay out
         self.optimizer = torch.optim.Adam(trainable, lr=cfg.algo.learning_rate, eps=1e-5)
-        self.collector = COLLECTORS[cfg.algo.collector](self.env, self.policy, cfg.algo)
+        self.collector = make_collector(cfg, self.env, self.policy)
         if cfg.algo.teacher:  # on-policy distillation: the frozen teacher is the reference
             self.reference = from_pretrained(cfg.algo.teacher).eval()
         else:
@@ -175,4 +154,6 @@ class Trainer:
         final = self.run_eval(logger, video=x.video)
         self.policy.save_pretrained(os.path.join(self.output_dir, "final_policy"))
         logger.close()
+        if hasattr(self.collector, "close"):
+            self.collector.close()
         return final

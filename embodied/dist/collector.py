@@ -1,0 +1,54 @@
+"""The trainer's collector for any ``dist`` setting: one process, or env workers in a pool."""
+
+from __future__ import annotations
+
+from embodied.dist.pools import LocalWorkerPool, RayWorkerPool
+from embodied.rollout.group_collector import GroupCollector
+from embodied.rollout.merge import merge_batches, merge_metrics
+from embodied.rollout.step_collector import StepCollector
+from embodied.runner.builders import build_collector
+
+
+class DistributedCollector:
+    """Collector interface over an env-worker pool: broadcast weights, gather rollouts, merge them in worker order."""
+
+    def __init__(self, pool, policy):
+        self.pool = pool
+        self.policy = policy
+
+    def start(self, seed: int) -> None:
+        """Workers reset themselves when built (worker k with ``sub_seed(seed, k)``)."""
+
+    def collect(self) -> tuple[dict, dict]:
+        """One rollout from every worker with the learner's current weights."""
+        weights = {key: value.detach().clone() for key, value in self.policy.state_dict().items()}
+        parts = self.pool.collect(weights)
+        return merge_batches([p[0] for p in parts]), merge_metrics([p[1] for p in parts])
+
+    def state_dict(self) -> dict:
+        """Every worker's env snapshot, bookkeeping and random stream."""
+        return {"workers": self.pool.state_dicts()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue every worker from a ``state_dict`` snapshot."""
+        self.pool.load_state_dicts(state["workers"])
+
+    def close(self) -> None:
+        """Stop the workers."""
+        self.pool.close()
+
+
+def make_collector(cfg, env, policy):
+    """``dist.backend`` single: a collector over ``env`` (or two new stages); local / ray: an env-worker pool."""
+    d = cfg.dist
+    if d.backend == "single":
+        if cfg.algo.collector == "groups":
+            return GroupCollector(env, policy, cfg.algo)
+        if d.pipeline_stages == 1:
+            return StepCollector(env, policy, cfg.algo)
+        return build_collector(cfg, policy, env.num_envs)
+    if d.backend == "local":
+        pool = LocalWorkerPool(cfg, d.num_env_workers)
+    else:
+        pool = RayWorkerPool(cfg, d.num_env_workers, d.address, d.num_cpus, d.max_restarts)
+    return DistributedCollector(pool, policy)

@@ -1,0 +1,41 @@
+"""Build the env, policy and rollout collector a config describes (shared by the trainer and env workers)."""
+
+from __future__ import annotations
+
+from embodied.config.schema import TrainConfig, as_dict
+from embodied.rollout.group_collector import GroupCollector
+from embodied.rollout.pipelined_collector import PipelinedStepCollector
+from embodied.rollout.step_collector import StepCollector
+from policies.base import POLICIES
+from sims import make_env
+
+
+def build_env(cfg: TrainConfig, num_envs: int, autoreset: bool, cameras=None, num_threads: int | None = None):
+    """The batched env described by ``cfg.env``."""
+    e = cfg.env
+    return make_env(
+        e.backend, task=e.task, num_envs=num_envs, controller=e.controller, reward_mode=e.reward_mode,
+        max_episode_steps=e.max_episode_steps, cameras=tuple(e.cameras if cameras is None else cameras),
+        image_size=tuple(e.image_size), autoreset=autoreset,
+        num_threads=e.num_threads if num_threads is None else num_threads,
+    )
+
+
+def build_policy(cfg: TrainConfig, env, seed: int):
+    """The policy described by ``cfg.policy``, sized for ``env`` (one reset supplies observation statistics)."""
+    if cfg.policy.name not in POLICIES:
+        raise KeyError(f"unknown policy.name {cfg.policy.name!r}; available: {sorted(POLICIES)}")
+    sample_obs, _ = env.reset(seed=seed)
+    config = as_dict(cfg.policy) | {"base": cfg.base}
+    return POLICIES[cfg.policy.name].for_env(config, env.observation_spec, env.action_spec, sample_obs)
+
+
+def build_collector(cfg: TrainConfig, policy, num_envs: int, num_threads: int | None = None):
+    """The rollout collector of ``cfg.algo.collector`` over ``num_envs`` new envs (two stages when pipelined)."""
+    if cfg.algo.collector == "groups":
+        return GroupCollector(build_env(cfg, num_envs, autoreset=False, num_threads=num_threads), policy, cfg.algo)
+    if cfg.dist.pipeline_stages == 2:
+        half = num_envs // 2
+        envs = [build_env(cfg, n, autoreset=True, num_threads=num_threads) for n in (half, num_envs - half)]
+        return PipelinedStepCollector(envs, policy, cfg.algo)
+    return StepCollector(build_env(cfg, num_envs, autoreset=True, num_threads=num_threads), policy, cfg.algo)
