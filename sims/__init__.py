@@ -9,12 +9,16 @@ register_all()
 
 
 def make_env(backend: str = "mujoco", **kwargs) -> BatchedEnv:
-    """Build a batched env: ``make_env("mujoco", task="PickCube", num_envs=64)``."""
+    """Build a batched env: ``make_env("mujoco", task="PickCube", num_envs=64)``; backends mujoco, maniskill."""
     if backend == "mujoco":
         from sims.mujoco.env import MujocoTabletopEnv
 
         return MujocoTabletopEnv(**kwargs)
-    raise KeyError(f"unknown simulator backend {backend!r}; available: ['mujoco']")
+    if backend == "maniskill":
+        from sims.maniskill.env import ManiSkillEnv
+
+        return ManiSkillEnv(**kwargs)
+    raise KeyError(f"unknown simulator backend {backend!r}; available: ['maniskill', 'mujoco']")
 
 
 __all__ = ["ActionSpec", "BatchedEnv", "ObservationSpec", "make_env"]

@@ -58,6 +58,6 @@ class EnvWorker:
     def close(self) -> None:
         """Release the env (and the pipeline thread)."""
         if hasattr(self.collector, "close"):
-            self.collector.close()
-        for stage in getattr(self.collector, "stages", [self.collector]):
-            stage.env.close()
+            self.collector.close()  # a pipelined collector closes its stage envs
+        else:
+            self.collector.env.close()

@@ -25,7 +25,7 @@ def flatten(obs: dict) -> dict:
         if isinstance(value, dict):
             out[key] = flatten(value)
         elif isinstance(value, torch.Tensor):
-            out[key] = value.reshape(-1, *value.shape[2:])
+            out[key] = value.reshape(value.shape[0] * value.shape[1], *value.shape[2:])  # also for 0-wide keys
         else:
             out[key] = [text for row in value for text in row]
     return out

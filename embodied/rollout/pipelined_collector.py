@@ -16,21 +16,26 @@ class PipelinedStepCollector:
 
     Schedule of one rollout step: infer(A); [sim(A) || record(B), infer(B)]; [sim(B) || record(A)].
     MuJoCo steps release the GIL, so the overlap is real where simulation and inference each get a core.
+    The envs are built and touched only on the simulation thread (an EGL renderer's context belongs to one thread).
     """
 
-    def __init__(self, envs: list, policy, cfg):
-        if len(envs) != 2:
-            raise ValueError(f"a pipelined collector takes 2 env stages, got {len(envs)}")
+    def __init__(self, env_factories: list, policy, cfg):
+        if len(env_factories) != 2:
+            raise ValueError(f"a pipelined collector takes 2 env stages, got {len(env_factories)}")
+        self._sim = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sim-stage")
+        envs = [self._on_sim(factory) for factory in env_factories]
         self.stages = [StepCollector(env, policy, cfg) for env in envs]
         self.policy = policy
         self.cfg = cfg
         self.num_envs = sum(env.num_envs for env in envs)
-        self._sim = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sim-stage")
+
+    def _on_sim(self, fn, *args):
+        return self._sim.submit(fn, *args).result()
 
     def start(self, seed: int) -> None:
         """Reset both stages (stage k with ``sub_seed(seed, k)``, so their episodes differ)."""
         for k, stage in enumerate(self.stages):
-            stage.start(sub_seed(seed, k))
+            self._on_sim(stage.start, sub_seed(seed, k))
 
     @torch.no_grad()
     def collect(self) -> tuple[dict, dict]:
@@ -53,13 +58,15 @@ class PipelinedStepCollector:
 
     def state_dict(self) -> dict:
         """Both stages' env snapshots and bookkeeping."""
-        return {"stages": [stage.state_dict() for stage in self.stages]}
+        return {"stages": [self._on_sim(stage.state_dict) for stage in self.stages]}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a ``state_dict`` snapshot."""
         for stage, part in zip(self.stages, state["stages"]):
-            stage.load_state_dict(part)
+            self._on_sim(stage.load_state_dict, part)
 
     def close(self) -> None:
-        """Stop the simulation thread."""
+        """Close the stage envs and stop the simulation thread."""
+        for stage in self.stages:
+            self._on_sim(stage.env.close)
         self._sim.shutdown()

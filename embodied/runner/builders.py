@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from embodied.config.schema import TrainConfig, as_dict
 from embodied.rollout.group_collector import GroupCollector
 from embodied.rollout.pipelined_collector import PipelinedStepCollector
@@ -36,6 +38,6 @@ def build_collector(cfg: TrainConfig, policy, num_envs: int, num_threads: int | 
         return GroupCollector(build_env(cfg, num_envs, autoreset=False, num_threads=num_threads), policy, cfg.algo)
     if cfg.dist.pipeline_stages == 2:
         half = num_envs // 2
-        envs = [build_env(cfg, n, autoreset=True, num_threads=num_threads) for n in (half, num_envs - half)]
-        return PipelinedStepCollector(envs, policy, cfg.algo)
+        factories = [functools.partial(build_env, cfg, n, True, num_threads=num_threads) for n in (half, num_envs - half)]
+        return PipelinedStepCollector(factories, policy, cfg.algo)
     return StepCollector(build_env(cfg, num_envs, autoreset=True, num_threads=num_threads), policy, cfg.algo)

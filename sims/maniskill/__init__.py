@@ -1,0 +1,1 @@
+"""ManiSkill3 tasks behind the batched env API (optional: pip install 'embodied-vla[maniskill]')."""

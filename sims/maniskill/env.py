@@ -1,0 +1,172 @@
+"""ManiSkill3 tasks as a ``BatchedEnv``: all envs in one GPU scene (physx_cuda), or one process per env (physx_cpu).
+
+ManiSkill's own episode ends are ignored: like every backend here, the batched env owns time limits, success
+termination and automatic resets, so ``reset(seed, reset_ids)``, chunks and metrics behave as with MuJoCo.
+Observations: ``state`` is ManiSkill's flat state vector; ``privileged`` is empty; ``instruction`` names the task.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from sims.api import ActionSpec, BatchedEnv, ObservationSpec, StepResult
+from sims.maniskill.tasks import resolve
+
+REWARD_MODES = {"dense": "normalized_dense", "sparse": "sparse"}
+
+
+def _import_maniskill():
+    try:
+        import mani_skill.envs  # noqa: F401  (registers the ManiSkill ids)
+    except ImportError as err:
+        raise ImportError("backend=maniskill needs ManiSkill3: pip install 'embodied-vla[maniskill]'; on a machine "
+                          "without a GPU it also needs Vulkan (bash scripts/setup_lavapipe.sh)") from err
+
+
+def _make_cpu_env(env_id: str, control_mode: str, reward_mode: str):
+    """One physx_cpu ManiSkill env in a worker process (module level so that spawn can pickle it)."""
+    _import_maniskill()
+    env = gym.make(env_id, num_envs=1, obs_mode="state", control_mode=control_mode, reward_mode=reward_mode,
+                   sim_backend="physx_cpu", render_mode=None)
+    return _OwnEpisodeEnds(env)
+
+
+class _OwnEpisodeEnds(gym.Wrapper):
+    """Wraps one CPU ManiSkill env for gymnasium's AsyncVectorEnv: numpy out, never ends an episode itself."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        base = env.unwrapped
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, base.single_observation_space.shape, np.float32)
+        self.action_space = base.single_action_space
+        self.pending_state = None
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        return _row(obs), {}
+
+    def step(self, action):
+        obs, reward, _, _, info = self.env.step(action)
+        flags = {k: bool(_row(info[k])) for k in ("success", "fail") if k in info}
+        return _row(obs), float(_row(reward)), False, False, flags
+
+    def world_state(self) -> np.ndarray:
+        """The full simulator state (actors, articulations) as a flat vector."""
+        return _row(self.env.unwrapped.get_state())
+
+    def apply_pending_state(self) -> np.ndarray:
+        """Restore ``pending_state`` (set per env with ``set_attr``); returns the observation there."""
+        self.env.unwrapped.set_state(torch.as_tensor(self.pending_state)[None])
+        return _row(self.env.unwrapped.get_obs())
+
+
+
+def _row(value) -> np.ndarray:
+    """First row of a batched ManiSkill tensor as numpy (CPU envs have a batch of one)."""
+    array = value.cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    return array[0] if array.ndim else array
+
+
+class ManiSkillEnv(BatchedEnv):
+    """A ManiSkill3 task on N envs through the batched env contract; see ``sims.api``."""
+
+    def __init__(self, task: str = "PickCube", num_envs: int = 4, controller: str = "ee_delta_pos",
+                 reward_mode: str = "dense", max_episode_steps: int | None = None, cameras=(), image_size=(64, 64),
+                 autoreset: bool = True, terminate_on_success: bool = False, num_threads: int = 0,
+                 sim_backend: str = "auto"):
+        _import_maniskill()
+        if cameras:
+            raise ValueError(f"backend=maniskill serves state observations only; drop env.cameras={list(cameras)}")
+        if reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode must be one of {sorted(REWARD_MODES)}, got {reward_mode!r}")
+        spec, control_mode = resolve(task, controller)
+        if sim_backend == "auto":
+            sim_backend = "physx_cuda" if torch.cuda.is_available() else "physx_cpu"
+        if sim_backend not in ("physx_cuda", "physx_cpu"):
+            raise ValueError(f"sim_backend must be auto, physx_cuda or physx_cpu, got {sim_backend!r}")
+        self.sim_backend = sim_backend
+        self.instruction = spec.instruction
+        make = functools.partial(_make_cpu_env, spec.env_id, control_mode, REWARD_MODES[reward_mode])
+        if sim_backend == "physx_cuda":
+            self.sim = gym.make(spec.env_id, num_envs=num_envs, obs_mode="state", control_mode=control_mode,
+                                reward_mode=REWARD_MODES[reward_mode], sim_backend="physx_cuda").unwrapped
+            obs_dim, space = self.sim.single_observation_space.shape[0], self.sim.single_action_space
+        else:
+            self.sim = gym.vector.AsyncVectorEnv([make] * num_envs, context="spawn", copy=True)
+            obs_dim, space = self.sim.single_observation_space.shape[0], self.sim.single_action_space
+        names = tuple(f"{control_mode}_{i}" for i in range(space.shape[0]))
+        action_spec = ActionSpec(dim=space.shape[0], low=float(space.low.min()), high=float(space.high.max()),
+                                 names=names)
+        super().__init__(num_envs, action_spec, ObservationSpec(obs_dim, 0, (), *image_size),
+                         max_episode_steps or gym.spec(spec.env_id).max_episode_steps,
+                         terminate_on_success=terminate_on_success, autoreset=autoreset)
+        self._obs = np.zeros((num_envs, obs_dim), dtype=np.float32)
+        self._reward = np.zeros(num_envs, dtype=np.float32)
+        self._success = np.zeros(num_envs, dtype=bool)
+        self._failed = np.zeros(num_envs, dtype=bool)
+
+    # ----------------------------------------------------------------- BatchedEnv hooks
+    def _reset_worlds(self, env_ids, rngs) -> None:
+        seeds = [int(rng.integers(2**31 - 1)) for rng in rngs]  # ManiSkill seeds from our (seed, reset id)
+        if self.sim_backend == "physx_cuda":
+            ids = torch.as_tensor(env_ids, device=self.sim.device)
+            obs, _ = self.sim.reset(seed=seeds, options={"env_idx": ids})
+            self._obs[env_ids] = obs[ids].float().cpu().numpy()
+        else:
+            mask = np.zeros(self.num_envs, dtype=bool)
+            mask[env_ids] = True
+            all_seeds: list[int | None] = [None] * self.num_envs
+            for i, s in zip(env_ids, seeds):
+                all_seeds[i] = s
+            obs, _ = self.sim.reset(seed=all_seeds, options={"reset_mask": mask})
+            self._obs[env_ids] = obs[env_ids]
+        self._reward[env_ids], self._success[env_ids], self._failed[env_ids] = 0.0, False, False
+
+    def _advance(self, actions: np.ndarray, env_ids: np.ndarray) -> None:
+        full = np.zeros((self.num_envs, self.action_spec.dim), dtype=np.float32)  # others hold still (delta 0)
+        full[env_ids] = actions
+        if self.sim_backend == "physx_cuda":
+            obs, reward, _, _, info = self.sim.step(torch.as_tensor(full, device=self.sim.device))
+            obs, reward = obs.float().cpu().numpy(), reward.float().cpu().numpy()
+            success = info["success"].cpu().numpy() if "success" in info else np.zeros(self.num_envs, bool)
+            failed = info["fail"].cpu().numpy() if "fail" in info else np.zeros(self.num_envs, bool)
+        else:
+            obs, reward, _, _, info = self.sim.step(full)
+            success = np.asarray(info.get("success", np.zeros(self.num_envs)), dtype=bool)
+            failed = np.asarray(info.get("fail", np.zeros(self.num_envs)), dtype=bool)
+        self._obs[env_ids], self._reward[env_ids] = obs[env_ids], reward[env_ids]
+        self._success[env_ids], self._failed[env_ids] = success[env_ids], failed[env_ids]
+
+    def _observe(self) -> dict:
+        return {"state": self._obs.copy(), "privileged": np.zeros((self.num_envs, 0), dtype=np.float32),
+                "instruction": [self.instruction] * self.num_envs}
+
+    def _evaluate(self) -> StepResult:
+        return StepResult(self._reward.copy(), self._success.copy(), self._failed.copy())
+
+    def _get_world_state(self) -> dict:
+        if self.sim_backend == "physx_cuda":
+            world = self.sim.get_state().cpu()
+        else:
+            world = torch.from_numpy(np.stack(self.sim.call("world_state")))
+        return {"world": world, "obs": torch.from_numpy(self._obs.copy()),
+                "reward": torch.from_numpy(self._reward.copy()), "success": torch.from_numpy(self._success.copy()),
+                "failed": torch.from_numpy(self._failed.copy())}
+
+    def _set_world_state(self, state: dict) -> None:
+        if self.sim_backend == "physx_cuda":
+            self.sim.set_state(state["world"].to(self.sim.device))
+        else:
+            self.sim.set_attr("pending_state", list(state["world"].numpy()))
+            self.sim.call("apply_pending_state")
+        self._obs[:] = state["obs"].numpy()
+        self._reward[:], self._success[:] = state["reward"].numpy(), state["success"].numpy()
+        self._failed[:] = state["failed"].numpy()
+
+    def close(self) -> None:
+        """Stop the worker processes (physx_cpu) or release the GPU scene."""
+        self.sim.close()
