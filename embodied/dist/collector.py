@@ -6,7 +6,7 @@ from embodied.dist.pools import LocalWorkerPool, RayWorkerPool
 from embodied.rollout.group_collector import GroupCollector
 from embodied.rollout.merge import merge_batches, merge_metrics
 from embodied.rollout.step_collector import StepCollector
-from embodied.runner.builders import build_collector
+from embodied.runner.builders import build_step_collector
 
 
 class DistributedCollector:
@@ -42,11 +42,9 @@ def make_collector(cfg, env, policy):
     """``dist.backend`` single: a collector over ``env`` (or two new stages); local / ray: an env-worker pool."""
     d = cfg.dist
     if d.backend == "single":
-        if cfg.algo.collector == "groups":
-            return GroupCollector(env, policy, cfg.algo)
-        if d.pipeline_stages == 1:
-            return StepCollector(env, policy, cfg.algo)
-        return build_collector(cfg, policy, env.num_envs)
+        if d.pipeline_stages == 2:
+            return build_step_collector(cfg, policy, env.num_envs)
+        return (GroupCollector if cfg.algo.collector == "groups" else StepCollector)(env, policy, cfg.algo)
     if d.backend == "local":
         pool = LocalWorkerPool(cfg, d.num_env_workers)
     else:
