@@ -9,6 +9,7 @@ import torch
 
 from sims import make_env
 from sims.maniskill.tasks import TASKS
+from tests.backend_run import train_briefly
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
@@ -78,18 +79,4 @@ def test_bad_maniskill_settings_are_clear_errors():
 
 
 def test_ppo_trains_on_a_maniskill_task_through_the_runner(tmp_path):
-    from embodied.config.schema import TrainConfig
-    from embodied.runner.trainer import Trainer
-
-    cfg = TrainConfig()
-    cfg.env.backend, cfg.env.task, cfg.env.num_envs = "maniskill", "PushCube", 2
-    cfg.algo.rollout_steps = 8
-    cfg.experiment.total_env_steps, cfg.experiment.eval_interval, cfg.experiment.checkpoint_interval = 32, 0, 1
-    cfg.experiment.eval_episodes = cfg.experiment.eval_num_envs = 2
-    cfg.experiment.progress, cfg.experiment.output_dir = False, str(tmp_path)
-    trainer = Trainer(cfg)
-    before = trainer.policy.actor[0].weight.clone()
-    metrics = trainer.train()
-    assert trainer.counters["env_steps"] == 32 and 0.0 <= metrics["success_once"] <= 1.0
-    assert not torch.equal(before, trainer.policy.actor[0].weight)
-    assert (tmp_path / "checkpoints" / "iter_000002" / "trainer_state.pt").is_file()
+    train_briefly(tmp_path, "maniskill", "PushCube", num_envs=2, rollout_steps=8)

@@ -60,7 +60,7 @@ class MujocoTabletopEnv(BatchedEnv):
         self.model = mujoco.MjModel.from_xml_string(
             build_scene_xml(self.task.cubes, self.task.markers, timestep)
         )
-        self.batch = mujoco.batch.Batch(self.model, nsim=num_envs, nthread=num_threads or (os.cpu_count() or 1))
+        self.batch = self._make_batch(num_envs, num_threads)
         self._bind_fields()
         height, width = image_size
         super().__init__(
@@ -90,6 +90,10 @@ class MujocoTabletopEnv(BatchedEnv):
         if self.randomization.physical:
             self._friction = self.batch.expand("geom_friction")
             self._mass = self.batch.expand("body_mass")
+
+    def _make_batch(self, num_envs: int, num_threads: int):
+        """The physics of the N worlds: ``mujoco.batch`` on a thread pool."""
+        return mujoco.batch.Batch(self.model, nsim=num_envs, nthread=num_threads or (os.cpu_count() or 1))
 
     # ----------------------------------------------------------------- model indices and bound fields
     def _bind_fields(self) -> None:

@@ -1,0 +1,1 @@
+"""The tabletop tasks with physics in MuJoCo Warp (optional: pip install 'embodied-vla[warp]')."""
