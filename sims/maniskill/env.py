@@ -90,14 +90,14 @@ class ManiSkillEnv(BatchedEnv):
             raise ValueError(f"sim_backend must be auto, physx_cuda or physx_cpu, got {sim_backend!r}")
         self.sim_backend = sim_backend
         self.instruction = spec.instruction
-        make = functools.partial(_make_cpu_env, spec.env_id, control_mode, REWARD_MODES[reward_mode])
-        if sim_backend == "physx_cuda":
-            self.sim = gym.make(spec.env_id, num_envs=num_envs, obs_mode="state", control_mode=control_mode,
-                                reward_mode=REWARD_MODES[reward_mode], sim_backend="physx_cuda").unwrapped
-            obs_dim, space = self.sim.single_observation_space.shape[0], self.sim.single_action_space
-        else:
-            self.sim = gym.vector.AsyncVectorEnv([make] * num_envs, context="spawn", copy=True)
-            obs_dim, space = self.sim.single_observation_space.shape[0], self.sim.single_action_space
+        try:
+            self._make_sim(spec.env_id, control_mode, REWARD_MODES[reward_mode], num_envs, sim_backend)
+        except RuntimeError as err:
+            if "vk::" not in str(err):
+                raise
+            raise RuntimeError(f"ManiSkill found no Vulkan device ({err}); on a machine without a GPU run "
+                               "`bash scripts/setup_lavapipe.sh DIR` and `. DIR/env.sh` first") from err
+        obs_dim, space = self.sim.single_observation_space.shape[0], self.sim.single_action_space
         names = tuple(f"{control_mode}_{i}" for i in range(space.shape[0]))
         action_spec = ActionSpec(dim=space.shape[0], low=float(space.low.min()), high=float(space.high.max()),
                                  names=names)
@@ -108,6 +108,15 @@ class ManiSkillEnv(BatchedEnv):
         self._reward = np.zeros(num_envs, dtype=np.float32)
         self._success = np.zeros(num_envs, dtype=bool)
         self._failed = np.zeros(num_envs, dtype=bool)
+
+    def _make_sim(self, env_id: str, control_mode: str, reward_mode: str, num_envs: int, sim_backend: str) -> None:
+        """One batched GPU scene, or one spawned process per env on the CPU."""
+        if sim_backend == "physx_cuda":
+            self.sim = gym.make(env_id, num_envs=num_envs, obs_mode="state", control_mode=control_mode,
+                                reward_mode=reward_mode, sim_backend="physx_cuda").unwrapped
+        else:
+            make = functools.partial(_make_cpu_env, env_id, control_mode, reward_mode)
+            self.sim = gym.vector.AsyncVectorEnv([make] * num_envs, context="spawn", copy=True)
 
     # ----------------------------------------------------------------- BatchedEnv hooks
     def _reset_worlds(self, env_ids, rngs) -> None:
