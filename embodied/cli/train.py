@@ -36,6 +36,8 @@ def _run(cfg: DictConfig) -> None:
     except (ValueError, KeyError, FileNotFoundError) as error:  # a bad value or path: say which, no traceback
         sys.exit(f"embodied-train: {error}")
     metrics = trainer.train()
+    if not metrics:  # a data-parallel rank other than 0: rank 0 evaluates and saves
+        return
     print(f"final eval over {metrics['episodes']} episodes: success_once={metrics['success_once']:.3f} "
           f"success_at_end={metrics['success_at_end']:.3f} return={metrics['episode_return']:.2f}")
     print(f"policy saved to {os.path.join(typed.experiment.output_dir, 'final_policy')}")

@@ -12,6 +12,8 @@ from tqdm import tqdm
 from embodied.config.schema import TrainConfig, validate
 from embodied.data.batches import DemoStream
 from embodied.dist.collector import make_collector
+from embodied.dist.data_parallel import init_from_env, sync_from_rank0
+from embodied.rollout.merge import sub_seed
 from embodied.rollout.evaluate import evaluate
 from embodied.runner.builders import build_env, build_policy
 from embodied.runner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -43,6 +45,10 @@ class Trainer:
     def __init__(self, cfg: TrainConfig):
         validate(cfg)
         self.cfg = cfg
+        self.rank, self.world = init_from_env()  # data-parallel learners under torchrun; (0, 1) otherwise
+        if self.world > 1 and (cfg.resume or cfg.dist.backend != "single"):
+            raise ValueError("data-parallel learners (WORLD_SIZE > 1) run with dist=single and without resume for "
+                             "now: drop resume=true / dist=ray, or run one process")
         torch.set_num_threads(cfg.experiment.torch_threads)
         self.update_threads = cfg.experiment.update_threads or os.cpu_count() or 1
         torch.manual_seed(cfg.experiment.seed)
@@ -52,6 +58,11 @@ class Trainer:
         self.policy = build_policy(cfg, self.env, cfg.experiment.seed)
         if cfg.init_from:
             load_initial_weights(self.policy, cfg.init_from)
+        seed = cfg.experiment.seed
+        if self.world > 1:  # same weights everywhere, different envs and action noise per rank
+            sync_from_rank0(self.policy)
+            seed = sub_seed(seed, self.rank)
+            torch.manual_seed(seed)
         trainable = [p for p in self.policy.parameters() if p.requires_grad]  # frozen bases and towers stay out
         self.optimizer = torch.optim.Adam(trainable, lr=cfg.algo.learning_rate, eps=1e-5)
         self.collector = make_collector(cfg, self.env, self.policy)
@@ -63,13 +74,14 @@ class Trainer:
         if cfg.algo.anchor_coef > 0:
             self.anchor = DemoStream(list(cfg.data.anchor_paths), list(cfg.data.anchor_weights), cfg.algo.batch_size,
                                      self.policy.chunk_size, cfg.experiment.seed)
-        self.output_dir = cfg.experiment.output_dir
+        self.output_dir = cfg.experiment.output_dir if self.rank == 0 else \
+            os.path.join(cfg.experiment.output_dir, f"rank{self.rank}")  # rank 0 evaluates and checkpoints
         self.iteration = 0
         self.counters = {"env_steps": 0}
         self.eval_history: list[dict] = []  # env_steps, training seconds (evaluation excluded), metrics
         self._train_start = time.perf_counter()
         self.eval_seconds = 0.0
-        self.collector.start(cfg.experiment.seed)
+        self.collector.start(seed)
         if cfg.resume:
             path = latest_checkpoint(os.path.join(self.output_dir, "checkpoints"))
             if path is None:
@@ -84,7 +96,7 @@ class Trainer:
         a = self.cfg.algo
         per_iter = (self.env.num_envs * a.rollout_steps * self.policy.chunk_size if a.collector == "steps"
                     else a.groups_per_batch * a.group_size * self.env.max_episode_steps)
-        return max(1, self.cfg.experiment.total_env_steps // per_iter)
+        return max(1, self.cfg.experiment.total_env_steps // (per_iter * self.world))  # the budget of all ranks
 
     def log_step(self) -> int:
         """The x-axis of tensorboard scalars: env-steps for RL."""
@@ -109,13 +121,13 @@ class Trainer:
         return metrics
 
     def train(self) -> dict:
-        """Run to ``experiment.total_env_steps``; returns the final evaluation metrics."""
+        """Run to ``experiment.total_env_steps``; returns the final evaluation metrics (empty on ranks > 0)."""
         cfg, x = self.cfg, self.cfg.experiment
         total_iters = self._iterations()
         self._train_start, self.eval_seconds = time.perf_counter(), 0.0
         logger = RunLogger(self.output_dir)
-        bar = tqdm(total=total_iters, initial=self.iteration, disable=not x.progress, desc=cfg.experiment.name,
-                   unit="it", dynamic_ncols=True)
+        bar = tqdm(total=total_iters, initial=self.iteration, disable=not x.progress or self.rank > 0,
+                   desc=cfg.experiment.name, unit="it", dynamic_ncols=True)
         last_success = float("nan")
         while self.iteration < total_iters:
             start = time.perf_counter()
@@ -132,6 +144,7 @@ class Trainer:
             update_time = time.perf_counter() - start
             if hasattr(self.policy, "update_normalizer") and batch:
                 self.policy.update_normalizer(batch["obs"])
+                sync_from_rank0(self.policy)  # data-parallel ranks follow rank 0's statistics
             self.iteration += 1
             if self.reference is not None and not cfg.algo.teacher and cfg.algo.ref_reset_interval and \
                     self.iteration % cfg.algo.ref_reset_interval == 0:
@@ -143,16 +156,19 @@ class Trainer:
             logger.scalars("train", stats | {"update_time_s": update_time, "collect_time_s": collect_time}, steps)
             if "success_once" in rollout:
                 last_success = rollout["success_once"]
-            if x.eval_interval and self.iteration % x.eval_interval == 0 and self.iteration < total_iters:
+            lead = self.rank == 0
+            if lead and x.eval_interval and self.iteration % x.eval_interval == 0 and self.iteration < total_iters:
                 last_success = self.run_eval(logger, video=x.video)["success_once"]
-            if x.checkpoint_interval and self.iteration % x.checkpoint_interval == 0:
+            if lead and x.checkpoint_interval and self.iteration % x.checkpoint_interval == 0:
                 save_checkpoint(os.path.join(self.output_dir, "checkpoints"), self.iteration, self.policy,
                                 self.optimizer, self.collector, self.counters)
             bar.set_postfix(success=f"{last_success:.2f}", fps=f"{rollout['env_steps_per_s']:.0f}", steps=steps)
             bar.update(1)
         bar.close()
-        final = self.run_eval(logger, video=x.video)
-        self.policy.save_pretrained(os.path.join(self.output_dir, "final_policy"))
+        final = {}
+        if self.rank == 0:
+            final = self.run_eval(logger, video=x.video)
+            self.policy.save_pretrained(os.path.join(self.output_dir, "final_policy"))
         logger.close()
         if hasattr(self.collector, "close"):
             self.collector.close()

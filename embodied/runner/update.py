@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from embodied.algorithms import get_loss
+from embodied.dist.data_parallel import average_gradients, mean_over_ranks
 from embodied.rollout.obs import select
 
 
@@ -39,12 +40,13 @@ def update_policy(policy, optimizer, batch: dict, cfg, reference=None, anchor=No
                 loss = loss + cfg.anchor_coef * anchor_loss
             optimizer.zero_grad()
             loss.backward()
+            average_gradients(policy.parameters())  # data-parallel learners (torchrun); a no-op otherwise
             stats["grad_norm"] = nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm).item()
             optimizer.step()
             for key, value in stats.items():
                 totals[key] = totals.get(key, 0.0) + value
             count += 1
-            if cfg.target_kl is not None and stats["approx_kl"] > cfg.target_kl:
+            if cfg.target_kl is not None and mean_over_ranks(stats["approx_kl"]) > cfg.target_kl:
                 stopped_early = True
                 break
         if stopped_early:
