@@ -37,10 +37,21 @@ def ray_cluster():
     ray.shutdown()
 
 
-def test_ray_workers_train_exactly_like_local_workers(tmp_path, ray_cluster):
-    local = Trainer(config(tmp_path, "local"))
+def grpo(cfg: TrainConfig) -> TrainConfig:
+    """GRPO groups of 2 on sparse Reach: 2 groups per batch, one per worker."""
+    cfg.algo.name, cfg.algo.collector, cfg.algo.advantage, cfg.algo.loss = "grpo", "groups", "grpo", "grpo"
+    cfg.algo.group_size, cfg.algo.groups_per_batch, cfg.algo.max_sampling_rounds = 2, 2, 1
+    cfg.algo.dynamic_sampling = False
+    cfg.experiment.total_env_steps = 2 * 2 * 2 * 50  # 2 iterations of whole 50-step episodes
+    return cfg
+
+
+@pytest.mark.parametrize("algo", ["ppo", "grpo"])
+def test_ray_workers_train_exactly_like_local_workers(tmp_path, ray_cluster, algo):
+    setup = grpo if algo == "grpo" else (lambda cfg: cfg)
+    local = Trainer(setup(config(tmp_path, "local")))
     local.train()
-    remote = Trainer(config(tmp_path, "ray"))
+    remote = Trainer(setup(config(tmp_path, "ray")))
     remote.train()
     assert remote.counters == local.counters
     a, b = weights(local), weights(remote)

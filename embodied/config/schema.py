@@ -164,9 +164,12 @@ def dist_checks(cfg: TrainConfig) -> list[tuple[bool, str]]:
          f"env.num_envs={cfg.env.num_envs} must split evenly over dist.num_env_workers={d.num_env_workers} "
          f"x dist.pipeline_stages={d.pipeline_stages}"),
         (d.pipeline_stages in (1, 2), f"dist.pipeline_stages must be 1 or 2, got {d.pipeline_stages}"),
-        (d.backend == "single" or cfg.algo.collector == "steps",
-         f"dist.backend={d.backend} runs step collectors (PPO); algo.collector={cfg.algo.collector!r} runs "
-         "with dist=single"),
+        (cfg.algo.collector != "groups" or (cfg.env.num_envs // workers) % cfg.algo.group_size == 0,
+         f"GRPO: each of the {workers} env workers needs a multiple of algo.group_size={cfg.algo.group_size} "
+         f"envs; env.num_envs={cfg.env.num_envs} does not split so"),
+        (cfg.algo.collector != "groups" or cfg.algo.groups_per_batch % workers == 0,
+         f"GRPO: algo.groups_per_batch={cfg.algo.groups_per_batch} must split evenly over "
+         f"dist.num_env_workers={d.num_env_workers}"),
         (d.pipeline_stages == 1 or cfg.algo.collector == "steps",
          "dist.pipeline_stages=2 pipelines step collectors (PPO); GRPO's group collector runs unpipelined"),
         (d.max_restarts >= 0, f"dist.max_restarts must be >= 0, got {d.max_restarts}"),

@@ -6,7 +6,7 @@ from embodied.dist.pools import LocalWorkerPool, RayWorkerPool
 from embodied.rollout.group_collector import GroupCollector
 from embodied.rollout.merge import merge_batches, merge_metrics
 from embodied.rollout.step_collector import StepCollector
-from embodied.runner.builders import build_step_collector
+from embodied.runner.builders import build_collector
 
 
 class DistributedCollector:
@@ -43,7 +43,7 @@ def make_collector(cfg, env, policy):
     d = cfg.dist
     if d.backend == "single":
         if d.pipeline_stages == 2:
-            return build_step_collector(cfg, policy, env.num_envs)
+            return build_collector(cfg, policy, env.num_envs)
         return (GroupCollector if cfg.algo.collector == "groups" else StepCollector)(env, policy, cfg.algo)
     if d.backend == "local":
         pool = LocalWorkerPool(cfg, d.num_env_workers)

@@ -15,7 +15,7 @@ class EnvWorker:
     """
 
     def __init__(self, cfg, index: int, num_workers: int, sim_threads: int = 0):
-        from embodied.runner.builders import build_env, build_policy, build_step_collector
+        from embodied.runner.builders import build_collector, build_env, build_policy
 
         torch.set_num_threads(max(1, cfg.experiment.torch_threads))
         self.seed = sub_seed(cfg.experiment.seed, index)
@@ -25,7 +25,7 @@ class EnvWorker:
             spec_env = build_env(cfg, 1, autoreset=True, num_threads=1)
             self.policy = build_policy(cfg, spec_env, self.seed)  # weights come from the learner
             spec_env.close()
-            self.collector = build_step_collector(cfg, self.policy, num_envs, sim_threads)
+            self.collector = build_collector(cfg, self.policy, num_envs, sim_threads, share=num_workers)
             self.rng_state = torch.get_rng_state()
         self.collector.start(self.seed)
 

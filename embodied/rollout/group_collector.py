@@ -78,7 +78,7 @@ class GroupCollector:
             "success_once": torch.cat(all_success).float().mean().item(),
             "episode_return": torch.cat(all_returns).mean().item(),
             "kept_groups": kept_groups, "dropped_groups": dropped_groups, "sampling_rounds": rounds,
-            "env_steps": env_steps,
+            "env_steps": env_steps, "episodes": rounds * self.env.num_envs,
         }
         if not kept:
             return {}, metrics

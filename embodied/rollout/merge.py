@@ -16,15 +16,17 @@ def merge_batches(batches: list[dict]) -> dict:
             for key in parts[0]}
 
 
+COUNTS = ("env_steps", "episodes", "kept_groups", "dropped_groups")  # summed over parts; the rest are means
+
+
 def merge_metrics(metrics: list[dict]) -> dict:
-    """Episode metrics averaged over all finished episodes (weighted by ``episodes``); ``env_steps`` summed."""
-    out = {"env_steps": sum(m.get("env_steps", 0) for m in metrics)}
-    episodes = sum(m.get("episodes", 0) for m in metrics)
-    if episodes:
-        keys = [k for k in next(m for m in metrics if m.get("episodes")) if k not in ("env_steps", "episodes")]
+    """Counts summed; every other metric averaged over all finished episodes (weighted by ``episodes``)."""
+    out = {key: sum(m[key] for m in metrics if key in m) for key in COUNTS if any(key in m for m in metrics)}
+    out.setdefault("env_steps", 0)
+    if out.get("episodes"):
+        keys = [k for k in next(m for m in metrics if m.get("episodes")) if k not in COUNTS]
         for key in keys:
-            out[key] = sum(m[key] * m["episodes"] for m in metrics if m.get("episodes")) / episodes
-        out["episodes"] = episodes
+            out[key] = sum(m[key] * m["episodes"] for m in metrics if m.get("episodes")) / out["episodes"]
     return out
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 from embodied.config.schema import TrainConfig, as_dict
+from embodied.rollout.group_collector import GroupCollector
 from embodied.rollout.pipelined_collector import PipelinedStepCollector
 from embodied.rollout.step_collector import StepCollector
 from policies.base import POLICIES
@@ -31,8 +33,14 @@ def build_policy(cfg: TrainConfig, env, seed: int):
     return POLICIES[cfg.policy.name].for_env(config, env.observation_spec, env.action_spec, sample_obs)
 
 
-def build_step_collector(cfg: TrainConfig, policy, num_envs: int, num_threads: int | None = None):
-    """A PPO step collector over ``num_envs`` new envs (two stages when ``dist.pipeline_stages`` is 2)."""
+def build_collector(cfg: TrainConfig, policy, num_envs: int, num_threads: int | None = None, share: int = 1):
+    """The ``cfg.algo.collector`` collector over ``num_envs`` new envs (two stages when pipelined).
+
+    ``share``: how many workers split one batch (each GRPO worker collects ``groups_per_batch / share`` groups).
+    """
+    if cfg.algo.collector == "groups":
+        algo = dataclasses.replace(cfg.algo, groups_per_batch=cfg.algo.groups_per_batch // share)
+        return GroupCollector(build_env(cfg, num_envs, autoreset=False, num_threads=num_threads), policy, algo)
     if cfg.dist.pipeline_stages == 2:
         half = num_envs // 2
         factories = [functools.partial(build_env, cfg, n, True, num_threads=num_threads) for n in (half, num_envs - half)]
