@@ -114,3 +114,24 @@ def test_bad_dist_settings_are_clear_errors(field, value, match):
     setattr(cfg.dist, field, value)
     with pytest.raises(ValueError, match=match):
         validate(cfg)
+
+
+def test_frozen_towers_go_to_each_worker_once(tmp_path):
+    cfg = config(tmp_path, "local")
+    cfg.policy.name, cfg.policy.chunk_size = "vla", 1
+    cfg.policy.head = {"name": "gaussian"}
+    cfg.policy.vision, cfg.policy.language = {"name": "tiny", "freeze": True}, {"name": "tiny", "freeze": True}
+    cfg.policy.fusion = {"hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64}
+    cfg.env.cameras, cfg.env.image_size, cfg.env.num_envs, cfg.algo.rollout_steps = ["front"], [32, 32], 4, 5
+    cfg.experiment.total_env_steps = 60  # 3 iterations
+    trainer = Trainer(cfg)
+    worker = trainer.collector.pool.workers[0]
+    sent: list[set] = []
+    receive = worker.set_weights
+    worker.set_weights = lambda state: (sent.append(set(state)), receive(state))
+    trainer.train()
+    assert len(sent) == 3 and "vision.net.0.weight" in sent[0]
+    assert all("vision.net.0.weight" not in keys and "queries" in keys for keys in sent[1:])
+    learner, copy = trainer.policy.state_dict(), worker.policy.state_dict()
+    towers = [k for k in learner if k.startswith(("vision.", "language."))]
+    assert towers and all(torch.equal(learner[k], copy[k]) for k in towers)  # the learner's towers, sent once

@@ -20,9 +20,15 @@ class DistributedCollector:
         """Workers reset themselves when built (worker k with ``sub_seed(seed, k)``)."""
 
     def collect(self) -> tuple[dict, dict]:
-        """One rollout from every worker with the learner's current weights."""
-        weights = {key: value.detach().clone() for key, value in self.policy.state_dict().items()}
-        parts = self.pool.collect(weights)
+        """One rollout from every worker with the learner's current weights.
+
+        Frozen parameters (pretrained towers, a residual policy's base) go to each worker once; every iteration
+        sends only what training changes: trainable parameters and buffers (normaliser statistics).
+        """
+        state = {key: value.detach().clone() for key, value in self.policy.state_dict().items()}
+        frozen_names = {name for name, p in self.policy.named_parameters() if not p.requires_grad}
+        frozen = {key: value for key, value in state.items() if key in frozen_names}
+        parts = self.pool.collect({key: value for key, value in state.items() if key not in frozen_names}, frozen)
         return merge_batches([p[0] for p in parts]), merge_metrics([p[1] for p in parts])
 
     def state_dict(self) -> dict:

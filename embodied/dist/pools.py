@@ -16,12 +16,14 @@ class LocalWorkerPool:
 
     def __init__(self, cfg, num_workers: int):
         self.workers = [EnvWorker(cfg, k, num_workers, cfg.env.num_threads) for k in range(num_workers)]
+        self.primed = [False] * num_workers  # has the worker received the frozen weights?
 
-    def collect(self, weights: dict) -> list[tuple[dict, dict]]:
-        """Broadcast ``weights`` and collect one rollout from every worker (in worker order)."""
+    def collect(self, weights: dict, frozen: dict) -> list[tuple[dict, dict]]:
+        """Send ``weights`` (plus ``frozen`` to a worker the first time) and collect one rollout from each."""
         out = []
-        for worker in self.workers:
-            worker.set_weights(weights)
+        for k, worker in enumerate(self.workers):
+            worker.set_weights(weights if self.primed[k] else weights | frozen)
+            self.primed[k] = True
             out.append(worker.collect())
         return out
 
@@ -69,13 +71,16 @@ class RayWorkerPool:
         sim_threads = cfg.env.num_threads or max(1, int(ray.cluster_resources().get("CPU", 1)) // num_workers)
         actor = ray.remote(num_cpus=0, max_restarts=max_restarts)(EnvWorker)
         self.workers = [actor.remote(cfg, k, num_workers, sim_threads) for k in range(num_workers)]
+        self.primed = [False] * num_workers  # has the worker received the frozen weights?
         ray.get([w.state_dict.remote() for w in self.workers])  # surface construction errors here
 
-    def collect(self, weights: dict) -> list[tuple[dict, dict]]:
-        """Broadcast ``weights`` and collect one rollout from every worker in parallel (in worker order)."""
+    def collect(self, weights: dict, frozen: dict) -> list[tuple[dict, dict]]:
+        """Send ``weights`` (plus ``frozen`` to a new or restarted worker) and collect from every worker at once."""
         ray = self.ray
-        ref = ray.put(weights)
-        pending = {k: self._ask(k, ref) for k in range(len(self.workers))}
+        refs = {True: ray.put(weights)}
+        if not all(self.primed):
+            refs[False] = ray.put(weights | frozen)
+        pending = {k: self._ask(k, refs) for k in range(len(self.workers))}
         out = {}
         while pending:
             for k, task in list(pending.items()):
@@ -83,15 +88,19 @@ class RayWorkerPool:
                     out[k] = ray.get(task)
                     del pending[k]
                 except ray.exceptions.RayActorError as err:
-                    pending[k] = self._recover(k, ref, err)
+                    self._recover(k, err)
+                    refs.setdefault(False, ray.put(weights | frozen))
+                    pending[k] = self._ask(k, refs)
         return [out[k] for k in range(len(self.workers))]
 
-    def _ask(self, k: int, weights_ref):
-        self.workers[k].set_weights.remote(weights_ref)
+    def _ask(self, k: int, refs: dict):
+        """Weights (the full set if worker ``k`` is not primed), then a rollout."""
+        self.workers[k].set_weights.remote(refs[self.primed[k]])
+        self.primed[k] = True
         return self.workers[k].collect.remote()
 
-    def _recover(self, k: int, weights_ref, err):
-        """Worker ``k`` died: wait for Ray's restart, re-seed its envs and ask it again."""
+    def _recover(self, k: int, err) -> None:
+        """Worker ``k`` died: wait for Ray's restart and re-seed its envs (the caller asks it again)."""
         self.restarts[k] += 1
         if self.restarts[k] > self.max_restarts:
             raise RuntimeError(f"env worker {k} died {self.restarts[k]} times (dist.max_restarts="
@@ -106,7 +115,7 @@ class RayWorkerPool:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"env worker {k} did not come back within {self.restart_timeout_s} s") from err
                 time.sleep(0.2)
-        return self._ask(k, weights_ref)
+        self.primed[k] = False  # a rebuilt worker has its own frozen towers: send ours again
 
     def state_dicts(self) -> list[dict]:
         """Every worker's ``state_dict``."""

@@ -30,8 +30,10 @@ class EnvWorker:
         self.collector.start(self.seed)
 
     def set_weights(self, state_dict: dict) -> None:
-        """Load the learner's weights (and normaliser statistics)."""
-        self.policy.load_state_dict(state_dict)
+        """Load the learner's weights and normaliser statistics (frozen parameters only when sent)."""
+        unexpected = self.policy.load_state_dict(state_dict, strict=False).unexpected_keys
+        if unexpected:
+            raise KeyError(f"weights for another policy: unexpected keys {unexpected[:5]}")
 
     def collect(self) -> tuple[dict, dict]:
         """One rollout with the current weights, on this worker's random stream."""
