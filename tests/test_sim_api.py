@@ -160,3 +160,16 @@ def test_domain_randomisation_changes_physics_and_visuals_per_episode():
     assert np.allclose(env._friction[0], env._friction[1])
     with pytest.raises(ValueError, match="friction"):
         Randomization(friction=(1.5, 0.5))
+
+
+def test_the_shifted_domain_keeps_episodes_and_changes_look_and_friction():
+    sim = make_env(task="PickCube", num_envs=2, cameras=("front",), domain="sim")
+    real = make_env(task="PickCube", num_envs=2, cameras=("front",), domain="shifted")
+    obs_sim, _ = sim.reset(seed=4)
+    obs_real, _ = real.reset(seed=4)
+    torch.testing.assert_close(obs_real["privileged"], obs_sim["privileged"])  # same episodes
+    image_gap = (obs_real["rgb"]["front"].float() - obs_sim["rgb"]["front"].float()).abs().mean()
+    assert image_gap > 5.0  # colours, light and camera pose differ (uint8 units)
+    np.testing.assert_allclose(real.model.geom_friction[:, 0], 0.6 * sim.model.geom_friction[:, 0])
+    with pytest.raises(ValueError, match="available"):
+        make_env(task="PickCube", num_envs=1, domain="mars")

@@ -22,6 +22,7 @@ class EnvConfig:
     cameras: list = field(default_factory=list)
     image_size: list = field(default_factory=lambda: [64, 64])
     num_threads: int = 0
+    domain: str = "sim"  # sim | shifted (the held-out "real" domain: colours, camera, light, friction)
 
 
 @dataclass

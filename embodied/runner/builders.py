@@ -19,7 +19,7 @@ def build_env(cfg: TrainConfig, num_envs: int, autoreset: bool, cameras=None, nu
     return make_env(
         e.backend, task=e.task, num_envs=num_envs, controller=e.controller, reward_mode=e.reward_mode,
         max_episode_steps=e.max_episode_steps, cameras=tuple(e.cameras if cameras is None else cameras),
-        image_size=tuple(e.image_size), autoreset=autoreset,
+        image_size=tuple(e.image_size), autoreset=autoreset, domain=e.domain,
         num_threads=e.num_threads if num_threads is None else num_threads,
     )
 

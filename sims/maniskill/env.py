@@ -116,8 +116,10 @@ class ManiSkillEnv(BatchedEnv):
     def __init__(self, task: str = "PickCube", num_envs: int = 4, controller: str = "ee_delta_pos",
                  reward_mode: str = "dense", max_episode_steps: int | None = None, cameras=(), image_size=(64, 64),
                  autoreset: bool = True, terminate_on_success: bool = False, num_threads: int = 0,
-                 sim_backend: str = "auto"):
+                 sim_backend: str = "auto", domain: str = "sim"):
         _import_maniskill()
+        if domain != "sim":
+            raise ValueError(f"backend=maniskill has no domain {domain!r}; domain shifts are a mujoco feature")
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode must be one of {sorted(REWARD_MODES)}, got {reward_mode!r}")
         spec, control_mode = resolve(task, controller)

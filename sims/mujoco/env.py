@@ -16,6 +16,7 @@ from sims.api import BatchedEnv, ObservationSpec, StepResult  # noqa: E402
 from sims.geometry import yaw_to_quat  # noqa: E402
 from sims.mujoco import arm_model  # noqa: E402
 from sims.mujoco.controllers import ArmState, make_controller  # noqa: E402
+from sims.mujoco.domain import make_domain  # noqa: E402
 from sims.mujoco.randomization import Randomization  # noqa: E402
 from sims.mujoco.scene import build_scene_xml  # noqa: E402
 from sims.tasks import make_task  # noqa: E402
@@ -42,6 +43,7 @@ class MujocoTabletopEnv(BatchedEnv):
         terminate_on_success: bool = False,
         autoreset: bool = True,
         num_threads: int = 0,
+        domain: str = "sim",
     ):
         if reward_mode not in ("dense", "sparse"):
             raise ValueError(f"reward_mode must be 'dense' or 'sparse', got {reward_mode!r}")
@@ -60,8 +62,11 @@ class MujocoTabletopEnv(BatchedEnv):
         self.model = mujoco.MjModel.from_xml_string(
             build_scene_xml(self.task.cubes, self.task.markers, timestep)
         )
-        self.batch = self._make_batch(num_envs, num_threads)
         self._bind_fields()
+        make_domain(domain).apply(self.model, self.object_geoms)  # before the batch copies the model
+        self.domain = domain
+        self.batch = self._make_batch(num_envs, num_threads)
+        self._bind_batch_fields()
         height, width = image_size
         super().__init__(
             num_envs,
@@ -108,6 +113,9 @@ class MujocoTabletopEnv(BatchedEnv):
                                      + [m.geom(k.name).id for k in self.task.markers] + [m.geom("table").id])
         self.tcp_site = m.site("tcp").id
         self.hand_body = m.body("hand").id
+        self.finger_actuators = np.array([m.actuator(f"act_{n}").id for n in arm_model.FINGER_JOINT_NAMES])
+
+    def _bind_batch_fields(self) -> None:
         self.qpos = self.batch.bind("qpos")
         self.qvel = self.batch.bind("qvel")
         self.ctrl = self.batch.bind("ctrl")
@@ -115,7 +123,6 @@ class MujocoTabletopEnv(BatchedEnv):
         self.site_xpos = self.batch.bind("site_xpos")
         self.site_xmat = self.batch.bind("site_xmat")
         self.actuator_force = self.batch.bind("actuator_force")
-        self.finger_actuators = np.array([m.actuator(f"act_{n}").id for n in arm_model.FINGER_JOINT_NAMES])
 
     # ----------------------------------------------------------------- BatchedEnv hooks
     def _reset_worlds(self, env_ids, rngs) -> None:
