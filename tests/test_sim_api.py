@@ -173,3 +173,12 @@ def test_the_shifted_domain_keeps_episodes_and_changes_look_and_friction():
     np.testing.assert_allclose(real.model.geom_friction[:, 0], 0.6 * sim.model.geom_friction[:, 0])
     with pytest.raises(ValueError, match="available"):
         make_env(task="PickCube", num_envs=1, domain="mars")
+
+
+def test_record_demos_in_the_shifted_domain(tmp_path):
+    from embodied.cli.record_demos import main
+    from embodied.data.reader import LeRobotDataset
+
+    main(["--task", "Reach", "--episodes", "2", "--num-envs", "2", "--cameras", "--domain", "shifted",
+          "--out", str(tmp_path / "real")])
+    assert len(LeRobotDataset(str(tmp_path / "real")).episodes) == 2

@@ -32,6 +32,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--controller", default=None,
                         help="action space recorded (default: ee_delta_pos, joint_delta for --expert planner)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--domain", default="sim", help="sim, or shifted: the held-out \"real\" domain")
     parser.add_argument("--resume", action="store_true", help="append to an existing dataset at --out")
     parser.add_argument("--keep-failures", action="store_true", help="also save episodes the expert failed")
     return parser.parse_args(argv)
@@ -48,7 +49,7 @@ def main(argv=None) -> None:
     out = args.out or os.path.join("demos", args.task.lower())
     controller = args.controller or ("joint_delta" if args.expert == "planner" else "ee_delta_pos")
     env = make_env(task=args.task, num_envs=args.num_envs, controller=controller, cameras=tuple(args.cameras),
-                   image_size=tuple(args.image_size), autoreset=False)
+                   image_size=tuple(args.image_size), autoreset=False, domain=args.domain)
     features = env_features(env)
     fps = float(env.control_hz)
     if args.resume:
