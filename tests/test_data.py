@@ -75,6 +75,19 @@ def test_reader_round_trip_with_videos_and_padded_action_chunks(tmp_path):
     assert abs(image.float().mean().item() - 40) < 3
 
 
+def test_decoded_videos_stay_cached_within_the_byte_budget(tmp_path):
+    write_episodes(tmp_path, [5, 7, 4])
+    roomy = LeRobotDataset(str(tmp_path))
+    for i in range(len(roomy)):
+        roomy[i]
+    assert len(roomy._video_cache) == 3 and roomy._cache_bytes == 16 * 16 * 3 * 16  # every episode decoded once
+    one_episode = 16 * 16 * 3 * 7
+    tight = LeRobotDataset(str(tmp_path), video_cache_bytes=one_episode)
+    for i in range(len(tight)):
+        torch.testing.assert_close(tight[i]["observation.images.front"], roomy[i]["observation.images.front"])
+        assert tight._cache_bytes <= one_episode
+
+
 def test_bad_frames_are_refused_and_lose_nothing(tmp_path):
     writer = write_episodes(tmp_path, [3])
     bad = frame(0, 1)
