@@ -18,7 +18,6 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 import mujoco.batch  # noqa: E402
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import sims  # noqa: E402,F401  (registers the gymnasium ids)

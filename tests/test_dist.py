@@ -56,7 +56,8 @@ def test_ray_workers_train_exactly_like_local_workers(tmp_path, ray_cluster, alg
     assert remote.counters == local.counters
     a, b = weights(local), weights(remote)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not torch.equal(a["actor.0.weight"], Trainer(config(tmp_path, "local")).policy.state_dict()["actor.0.weight"])
+    untrained = Trainer(config(tmp_path, "local")).policy.state_dict()
+    assert not torch.equal(a["actor.0.weight"], untrained["actor.0.weight"])
 
 
 def test_a_killed_ray_worker_is_restarted_and_the_run_continues(tmp_path, ray_cluster):

@@ -43,6 +43,7 @@ def build_collector(cfg: TrainConfig, policy, num_envs: int, num_threads: int | 
         return GroupCollector(build_env(cfg, num_envs, autoreset=False, num_threads=num_threads), policy, algo)
     if cfg.dist.pipeline_stages == 2:
         half = num_envs // 2
-        factories = [functools.partial(build_env, cfg, n, True, num_threads=num_threads) for n in (half, num_envs - half)]
+        sizes = (half, num_envs - half)
+        factories = [functools.partial(build_env, cfg, n, True, num_threads=num_threads) for n in sizes]
         return PipelinedStepCollector(factories, policy, cfg.algo)
     return StepCollector(build_env(cfg, num_envs, autoreset=True, num_threads=num_threads), policy, cfg.algo)
