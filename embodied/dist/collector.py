@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from embodied.dist.pools import LocalWorkerPool, RayWorkerPool
-from embodied.rollout.group_collector import GroupCollector
 from embodied.rollout.merge import merge_batches, merge_metrics
-from embodied.rollout.step_collector import StepCollector
-from embodied.runner.builders import build_collector
+from embodied.runner.builders import build_collector, collector_over
 
 
 class DistributedCollector:
@@ -25,10 +23,10 @@ class DistributedCollector:
         Frozen parameters (pretrained towers, a residual policy's base) go to each worker once; every iteration
         sends only what training changes: trainable parameters and buffers (normaliser statistics).
         """
-        state = {key: value.detach().clone() for key, value in self.policy.state_dict().items()}
+        state = self.policy.state_dict()  # detached views; workers copy them in (or Ray serialises them)
         frozen_names = {name for name, p in self.policy.named_parameters() if not p.requires_grad}
-        frozen = {key: value for key, value in state.items() if key in frozen_names}
-        parts = self.pool.collect({key: value for key, value in state.items() if key not in frozen_names}, frozen)
+        trained = {key: value for key, value in state.items() if key not in frozen_names}
+        parts = self.pool.collect(trained, lambda: {key: state[key] for key in frozen_names})
         return merge_batches([p[0] for p in parts]), merge_metrics([p[1] for p in parts])
 
     def state_dict(self) -> dict:
@@ -50,7 +48,7 @@ def make_collector(cfg, env, policy):
     if d.backend == "single":
         if d.pipeline_stages == 2:
             return build_collector(cfg, policy, env.num_envs)
-        return (GroupCollector if cfg.algo.collector == "groups" else StepCollector)(env, policy, cfg.algo)
+        return collector_over(env, policy, cfg.algo)
     if d.backend == "local":
         pool = LocalWorkerPool(cfg, d.num_env_workers)
     else:

@@ -53,9 +53,9 @@ def mean_over_ranks(value: float) -> float:
     return float(tensor) / world_size()
 
 
-def sync_from_rank0(module: torch.nn.Module) -> None:
-    """Copy rank 0's parameters and buffers (normaliser statistics) to every rank."""
+def sync_from_rank0(module: torch.nn.Module, buffers_only: bool = False) -> None:
+    """Copy rank 0's parameters and buffers (or only the buffers: normaliser statistics) to every rank."""
     if world_size() == 1:
         return
-    for tensor in module.state_dict().values():
+    for tensor in module.buffers() if buffers_only else module.state_dict().values():
         dist.broadcast(tensor, src=0)

@@ -18,11 +18,11 @@ class LocalWorkerPool:
         self.workers = [EnvWorker(cfg, k, num_workers, cfg.env.num_threads) for k in range(num_workers)]
         self.primed = [False] * num_workers  # has the worker received the frozen weights?
 
-    def collect(self, weights: dict, frozen: dict) -> list[tuple[dict, dict]]:
-        """Send ``weights`` (plus ``frozen`` to a worker the first time) and collect one rollout from each."""
+    def collect(self, weights: dict, frozen) -> list[tuple[dict, dict]]:
+        """Send ``weights`` (plus ``frozen()`` to a worker the first time) and collect one rollout from each."""
         out = []
         for k, worker in enumerate(self.workers):
-            worker.set_weights(weights if self.primed[k] else weights | frozen)
+            worker.set_weights(weights if self.primed[k] else weights | frozen())
             self.primed[k] = True
             out.append(worker.collect())
         return out
@@ -74,12 +74,12 @@ class RayWorkerPool:
         self.primed = [False] * num_workers  # has the worker received the frozen weights?
         ray.get([w.state_dict.remote() for w in self.workers])  # surface construction errors here
 
-    def collect(self, weights: dict, frozen: dict) -> list[tuple[dict, dict]]:
-        """Send ``weights`` (plus ``frozen`` to a new or restarted worker) and collect from every worker at once."""
+    def collect(self, weights: dict, frozen) -> list[tuple[dict, dict]]:
+        """Send ``weights`` (plus ``frozen()`` to a new or restarted worker) and collect from every worker at once."""
         ray = self.ray
         refs = {True: ray.put(weights)}
         if not all(self.primed):
-            refs[False] = ray.put(weights | frozen)
+            refs[False] = ray.put(weights | frozen())
         pending = {k: self._ask(k, refs) for k in range(len(self.workers))}
         out = {}
         while pending:
@@ -89,7 +89,8 @@ class RayWorkerPool:
                     del pending[k]
                 except ray.exceptions.RayActorError as err:
                     self._recover(k, err)
-                    refs.setdefault(False, ray.put(weights | frozen))
+                    if False not in refs:
+                        refs[False] = ray.put(weights | frozen())
                     pending[k] = self._ask(k, refs)
         return [out[k] for k in range(len(self.workers))]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from embodied.rollout.merge import sub_seed
+from embodied.runner.builders import build_collector, build_env, build_policy
 
 
 class EnvWorker:
@@ -15,8 +16,6 @@ class EnvWorker:
     """
 
     def __init__(self, cfg, index: int, num_workers: int, sim_threads: int = 0):
-        from embodied.runner.builders import build_collector, build_env, build_policy
-
         torch.set_num_threads(max(1, cfg.experiment.torch_threads))
         self.seed = sub_seed(cfg.experiment.seed, index)
         num_envs = cfg.env.num_envs // num_workers

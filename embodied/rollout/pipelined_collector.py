@@ -25,9 +25,7 @@ class PipelinedStepCollector:
         self._sim = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sim-stage")
         envs = [self._on_sim(factory) for factory in env_factories]
         self.stages = [StepCollector(env, policy, cfg) for env in envs]
-        self.policy = policy
         self.cfg = cfg
-        self.num_envs = sum(env.num_envs for env in envs)
 
     def _on_sim(self, fn, *args):
         return self._sim.submit(fn, *args).result()

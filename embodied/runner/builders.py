@@ -33,6 +33,11 @@ def build_policy(cfg: TrainConfig, env, seed: int):
     return POLICIES[cfg.policy.name].for_env(config, env.observation_spec, env.action_spec, sample_obs)
 
 
+def collector_over(env, policy, algo):
+    """The ``algo.collector`` collector (GRPO groups or PPO steps) over an existing env."""
+    return (GroupCollector if algo.collector == "groups" else StepCollector)(env, policy, algo)
+
+
 def build_collector(cfg: TrainConfig, policy, num_envs: int, num_threads: int | None = None, share: int = 1):
     """The ``cfg.algo.collector`` collector over ``num_envs`` new envs (two stages when pipelined).
 
@@ -40,10 +45,10 @@ def build_collector(cfg: TrainConfig, policy, num_envs: int, num_threads: int | 
     """
     if cfg.algo.collector == "groups":
         algo = dataclasses.replace(cfg.algo, groups_per_batch=cfg.algo.groups_per_batch // share)
-        return GroupCollector(build_env(cfg, num_envs, autoreset=False, num_threads=num_threads), policy, algo)
+        return collector_over(build_env(cfg, num_envs, autoreset=False, num_threads=num_threads), policy, algo)
     if cfg.dist.pipeline_stages == 2:
         half = num_envs // 2
         sizes = (half, num_envs - half)
         factories = [functools.partial(build_env, cfg, n, True, num_threads=num_threads) for n in sizes]
         return PipelinedStepCollector(factories, policy, cfg.algo)
-    return StepCollector(build_env(cfg, num_envs, autoreset=True, num_threads=num_threads), policy, cfg.algo)
+    return collector_over(build_env(cfg, num_envs, autoreset=True, num_threads=num_threads), policy, cfg.algo)

@@ -144,7 +144,7 @@ class Trainer:
             update_time = time.perf_counter() - start
             if hasattr(self.policy, "update_normalizer") and batch:
                 self.policy.update_normalizer(batch["obs"])
-                sync_from_rank0(self.policy)  # data-parallel ranks follow rank 0's statistics
+                sync_from_rank0(self.policy, buffers_only=True)  # data-parallel ranks follow rank 0's statistics
             self.iteration += 1
             if self.reference is not None and not cfg.algo.teacher and cfg.algo.ref_reset_interval and \
                     self.iteration % cfg.algo.ref_reset_interval == 0:

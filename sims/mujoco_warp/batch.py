@@ -41,7 +41,6 @@ class WarpBatch:
             self.m = self.mjw.put_model(model)
             self.d = self.mjw.put_data(model, data, nworld=nsim, nconmax=nconmax, njmax=njmax)
         self.host = {name: self._download(name) for name in MIRRORED}
-        self._device_shapes = {name: getattr(self.d, name).numpy().shape for name in UPLOAD}
         with wp.ScopedDevice(self.device):  # Jacobian buffers, reused every control step
             self._jacp = wp.zeros((nsim, 3, model.nv), dtype=float)
             self._jacr = wp.zeros((nsim, 3, model.nv), dtype=float)
@@ -60,7 +59,7 @@ class WarpBatch:
 
     def _upload(self) -> None:
         for name in UPLOAD:
-            getattr(self.d, name).assign(self.host[name].astype(np.float32).reshape(self._device_shapes[name]))
+            getattr(self.d, name).assign(self.host[name].astype(np.float32))  # uploaded fields keep device shapes
 
     def _pull(self, keep: np.ndarray | None) -> None:
         """Download the state; worlds in ``keep`` (not stepped) get their previous mirrors back."""
