@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sims.arrays import to_numpy
 from sims.mujoco.controllers import EndEffectorController
 from sims.mujoco.env import MujocoTabletopEnv
 
@@ -30,7 +31,7 @@ class WaypointExpert:
         self.phase_steps = np.zeros(env.num_envs, dtype=np.int64)
 
     def _replan(self, env_ids: np.ndarray) -> None:
-        fresh = self.env.task.expert_plan(self.env.scene_view())
+        fresh = self.env.task.expert_plan(self.env.scene_view().numpy())
         if self.plan is None:
             self.plan = fresh
         else:
@@ -42,11 +43,11 @@ class WaypointExpert:
     def act(self) -> torch.Tensor:
         """Actions [N, A] for the current state of every env."""
         env = self.env
-        started = np.nonzero(env._elapsed == 0)[0]
+        started = np.nonzero(to_numpy(env._elapsed) == 0)[0]
         if started.size or self.plan is None:
             self._replan(started if self.plan is not None else np.arange(env.num_envs))
         rows = np.arange(env.num_envs)
-        view = env.scene_view()
+        view = env.scene_view().numpy()
         tcp = view.tcp_pos
         targets = np.stack([w.target for w in self.plan], axis=1).copy()  # [N, W, 3]
         carry = np.array([w.carry for w in self.plan])

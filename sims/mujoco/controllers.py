@@ -1,4 +1,7 @@
-"""Arm controllers: map normalised actions in [-1, 1] to joint position targets for the servos."""
+"""Arm controllers: map normalised actions in [-1, 1] to joint position targets for the servos.
+
+Array-generic: numpy on the CPU backend, torch on the env's device for ``mujoco_warp`` (no host round trip).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sims.api import ActionSpec
+from sims.arrays import const, namespace
 from sims.geometry import matrix_to_rotvec, rotvec_to_matrix
 from sims.mujoco.arm_model import FINGER_MAX_OPENING, PANDA_HOME_QPOS, PANDA_JOINT_LIMITS
 
@@ -22,7 +26,7 @@ TOP_DOWN = np.diag([1.0, -1.0, -1.0])  # tool frame of the home pose: z axis poi
 
 @dataclass
 class ArmState:
-    """Current arm state of the envs being controlled (leading dim n)."""
+    """Current arm state of the envs being controlled (leading dim n; numpy or torch, all alike)."""
 
     q: np.ndarray  # [n, 7]
     tcp_pos: np.ndarray  # [n, 3]
@@ -30,7 +34,7 @@ class ArmState:
     jacobian: np.ndarray | None  # [n, 6, 7] (translational rows, then rotational) or None
 
 
-def gripper_target(command: np.ndarray) -> np.ndarray:
+def gripper_target(command):
     """Finger opening per finger from a command in [-1 (closed), 1 (open)]."""
     return (command + 1.0) * 0.5 * FINGER_MAX_OPENING
 
@@ -42,7 +46,7 @@ class Controller(abc.ABC):
     needs_jacobian = False
 
     @abc.abstractmethod
-    def joint_targets(self, state: ArmState, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def joint_targets(self, state: ArmState, actions):
         """Arm joint targets [n, 7] and finger targets [n] for actions [n, A]."""
 
 
@@ -55,7 +59,8 @@ class JointDeltaController(Controller):
         self.action_spec = ActionSpec(dim=8, low=-1.0, high=1.0, names=names)
 
     def joint_targets(self, state, actions):
-        target = np.clip(state.q + actions[:, :7] * self.max_delta, JOINT_LOW, JOINT_HIGH)
+        q = state.q
+        target = namespace(q).clip(q + actions[:, :7] * self.max_delta, const(q, JOINT_LOW), const(q, JOINT_HIGH))
         return target, gripper_target(actions[:, 7])
 
 
@@ -84,25 +89,27 @@ class EndEffectorController(Controller):
 
     def joint_targets(self, state, actions):
         assert state.jacobian is not None, "EndEffectorController needs the tool Jacobian"
+        q = state.q
+        xp = namespace(q)
         n = actions.shape[0]
-        target_pos = np.clip(state.tcp_pos + actions[:, :3] * self.max_translation,
-                             self.workspace_low, self.workspace_high)  # [n, 3]
+        target_pos = xp.clip(state.tcp_pos + actions[:, :3] * self.max_translation,
+                             const(q, self.workspace_low), const(q, self.workspace_high))  # [n, 3]
         position_error = target_pos - state.tcp_pos  # [n, 3]
         if self.with_rotation:
             delta = rotvec_to_matrix(actions[:, 3:6] * self.max_rotation)  # [n, 3, 3]
             target_mat = delta @ state.tcp_mat
         else:
-            target_mat = np.broadcast_to(TOP_DOWN, (n, 3, 3))
-        rotation_error = matrix_to_rotvec(target_mat @ np.transpose(state.tcp_mat, (0, 2, 1)))  # [n, 3]
-        error = np.concatenate([position_error, rotation_error], axis=1)[:, :, None]  # [n, 6, 1]
+            target_mat = xp.broadcast_to(const(q, TOP_DOWN), (n, 3, 3))
+        rotation_error = matrix_to_rotvec(target_mat @ xp.permute_dims(state.tcp_mat, (0, 2, 1)))  # [n, 3]
+        error = xp.concat([position_error, rotation_error], axis=1)[:, :, None]  # [n, 6, 1]
         jac = state.jacobian  # [n, 6, 7]
-        jac_t = np.transpose(jac, (0, 2, 1))  # [n, 7, 6]
-        gram = jac @ jac_t + (self.damping**2) * np.eye(6)[None]  # [n, 6, 6]
-        pinv = jac_t @ np.linalg.inv(gram)  # [n, 7, 6] damped pseudo-inverse
+        jac_t = xp.permute_dims(jac, (0, 2, 1))  # [n, 7, 6]
+        gram = jac @ jac_t + (self.damping**2) * const(q, np.eye(6))[None]  # [n, 6, 6]
+        pinv = jac_t @ xp.linalg.inv(gram)  # [n, 7, 6] damped pseudo-inverse
         dq = (pinv @ error)[:, :, 0]  # [n, 7]
-        nullspace = np.eye(7)[None] - pinv @ jac  # [n, 7, 7]
-        dq += (nullspace @ ((HOME - state.q) * self.nullspace_gain)[:, :, None])[:, :, 0]
-        target = np.clip(state.q + dq, JOINT_LOW, JOINT_HIGH)
+        nullspace = const(q, np.eye(7))[None] - pinv @ jac  # [n, 7, 7]
+        dq = dq + (nullspace @ ((const(q, HOME) - q) * self.nullspace_gain)[:, :, None])[:, :, 0]
+        target = xp.clip(q + dq, const(q, JOINT_LOW), const(q, JOINT_HIGH))
         return target, gripper_target(actions[:, -1])
 
 

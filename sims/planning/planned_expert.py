@@ -63,7 +63,7 @@ class PlannedExpert:
         q = env.qpos[world, env.arm_qpos].astype(np.float64).copy()
         handled = {w.carry for w in waypoints if w.carry >= 0}
         checker = self._checker(world, handled)
-        cubes = env.scene_view().cube_pos[world]  # [C, 3] at planning time
+        cubes = env.scene_view().numpy().cube_pos[world]  # [C, 3] at planning time
         points: list[tuple[np.ndarray, float, int, float]] = []
         for k, w in enumerate(waypoints):
             target = w.target[world].astype(np.float64)
@@ -107,7 +107,7 @@ class PlannedExpert:
 
     def start(self) -> None:
         """Plan every env from its current (freshly reset) scene."""
-        waypoints = self.env.task.expert_plan(self.env.scene_view())
+        waypoints = self.env.task.expert_plan(self.env.scene_view().numpy())
         self.paths = [self.plan_world(i, waypoints) for i in range(self.env.num_envs)]
         self.index[:] = 0
         self.dwell[:] = 0

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sims.arrays import device, namespace, norm, row_index, to_numpy
 from sims.mujoco.scene import Cube, Marker
 
 CUBE_HALF = 0.02
@@ -14,7 +15,11 @@ CUBE_HALF = 0.02
 
 @dataclass
 class SceneView:
-    """Numpy arrays describing the batched world state that tasks read (leading dim N)."""
+    """Arrays describing the batched world state that tasks read (leading dim N).
+
+    numpy on the CPU backend, torch tensors on the env's device for ``mujoco_warp``: ``privileged`` and
+    ``evaluate`` are array-generic; ``expert_plan`` runs on the host (``view.numpy()``).
+    """
 
     tcp_pos: np.ndarray  # [N, 3]
     finger_gap: np.ndarray  # [N] distance between the finger pads
@@ -23,6 +28,10 @@ class SceneView:
     cube_linvel: np.ndarray  # [N, K, 3]
     marker_pos: np.ndarray  # [N, M, 3]
     params: np.ndarray  # [N, E] per-episode task parameters (e.g. which cube and target)
+
+    def numpy(self) -> "SceneView":
+        """The same view as host numpy arrays."""
+        return SceneView(*(to_numpy(getattr(self, f)) for f in self.__dataclass_fields__))
 
 
 @dataclass
@@ -48,16 +57,15 @@ class Waypoint:
     carry: int = -1  # index of a held cube whose centre (not the tool) must reach the target, or -1
 
 
-def reach_reward(distance: np.ndarray) -> np.ndarray:
+def reach_reward(distance):
     """Dense shaping in (0, 1]: 1 at distance 0, about 0.24 at 0.2 m."""
-    return 1.0 - np.tanh(5.0 * distance)
+    return 1.0 - namespace(distance).tanh(5.0 * distance)
 
 
-def is_grasping(view: SceneView, cube: np.ndarray) -> np.ndarray:
+def is_grasping(view: SceneView, cube):
     """Whether the fingers are closed on cube index ``cube`` [N] (pads near it, gap about the cube's width)."""
-    rows = np.arange(view.tcp_pos.shape[0])
-    pos = view.cube_pos[rows, cube]
-    near = np.linalg.norm(view.tcp_pos - pos, axis=-1) < 0.02
+    pos = view.cube_pos[row_index(cube), cube]
+    near = norm(view.tcp_pos - pos) < 0.02
     gap = view.finger_gap
     return near & (gap > 2 * CUBE_HALF - 0.005) & (gap < 2 * CUBE_HALF + 0.004)
 
@@ -83,25 +91,27 @@ class Task(abc.ABC):
     max_episode_steps: int = 50
     privileged_dim: int = 0
     params_dim: int = 0
+    instructions_vary: bool = False  # whether episodes of this task get different instruction texts
 
     @abc.abstractmethod
     def sample_episode(self, rng: np.random.Generator) -> EpisodeInit:
         """Draw an episode's initial object poses, markers, instruction and parameters."""
 
     @abc.abstractmethod
-    def privileged(self, view: SceneView) -> np.ndarray:
-        """Task state for state-based policies, float32 [N, privileged_dim]."""
+    def privileged(self, view: SceneView):
+        """Task state for state-based policies, float32 [N, privileged_dim] (the view's array type)."""
 
     @abc.abstractmethod
-    def evaluate(self, view: SceneView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Dense reward in [0, 1] [N], success [N], failure [N] of the current state."""
+    def evaluate(self, view: SceneView):
+        """Dense reward in [0, 1] [N], success [N], failure [N] of the current state (the view's array type)."""
 
     @abc.abstractmethod
     def expert_plan(self, view: SceneView) -> list[Waypoint]:
-        """Waypoints of the scripted expert for the current episodes (computed at episode start)."""
+        """Waypoints of the scripted expert for the current episodes (computed at episode start; numpy view)."""
 
-    def failed(self, view: SceneView) -> np.ndarray:
+    def failed(self, view: SceneView):
         """An episode fails when a cube falls off the table."""
+        xp = namespace(view.tcp_pos)
         if view.cube_pos.shape[1] == 0:
-            return np.zeros(view.tcp_pos.shape[0], dtype=bool)
-        return (view.cube_pos[..., 2] < -0.05).any(axis=1)
+            return xp.zeros(view.tcp_pos.shape[0], dtype=xp.bool, device=device(view.tcp_pos))
+        return xp.any(view.cube_pos[..., 2] < -0.05, axis=1)

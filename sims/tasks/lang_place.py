@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sims.arrays import const, namespace, norm, row_index
 from sims.mujoco.scene import Cube, Marker
 from sims.tasks.base import CUBE_HALF, EpisodeInit, SceneView, Task, Waypoint, is_grasping, sample_separated_xy
 from sims.tasks.rewards import pick_place_reward
@@ -26,6 +27,7 @@ class LangPlaceCube(Task):
     max_episode_steps = 80
     privileged_dim = 3 * 7 + 3 * 3 + 3 + 3 + 3 + 3 + 1
     params_dim = 2  # index of the commanded cube, index of the commanded target
+    instructions_vary = True
     target_radius = 0.03
 
     def sample_episode(self, rng: np.random.Generator) -> EpisodeInit:
@@ -39,37 +41,41 @@ class LangPlaceCube(Task):
                            params=np.array([cube, target], dtype=np.float64))
 
     @staticmethod
-    def _indices(view: SceneView) -> tuple[np.ndarray, np.ndarray]:
-        return view.params[:, 0].astype(np.int64), view.params[:, 1].astype(np.int64)
+    def _indices(view: SceneView):
+        xp = namespace(view.params)
+        return xp.astype(view.params[:, 0], xp.int64), xp.astype(view.params[:, 1], xp.int64)
 
-    def privileged(self, view: SceneView) -> np.ndarray:
+    def privileged(self, view: SceneView):
+        xp = namespace(view.cube_pos)
         n = view.tcp_pos.shape[0]
-        rows = np.arange(n)
+        rows = row_index(view.tcp_pos)
         cube, target = self._indices(view)
         chosen = view.cube_pos[rows, cube]
         goal = view.marker_pos[rows, target]
+        one_hot = const(view.tcp_pos, np.eye(3))
         parts = [
-            np.concatenate([view.cube_pos, view.cube_quat], axis=-1).reshape(n, -1),
-            view.marker_pos.reshape(n, -1),
-            np.eye(3)[cube],
-            np.eye(3)[target],
+            xp.reshape(xp.concat([view.cube_pos, view.cube_quat], axis=-1), (n, -1)),
+            xp.reshape(view.marker_pos, (n, -1)),
+            one_hot[cube],
+            one_hot[target],
             goal - chosen,
             chosen - view.tcp_pos,
-            is_grasping(view, cube)[:, None],
+            xp.astype(is_grasping(view, cube), chosen.dtype)[:, None],
         ]
-        return np.concatenate(parts, axis=-1).astype(np.float32)
+        return xp.astype(xp.concat(parts, axis=-1), xp.float32)
 
     def evaluate(self, view: SceneView):
-        rows = np.arange(view.tcp_pos.shape[0])
+        xp = namespace(view.cube_pos)
+        rows = row_index(view.tcp_pos)
         cube, target = self._indices(view)
-        place = view.marker_pos[rows, target] + np.array([0.0, 0.0, CUBE_HALF - 0.001])
+        place = view.marker_pos[rows, target] + const(view.marker_pos, [0.0, 0.0, CUBE_HALF - 0.001])
         reward, placed = pick_place_reward(view, cube, place, 0.02, need_release=True)
         chosen = view.cube_pos[rows, cube]
-        on_target = np.linalg.norm(chosen[:, :2] - place[:, :2], axis=-1) < self.target_radius
+        on_target = norm(chosen[:, :2] - place[:, :2]) < self.target_radius
         resting = chosen[:, 2] < CUBE_HALF + 0.005
         released = view.finger_gap > 2 * CUBE_HALF + 0.005
         success = on_target & resting & released
-        return np.where(success, 1.0, reward), success, self.failed(view)
+        return xp.where(success, 1.0, reward), success, self.failed(view)
 
     def expert_plan(self, view: SceneView) -> list[Waypoint]:
         rows = np.arange(view.tcp_pos.shape[0])

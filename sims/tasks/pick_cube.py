@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from sims.arrays import namespace, device
 from sims.mujoco.scene import Cube, Marker
 from sims.tasks.base import CUBE_HALF, EpisodeInit, SceneView, Task, Waypoint, is_grasping
 from sims.tasks.rewards import pick_place_reward
-
 
 
 class PickCube(Task):
@@ -26,17 +26,20 @@ class PickCube(Task):
         return EpisodeInit(cube, rng.uniform(-np.pi / 4, np.pi / 4, size=1), goal, "pick up the red cube")
 
     def privileged(self, view: SceneView) -> np.ndarray:
+        xp = namespace(view.cube_pos)
         cube, goal = view.cube_pos[:, 0], view.marker_pos[:, 0]
-        grasped = is_grasping(view, np.zeros(len(cube), dtype=np.int64))[:, None]
-        return np.concatenate(
+        first = xp.zeros(cube.shape[0], dtype=xp.int64, device=device(cube))
+        grasped = xp.astype(is_grasping(view, first), cube.dtype)[:, None]
+        return xp.astype(xp.concat(
             [cube, view.cube_quat[:, 0], goal, goal - cube, cube - view.tcp_pos, grasped], axis=-1
-        ).astype(np.float32)
+        ), xp.float32)
 
     def evaluate(self, view: SceneView):
-        cube = np.zeros(view.tcp_pos.shape[0], dtype=np.int64)
+        xp = namespace(view.cube_pos)
+        cube = xp.zeros(view.tcp_pos.shape[0], dtype=xp.int64, device=device(view.tcp_pos))
         reward, placed = pick_place_reward(view, cube, view.marker_pos[:, 0], self.success_radius, need_release=False)
         success = placed & (view.cube_pos[:, 0, 2] > CUBE_HALF + 0.01)
-        return np.where(success, 1.0, reward), success, self.failed(view)
+        return xp.where(success, 1.0, reward), success, self.failed(view)
 
     def expert_plan(self, view: SceneView) -> list[Waypoint]:
         cube = view.cube_pos[:, 0].copy()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sims.arrays import namespace, norm
 from sims.mujoco.scene import Cube, Marker
 from sims.tasks.base import CUBE_HALF, EpisodeInit, SceneView, Task, Waypoint, reach_reward
 
@@ -35,25 +36,27 @@ class PushCube(Task):
         return EpisodeInit(cube, rng.uniform(-np.pi / 4, np.pi / 4, size=1), goal,
                            "push the red cube to the green target", params=direction)
 
-    def _push_point(self, view: SceneView) -> np.ndarray:
-        point = view.cube_pos[:, 0].copy()  # [N, 3]
-        point[:, :2] -= view.params * self.push_offset
-        return point
+    def _push_point(self, view: SceneView):
+        xp = namespace(view.cube_pos)
+        offset = xp.concat([view.params * self.push_offset, view.params[:, :1] * 0.0], axis=-1)  # [N, 3]
+        return view.cube_pos[:, 0] - offset
 
     def privileged(self, view: SceneView) -> np.ndarray:
+        xp = namespace(view.cube_pos)
         cube, goal = view.cube_pos[:, 0], view.marker_pos[:, 0]
-        return np.concatenate(
+        return xp.astype(xp.concat(
             [cube, view.cube_quat[:, 0], goal, goal - cube, self._push_point(view) - view.tcp_pos, view.params],
             axis=-1,
-        ).astype(np.float32)
+        ), xp.float32)
 
     def evaluate(self, view: SceneView):
-        cube_to_goal = np.linalg.norm(view.marker_pos[:, 0, :2] - view.cube_pos[:, 0, :2], axis=-1)
-        tcp_to_push = np.linalg.norm(view.tcp_pos - self._push_point(view), axis=-1)
-        behind = tcp_to_push < self.behind_tolerance
+        xp = namespace(view.cube_pos)
+        cube_to_goal = norm(view.marker_pos[:, 0, :2] - view.cube_pos[:, 0, :2])
+        tcp_to_push = norm(view.tcp_pos - self._push_point(view))
+        behind = xp.astype(tcp_to_push < self.behind_tolerance, tcp_to_push.dtype)
         success = cube_to_goal < self.success_radius
         staged = reach_reward(tcp_to_push) + behind * reach_reward(cube_to_goal)  # at most 2
-        reward = np.where(success, 1.0, staged / 2.0)
+        reward = xp.where(success, 1.0, staged / 2.0)
         return reward, success, self.failed(view)
 
     def expert_plan(self, view: SceneView) -> list[Waypoint]:

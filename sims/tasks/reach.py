@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sims.mujoco.scene import Marker
+from sims.arrays import namespace, norm
 from sims.tasks.base import EpisodeInit, SceneView, Task, Waypoint, reach_reward
 
 
@@ -23,12 +24,13 @@ class Reach(Task):
 
     def privileged(self, view: SceneView) -> np.ndarray:
         goal = view.marker_pos[:, 0]
-        return np.concatenate([goal, goal - view.tcp_pos], axis=-1).astype(np.float32)
+        xp = namespace(goal)
+        return xp.astype(xp.concat([goal, goal - view.tcp_pos], axis=-1), xp.float32)
 
     def evaluate(self, view: SceneView):
-        distance = np.linalg.norm(view.marker_pos[:, 0] - view.tcp_pos, axis=-1)
+        distance = norm(view.marker_pos[:, 0] - view.tcp_pos)
         success = distance < self.success_radius
-        reward = np.where(success, 1.0, reach_reward(distance))
+        reward = namespace(distance).where(success, 1.0, reach_reward(distance))
         return reward, success, self.failed(view)
 
     def expert_plan(self, view: SceneView) -> list[Waypoint]:

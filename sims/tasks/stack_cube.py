@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sims.arrays import const, device, namespace, norm
 from sims.mujoco.scene import Cube
 from sims.tasks.base import CUBE_HALF, EpisodeInit, SceneView, Task, Waypoint, is_grasping, sample_separated_xy
 from sims.tasks.rewards import pick_place_reward
@@ -27,22 +28,25 @@ class StackCube(Task):
                            "stack the red cube on the green cube")
 
     def privileged(self, view: SceneView) -> np.ndarray:
+        xp = namespace(view.cube_pos)
         a, b = view.cube_pos[:, 0], view.cube_pos[:, 1]
-        grasped = is_grasping(view, np.zeros(len(a), dtype=np.int64))[:, None]
-        return np.concatenate(
+        first = xp.zeros(a.shape[0], dtype=xp.int64, device=device(a))
+        grasped = xp.astype(is_grasping(view, first), a.dtype)[:, None]
+        return xp.astype(xp.concat(
             [a, view.cube_quat[:, 0], b, view.cube_quat[:, 1], b - a, a - view.tcp_pos, grasped], axis=-1
-        ).astype(np.float32)
+        ), xp.float32)
 
     def evaluate(self, view: SceneView):
+        xp = namespace(view.cube_pos)
         a, b = view.cube_pos[:, 0], view.cube_pos[:, 1]
-        on_top = b + np.array([0.0, 0.0, 2 * CUBE_HALF])
-        cube = np.zeros(len(a), dtype=np.int64)
+        on_top = b + const(b, [0.0, 0.0, 2 * CUBE_HALF])
+        cube = xp.zeros(a.shape[0], dtype=xp.int64, device=device(a))
         reward, placed = pick_place_reward(view, cube, on_top, 0.02, need_release=True)
-        xy_ok = np.linalg.norm(a[:, :2] - b[:, :2], axis=-1) < 0.02
-        z_ok = np.abs(a[:, 2] - b[:, 2] - 2 * CUBE_HALF) < 0.006
+        xy_ok = norm(a[:, :2] - b[:, :2]) < 0.02
+        z_ok = xp.abs(a[:, 2] - b[:, 2] - 2 * CUBE_HALF) < 0.006
         released = ~is_grasping(view, cube) & (view.finger_gap > 2 * CUBE_HALF + 0.005)
         success = xy_ok & z_ok & released
-        return np.where(success, 1.0, reward), success, self.failed(view)
+        return xp.where(success, 1.0, reward), success, self.failed(view)
 
     def expert_plan(self, view: SceneView) -> list[Waypoint]:
         a, b = view.cube_pos[:, 0].copy(), view.cube_pos[:, 1].copy()
