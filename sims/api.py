@@ -107,18 +107,7 @@ class BatchedEnv(abc.ABC):
         Without ``reset_ids`` each env takes the next unused id, so all envs differ. The same (seed, id)
         always gives the same initial state, whatever the env index or the number of envs.
         """
-        if seed is not None:
-            self._seed = int(seed)
-            self._next_reset_id = 0
-        if reset_ids is None:
-            ids = self.next_reset_ids(self.num_envs)
-        else:
-            ids = np.asarray(torch.as_tensor(reset_ids).cpu().numpy(), dtype=np.int64).reshape(-1)
-            if ids.shape != (self.num_envs,):
-                raise ValueError(f"reset_ids must have one id per env ({self.num_envs}), got shape {ids.shape}")
-            if (ids < 0).any():
-                raise ValueError(f"reset_ids must be non-negative, got {ids[ids < 0][:5].tolist()}")
-            self._next_reset_id = max(self._next_reset_id, int(ids.max()) + 1)
+        ids = self._claim_reset_ids(seed, reset_ids)
         self._reset_subset(np.arange(self.num_envs), ids)
         self._needs_reset = False
         return self._to_torch(self._observation()), {"reset_ids": torch.from_numpy(self.reset_ids.copy())}
@@ -144,19 +133,23 @@ class BatchedEnv(abc.ABC):
         return self._run_chunk(self._validate(actions, expect_chunk=True))
 
     # ----------------------------------------------------------------- internals
-    def _observation(self) -> dict:
-        """The backend's observation plus the episode step counter (policies with action chunks use it)."""
-        obs = self._observe()
-        obs["elapsed"] = self._elapsed.copy()
-        return obs
+    def _claim_reset_ids(self, seed: int | None, reset_ids) -> np.ndarray:
+        """The reset id of every env for ``reset(seed, reset_ids)``, validated; fresh ids when none are given."""
+        if seed is not None:
+            self._seed = int(seed)
+            self._next_reset_id = 0
+        if reset_ids is None:
+            return self.next_reset_ids(self.num_envs)
+        ids = np.asarray(torch.as_tensor(reset_ids).cpu().numpy(), dtype=np.int64).reshape(-1)
+        if ids.shape != (self.num_envs,):
+            raise ValueError(f"reset_ids must have one id per env ({self.num_envs}), got shape {ids.shape}")
+        if (ids < 0).any():
+            raise ValueError(f"reset_ids must be non-negative, got {ids[ids < 0][:5].tolist()}")
+        self._next_reset_id = max(self._next_reset_id, int(ids.max()) + 1)
+        return ids
 
-    def _reset_subset(self, env_ids: np.ndarray, ids: np.ndarray) -> None:
-        self.reset_ids[env_ids] = ids
-        self._elapsed[env_ids] = 0
-        self._finished[env_ids] = False
-        self._reset_worlds(env_ids, [episode_rng(self._seed, k) for k in ids])
-
-    def _validate(self, action, expect_chunk: bool) -> np.ndarray:
+    def _action_tensor(self, action, expect_chunk: bool) -> torch.Tensor:
+        """``action`` as a tensor of the expected shape, or a clear error (no finiteness check yet)."""
         if self._needs_reset:
             raise RuntimeError("call reset() before step(): the env has no episode yet")
         if isinstance(action, np.ndarray):
@@ -173,7 +166,22 @@ class BatchedEnv(abc.ABC):
             )
         if expect_chunk and action.shape[1] < 1:
             raise ValueError("an action chunk needs at least one step (T >= 1)")
-        array = action.detach().to("cpu", torch.float32).numpy()
+        return action
+
+    def _observation(self) -> dict:
+        """The backend's observation plus the episode step counter (policies with action chunks use it)."""
+        obs = self._observe()
+        obs["elapsed"] = self._elapsed.copy()
+        return obs
+
+    def _reset_subset(self, env_ids: np.ndarray, ids: np.ndarray) -> None:
+        self.reset_ids[env_ids] = ids
+        self._elapsed[env_ids] = 0
+        self._finished[env_ids] = False
+        self._reset_worlds(env_ids, [episode_rng(self._seed, k) for k in ids])
+
+    def _validate(self, action, expect_chunk: bool) -> np.ndarray:
+        array = self._action_tensor(action, expect_chunk).detach().to("cpu", torch.float32).numpy()
         finite = np.isfinite(array)
         if not finite.all():
             bad_envs = np.unique(np.nonzero(~finite)[0])

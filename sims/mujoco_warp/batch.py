@@ -1,17 +1,17 @@
-"""MuJoCo Warp behind the part of ``mujoco.batch.Batch`` the tabletop env uses: physics on the device.
+"""MuJoCo Warp worlds whose state stays on the device: torch views of Warp's arrays, stepped in place.
 
-The env reads and writes host mirrors of the world state (as it does ``mujoco.batch`` views). ``step`` uploads
-them once, runs every physics substep on the device (one CUDA graph on a GPU), recomputes kinematics there and
-downloads the state once per control step. Worlds not being stepped keep their state (their mirrors are kept).
+Every state field the tabletop env reads or writes is a zero-copy ``torch`` view of a MuJoCo Warp array on the
+Warp device (``cuda:0`` on a GPU, ``cpu`` here), so the controller, task, observation and reset code run as torch
+ops on that device and nothing goes through the host between control steps.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import torch
 
-UPLOAD = ("qpos", "qvel", "act", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart", "time")
-DOWNLOAD = ("qpos", "qvel", "act", "qacc_warmstart", "time", "site_xpos", "site_xmat", "actuator_force")
-MIRRORED = tuple(dict.fromkeys(UPLOAD + DOWNLOAD))
+FIELDS = ("qpos", "qvel", "act", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart", "time",
+          "site_xpos", "site_xmat", "actuator_force")
+STATE = ("qpos", "qvel", "act", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart", "time")  # what a step reads
 
 
 def _import_warp():
@@ -40,36 +40,14 @@ class WarpBatch:
         with wp.ScopedDevice(self.device):
             self.m = self.mjw.put_model(model)
             self.d = self.mjw.put_data(model, data, nworld=nsim, nconmax=nconmax, njmax=njmax)
-        self.host = {name: self._download(name) for name in MIRRORED}
-        with wp.ScopedDevice(self.device):  # Jacobian buffers, reused every control step
-            self._jacp = wp.zeros((nsim, 3, model.nv), dtype=float)
+            self._jacp = wp.zeros((nsim, 3, model.nv), dtype=float)  # Jacobian buffers, reused every step
             self._jacr = wp.zeros((nsim, 3, model.nv), dtype=float)
+            self._points = wp.zeros(nsim, dtype=wp.vec3)
+            self._bodies = wp.zeros(nsim, dtype=int)
+        self.fields = {name: wp.to_torch(getattr(self.d, name)) for name in FIELDS}  # zero-copy views
+        self.torch_device = self.fields["qpos"].device
         self._graphs: dict[int, object] = {}
 
-    # ----------------------------------------------------------------- mirrors
-    def _download(self, name: str) -> np.ndarray:
-        value = getattr(self.d, name).numpy().astype(np.float64)
-        return value.reshape(self.nsim, -1, 9) if name == "site_xmat" else value  # like mujoco.batch's views
-
-    def bind(self, name: str) -> np.ndarray:
-        """The host mirror of state field ``name`` [nsim, ...] (read and written in place by the env)."""
-        if name not in self.host:
-            raise KeyError(f"mujoco_warp mirrors {sorted(self.host)}, not {name!r}")
-        return self.host[name]
-
-    def _upload(self) -> None:
-        for name in UPLOAD:
-            getattr(self.d, name).assign(self.host[name].astype(np.float32))  # uploaded fields keep device shapes
-
-    def _pull(self, keep: np.ndarray | None) -> None:
-        """Download the state; worlds in ``keep`` (not stepped) get their previous mirrors back."""
-        for name in DOWNLOAD:
-            fresh = self._download(name)
-            if keep is not None:
-                fresh[keep] = self.host[name][keep]
-            self.host[name][...] = fresh
-
-    # ----------------------------------------------------------------- physics
     def _positions(self) -> None:
         self.mjw.kinematics(self.m, self.d)
         self.mjw.com_pos(self.m, self.d)
@@ -79,9 +57,8 @@ class WarpBatch:
             self.mjw.step(self.m, self.d)
         self._positions()
 
-    def step(self, ids=None, nstep: int = 1, stage=None) -> None:
-        """Advance worlds ``ids`` (all when None) by ``nstep`` physics steps; positions are recomputed after."""
-        self._upload()
+    def step(self, nstep: int = 1) -> None:
+        """Advance every world by ``nstep`` physics steps; positions (sites) are recomputed after."""
         with self.wp.ScopedDevice(self.device):
             if self.device.startswith("cuda"):  # replay one captured graph of all substeps
                 if nstep not in self._graphs:
@@ -91,42 +68,28 @@ class WarpBatch:
                 self.wp.capture_launch(self._graphs[nstep])
             else:
                 self._substeps(nstep)
-        self._pull(None if ids is None else np.setdiff1d(np.arange(self.nsim), ids))
 
-    def forward(self, ids=None, stage=None) -> None:
-        """Recompute positions (sites, centres of mass) from the mirrors' joint positions."""
-        self._upload()
+    def forward(self) -> None:
+        """Recompute positions (sites, centres of mass) of every world from its joint positions."""
         with self.wp.ScopedDevice(self.device):
             self._positions()
-        self._pull(None if ids is None else np.setdiff1d(np.arange(self.nsim), ids))
 
-    def reset(self, ids, stage=None) -> None:
-        """Like ``mj_resetData`` for worlds ``ids`` (on the mirrors; ``forward`` or ``step`` uploads them)."""
-        m, h = self.model, self.host
-        h["qpos"][ids] = m.qpos0
-        for name in ("qvel", "act", "ctrl", "qacc_warmstart", "time"):
-            h[name][ids] = 0.0
-        mocap_bodies = np.nonzero(m.body_mocapid >= 0)[0]
-        order = m.body_mocapid[mocap_bodies]
-        h["mocap_pos"][np.ix_(ids, order)] = m.body_pos[mocap_bodies]
-        h["mocap_quat"][np.ix_(ids, order)] = m.body_quat[mocap_bodies]
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """Device copies of the fields a step reads and writes (to undo a step for worlds that must hold)."""
+        return {name: self.fields[name].clone() for name in FIELDS}
 
-    def jac(self, body: int, points: np.ndarray, ids=None) -> tuple[np.ndarray, np.ndarray]:
-        """Translational and rotational Jacobians [len(ids), 3, nv] of ``points`` [len(ids), 3] on ``body``."""
+    def restore(self, snapshot: dict[str, torch.Tensor], keep: torch.Tensor) -> None:
+        """Put the snapshot back for worlds where ``keep`` [nsim] is true (on the device, no host sync)."""
+        for name, saved in snapshot.items():
+            field = self.fields[name]
+            mask = keep.view((-1,) + (1,) * (field.ndim - 1))
+            field.copy_(torch.where(mask, saved, field))
+
+    def jac(self, body: int, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Translational and rotational Jacobians [nsim, 3, nv] of ``points`` [nsim, 3] on ``body`` (views)."""
         wp = self.wp
-        rows = np.arange(self.nsim) if ids is None else np.asarray(ids)
-        full = np.zeros((self.nsim, 3), dtype=np.float32)
-        full[rows] = points
+        wp.to_torch(self._points).copy_(points.to(torch.float32))
+        wp.to_torch(self._bodies).fill_(body)
         with wp.ScopedDevice(self.device):
-            self.mjw.jac(self.m, self.d, self._jacp, self._jacr, wp.array(full, dtype=wp.vec3),
-                         wp.full(self.nsim, body, dtype=int))
-        return self._jacp.numpy()[rows].astype(np.float64), self._jacr.numpy()[rows].astype(np.float64)
-
-    def expand(self, name: str):
-        """Per-world model fields (domain randomisation, force limits) are not wired for MuJoCo Warp yet."""
-        raise NotImplementedError(f"backend=mujoco_warp cannot vary model field {name!r} per world yet "
-                                  "(physical randomisation, gripper force limits): use backend=mujoco")
-
-    def set_const(self, ids=None) -> None:
-        """Not needed without per-world model fields."""
-        raise NotImplementedError("backend=mujoco_warp has no per-world model fields to recompute")
+            self.mjw.jac(self.m, self.d, self._jacp, self._jacr, self._points, self._bodies)
+        return wp.to_torch(self._jacp), wp.to_torch(self._jacr)
