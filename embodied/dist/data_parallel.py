@@ -1,4 +1,7 @@
-"""Learner data parallelism across processes (one per GPU, launched by torchrun), as CleanRL's multi-GPU PPO.
+"""Learner data parallelism across processes (launched by torchrun), as CleanRL's multi-GPU PPO.
+
+Learners run on the CPU for now (``LEARNER_DEVICE``; a GPU simulator's results are copied to them), so ranks
+average over gloo; NCCL and one GPU per rank come with a GPU learner.
 
 Every rank runs the whole trainer on its own envs (seeded ``sub_seed(seed, rank)``); after each backward pass
 the gradients are averaged across ranks (what torch DDP's reducer does), so every rank applies the same update
@@ -18,10 +21,8 @@ def init_from_env() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():  # gloo: the learners' weights and gradients are on the CPU (LEARNER_DEVICE)
+        dist.init_process_group("gloo")
     return dist.get_rank(), dist.get_world_size()
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 
 from embodied.config.schema import TrainConfig, as_dict
+from embodied.rollout.device_bridge import for_learner
 from embodied.rollout.group_collector import GroupCollector
 from embodied.rollout.pipelined_collector import PipelinedStepCollector
 from embodied.rollout.step_collector import StepCollector
@@ -14,14 +15,14 @@ from sims import make_env
 
 
 def build_env(cfg: TrainConfig, num_envs: int, autoreset: bool, cameras=None, num_threads: int | None = None):
-    """The batched env described by ``cfg.env``."""
+    """The batched env described by ``cfg.env``, its results on the learner's device (CPU)."""
     e = cfg.env
-    return make_env(
+    return for_learner(make_env(
         e.backend, task=e.task, num_envs=num_envs, controller=e.controller, reward_mode=e.reward_mode,
         max_episode_steps=e.max_episode_steps, cameras=tuple(e.cameras if cameras is None else cameras),
         image_size=tuple(e.image_size), autoreset=autoreset, domain=e.domain,
         num_threads=e.num_threads if num_threads is None else num_threads,
-    )
+    ))
 
 
 def build_policy(cfg: TrainConfig, env, seed: int):
