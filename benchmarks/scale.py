@@ -39,7 +39,8 @@ def sim_rate(backend: str, num_envs: int, steps: int = 50) -> float | str:
         return f"n/a: {str(err).splitlines()[0][:80]}"
     env.reset(seed=0)
     gen = torch.Generator().manual_seed(0)
-    actions = [torch.rand(num_envs, env.action_spec.dim, generator=gen) * 2 - 1 for _ in range(steps + 3)]
+    device = getattr(env, "device", "cpu")  # device-resident backends get their actions there, as a policy would
+    actions = [(torch.rand(num_envs, env.action_spec.dim, generator=gen) * 2 - 1).to(device) for _ in range(steps + 3)]
     for a in actions[:3]:
         env.step(a)
     start = time.perf_counter()
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--cpu-envs", type=int, default=256)
     parser.add_argument("--warp-envs", type=int, default=4096 if torch.cuda.is_available() else 8)
     parser.add_argument("--out", default="benchmarks/results/scale.json")
+    parser.add_argument("--sims-only", action="store_true", help="measure the simulators, skip the training table")
     args = parser.parse_args()
     torch.set_num_threads(1)
     sims = {"mujoco (CPU)": (args.cpu_envs, sim_rate("mujoco", args.cpu_envs)),
@@ -100,6 +102,10 @@ def main() -> None:
     for name, (n, rate) in sims.items():
         print(f"{name:>14} | {n:>5} | {rate if isinstance(rate, str) else format(rate, ',.0f')}")
 
+    if args.sims_only:
+        simulators = {k: {"num_envs": n, "env_steps_per_s": r} for k, (n, r) in sims.items()}
+        write_results(args.out, {"cpus": os.cpu_count(), "gpu": torch.cuda.is_available(), "simulators": simulators})
+        return
     import ray
 
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
