@@ -63,6 +63,10 @@ class Policy(nn.Module, abc.ABC):
         """State value [N]."""
         return self.act(obs)[2]
 
+    def critic_parameters(self) -> list:
+        """Parameters of the value function alone (trained by themselves during a critic warm-up)."""
+        raise NotImplementedError(f"{type(self).__name__} has no separate critic; set algo.critic_warmup_iterations=0")
+
     def sft_loss(self, batch: dict) -> torch.Tensor:
         """Behaviour-cloning loss on ``obs`` and ``action`` [N, T, A]: mean negative log-likelihood per chunk;
         chunk steps marked in ``action_is_pad`` [N, T] (past an episode's end) do not count."""

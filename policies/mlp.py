@@ -85,6 +85,9 @@ class MLPPolicy(Policy):
     def value(self, obs):
         return self.critic(self.features(obs)).squeeze(-1)
 
+    def critic_parameters(self):
+        return list(self.critic.parameters())
+
     def deterministic_action(self, obs):
         return self._distribution(self.features(obs)).mean
 

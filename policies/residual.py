@@ -128,6 +128,9 @@ class ResidualPolicy(Policy):
     def value(self, obs):
         return self.critic(self._inputs(obs, self.base_action(obs))).squeeze(-1)
 
+    def critic_parameters(self):
+        return list(self.critic.parameters())
+
     def deterministic_action(self, obs):
         return self._distribution(obs)[0].mean
 

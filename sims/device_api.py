@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import abc
 
-import numpy as np
 import torch
 
 from sims.api import BatchedEnv

@@ -86,3 +86,40 @@ def test_on_policy_distillation_copies_the_teacher_without_env_reward(tmp_path, 
     before = student.run_eval(None, video=False)["success_once"]
     after = student.train()["success_once"]
     assert before <= 0.3 and after >= 0.9, (before, after)
+
+
+def test_critic_warmup_moves_only_the_value_function(tmp_path, reach_demos):
+    cfg = TrainConfig()
+    cfg.env.num_envs, cfg.algo.rollout_steps, cfg.algo.critic_warmup_iterations = 8, 10, 1
+    cfg.experiment.total_env_steps, cfg.experiment.eval_interval, cfg.experiment.checkpoint_interval = 80, 0, 0
+    cfg.experiment.eval_episodes = cfg.experiment.eval_num_envs = 2
+    cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path), False
+    trainer = Trainer(cfg)
+    before = {n: p.detach().clone() for n, p in trainer.policy.named_parameters()}
+    trainer.train()  # one iteration, inside the warm-up
+    moved = {n for n, p in trainer.policy.named_parameters() if not torch.equal(p, before[n])}
+    assert moved == {n for n in before if n.startswith("critic.")}
+
+
+def test_an_rl_run_with_an_sft_stage_starts_from_the_demonstrations(tmp_path, reach_demos):
+    """RL-Co stage 1 inside the RL run: the SFT'd policy is evaluated (Reach: solved) and saved before PPO."""
+    cfg = TrainConfig()
+    cfg.env.num_envs, cfg.algo.rollout_steps = 8, 10
+    cfg.algo.sft_stage_steps, cfg.algo.anchor_coef = 300, 0.1
+    cfg.data.paths, cfg.data.anchor_paths = [reach_demos], [reach_demos]
+    cfg.experiment.total_env_steps, cfg.experiment.eval_interval, cfg.experiment.checkpoint_interval = 80, 0, 0
+    cfg.experiment.eval_episodes, cfg.experiment.eval_num_envs = 16, 16
+    cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path), False
+    trainer = Trainer(cfg)
+    assert trainer.run_eval(None, video=False)["success_once"] <= 0.3
+    trainer.train()
+    assert trainer.stage1_metrics["success_once"] >= 0.9
+    assert trainer.eval_history[1]["env_steps"] == 0 and (tmp_path / "stage1_policy" / "model.safetensors").is_file()
+    assert trainer.counters["env_steps"] == 80
+
+
+def test_an_sft_stage_without_demonstrations_is_a_clear_error():
+    cfg = TrainConfig()
+    cfg.algo.sft_stage_steps = 10
+    with pytest.raises(ValueError, match="sft_stage_steps > 0 needs data.paths"):
+        Trainer(cfg)

@@ -84,6 +84,10 @@ class AlgoConfig:
     sft_eval_interval: int = 500  # SFT steps between evaluations in simulation (0: only at the end)
     batch_size: int = 64  # demonstrations per SFT step and per anchor term
     anchor_coef: float = 0.0
+    # RL from a demonstration-trained policy (RL-Co): stage 1 SFT inside the RL run, then a critic warm-up
+    sft_stage_steps: int = 0  # RL runs: SFT steps on data.paths (mixed by data.weights) before the first rollout
+    sft_learning_rate: float = 3e-4  # learning rate of that SFT stage
+    critic_warmup_iterations: int = 0  # first RL iterations update only the value function (actor held fixed)
     teacher: str = ""  # algo=opd: directory of the teacher policy (save_pretrained format)
     ref_reset_interval: int = 0  # updates between resets of the KL reference to the current policy (0: never)
 
@@ -199,6 +203,13 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.algo.loss != "opd" or cfg.algo.teacher,
          "algo=opd needs algo.teacher=<policy directory written by save_pretrained>"),
         (cfg.algo.name != "sft" or cfg.data.paths, "algo=sft needs data.paths=[<LeRobot dataset dir>, ...]"),
+        (cfg.algo.sft_stage_steps >= 0, f"algo.sft_stage_steps must be >= 0, got {cfg.algo.sft_stage_steps}"),
+        (cfg.algo.sft_stage_steps == 0 or cfg.data.paths,
+         "algo.sft_stage_steps > 0 needs data.paths=[<LeRobot dataset dir>, ...] (the stage-1 demonstrations)"),
+        (cfg.algo.critic_warmup_iterations >= 0,
+         f"algo.critic_warmup_iterations must be >= 0, got {cfg.algo.critic_warmup_iterations}"),
+        (cfg.algo.critic_warmup_iterations == 0 or cfg.algo.loss == "ppo",
+         f"algo.critic_warmup_iterations needs a loss with a critic (ppo), not {cfg.algo.loss!r}"),
         (not cfg.data.weights or len(cfg.data.weights) == len(cfg.data.paths),
          f"data.weights needs one weight per data.paths entry, got {len(cfg.data.weights)} for {len(cfg.data.paths)}"),
         (not cfg.data.anchor_weights or len(cfg.data.anchor_weights) == len(cfg.data.anchor_paths),

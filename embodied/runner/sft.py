@@ -6,13 +6,13 @@ import os
 import time
 
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from embodied.config.schema import TrainConfig, validate
 from embodied.data.batches import DemoStream
 from embodied.runner.logger import RunLogger
 from embodied.runner.builders import build_env, build_policy
+from embodied.runner.sft_steps import sft_step
 from embodied.runner.trainer import Trainer, load_initial_weights
 
 
@@ -54,18 +54,12 @@ class SFTTrainer(Trainer):
         self._train_start = time.perf_counter()
         last_success = float("nan")
         while self.iteration < a.sft_steps:
-            start = time.perf_counter()
-            loss = self.policy.sft_loss(next(self.data))
-            self.optimizer.zero_grad()
-            loss.backward()
-            grad_norm = nn.utils.clip_grad_norm_(self.policy.parameters(), a.max_grad_norm).item()
-            self.optimizer.step()
+            stats = sft_step(self.policy, self.optimizer, next(self.data), a.max_grad_norm)
             self.iteration += 1
-            logger.scalars("train", {"sft_loss": loss.item(), "grad_norm": grad_norm,
-                                     "step_time_s": time.perf_counter() - start}, self.iteration)
+            logger.scalars("train", stats, self.iteration)
             if a.sft_eval_interval and self.iteration % a.sft_eval_interval == 0 and self.iteration < a.sft_steps:
                 last_success = self.run_eval(logger, video=cfg.experiment.video)["success_once"]
-            bar.set_postfix(loss=f"{loss.item():.4f}", success=f"{last_success:.2f}")
+            bar.set_postfix(loss=f"{stats['sft_loss']:.4f}", success=f"{last_success:.2f}")
             bar.update(1)
         bar.close()
         final = self.run_eval(logger, video=cfg.experiment.video)

@@ -18,6 +18,7 @@ from embodied.rollout.evaluate import evaluate
 from embodied.runner.builders import build_env, build_policy
 from embodied.runner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from embodied.runner.logger import RunLogger
+from embodied.runner.sft_steps import sft_stage
 from embodied.runner.update import update_policy
 from policies.base import from_pretrained
 
@@ -46,9 +47,10 @@ class Trainer:
         validate(cfg)
         self.cfg = cfg
         self.rank, self.world = init_from_env()  # data-parallel learners under torchrun; (0, 1) otherwise
-        if self.world > 1 and (cfg.resume or cfg.dist.backend != "single"):
-            raise ValueError("data-parallel learners (WORLD_SIZE > 1) run with dist=single and without resume for "
-                             "now: drop resume=true / dist=ray, or run one process")
+        if self.world > 1 and (cfg.resume or cfg.dist.backend != "single" or cfg.algo.sft_stage_steps):
+            raise ValueError("data-parallel learners (WORLD_SIZE > 1) run with dist=single, without resume and "
+                             "without an SFT stage for now: drop resume=true / dist=ray, run the SFT stage first "
+                             "(algo=sft, then init_from=<its final_policy>), or run one process")
         torch.set_num_threads(cfg.experiment.torch_threads)
         self.update_threads = cfg.experiment.update_threads or os.cpu_count() or 1
         torch.manual_seed(cfg.experiment.seed)
@@ -65,6 +67,10 @@ class Trainer:
             torch.manual_seed(seed)
         trainable = [p for p in self.policy.parameters() if p.requires_grad]  # frozen bases and towers stay out
         self.optimizer = torch.optim.Adam(trainable, lr=cfg.algo.learning_rate, eps=1e-5)
+        self.critic_optimizer = None  # the value function alone, for algo.critic_warmup_iterations
+        if cfg.algo.critic_warmup_iterations:
+            self.critic_optimizer = torch.optim.Adam(self.policy.critic_parameters(), lr=cfg.algo.learning_rate,
+                                                     eps=1e-5)
         self.collector = make_collector(cfg, self.env, self.policy)
         if cfg.algo.teacher:  # on-policy distillation: the frozen teacher is the reference
             self.reference = from_pretrained(cfg.algo.teacher).eval()
@@ -79,6 +85,7 @@ class Trainer:
         self.iteration = 0
         self.counters = {"env_steps": 0}
         self.eval_history: list[dict] = []  # env_steps, training seconds (evaluation excluded), metrics
+        self.stage1_metrics: dict | None = None  # evaluation after the SFT stage (algo.sft_stage_steps)
         self._train_start = time.perf_counter()
         self.eval_seconds = 0.0
         self.collector.start(seed)
@@ -120,6 +127,16 @@ class Trainer:
                 logger.video(f"eval_iter_{self.iteration:06d}", frames, fps=20)
         return metrics
 
+    def _run_sft_stage(self, logger: RunLogger) -> float:
+        """RL-Co stage 1: SFT on ``data.paths`` in this run, evaluated and saved; returns its eval success."""
+        sft_stage(self.cfg, self.policy, logger)
+        if self.reference is not None and not self.cfg.algo.teacher:
+            self.reference.load_state_dict(self.policy.state_dict())  # the KL anchor is the SFT policy
+        self.policy.save_pretrained(os.path.join(self.output_dir, "stage1_policy"))
+        metrics = self.run_eval(logger, video=self.cfg.experiment.video)  # at env step 0: the SFT policy
+        self.stage1_metrics = metrics
+        return metrics["success_once"]
+
     def train(self) -> dict:
         """Run to ``experiment.total_env_steps``; returns the final evaluation metrics (empty on ranks > 0)."""
         cfg, x = self.cfg, self.cfg.experiment
@@ -129,6 +146,8 @@ class Trainer:
         bar = tqdm(total=total_iters, initial=self.iteration, disable=not x.progress or self.rank > 0,
                    desc=cfg.experiment.name, unit="it", dynamic_ncols=True)
         last_success = float("nan")
+        if cfg.algo.sft_stage_steps and self.iteration == 0:
+            last_success = self._run_sft_stage(logger)
         while self.iteration < total_iters:
             start = time.perf_counter()
             batch, rollout = self.collector.collect()
@@ -138,8 +157,9 @@ class Trainer:
             rollout["env_steps_per_s"] = collected / max(collect_time, 1e-9)
             start = time.perf_counter()
             torch.set_num_threads(self.update_threads)  # the simulator is idle now: use every core
-            stats = update_policy(self.policy, self.optimizer, batch, cfg.algo, self.reference,
-                                  self.anchor) if batch else {}
+            warming = self.iteration < cfg.algo.critic_warmup_iterations  # actor held, critic catches up
+            stats = update_policy(self.policy, self.critic_optimizer if warming else self.optimizer, batch,
+                                  cfg.algo, self.reference, None if warming else self.anchor) if batch else {}
             torch.set_num_threads(x.torch_threads)
             update_time = time.perf_counter() - start
             if hasattr(self.policy, "update_normalizer") and batch:

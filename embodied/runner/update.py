@@ -25,6 +25,7 @@ def update_policy(policy, optimizer, batch: dict, cfg, reference=None, anchor=No
                 reference.evaluate(select(batch["obs"], idx), batch["action"][idx])[0]
                 for idx in torch.arange(size).split(minibatch)
             ])
+    stepped = [p for group in optimizer.param_groups for p in group["params"]]  # all, or the critic in a warm-up
     totals: dict[str, float] = {}
     count = 0
     stopped_early = False
@@ -38,10 +39,10 @@ def update_policy(policy, optimizer, batch: dict, cfg, reference=None, anchor=No
                 stats["anchor_sft_loss"] = anchor_loss.item()
                 stats["anchor_to_rl_loss_ratio"] = cfg.anchor_coef * anchor_loss.item() / max(abs(loss.item()), 1e-8)
                 loss = loss + cfg.anchor_coef * anchor_loss
-            optimizer.zero_grad()
+            policy.zero_grad()
             loss.backward()
             average_gradients(policy.parameters())  # data-parallel learners (torchrun); a no-op otherwise
-            stats["grad_norm"] = nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm).item()
+            stats["grad_norm"] = nn.utils.clip_grad_norm_(stepped, cfg.max_grad_norm).item()
             optimizer.step()
             for key, value in stats.items():
                 totals[key] = totals.get(key, 0.0) + value

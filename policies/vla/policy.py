@@ -172,6 +172,9 @@ class VLAPolicy(Policy):
     def value(self, obs):
         return self._value(self.fused(obs))
 
+    def critic_parameters(self):
+        return list(self.value_head.parameters())  # the head on the shared trunk
+
     def deterministic_action(self, obs):
         return self.stats.unnormalize_action(self.head.mode(self.fused(obs)))
 

@@ -1,0 +1,37 @@
+"""Supervised steps on demonstrations, shared by ``algo=sft`` and the SFT stage of an RL run (RL-Co stage 1)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from embodied.data.batches import DemoStream
+
+
+def sft_step(policy, optimizer, batch: dict, max_grad_norm: float) -> dict:
+    """One gradient step on ``policy.sft_loss(batch)``; returns the loss, gradient norm and step time."""
+    start = time.perf_counter()
+    loss = policy.sft_loss(batch)
+    optimizer.zero_grad()
+    loss.backward()
+    grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm).item()
+    optimizer.step()
+    return {"sft_loss": loss.item(), "grad_norm": grad_norm, "step_time_s": time.perf_counter() - start}
+
+
+def sft_stage(cfg, policy, logger) -> None:
+    """``algo.sft_stage_steps`` SFT steps on ``data.paths`` (mixed by ``data.weights``) before RL starts.
+
+    The policy adopts the mixture's observation statistics first, as ``algo=sft`` does; scalars go to ``stage1/``.
+    """
+    a = cfg.algo
+    data = DemoStream(list(cfg.data.paths), list(cfg.data.weights), a.batch_size, policy.chunk_size,
+                      cfg.experiment.seed)
+    policy.set_dataset_stats(data.stats)
+    optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=a.sft_learning_rate)
+    for step in tqdm(range(1, a.sft_stage_steps + 1), disable=not cfg.experiment.progress,
+                     desc=f"{cfg.experiment.name} stage 1 (sft)", unit="step", dynamic_ncols=True):
+        logger.scalars("stage1", sft_step(policy, optimizer, next(data), a.max_grad_norm), step)
