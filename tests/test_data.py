@@ -164,3 +164,17 @@ def test_expert_demos_record_and_read_back(tmp_path):
     item = dataset[0]
     assert item["observation.images.front"].shape == (32, 32, 3) and item["task"] == "pick up the red cube"
     assert item["observation.state"].shape == (env.observation_spec.state_dim,)
+
+
+def test_mixture_stats_weighted_by_frame_counts_equal_the_stats_of_the_union():
+    from embodied.data.stats import feature_stats, merge_stats, mixture_stats
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1.0, 2.0, (400, 3)), rng.normal(-3.0, 0.5, (100, 3))
+    sa, sb = {"x": feature_stats(a, False)}, {"x": feature_stats(b, False)}
+    union = merge_stats(sa["x"], sb["x"])
+    mixed = mixture_stats([sa, sb], [0.8, 0.2])["x"]
+    for stat in ("mean", "std", "min", "max", "count"):
+        np.testing.assert_allclose(mixed[stat], union[stat], rtol=1e-12)
+    even = mixture_stats([sa, sb], [0.5, 0.5])["x"]  # equal weights: the small dataset counts as much
+    np.testing.assert_allclose(even["mean"], (a.mean(0) + b.mean(0)) / 2)

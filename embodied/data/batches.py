@@ -7,6 +7,7 @@ import os
 import torch
 
 from embodied.data.reader import LeRobotDataset, dataset_probabilities
+from embodied.data.stats import mixture_stats
 
 IMAGE_PREFIX = "observation.images."
 
@@ -42,8 +43,10 @@ class DemoStream:
 
     @property
     def stats(self) -> dict:
-        """Statistics of the first dataset (meta/stats.json), used to set the policy's normalisation."""
-        return self.datasets[0].stats
+        """Statistics of the weighted mixture (from each meta/stats.json), used to set the policy's normalisation."""
+        if len(self.datasets) == 1:
+            return self.datasets[0].stats
+        return mixture_stats([d.stats for d in self.datasets], self.dataset_probs.tolist())
 
     def __next__(self) -> dict:
         which = torch.multinomial(self.dataset_probs, self.batch_size, replacement=True, generator=self.generator)

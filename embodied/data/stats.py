@@ -29,6 +29,27 @@ def merge_stats(a: dict | None, b: dict) -> dict:
             "max": np.maximum(a["max"], b["max"]), "count": np.array([int(n)])}
 
 
+def mixture_stats(datasets: list[dict], probabilities) -> dict:
+    """Per-feature stats of the mixture that draws a frame from dataset k with probability ``probabilities[k]``.
+
+    Mean and second moment are the probability-weighted ones (the distribution a policy trained on the mixture
+    sees), not frame-count weighted; ``count`` is the total number of frames. Features missing from any dataset
+    are left out.
+    """
+    p = [float(x) for x in probabilities]
+    shared = [key for key in datasets[0] if all(key in d for d in datasets[1:])]
+    out = {}
+    for key in shared:
+        parts = [{s: np.asarray(v, dtype=np.float64) for s, v in d[key].items()} for d in datasets]
+        mean = sum(w * s["mean"] for w, s in zip(p, parts))
+        second = sum(w * (s["std"] ** 2 + s["mean"] ** 2) for w, s in zip(p, parts))
+        out[key] = {"mean": mean, "std": np.sqrt(np.maximum(second - mean**2, 0.0)),
+                    "min": np.minimum.reduce([s["min"] for s in parts]),
+                    "max": np.maximum.reduce([s["max"] for s in parts]),
+                    "count": np.array([int(sum(s["count"][0] for s in parts))])}
+    return out
+
+
 def to_json(stats: dict[str, dict]) -> dict:
     """Nested lists for meta/stats.json."""
     return {k: {s: np.asarray(v).tolist() for s, v in st.items()} for k, st in stats.items()}
