@@ -123,3 +123,18 @@ def test_an_sft_stage_without_demonstrations_is_a_clear_error():
     cfg.algo.sft_stage_steps = 10
     with pytest.raises(ValueError, match="sft_stage_steps > 0 needs data.paths"):
         Trainer(cfg)
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_frozen_observation_statistics_are_those_of_the_starting_weights(tmp_path, freeze):
+    cfg = TrainConfig()
+    cfg.env.num_envs, cfg.algo.rollout_steps = 8, 10
+    cfg.experiment.total_env_steps, cfg.experiment.eval_interval, cfg.experiment.checkpoint_interval = 80, 0, 0
+    cfg.experiment.eval_episodes = cfg.experiment.eval_num_envs = 2
+    cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path / "run"), False
+    Trainer(cfg).policy.save_pretrained(str(tmp_path / "sft"))  # e.g. an SFT policy and its dataset statistics
+    cfg.init_from, cfg.algo.freeze_normalizer = str(tmp_path / "sft"), freeze
+    trainer = Trainer(cfg)
+    before = trainer.policy.normalizer.mean.clone()
+    trainer.train()
+    assert torch.equal(trainer.policy.normalizer.mean, before) == freeze

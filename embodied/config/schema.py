@@ -88,6 +88,9 @@ class AlgoConfig:
     sft_stage_steps: int = 0  # RL runs: SFT steps on data.paths (mixed by data.weights) before the first rollout
     sft_learning_rate: float = 3e-4  # learning rate of that SFT stage
     critic_warmup_iterations: int = 0  # first RL iterations update only the value function (actor held fixed)
+    # true: keep the observation statistics a run starts with (e.g. an SFT policy's dataset statistics) instead
+    # of folding every rollout into them; needed for a critic warm-up to hold the actor's behaviour exactly
+    freeze_normalizer: bool = False
     teacher: str = ""  # algo=opd: directory of the teacher policy (save_pretrained format)
     ref_reset_interval: int = 0  # updates between resets of the KL reference to the current policy (0: never)
 

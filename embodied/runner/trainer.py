@@ -162,7 +162,7 @@ class Trainer:
                                   cfg.algo, self.reference, None if warming else self.anchor) if batch else {}
             torch.set_num_threads(x.torch_threads)
             update_time = time.perf_counter() - start
-            if hasattr(self.policy, "update_normalizer") and batch:
+            if not cfg.algo.freeze_normalizer and hasattr(self.policy, "update_normalizer") and batch:
                 self.policy.update_normalizer(batch["obs"])
                 sync_from_rank0(self.policy, buffers_only=True)  # data-parallel ranks follow rank 0's statistics
             self.iteration += 1
