@@ -83,7 +83,7 @@ def sft(root: str, name: str, paths: list[str], weights: list[float], args) -> t
 
 
 def rl(root: str, name: str, args, anchor: tuple, init_from: str = "", stage1: tuple = ()) -> dict:
-    """A PPO arm with the SFT anchor on ``anchor`` (paths, weights), from ``init_from`` or an SFT stage on ``stage1``."""
+    """A PPO arm with the SFT anchor on ``anchor`` (paths, weights), from ``init_from`` or an SFT stage (``stage1``)."""
     cfg = config(os.path.join(root, name), args.seed, args.eval_episodes)
     cfg.experiment.total_env_steps = args.budget
     cfg.experiment.eval_interval = max(1, 64_000 // (cfg.env.num_envs * cfg.algo.rollout_steps))
