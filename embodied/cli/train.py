@@ -8,6 +8,8 @@ Examples:
   embodied-train algo=sft env=pick_cube data.paths=[demos/pick_cube]          # behaviour cloning on a dataset
   embodied-train env=pick_cube algo.anchor_coef=0.1 data.anchor_paths=[demos/real]  # PPO + SFT anchor
   embodied-train experiment=residual base=runs/PickCube_sft/final_policy env=pick_cube  # residual RL on a base
+  embodied-train experiment=rl_co env=lang_place_cube data.paths=[demos/real,demos/sim] data.weights=[0.5,0.5]
+      data.anchor_paths=[demos/real,demos/sim] data.anchor_weights=[0.5,0.5]  # (one line) RL-Co: SFT, then PPO
 Outputs go to runs/<experiment.name>/ (tensorboard in tb/, videos in videos/, checkpoints/, final_policy/).
 """
 
