@@ -15,7 +15,7 @@ import torch  # noqa: E402
 from sims.api import BatchedEnv, ObservationSpec, StepResult  # noqa: E402
 from sims.geometry import yaw_to_quat  # noqa: E402
 from sims.mujoco import arm_model  # noqa: E402
-from sims.mujoco.controllers import ArmState, make_controller  # noqa: E402
+from sims.mujoco.controllers import HOME, ArmState, make_controller  # noqa: E402
 from sims.mujoco.domain import make_domain  # noqa: E402
 from sims.mujoco.randomization import Randomization  # noqa: E402
 from sims.mujoco.scene import build_scene_xml  # noqa: E402
@@ -127,25 +127,29 @@ class MujocoTabletopEnv(BatchedEnv):
     # ----------------------------------------------------------------- BatchedEnv hooks
     def _reset_worlds(self, env_ids, rngs) -> None:
         self.batch.reset(env_ids, stage=mujoco.mjtStage.mjSTAGE_NONE)
-        home = np.array(arm_model.PANDA_HOME_QPOS)
         for i, rng in zip(env_ids, rngs):
             episode = self.task.sample_episode(rng)
-            self.qpos[i, self.arm_qpos] = home
-            self.qpos[i, self.finger_qpos] = arm_model.FINGER_MAX_OPENING
             self.qvel[i] = 0.0
-            for k, adr in enumerate(self.cube_qpos):
-                self.qpos[i, adr:adr + 3] = episode.cube_pos[k]
-                self.qpos[i, adr + 3:adr + 7] = yaw_to_quat(episode.cube_yaw[k:k + 1])[0]
-            if len(self.task.markers):
-                self.mocap_pos[i] = episode.marker_pos
-            self.ctrl[i, :7] = home
-            self.ctrl[i, 7:] = arm_model.FINGER_MAX_OPENING
+            self.lay_out_episode(episode, self.qpos[i], self.ctrl[i], self.mocap_pos[i])
             self.instructions[i] = episode.instruction
             self.params[i] = episode.params
             self._randomize(i, rng)
         if self.randomization.physical:
             self.batch.set_const(env_ids)
         self.batch.forward(env_ids, stage=mujoco.mjtStage.mjSTAGE_POS)
+
+    def lay_out_episode(self, episode, qpos: np.ndarray, ctrl: np.ndarray, mocap_pos: np.ndarray) -> None:
+        """Write an episode's initial state into one world's rows qpos [nq], ctrl [nu], mocap_pos [nmocap, 3]:
+        the arm at home with open fingers, the cubes, the markers and the matching servo targets."""
+        qpos[self.arm_qpos] = HOME
+        qpos[self.finger_qpos] = arm_model.FINGER_MAX_OPENING
+        for k, adr in enumerate(self.cube_qpos):
+            qpos[adr:adr + 3] = episode.cube_pos[k]
+            qpos[adr + 3:adr + 7] = yaw_to_quat(episode.cube_yaw[k:k + 1])[0]
+        if len(self.task.markers):
+            mocap_pos[:] = episode.marker_pos
+        ctrl[:7] = HOME
+        ctrl[7:] = arm_model.FINGER_MAX_OPENING
 
     def _randomize(self, i: int, rng: np.random.Generator) -> None:
         r = self.randomization
@@ -217,7 +221,7 @@ class MujocoTabletopEnv(BatchedEnv):
         ).astype(np.float32)
         obs = {"state": state, "privileged": self.task.privileged(view), "instruction": list(self.instructions)}
         if self.renderer is not None:
-            obs["rgb"] = self.renderer.render(self.qpos, self.mocap_pos, self.visuals)
+            obs["rgb"] = self.renderer.render(*self._host_pose(), self.visuals)
         return obs
 
     def _evaluate(self) -> StepResult:
@@ -259,7 +263,11 @@ class MujocoTabletopEnv(BatchedEnv):
             if self._viewer is not None:
                 self._viewer.close()
             self._viewer = BatchRenderer(copy.copy(self.model), (camera,), *self.image_size)
-        return self._viewer.render(self.qpos, self.mocap_pos, self.visuals)[camera]
+        return self._viewer.render(*self._host_pose(), self.visuals)[camera]
+
+    def _host_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """qpos [N, nq] and mocap_pos [N, nmocap, 3] as host float64 arrays (what MuJoCo's renderer draws)."""
+        return self.qpos, self.mocap_pos
 
     def close(self) -> None:
         for renderer in (self.renderer, self._viewer):

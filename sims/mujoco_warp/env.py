@@ -45,7 +45,7 @@ class MujocoWarpTabletopEnv(DeviceBatchedEnv, MujocoTabletopEnv):
         self._cube_quat_idx = index["cube_qpos"][:, None] + 3 + torch.arange(4, device=dev)  # [K, 4]
         self._cube_vel_idx = index["cube_dof"][:, None] + torch.arange(3, device=dev)  # [K, 3]
         self._sampler = EpisodeSampler(self.model, self.task, self.randomization, self.object_geoms,
-                                       self.arm_qpos, self.finger_qpos, self.cube_qpos, dev)
+                                       self.lay_out_episode, dev)
         self._table = EpisodeTable(self._sampler, block=table_block or max(4 * self.num_envs, 256))
         # Host extras (instruction text, per-episode colours) must follow resets only when they differ by episode.
         self._host_extras_vary = self.task.instructions_vary or self.visuals is not None
@@ -105,17 +105,14 @@ class MujocoWarpTabletopEnv(DeviceBatchedEnv, MujocoTabletopEnv):
     # ----------------------------------------------------------------- observations, rewards
     def scene_view(self) -> SceneView:
         """The world state of every env as float64 tensors on the device (``.numpy()`` for host code)."""
-        n, dev = self.num_envs, self.device
-        k = len(self.cube_qpos)
         qpos, qvel = self.qpos.double(), self.qvel.double()
-        return SceneView(
+        return SceneView(  # tasks without cubes or markers get [N, 0, 3] from the empty index tables
             tcp_pos=self.site_xpos[:, self.tcp_site].double(),
             finger_gap=qpos[:, self._index["finger_qpos"]].sum(1),
-            cube_pos=qpos[:, self._cube_pos_idx] if k else torch.zeros(n, 0, 3, dtype=torch.float64, device=dev),
-            cube_quat=qpos[:, self._cube_quat_idx] if k else torch.zeros(n, 0, 4, dtype=torch.float64, device=dev),
-            cube_linvel=qvel[:, self._cube_vel_idx] if k else torch.zeros(n, 0, 3, dtype=torch.float64, device=dev),
-            marker_pos=self.mocap_pos.double() if len(self.task.markers)
-            else torch.zeros(n, 0, 3, dtype=torch.float64, device=dev),
+            cube_pos=qpos[:, self._cube_pos_idx],
+            cube_quat=qpos[:, self._cube_quat_idx],
+            cube_linvel=qvel[:, self._cube_vel_idx],
+            marker_pos=self.mocap_pos.double(),
             params=self.params,
         )
 
@@ -137,18 +134,6 @@ class MujocoWarpTabletopEnv(DeviceBatchedEnv, MujocoTabletopEnv):
         if self.reward_mode == "sparse":
             reward = success.double()
         return StepResult(reward.float(), success, failed)
-
-    def render_frames(self, camera: str) -> np.ndarray:
-        """One camera of every env rendered now on the host, uint8 [N, H, W, 3]."""
-        from sims.mujoco.render import BatchRenderer
-
-        if self._viewer is None or self._viewer.cameras != (camera,):
-            if self._viewer is not None:
-                self._viewer.close()
-            import copy
-
-            self._viewer = BatchRenderer(copy.copy(self.model), (camera,), *self.image_size)
-        return self._viewer.render(*self._host_pose(), self.visuals)[camera]
 
     # ----------------------------------------------------------------- arm helpers
     def hold_position(self, env_ids=None) -> None:

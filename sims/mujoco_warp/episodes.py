@@ -13,8 +13,6 @@ import numpy as np
 import torch
 
 from sims.api import episode_rng
-from sims.geometry import yaw_to_quat
-from sims.mujoco import arm_model
 
 
 @dataclass
@@ -29,10 +27,11 @@ class Episodes:
 class EpisodeSampler:
     """Lays out the task's episodes of ``(seed, reset_id)`` as initial qpos, ctrl, mocap and parameter rows."""
 
-    def __init__(self, model, task, randomization, object_geoms, arm_qpos, finger_qpos, cube_qpos, device):
+    def __init__(self, model, task, randomization, object_geoms, lay_out_episode, device):
+        """``lay_out_episode(episode, qpos, ctrl, mocap_pos)``: the CPU backend's writer of one world's rows."""
         self.model, self.task, self.randomization = model, task, randomization
         self.object_geoms = object_geoms
-        self.arm_qpos, self.finger_qpos, self.cube_qpos = arm_qpos, finger_qpos, cube_qpos
+        self.lay_out_episode = lay_out_episode
         self.device = device
         mocap_bodies = np.nonzero(model.body_mocapid >= 0)[0]
         order = np.argsort(model.body_mocapid[mocap_bodies])
@@ -47,19 +46,10 @@ class EpisodeSampler:
         mocap = np.repeat(self._mocap_pos0[None], count, 0)
         params = np.zeros((count, self.task.params_dim))
         instructions, visuals = [], {"geom_rgba": [], "cam_pos": [], "light_diffuse": []}
-        home = np.array(arm_model.PANDA_HOME_QPOS)
         for row, reset_id in enumerate(reset_ids):
             rng = episode_rng(seed, int(reset_id))
             episode = self.task.sample_episode(rng)
-            qpos[row, self.arm_qpos] = home
-            qpos[row, self.finger_qpos] = arm_model.FINGER_MAX_OPENING
-            for k, adr in enumerate(self.cube_qpos):
-                qpos[row, adr:adr + 3] = episode.cube_pos[k]
-                qpos[row, adr + 3:adr + 7] = yaw_to_quat(episode.cube_yaw[k:k + 1])[0]
-            if len(self.task.markers):
-                mocap[row] = episode.marker_pos
-            ctrl[row, :7] = home
-            ctrl[row, 7:] = arm_model.FINGER_MAX_OPENING
+            self.lay_out_episode(episode, qpos[row], ctrl[row], mocap[row])
             params[row] = episode.params
             instructions.append(episode.instruction)
             if self.randomization.visual:  # drawn after the episode, from its generator, as the CPU backend does
