@@ -4,9 +4,9 @@ Run: python benchmarks/scale.py [--iterations 6] [--out benchmarks/results/scale
 Simulators: random actions on PushCube (state) at each backend's natural size on this machine; a backend that
 is not installed (or finds no device) is reported as such, not guessed. Training: PPO on PushCube, 64 envs x
 50 steps per iteration (the VLA: 16 envs x 20 steps, 2 epochs), timed over ``--iterations`` iterations after
-one warm-up; "collect" counts only the rollouts, "train" the whole loop (rollout + update). Rows: dist=single, dist.pipeline_stages=2, dist=ray with
-2 env workers, and both; for the state MLP and for a small VLA on 64x64 camera images (inference-heavy, the
-case pipelining targets). Ray's local cluster start and actor start-up are excluded.
+one warm-up; "collect" counts only the rollouts, "train" the whole loop (rollout + update). Rows: dist=single,
+dist.pipeline_stages=2, dist=ray with 2 env workers, and both; for the state MLP and for a small VLA on 64x64
+camera images (inference-heavy, the case pipelining targets). Ray's local cluster start and actor start-up are excluded.
 """
 
 from __future__ import annotations

@@ -9,10 +9,9 @@ import torch
 from tqdm import tqdm
 
 from embodied.config.schema import TrainConfig, validate
-from embodied.data.batches import DemoStream
 from embodied.runner.logger import RunLogger
 from embodied.runner.builders import build_env, build_policy
-from embodied.runner.sft_steps import sft_step
+from embodied.runner.sft_steps import demonstrations, sft_step
 from embodied.runner.trainer import Trainer, load_initial_weights
 
 
@@ -30,9 +29,7 @@ class SFTTrainer(Trainer):
         self.policy = build_policy(cfg, self.env, cfg.experiment.seed)
         if cfg.init_from:
             load_initial_weights(self.policy, cfg.init_from)  # then normalised with this dataset's statistics
-        self.data = DemoStream(list(cfg.data.paths), list(cfg.data.weights), cfg.algo.batch_size,
-                               self.policy.chunk_size, cfg.experiment.seed)
-        self.policy.set_dataset_stats(self.data.stats)
+        self.data = demonstrations(cfg, self.policy)
         trainable = [p for p in self.policy.parameters() if p.requires_grad]  # frozen towers stay out
         self.optimizer = torch.optim.Adam(trainable, lr=cfg.algo.learning_rate)
         self.output_dir = cfg.experiment.output_dir

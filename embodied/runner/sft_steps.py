@@ -22,15 +22,21 @@ def sft_step(policy, optimizer, batch: dict, max_grad_norm: float) -> dict:
     return {"sft_loss": loss.item(), "grad_norm": grad_norm, "step_time_s": time.perf_counter() - start}
 
 
+def demonstrations(cfg, policy) -> DemoStream:
+    """Endless batches from ``data.paths`` (mixed by ``data.weights``); the policy adopts the mixture's statistics."""
+    data = DemoStream(list(cfg.data.paths), list(cfg.data.weights), cfg.algo.batch_size, policy.chunk_size,
+                      cfg.experiment.seed)
+    policy.set_dataset_stats(data.stats)
+    return data
+
+
 def sft_stage(cfg, policy, logger) -> None:
     """``algo.sft_stage_steps`` SFT steps on ``data.paths`` (mixed by ``data.weights``) before RL starts.
 
     The policy adopts the mixture's observation statistics first, as ``algo=sft`` does; scalars go to ``stage1/``.
     """
     a = cfg.algo
-    data = DemoStream(list(cfg.data.paths), list(cfg.data.weights), a.batch_size, policy.chunk_size,
-                      cfg.experiment.seed)
-    policy.set_dataset_stats(data.stats)
+    data = demonstrations(cfg, policy)
     optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=a.sft_learning_rate)
     for step in tqdm(range(1, a.sft_stage_steps + 1), disable=not cfg.experiment.progress,
                      desc=f"{cfg.experiment.name} stage 1 (sft)", unit="step", dynamic_ncols=True):
