@@ -59,6 +59,11 @@ class Policy(nn.Module, abc.ABC):
     def deterministic_action(self, obs: dict) -> torch.Tensor:
         """The mode of the action distribution, [N, T, A] (used for evaluation and deployment)."""
 
+    @property
+    def device(self) -> torch.device:
+        """Where the policy's parameters live; observations and demonstration batches must be there too."""
+        return next(self.parameters()).device
+
     def value(self, obs: dict) -> torch.Tensor:
         """State value [N]."""
         return self.act(obs)[2]

@@ -87,12 +87,12 @@ class ResidualPolicy(Policy):
         phase = elapsed % horizon
         n = elapsed.shape[0]
         stale = self._base_chunk is None or self._base_chunk.shape[0] != n
-        refresh = torch.ones(n, dtype=torch.bool) if stale else phase == 0
+        refresh = torch.ones(n, dtype=torch.bool, device=phase.device) if stale else phase == 0
         if refresh.any():
             chunk = self.base.deterministic_action(obs).float()  # [N, T, A]
             assert chunk.shape == (n, horizon, self.action_dim), chunk.shape
             self._base_chunk = chunk if stale else torch.where(refresh[:, None, None], chunk, self._base_chunk)
-        return self._base_chunk[torch.arange(n), phase]
+        return self._base_chunk[torch.arange(n, device=phase.device), phase]
 
     def cache_features(self, obs: dict) -> dict:
         """Store this step's base action with the observation (PPO epochs reuse it)."""

@@ -15,6 +15,7 @@ class ConstantValuePolicy(torch.nn.Module):
     """Zero actions, log-prob 0, value 2.0 everywhere."""
 
     chunk_size = 1
+    device = torch.device("cpu")  # where the collector keeps its bookkeeping
 
     def act(self, obs):
         n = obs["state"].shape[0]

@@ -10,6 +10,7 @@ Examples:
   embodied-train experiment=residual base=runs/PickCube_sft/final_policy env=pick_cube  # residual RL on a base
   embodied-train experiment=rl_co env=lang_place_cube data.paths=[demos/real,demos/sim] data.weights=[0.5,0.5]
       data.anchor_paths=[demos/real,demos/sim] data.anchor_weights=[0.5,0.5]  # (one line) RL-Co: SFT, then PPO
+  embodied-train env=push_cube env.backend=mujoco_warp env.num_envs=4096 experiment.device=cuda  # all on a GPU
 Outputs go to runs/<experiment.name>/ (tensorboard in tb/, videos in videos/, checkpoints/, final_policy/).
 """
 

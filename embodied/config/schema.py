@@ -8,6 +8,8 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
+from embodied.rollout.device_bridge import resolve_device
+
 
 @dataclass
 class EnvConfig:
@@ -123,6 +125,7 @@ class ExperimentConfig:
     progress: bool = True
     torch_threads: int = 1  # while collecting (MuJoCo's threads are busy then)
     update_threads: int = 0  # while updating, when the simulator is idle; 0: every core
+    device: str = "cpu"  # the learner (policy, rollouts, updates): cpu | cuda | cuda:N | auto (cuda when present)
 
 
 @dataclass
@@ -226,6 +229,7 @@ def validate(cfg: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
+    resolve_device(cfg.experiment.device)  # a malformed or absent device fails here, before anything is built
     if cfg.algo.collector == "groups" and cfg.env.num_envs % cfg.algo.group_size:
         raise ValueError(
             f"env.num_envs={cfg.env.num_envs} must be a multiple of algo.group_size={cfg.algo.group_size} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from embodied.dist.pools import LocalWorkerPool, RayWorkerPool
+from embodied.rollout.device_bridge import to_device
 from embodied.rollout.merge import merge_batches, merge_metrics
 from embodied.runner.builders import build_collector, collector_over
 
@@ -23,11 +24,11 @@ class DistributedCollector:
         Frozen parameters (pretrained towers, a residual policy's base) go to each worker once; every iteration
         sends only what training changes: trainable parameters and buffers (normaliser statistics).
         """
-        state = self.policy.state_dict()  # detached views; workers copy them in (or Ray serialises them)
+        state = {key: value.cpu() for key, value in self.policy.state_dict().items()}  # workers infer on the CPU
         frozen_names = {name for name, p in self.policy.named_parameters() if not p.requires_grad}
         trained = {key: value for key, value in state.items() if key not in frozen_names}
         parts = self.pool.collect(trained, lambda: {key: state[key] for key in frozen_names})
-        return merge_batches([p[0] for p in parts]), merge_metrics([p[1] for p in parts])
+        return to_device(merge_batches([p[0] for p in parts]), self.policy.device), merge_metrics([p[1] for p in parts])
 
     def state_dict(self) -> dict:
         """Every worker's env snapshot, bookkeeping and random stream."""

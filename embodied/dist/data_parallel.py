@@ -1,7 +1,7 @@
 """Learner data parallelism across processes (launched by torchrun), as CleanRL's multi-GPU PPO.
 
-Learners run on the CPU for now (``LEARNER_DEVICE``; a GPU simulator's results are copied to them), so ranks
-average over gloo; NCCL and one GPU per rank come with a GPU learner.
+With ``experiment.device`` cuda every rank takes the GPU of its ``LOCAL_RANK`` and the ranks average over NCCL;
+on the CPU they average over gloo.
 
 Every rank runs the whole trainer on its own envs (seeded ``sub_seed(seed, rank)``); after each backward pass
 the gradients are averaged across ranks (what torch DDP's reducer does), so every rank applies the same update
@@ -16,13 +16,20 @@ import torch
 import torch.distributed as dist
 
 
-def init_from_env() -> tuple[int, int]:
-    """Join the process group torchrun describes (WORLD_SIZE > 1); returns (rank, world size)."""
+def init_from_env(device: str = "cpu") -> tuple[int, int]:
+    """Join the process group torchrun describes (WORLD_SIZE > 1); returns (rank, world size).
+
+    ``device`` is ``experiment.device``: with cuda (or auto on a GPU machine) the rank's GPU becomes the current
+    device, so ``cuda`` resolves to it, and gradients travel over NCCL.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1
-    if not dist.is_initialized():  # gloo: the learners' weights and gradients are on the CPU (LEARNER_DEVICE)
-        dist.init_process_group("gloo")
+    on_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if on_gpu:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if on_gpu else "gloo")
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -49,7 +56,8 @@ def mean_over_ranks(value: float) -> float:
     """``value`` averaged over ranks (e.g. approx KL, so that every rank stops its epochs together)."""
     if world_size() == 1:
         return value
-    tensor = torch.tensor([value], dtype=torch.float64)
+    on_gpu = dist.get_backend() == "nccl"  # NCCL reduces tensors on the current GPU only
+    tensor = torch.tensor([value], dtype=torch.float64, device="cuda" if on_gpu else "cpu")
     dist.all_reduce(tensor)
     return float(tensor) / world_size()
 

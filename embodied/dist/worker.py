@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from embodied.rollout.merge import sub_seed
@@ -17,6 +19,8 @@ class EnvWorker:
 
     def __init__(self, cfg, index: int, num_workers: int, sim_threads: int = 0):
         torch.set_num_threads(max(1, cfg.experiment.torch_threads))
+        # workers infer on the CPU; their rollouts go to the learner's device (experiment.device)
+        cfg = dataclasses.replace(cfg, experiment=dataclasses.replace(cfg.experiment, device="cpu"))
         self.seed = sub_seed(cfg.experiment.seed, index)
         num_envs = cfg.env.num_envs // num_workers
         with torch.random.fork_rng(devices=[]):

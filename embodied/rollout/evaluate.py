@@ -23,14 +23,14 @@ def evaluate(policy, env, num_episodes: int, seed: int, video_camera: str | None
     frames: list[np.ndarray] = []
     n = env.num_envs
     for start in range(0, num_episodes, n):
-        ids = torch.arange(start, start + n).clamp(max=num_episodes - 1)  # pad the last wave, drop it later
+        ids = torch.arange(start, start + n, device=policy.device).clamp(max=num_episodes - 1)  # pad the last wave
         obs, _ = env.reset(seed=seed, reset_ids=ids)
         policy.reset()
-        stats = EpisodeStats(n)
-        done = torch.zeros(n, dtype=torch.bool)
+        stats = EpisodeStats(n, policy.device)
+        done = torch.zeros(n, dtype=torch.bool, device=policy.device)
         while not done.all():
             if video_camera and start == 0:
-                frames.append(obs["rgb"][video_camera][0].numpy())
+                frames.append(obs["rgb"][video_camera][0].cpu().numpy())
             action = policy.select_action(obs)  # [N, A]
             obs, reward, term, trunc, info = env.step(action)
             finished = (term | trunc) & ~done

@@ -34,9 +34,10 @@ class GroupCollector:
         group_ids = env.next_reset_ids(env.num_envs // k)
         obs, _ = env.reset(reset_ids=torch.from_numpy(group_ids).repeat_interleave(k))
         steps, actions, logprobs, masks = [], [], [], []
-        returns = torch.zeros(env.num_envs)
-        success_once = torch.zeros(env.num_envs, dtype=torch.bool)
-        active = torch.ones(env.num_envs, dtype=torch.bool)
+        device = self.policy.device
+        returns = torch.zeros(env.num_envs, device=device)
+        success_once = torch.zeros(env.num_envs, dtype=torch.bool, device=device)
+        active = torch.ones(env.num_envs, dtype=torch.bool, device=device)
         for _ in range(env.max_episode_steps):
             obs = self.policy.cache_features(obs)  # frozen-encoder features are stored, not recomputed per epoch
             action, logprob, _ = self.policy.act(obs)
@@ -67,11 +68,12 @@ class GroupCollector:
             all_returns.append(data["returns"])
             all_success.append(data["success_once"])
             grouped = data["success_once"].view(-1, k)
-            informative = grouped.any(1) & ~grouped.all(1) if cfg.dynamic_sampling else torch.ones(len(grouped), dtype=torch.bool)
+            informative = grouped.any(1) & ~grouped.all(1) if cfg.dynamic_sampling else \
+                torch.ones(len(grouped), dtype=torch.bool, device=grouped.device)
             groups = torch.nonzero(informative).flatten()[: cfg.groups_per_batch - kept_groups]
             dropped_groups += int((~informative).sum())
             if len(groups):
-                envs = (groups[:, None] * k + torch.arange(k)).flatten()
+                envs = (groups[:, None] * k + torch.arange(k, device=groups.device)).flatten()
                 kept.append((data, envs))
                 kept_groups += len(groups)
         metrics = {
@@ -91,14 +93,14 @@ class GroupCollector:
             mask = torch.stack(data["mask"])[:, envs]  # [S, E]
             obs = flatten(stack_steps(data["obs"]))  # [S*N, ...]
             num_envs = self.env.num_envs
-            steps = torch.arange(mask.shape[0])
+            steps = torch.arange(mask.shape[0], device=mask.device)
             flat_index = (steps[:, None] * num_envs + envs[None, :])[mask]  # rows of valid steps of kept envs
             parts["obs"].append(select(obs, flat_index))
             parts["action"].append(torch.stack(data["action"]).flatten(0, 1)[flat_index])
             parts["old_logprob"].append(torch.stack(data["logprob"]).flatten(0, 1)[flat_index])
             parts["advantages"].append(advantages.expand(mask.shape[0], -1)[mask])
-        return {"obs": concat(parts["obs"]), "action": torch.cat(parts["action"]), "old_logprob": torch.cat(parts["old_logprob"]),
-                "advantages": torch.cat(parts["advantages"])}
+        return {"obs": concat(parts["obs"]), "action": torch.cat(parts["action"]),
+                "old_logprob": torch.cat(parts["old_logprob"]), "advantages": torch.cat(parts["advantages"])}
 
     def state_dict(self) -> dict:
         """Env snapshot for exact resume (rounds always start with a reset)."""

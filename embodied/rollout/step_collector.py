@@ -20,7 +20,7 @@ class StepCollector:
         self.env = env
         self.policy = policy
         self.cfg = cfg
-        self.stats = EpisodeStats(env.num_envs)
+        self.stats = EpisodeStats(env.num_envs, policy.device)
         self.obs = None
         self._steps: dict[str, list] = {}
 

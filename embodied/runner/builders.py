@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import torch
+
 from embodied.config.schema import TrainConfig, as_dict
-from embodied.rollout.device_bridge import for_learner
+from embodied.rollout.device_bridge import for_learner, resolve_device, to_device
 from embodied.rollout.group_collector import GroupCollector
 from embodied.rollout.pipelined_collector import PipelinedStepCollector
 from embodied.rollout.step_collector import StepCollector
@@ -14,15 +16,16 @@ from policies.base import POLICIES
 from sims import make_env
 
 
-def build_env(cfg: TrainConfig, num_envs: int, autoreset: bool, cameras=None, num_threads: int | None = None):
-    """The batched env described by ``cfg.env``, its results on the learner's device (CPU)."""
+def build_env(cfg: TrainConfig, num_envs: int, autoreset: bool, cameras=None, num_threads: int | None = None,
+              device: torch.device | None = None):
+    """The batched env described by ``cfg.env``, its results on ``device`` (default: ``experiment.device``)."""
     e = cfg.env
     return for_learner(make_env(
         e.backend, task=e.task, num_envs=num_envs, controller=e.controller, reward_mode=e.reward_mode,
         max_episode_steps=e.max_episode_steps, cameras=tuple(e.cameras if cameras is None else cameras),
         image_size=tuple(e.image_size), autoreset=autoreset, domain=e.domain,
         num_threads=e.num_threads if num_threads is None else num_threads,
-    ))
+    ), resolve_device(cfg.experiment.device) if device is None else device)
 
 
 def build_policy(cfg: TrainConfig, env, seed: int):
@@ -31,7 +34,9 @@ def build_policy(cfg: TrainConfig, env, seed: int):
         raise KeyError(f"unknown policy.name {cfg.policy.name!r}; available: {sorted(POLICIES)}")
     sample_obs, _ = env.reset(seed=seed)
     config = as_dict(cfg.policy) | {"base": cfg.base}
-    return POLICIES[cfg.policy.name].for_env(config, env.observation_spec, env.action_spec, sample_obs)
+    sample_obs = to_device(sample_obs, torch.device("cpu"))  # the policy is built on the CPU, then moved
+    policy = POLICIES[cfg.policy.name].for_env(config, env.observation_spec, env.action_spec, sample_obs)
+    return policy.to(getattr(env, "device", "cpu"))  # beside the env's results (the learner's device)
 
 
 def collector_over(env, policy, algo):

@@ -19,6 +19,7 @@ def save_checkpoint(directory: str, iteration: int, policy, optimizer, collector
         "counters": counters,
         "optimizer": optimizer.state_dict(),
         "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(policy.device) if policy.device.type == "cuda" else None,
         "collector": collector.state_dict(),
     }
     tmp = os.path.join(path, "trainer_state.pt.tmp")
@@ -38,8 +39,11 @@ def load_checkpoint(path: str, policy, optimizer, collector) -> tuple[int, dict]
     """Restore weights, optimizer, RNG and env state in place; returns (iteration, counters)."""
     loaded = from_pretrained(os.path.join(path, "policy"))
     policy.load_state_dict(loaded.state_dict())
-    state = torch.load(os.path.join(path, "trainer_state.pt"), weights_only=True)
+    # on the CPU first: the optimizer moves its state to the parameters' device, RNG states must be CPU tensors
+    state = torch.load(os.path.join(path, "trainer_state.pt"), weights_only=True, map_location="cpu")
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and policy.device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], policy.device)
     collector.load_state_dict(state["collector"])
     return int(state["iteration"]), dict(state["counters"])

@@ -9,12 +9,13 @@ from torch import nn
 from tqdm import tqdm
 
 from embodied.data.batches import DemoStream
+from embodied.rollout.device_bridge import to_device
 
 
 def sft_step(policy, optimizer, batch: dict, max_grad_norm: float) -> dict:
     """One gradient step on ``policy.sft_loss(batch)``; returns the loss, gradient norm and step time."""
     start = time.perf_counter()
-    loss = policy.sft_loss(batch)
+    loss = policy.sft_loss(to_device(batch, policy.device))  # demonstrations load on the CPU
     optimizer.zero_grad()
     loss.backward()
     grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm).item()

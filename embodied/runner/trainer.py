@@ -46,11 +46,15 @@ class Trainer:
     def __init__(self, cfg: TrainConfig):
         validate(cfg)
         self.cfg = cfg
-        self.rank, self.world = init_from_env()  # data-parallel learners under torchrun; (0, 1) otherwise
+        # data-parallel learners under torchrun (one GPU each when experiment.device is cuda); (0, 1) otherwise
+        self.rank, self.world = init_from_env(cfg.experiment.device)
         if self.world > 1 and (cfg.resume or cfg.dist.backend != "single" or cfg.algo.sft_stage_steps):
             raise ValueError("data-parallel learners (WORLD_SIZE > 1) run with dist=single, without resume and "
                              "without an SFT stage for now: drop resume=true / dist=ray, run the SFT stage first "
                              "(algo=sft, then init_from=<its final_policy>), or run one process")
+        if self.world > 1 and ":" in cfg.experiment.device:
+            raise ValueError(f"experiment.device={cfg.experiment.device!r} under torchrun would put every rank on "
+                             "one GPU: use experiment.device=cuda (each rank takes the GPU of its LOCAL_RANK)")
         torch.set_num_threads(cfg.experiment.torch_threads)
         self.update_threads = cfg.experiment.update_threads or os.cpu_count() or 1
         torch.manual_seed(cfg.experiment.seed)
@@ -73,7 +77,7 @@ class Trainer:
                                                      eps=1e-5)
         self.collector = make_collector(cfg, self.env, self.policy)
         if cfg.algo.teacher:  # on-policy distillation: the frozen teacher is the reference
-            self.reference = from_pretrained(cfg.algo.teacher).eval()
+            self.reference = from_pretrained(cfg.algo.teacher).eval().to(self.policy.device)
         else:
             self.reference = copy.deepcopy(self.policy).eval() if cfg.algo.kl_coef > 0 else None
         self.anchor = None

@@ -7,6 +7,7 @@ from torch import nn
 
 from embodied.algorithms import get_loss
 from embodied.dist.data_parallel import average_gradients, mean_over_ranks
+from embodied.rollout.device_bridge import to_device
 from embodied.rollout.obs import select
 
 
@@ -17,25 +18,25 @@ def update_policy(policy, optimizer, batch: dict, cfg, reference=None, anchor=No
     is RL loss + anchor_coef * policy.sft_loss(next demonstration batch), back-propagated together.
     """
     loss_fn = get_loss(cfg.loss)
-    size = batch["action"].shape[0]
+    size, device = batch["action"].shape[0], batch["action"].device
     minibatch = max(1, size // cfg.num_minibatches)
     if reference is not None and (cfg.kl_coef > 0 or getattr(loss_fn, "needs_reference", False)):
         with torch.no_grad():
             batch["ref_logprob"] = torch.cat([
                 reference.evaluate(select(batch["obs"], idx), batch["action"][idx])[0]
-                for idx in torch.arange(size).split(minibatch)
+                for idx in torch.arange(size, device=device).split(minibatch)
             ])
     stepped = [p for group in optimizer.param_groups for p in group["params"]]  # all, or the critic in a warm-up
     totals: dict[str, float] = {}
     count = 0
     stopped_early = False
     for _ in range(cfg.update_epochs):
-        order = torch.randperm(size)
+        order = torch.randperm(size, device=device)
         for idx in order.split(minibatch):
             mb = {key: (select(value, idx) if key == "obs" else value[idx]) for key, value in batch.items()}
             loss, stats = loss_fn(policy, mb, cfg)
             if anchor is not None and cfg.anchor_coef > 0:
-                anchor_loss = policy.sft_loss(next(anchor))
+                anchor_loss = policy.sft_loss(to_device(next(anchor), device))  # demonstrations load on the CPU
                 stats["anchor_sft_loss"] = anchor_loss.item()
                 stats["anchor_to_rl_loss_ratio"] = cfg.anchor_coef * anchor_loss.item() / max(abs(loss.item()), 1e-8)
                 loss = loss + cfg.anchor_coef * anchor_loss

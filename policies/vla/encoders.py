@@ -152,12 +152,12 @@ class TinyTextEncoder(nn.Module):
         """Word ids [B, max_tokens] (0 = padding) and mask [B, max_tokens]."""
         rows = [[1 + int(hashlib.md5(w.encode()).hexdigest(), 16) % self.vocab for w in t.lower().split()]
                 [: self.max_tokens] or [1] for t in texts]
-        ids = torch.tensor([r + [0] * (self.max_tokens - len(r)) for r in rows])
+        ids = torch.tensor([r + [0] * (self.max_tokens - len(r)) for r in rows], device=self.embedding.weight.device)
         return ids, ids > 0
 
     def forward(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         ids, mask = self.token_ids(texts)
-        return self.embedding(ids.to(self.embedding.weight.device)), mask.to(self.embedding.weight.device)
+        return self.embedding(ids), mask
 
 
 def minilm_path() -> str:
