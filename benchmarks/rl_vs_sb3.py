@@ -25,8 +25,9 @@ from embodied.runner.trainer import Trainer
 THRESHOLD = 0.8
 
 
-def run_ours(task: str, budget: int, num_envs: int, eval_every: int, seed: int) -> dict:
+def run_ours(task: str, budget: int, num_envs: int, eval_every: int, seed: int, hidden: list[int]) -> dict:
     cfg = TrainConfig()
+    cfg.policy.hidden = hidden
     cfg.experiment.seed = seed
     cfg.env.task = task
     cfg.env.num_envs = num_envs
@@ -63,7 +64,7 @@ def sb3_eval(model, task: str, episodes: int) -> float:
     return successes / episodes
 
 
-def run_sb3(task: str, budget: int, num_envs: int, eval_every: int, seed: int) -> dict:
+def run_sb3(task: str, budget: int, num_envs: int, eval_every: int, seed: int, hidden: list[int]) -> dict:
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
@@ -93,7 +94,7 @@ def run_sb3(task: str, budget: int, num_envs: int, eval_every: int, seed: int) -
                 n_epochs=a.update_epochs, gamma=a.gamma, gae_lambda=a.gae_lambda, clip_range=a.clip_low,
                 learning_rate=a.learning_rate, target_kl=a.target_kl, max_grad_norm=a.max_grad_norm,
                 ent_coef=a.entropy_coef, vf_coef=a.value_coef,
-                policy_kwargs={"net_arch": list(p.hidden), "log_std_init": p.init_log_std},
+                policy_kwargs={"net_arch": list(hidden), "log_std_init": p.init_log_std},
                 seed=seed, device="cpu", verbose=0)
     callback = Eval()
     start = time.perf_counter()
@@ -112,17 +113,20 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--eval-every", type=int, default=32_000)
     parser.add_argument("--seed", type=int, default=1, help="seed of both runs")
+    parser.add_argument("--hidden", type=int, nargs="+", default=TrainConfig().policy.hidden,
+                        help="hidden layer sizes of both actor-critic MLPs (default: our policy's)")
     parser.add_argument("--out", default="benchmarks/results/rl_vs_sb3.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    results = {"seed": args.seed,
-               "ours": run_ours(args.task, args.budget, args.num_envs, args.eval_every, args.seed),
-               "sb3": run_sb3(args.task, args.budget, args.num_envs, args.eval_every, args.seed)}
+    results = {"seed": args.seed, "hidden": args.hidden,
+               "ours": run_ours(args.task, args.budget, args.num_envs, args.eval_every, args.seed, args.hidden),
+               "sb3": run_sb3(args.task, args.budget, args.num_envs, args.eval_every, args.seed, args.hidden)}
     o, s = results["ours"], results["sb3"]
     if o["seconds_to_80"] and s["seconds_to_80"]:
         results["speedup_to_80"] = s["seconds_to_80"] / o["seconds_to_80"]
     results["throughput_ratio"] = o["env_steps_per_s"] / s["env_steps_per_s"]
-    print(f"\n{args.task}, budget {args.budget} env-steps, {args.num_envs} envs, threshold {THRESHOLD}")
+    print(f"\n{args.task}, budget {args.budget} env-steps, {args.num_envs} envs, hidden {args.hidden}, "
+          f"threshold {THRESHOLD}")
     print(f"{'':>6} | {'s to 80%':>9} | {'steps to 80%':>12} | {'final success':>13} | {'env-steps/s':>11}")
     for name in ("ours", "sb3"):
         r = results[name]

@@ -88,6 +88,10 @@ class MLPPolicy(Policy):
     def critic_parameters(self):
         return list(self.critic.parameters())
 
+    def cache_features(self, obs: dict) -> dict:
+        """Only the observations this policy reads go into rollouts (no instruction lists to index per minibatch)."""
+        return {key: obs[key] for key in self.obs_keys}
+
     def deterministic_action(self, obs):
         return self._distribution(self.features(obs)).mean
 

@@ -13,7 +13,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from embodied.config.schema import TrainConfig, validate
-from embodied.rollout.device_bridge import resolve_device
+from embodied.rollout.device_bridge import learner_device
 from embodied.runner.trainer import Trainer
 from policies.mlp import MLPPolicy
 from sims import make_env
@@ -102,7 +102,7 @@ def test_the_watch_catches_an_implicit_device():
 
 
 def test_auto_picks_the_cpu_without_cuda_and_a_cpu_run_reports_it(tmp_path):
-    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert learner_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg = config(tmp_path, experiment__device="cpu")
     assert Trainer(cfg).policy.device == torch.device("cpu")
 

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
-from embodied.rollout.device_bridge import resolve_device
+from embodied.rollout.device_bridge import learner_device
 
 
 @dataclass
@@ -229,7 +229,7 @@ def validate(cfg: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
-    resolve_device(cfg.experiment.device)  # a malformed or absent device fails here, before anything is built
+    learner_device(cfg.experiment.device)  # a malformed or absent device fails here, before anything is built
     if cfg.algo.collector == "groups" and cfg.env.num_envs % cfg.algo.group_size:
         raise ValueError(
             f"env.num_envs={cfg.env.num_envs} must be a multiple of algo.group_size={cfg.algo.group_size} "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 
-def resolve_device(name: str) -> torch.device:
+def learner_device(name: str) -> torch.device:
     """``experiment.device`` as a torch device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when present).
 
     Raises ValueError naming the value and the fix when it is malformed or names a GPU that is not there.

@@ -8,7 +8,7 @@ import functools
 import torch
 
 from embodied.config.schema import TrainConfig, as_dict
-from embodied.rollout.device_bridge import for_learner, resolve_device, to_device
+from embodied.rollout.device_bridge import for_learner, learner_device, to_device
 from embodied.rollout.group_collector import GroupCollector
 from embodied.rollout.pipelined_collector import PipelinedStepCollector
 from embodied.rollout.step_collector import StepCollector
@@ -25,7 +25,7 @@ def build_env(cfg: TrainConfig, num_envs: int, autoreset: bool, cameras=None, nu
         max_episode_steps=e.max_episode_steps, cameras=tuple(e.cameras if cameras is None else cameras),
         image_size=tuple(e.image_size), autoreset=autoreset, domain=e.domain,
         num_threads=e.num_threads if num_threads is None else num_threads,
-    ), resolve_device(cfg.experiment.device) if device is None else device)
+    ), learner_device(cfg.experiment.device) if device is None else device)
 
 
 def build_policy(cfg: TrainConfig, env, seed: int):
