@@ -5,8 +5,8 @@ Reports wall-clock seconds to 80% eval success (success_once over 32 fixed episo
 and env-steps/s of each; evaluation time is excluded from both clocks. SB3 trains through the gymnasium
 registration (embodied/<Task>-v0) in a DummyVecEnv with VecNormalize observations (our policy keeps running
 observation statistics too); both take every PPO hyper-parameter from our default TrainConfig (rollout
-length, gamma, lambda, epochs, minibatches, clip, learning rate, target KL, grad clip, initial log-std,
-hidden sizes).
+length, gamma, lambda, epochs, minibatches, clip, value clip, value-loss weight, learning rate, target KL, grad
+clip, initial log-std, hidden sizes; ``--hidden`` sets both networks, default ours).
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ def run_sb3(task: str, budget: int, num_envs: int, eval_every: int, seed: int, h
     model = PPO("MlpPolicy", vec, n_steps=a.rollout_steps, batch_size=num_envs * a.rollout_steps // a.num_minibatches,
                 n_epochs=a.update_epochs, gamma=a.gamma, gae_lambda=a.gae_lambda, clip_range=a.clip_low,
                 learning_rate=a.learning_rate, target_kl=a.target_kl, max_grad_norm=a.max_grad_norm,
-                ent_coef=a.entropy_coef, vf_coef=a.value_coef,
+                ent_coef=a.entropy_coef, clip_range_vf=a.value_clip,
+                vf_coef=a.value_coef / 2,  # ours: value_coef * 0.5 * MSE (CleanRL's form); SB3's: vf_coef * MSE
                 policy_kwargs={"net_arch": list(hidden), "log_std_init": p.init_log_std},
                 seed=seed, device="cpu", verbose=0)
     callback = Eval()

@@ -67,7 +67,7 @@ class AlgoConfig:
     clip_low: float = 0.2
     clip_high: float = 0.2
     dual_clip: Optional[float] = None
-    value_clip: Optional[float] = 0.2
+    value_clip: Optional[float] = None  # e.g. 0.2: clip value updates around the rollout's values (CleanRL)
     huber_delta: Optional[float] = None
     value_coef: float = 0.5
     entropy_coef: float = 0.0
