@@ -1,12 +1,12 @@
 """Our PPO vs Stable-Baselines3 PPO on PushCube (state), same env-step budget, same machine, one run.
 
-Run: python benchmarks/rl_vs_sb3.py [--task PushCube] [--budget 400000]
+Run: python benchmarks/rl_vs_sb3.py [--task PushCube] [--budget 600000] [--seed 1] [--hidden 64 64]
 Reports wall-clock seconds to 80% eval success (success_once over 32 fixed episodes, deterministic actions)
 and env-steps/s of each; evaluation time is excluded from both clocks. SB3 trains through the gymnasium
 registration (embodied/<Task>-v0) in a DummyVecEnv with VecNormalize observations (our policy keeps running
 observation statistics too); both take every PPO hyper-parameter from our default TrainConfig (rollout
 length, gamma, lambda, epochs, minibatches, clip, value clip, value-loss weight, learning rate, target KL, grad
-clip, initial log-std, hidden sizes; ``--hidden`` sets both networks, default ours).
+clip, initial log-std; ``--hidden`` sets both networks' sizes, by default SB3's own, 64 64).
 """
 
 from __future__ import annotations
@@ -114,8 +114,9 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--eval-every", type=int, default=32_000)
     parser.add_argument("--seed", type=int, default=1, help="seed of both runs")
-    parser.add_argument("--hidden", type=int, nargs="+", default=TrainConfig().policy.hidden,
-                        help="hidden layer sizes of both actor-critic MLPs (default: our policy's)")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64],
+                        help="hidden layer sizes of both actor-critic MLPs (default: SB3's MlpPolicy default; "
+                             "ours is 256 256)")
     parser.add_argument("--out", default="benchmarks/results/rl_vs_sb3.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
