@@ -16,16 +16,15 @@ from policies.base import POLICIES
 from sims import make_env
 
 
-def build_env(cfg: TrainConfig, num_envs: int, autoreset: bool, cameras=None, num_threads: int | None = None,
-              device: torch.device | None = None):
-    """The batched env described by ``cfg.env``, its results on ``device`` (default: ``experiment.device``)."""
+def build_env(cfg: TrainConfig, num_envs: int, autoreset: bool, cameras=None, num_threads: int | None = None):
+    """The batched env described by ``cfg.env``, its results on the learner's device (``experiment.device``)."""
     e = cfg.env
     return for_learner(make_env(
         e.backend, task=e.task, num_envs=num_envs, controller=e.controller, reward_mode=e.reward_mode,
         max_episode_steps=e.max_episode_steps, cameras=tuple(e.cameras if cameras is None else cameras),
         image_size=tuple(e.image_size), autoreset=autoreset, domain=e.domain,
         num_threads=e.num_threads if num_threads is None else num_threads,
-    ), learner_device(cfg.experiment.device) if device is None else device)
+    ), learner_device(cfg.experiment.device))
 
 
 def build_policy(cfg: TrainConfig, env, seed: int):
