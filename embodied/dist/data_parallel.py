@@ -15,6 +15,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from embodied.rollout.device_bridge import learner_device
+
 
 def init_from_env(device: str = "cpu") -> tuple[int, int]:
     """Join the process group torchrun describes (WORLD_SIZE > 1); returns (rank, world size).
@@ -25,7 +27,7 @@ def init_from_env(device: str = "cpu") -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1
-    on_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    on_gpu = learner_device(device).type == "cuda"
     if on_gpu:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():

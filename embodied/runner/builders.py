@@ -35,7 +35,7 @@ def build_policy(cfg: TrainConfig, env, seed: int):
     config = as_dict(cfg.policy) | {"base": cfg.base}
     sample_obs = to_device(sample_obs, torch.device("cpu"))  # the policy is built on the CPU, then moved
     policy = POLICIES[cfg.policy.name].for_env(config, env.observation_spec, env.action_spec, sample_obs)
-    return policy.to(getattr(env, "device", "cpu"))  # beside the env's results (the learner's device)
+    return policy.to(learner_device(cfg.experiment.device))  # where build_env delivers the env's results
 
 
 def collector_over(env, policy, algo):
