@@ -47,6 +47,8 @@ class PolicyConfig:
                                                    "intermediate_size": 256})
     head: dict = field(default_factory=lambda: {"name": "gaussian"})  # gaussian | token | flow
     detach_value: bool = False
+    aux_state_coef: float = 0.0  # vla: SFT also predicts the dataset's task state (environment_state) this much
+    random_shift: int = 0  # vla: SFT shifts demonstration images by up to this many pixels (trained vision tower)
 
 
 @dataclass

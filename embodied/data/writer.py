@@ -15,7 +15,7 @@ import numpy as np
 
 from embodied.data import lerobot_format as fmt
 from embodied.data.stats import feature_stats, from_json, merge_stats, to_json
-from embodied.data.video import encode_video
+from embodied.data.video import DATASET_CRF, DATASET_PIX_FMT, encode_video
 
 
 def _pyarrow():
@@ -57,7 +57,7 @@ class LeRobotDatasetWriter:
             h, w, c = features[key]["shape"]
             features[key].setdefault("names", ["height", "width", "channels"])
             features[key]["info"] = {"video.fps": fps, "video.height": h, "video.width": w, "video.channels": c,
-                                     "video.codec": vcodec, "video.pix_fmt": "yuv420p",
+                                     "video.codec": vcodec, "video.pix_fmt": DATASET_PIX_FMT,
                                      "video.is_depth_map": False, "has_audio": False}
         fmt.validate_features(features)
         info = fmt.make_info(fps, features, robot_type, data_files_size_in_mb, video_files_size_in_mb)
@@ -149,7 +149,7 @@ class LeRobotDatasetWriter:
             location = fmt.chunk_and_file(ep)
             path = os.path.join(self.root, fmt.VIDEO_PATH.format(video_key=key, **location))
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            encode_video(frames, path, fps, self.vcodec)
+            encode_video(frames, path, fps, self.vcodec, crf=DATASET_CRF, pix_fmt=DATASET_PIX_FMT)
             row |= {f"videos/{key}/chunk_index": location["chunk_index"],
                     f"videos/{key}/file_index": location["file_index"],
                     f"videos/{key}/from_timestamp": 0.0, f"videos/{key}/to_timestamp": length / fps}

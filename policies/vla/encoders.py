@@ -184,3 +184,10 @@ def _hf_language(config: dict) -> nn.Module:
 @register_language("tiny")
 def _tiny_language(config: dict) -> nn.Module:
     return TinyTextEncoder(int(config.get("dim", 32)), max_tokens=int(config.get("max_tokens", 16)))
+
+
+@register_vision("keypoints")
+def _keypoints(config: dict) -> nn.Module:
+    from policies.vla.keypoints import ConvKeypointEncoder
+
+    return ConvKeypointEncoder(int(config.get("channels", 32)), int(config.get("keypoints", 32)))

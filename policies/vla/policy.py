@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from policies.base import Policy, register_policy, valid_steps
+from policies.vla.augment import random_shift
 from policies.vla.encoders import LANGUAGE_ENCODERS, VISION_ENCODERS, _require_transformers, build_encoder
 from policies.vla.heads import head_class
 from policies.vla.stats import NormalizationStats
@@ -52,6 +53,9 @@ class VLAPolicy(Policy):
         self.language = build_encoder(LANGUAGE_ENCODERS, "language", language_cfg)
         self.freeze_vision = bool(vision_cfg.get("freeze", False))
         self.freeze_language = bool(language_cfg.get("freeze", False))
+        if language_cfg.get("pool", "none") not in ("none", "mean"):
+            raise ValueError(f"policy.language.pool must be none or mean, got {language_cfg['pool']!r}")
+        self.pool_language = language_cfg.get("pool", "none") == "mean"
         for tower, frozen in ((self.vision, self.freeze_vision), (self.language, self.freeze_language)):
             tower.requires_grad_(not frozen)
         self.vision_proj = nn.Linear(self.vision.dim, d)
@@ -64,8 +68,21 @@ class VLAPolicy(Policy):
         self.decoder = build_decoder(fusion)
         self.head = head(head_cfg, d, self.chunk_size, self.action_dim)
         self.detach_value = bool(config.get("detach_value", False))
+        self.random_shift = int(config.get("random_shift", 0))  # SFT augmentation of trained vision towers, pixels
         self.value_head = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1))
         self.stats = NormalizationStats(self.state_dim, self.action_dim)
+        # Auxiliary SFT target: the simulator's task state (observation.environment_state: object and goal
+        # positions, the commanded cube, ...) predicted from the fused tokens. It teaches the towers where
+        # things are; the policy still acts from pixels, instruction and proprioception only.
+        self.aux_state_coef = float(config.get("aux_state_coef", 0.0))
+        if self.aux_state_coef:
+            privileged_dim = int(config.get("privileged_dim", 0))
+            if privileged_dim <= 0:
+                raise ValueError("policy.aux_state_coef > 0 needs the env's task state (privileged_dim > 0); "
+                                 "set policy.aux_state_coef=0 for an env without one")
+            self.task_state_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, privileged_dim))
+            self.register_buffer("task_state_mean", torch.zeros(privileged_dim))
+            self.register_buffer("task_state_std", torch.ones(privileged_dim))
         self._instruction_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
@@ -75,11 +92,15 @@ class VLAPolicy(Policy):
         if missing:
             raise ValueError(f"the VLA reads cameras {missing} that the env does not render; add them to env.cameras "
                              f"(env renders {list(observation_spec.cameras)})")
-        vla_keys = ("chunk_size", "cameras", "vision", "language", "fusion", "detach_value")
+        vla_keys = ("chunk_size", "cameras", "vision", "language", "fusion", "detach_value", "random_shift",
+                    "aux_state_coef")
         head = dict(config.get("head", {"name": "gaussian"}))
         head.setdefault("init_log_std", config.get("init_log_std", -1.0))
         policy = cls({k: config[k] for k in vla_keys if k in config} | {
-            "state_dim": observation_spec.state_dim, "action_dim": action_spec.dim, "head": head})
+            "state_dim": observation_spec.state_dim, "action_dim": action_spec.dim, "head": head,
+            "privileged_dim": observation_spec.privileged_dim})
+        if policy.aux_state_coef:
+            policy.set_task_state_stats(sample_obs["privileged"].float().mean(0), sample_obs["privileged"].float().std(0))
         states = sample_obs["state"].float()
         policy.set_stats(states.mean(0), states.std(0, unbiased=False).clamp(min=0.05),
                          torch.full((action_spec.dim,), float(action_spec.low)),
@@ -90,6 +111,12 @@ class VLAPolicy(Policy):
     def set_stats(self, state_mean, state_std, action_low, action_high) -> None:
         """Install the state mean/std and action bounds this policy normalises with."""
         self.stats.set(state_mean, state_std, action_low, action_high)
+
+    @torch.no_grad()
+    def set_task_state_stats(self, mean, std) -> None:
+        """Mean/std that z-score the auxiliary task-state target (std floored at 0.01)."""
+        self.task_state_mean.copy_(torch.as_tensor(mean, dtype=torch.float32).reshape(-1))
+        self.task_state_std.copy_(torch.as_tensor(std, dtype=torch.float32).reshape(-1).clamp(min=0.01))
 
     def validate_loaded(self) -> None:
         """from_pretrained hook: a saved VLA without statistics is an error."""
@@ -103,14 +130,24 @@ class VLAPolicy(Policy):
         return self
 
     # ------------------------------------------------------------------------------------------- encoding
+    def _encode_instructions(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The language tower's tokens [N, L, D_l] and mask [N, L], or with ``language.pool=mean`` one token
+        [N, 1, D_l]: the masked mean, as sentence encoders such as all-MiniLM-L6-v2 are trained to be read."""
+        tokens, mask = self.language(texts)
+        if not self.pool_language:
+            return tokens, mask
+        weights = mask.to(tokens.dtype)[..., None]  # [N, L, 1]
+        pooled = (tokens * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp(min=1)
+        return pooled, torch.ones(mask.shape[0], 1, dtype=torch.bool, device=mask.device)
+
     def _language_tokens(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Instruction features [N, L, D_l] and mask [N, L]; memoised per string when the tower is frozen."""
         if not self.freeze_language:
-            return self.language(texts)
+            return self._encode_instructions(texts)
         missing = sorted({t for t in texts if t not in self._instruction_cache})
         if missing:
             with torch.no_grad():
-                tokens, mask = self.language(missing)
+                tokens, mask = self._encode_instructions(missing)
             self._instruction_cache.update({t: (tokens[i], mask[i]) for i, t in enumerate(missing)})
         rows = [self._instruction_cache[t] for t in texts]
         return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
@@ -179,12 +216,24 @@ class VLAPolicy(Policy):
         return self.stats.unnormalize_action(self.head.mode(self.fused(obs)))
 
     def sft_loss(self, batch: dict) -> torch.Tensor:
-        """The head's imitation loss (NLL for token/Gaussian heads, flow matching for the flow head)."""
-        return self.head.sft_loss(self.fused(batch["obs"]), self.stats.normalize_action(batch["action"]),
-                                  valid_steps(batch))
+        """The head's imitation loss (NLL for token/Gaussian heads, flow matching for the flow head).
+
+        A trained vision tower sees each demonstration image shifted by up to ``random_shift`` pixels."""
+        obs = batch["obs"]
+        if self.random_shift and not self.freeze_vision and "rgb" in obs:
+            obs = {**obs, "rgb": {cam: random_shift(images, self.random_shift) for cam, images in obs["rgb"].items()}}
+        h = self.fused(obs)  # [N, Q, d]
+        loss = self.head.sft_loss(h, self.stats.normalize_action(batch["action"]), valid_steps(batch))
+        if self.aux_state_coef and "privileged" in obs:
+            target = (obs["privileged"].float() - self.task_state_mean) / self.task_state_std  # [N, E]
+            loss = loss + self.aux_state_coef * (self.task_state_head(h.mean(1)) - target).pow(2).mean()
+        return loss
 
     def set_dataset_stats(self, stats: dict) -> None:
         """State mean/std from the dataset; the action bounds stay those of the env (or of ``set_stats``)."""
         state = stats["observation.state"]
+        if self.aux_state_coef and "observation.environment_state" in stats:
+            task_state = stats["observation.environment_state"]
+            self.set_task_state_stats(np.asarray(task_state["mean"]).ravel(), np.asarray(task_state["std"]).ravel())
         self.stats.set(np.asarray(state["mean"]).ravel(), np.maximum(np.asarray(state["std"]).ravel(), 0.05),
                        self.stats.action_low.clone(), self.stats.action_high.clone())

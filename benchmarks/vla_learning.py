@@ -1,0 +1,225 @@
+"""Pixel VLA learning: SFT from camera images (+ proprioception, + instruction) against two state-MLP bounds.
+
+Run: python benchmarks/vla_learning.py [--tasks Reach PickCube LangPlaceCube] [--seeds 1 2] [--variants ...]
+Per task the scripted expert records ``--demos`` episodes with the front and wrist cameras at 64x64 (kept in
+``--data``, reused when there). Each variant is trained with ``algo=sft`` exactly as
+``embodied-train algo=sft policy=... env=... data.paths=[...]`` composes it (Hydra, the shipped configs), then
+evaluated over ``--eval-episodes`` fixed episodes with deterministic actions:
+- mlp_privileged: the state MLP reading proprioception + privileged task state (the upper bound);
+- mlp_proprio: the same MLP reading proprioception only (it cannot know where the target is: the lower bound);
+- vla: ``policy=vla`` with its defaults (the configuration this benchmark selected), plus any ``--variants``.
+Ablations of the VLA on the same episodes:
+- image_swapped: every env is shown the camera images of another episode (success must fall to the
+  proprioception-only level, proving the image is used);
+- instruction_swapped (LangPlaceCube): each episode's instruction names another cube and another target,
+  and success is scored for the new instruction (language grounding, not a fixed habit).
+Columns: success_once, success_at_end, SFT seconds (training only), batch-1 inference ms per action chunk.
+Writes benchmarks/results/vla_learning.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from results_io import write_results  # noqa: E402
+
+from embodied.data.demos import env_features, record_expert_demos  # noqa: E402
+from embodied.data.writer import LeRobotDatasetWriter  # noqa: E402
+from embodied.rollout.episode_stats import EpisodeStats  # noqa: E402
+from sims import make_env  # noqa: E402
+from sims.tasks.lang_place import CUBE_COLOURS, TARGET_COLOURS  # noqa: E402
+
+ENV_GROUPS = {"Reach": "reach", "PickCube": "pick_cube", "LangPlaceCube": "lang_place_cube"}
+DEMOS = {"Reach": 100, "PickCube": 200, "LangPlaceCube": 300}
+CAMERAS = ("front", "wrist")
+BOUNDS = {"mlp_privileged": ["policy=mlp", "policy.obs_keys=[state,privileged]", "algo.sft_steps=2000"],
+          "mlp_proprio": ["policy=mlp", "policy.obs_keys=[state]", "algo.sft_steps=2000"]}
+
+
+def record(task: str, root: str, episodes: int) -> str:
+    """The task's expert dataset with both cameras (recorded once, reused)."""
+    path = os.path.join(root, task.lower())
+    if os.path.isfile(os.path.join(path, "meta", "info.json")):
+        return path
+    env = make_env(task=task, num_envs=16, cameras=CAMERAS, autoreset=False)
+    writer = LeRobotDatasetWriter.create(path, fps=float(env.control_hz), features=env_features(env))
+    record_expert_demos(env, writer, episodes, seed=0, progress=True)
+    env.close()
+    return path
+
+
+def compose(task: str, data: str, seed: int, out: str, overrides: list[str], eval_episodes: int):
+    """The TrainConfig ``embodied-train algo=sft env=<task> data.paths=[data] <overrides>`` would run."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from embodied.cli.train import _config_path
+
+    with initialize_config_dir(config_dir=_config_path(), version_base=None):
+        cfg = hydra_compose("train", overrides=[
+            "algo=sft", f"env={ENV_GROUPS[task]}", f"data.paths=[{data}]", f"experiment.seed={seed}",
+            f"experiment.output_dir={out}", f"experiment.eval_episodes={eval_episodes}", "experiment.progress=false",
+            "algo.sft_eval_interval=0", *overrides])
+    return OmegaConf.to_object(cfg)
+
+
+class SwappedImages:
+    """Env wrapper: env i is shown the camera images of env i+1 (another episode of the same wave)."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+    @staticmethod
+    def _swap(obs: dict) -> dict:
+        return {**obs, "rgb": {cam: images.roll(1, dims=0) for cam, images in obs["rgb"].items()}}
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        return self._swap(obs), info
+
+    def step(self, action):
+        obs, *rest = self.env.step(action)
+        return (self._swap(obs), *rest)
+
+
+class SwappedInstructions:
+    """Env wrapper for LangPlaceCube: after each reset the instruction names the next cube and the next target
+    (same scene), and the task scores that new instruction."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+    def reset(self, **kwargs):
+        self.env.reset(**kwargs)
+        state = self.env.get_state()
+        params, texts = state["world"]["params"], list(state["world"]["instructions"])
+        cubes, targets = list(CUBE_COLOURS), list(TARGET_COLOURS)
+        for i, text in enumerate(texts):
+            cube, target = int(params[i, 0]), int(params[i, 1])
+            new_cube, new_target = (cube + 1) % len(cubes), (target + 1) % len(targets)
+            texts[i] = text.replace(f"the {cubes[cube]} cube", f"the {cubes[new_cube]} cube").replace(
+                f"the {targets[target]} target", f"the {targets[new_target]} target")
+            params[i, 0], params[i, 1] = new_cube, new_target
+        state["world"]["instructions"] = texts
+        return self.env.set_state(state), {}
+
+
+@torch.no_grad()
+def evaluate_on(policy, env, episodes: int, seed: int) -> dict:
+    """success_once / success_at_end over reset ids 0..episodes-1 of ``seed`` (waves of env.num_envs)."""
+    policy.eval()
+    results = []
+    for start in range(0, episodes, env.num_envs):
+        ids = torch.arange(start, start + env.num_envs).clamp(max=episodes - 1)
+        obs, _ = env.reset(seed=seed, reset_ids=ids)
+        policy.reset()
+        stats = EpisodeStats(env.num_envs, policy.device)
+        done = torch.zeros(env.num_envs, dtype=torch.bool)
+        while not done.all():
+            obs, reward, term, trunc, info = env.step(policy.select_action(obs))
+            stats.update(reward * (~done), (~done).long(), info["success"] & ~done, (term | trunc) & ~done)
+            done |= term | trunc
+        results.extend(stats.finished_in_env_order(min(env.num_envs, episodes - start)))
+    return {key: float(np.mean([r[key] for r in results])) for key in ("success_once", "success_at_end")}
+
+
+def inference_ms(policy, env, repeats: int = 30) -> float:
+    """Median batch-1 latency of one action chunk (``deterministic_action``) on a live observation."""
+    obs, _ = env.reset(seed=123)
+    one = {k: ({c: v[:1] for c, v in obs[k].items()} if isinstance(obs[k], dict) else obs[k][:1]) for k in obs}
+    policy.eval()
+    times = []
+    with torch.no_grad():
+        for i in range(repeats + 3):
+            start = time.perf_counter()
+            policy.deterministic_action(one)
+            if i >= 3:
+                times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def run_variant(task: str, name: str, overrides: list[str], data: str, seed: int, args) -> dict:
+    """Train one variant with algo=sft, evaluate it (and its ablations), return a table row."""
+    from embodied.runner.sft import SFTTrainer
+
+    out = os.path.join(args.runs, f"{task}_{name}_s{seed}")
+    cfg = compose(task, data, seed, out, overrides, args.eval_episodes)
+    trainer = SFTTrainer(cfg)
+    start = time.perf_counter()
+    trainer.train()  # ends with the trainer's own evaluation, excluded from the seconds below
+    sft_seconds = time.perf_counter() - start - trainer.eval_seconds
+    policy = trainer.policy
+    cameras = tuple(cfg.env.cameras)
+    env = make_env(task=task, num_envs=32, cameras=cameras, autoreset=False)
+    row = {"task": task, "variant": name, "seed": seed, "overrides": overrides, "episodes": args.eval_episodes,
+           **evaluate_on(policy, env, args.eval_episodes, args.eval_seed), "sft_seconds": sft_seconds,
+           "sft_steps": cfg.algo.sft_steps}
+    if cameras and name.startswith("vla"):
+        row["inference_ms"] = inference_ms(policy, env)
+        row["image_swapped"] = evaluate_on(policy, SwappedImages(env), args.eval_episodes, args.eval_seed)
+        if task == "LangPlaceCube":
+            row["instruction_swapped"] = evaluate_on(policy, SwappedInstructions(env), args.eval_episodes,
+                                                     args.eval_seed)
+    env.close()
+    print(format_row(row), flush=True)
+    return row
+
+
+def format_row(r: dict) -> str:
+    def ablation(key):
+        return f"{r[key]['success_once']:.3f}" if key in r else "-"
+    ms = f"{r['inference_ms']:.1f}" if "inference_ms" in r else "-"
+    return (f"| {r['task']} | {r['variant']} | {r['seed']} | {r['success_once']:.3f} | {r['success_at_end']:.3f} | "
+            f"{ablation('image_swapped')} | {ablation('instruction_swapped')} | {r['sft_seconds']:.0f} | {ms} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=list(ENV_GROUPS), choices=list(ENV_GROUPS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--bounds", action=argparse.BooleanOptionalAction, default=True,
+                        help="also train the two MLP bounds")
+    parser.add_argument("--variants", nargs="*", default=[], metavar="NAME=OVERRIDE,OVERRIDE",
+                        help="extra VLA variants, e.g. vla_front=env.cameras=[front],policy.cameras=[front]")
+    parser.add_argument("--eval-episodes", type=int, default=64)
+    parser.add_argument("--eval-seed", type=int, default=1000)
+    parser.add_argument("--data", default="demos/vla_learning", help="where the expert datasets are kept")
+    parser.add_argument("--runs", default="runs/vla_learning")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on 2 cores)")
+    parser.add_argument("--out", default="benchmarks/results/vla_learning.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    variants = {"vla": ["policy=vla", f"experiment.torch_threads={args.threads}"]}
+    for spec in args.variants:
+        name, _, overrides = spec.partition("=")
+        variants[name] = variants["vla"] + [o for o in overrides.split(";") if o]
+    if args.bounds:
+        variants = {**BOUNDS, **variants}
+    rows = []
+    print("| task | variant | seed | success_once | success_at_end | image swapped | instruction swapped | "
+          "SFT s | ms/chunk |\n|---|---|---|---|---|---|---|---|---|", flush=True)
+    for task in args.tasks:
+        data = record(task, args.data, DEMOS[task])
+        for seed in args.seeds:
+            for name, overrides in variants.items():
+                rows.append(run_variant(task, name, overrides, data, seed, args))
+                write_results(args.out, {"rows": rows, "demos": DEMOS, "cameras": CAMERAS,
+                                         "eval_episodes": args.eval_episodes})
+
+
+if __name__ == "__main__":
+    main()

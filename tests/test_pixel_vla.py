@@ -1,0 +1,146 @@
+"""The pixel VLA's parts, each against a hand-computed case: spatial softmax keypoints, random shift, the pooled
+instruction token, the auxiliary task-state loss, and lossless dataset video."""
+
+import numpy as np
+import pytest
+import torch
+
+from policies import from_pretrained, make_policy
+from policies.vla.augment import random_shift
+from policies.vla.keypoints import ConvKeypointEncoder, SpatialSoftmax
+
+
+def test_spatial_softmax_returns_the_coordinates_of_a_peak_and_the_centre_of_a_flat_map():
+    maps = torch.zeros(2, 3, 5, 9)
+    maps[0, 0, 4, 0] = 100.0  # bottom-left corner -> (x, y) = (-1, 1)
+    maps[0, 1, 2, 6] = 100.0  # row 2 of 0..4 -> y = 0; column 6 of 0..8 -> x = -1 + 6 * 2 / 8 = 0.5
+    keypoints = SpatialSoftmax()(maps)  # [2, 3, 2]
+    assert torch.allclose(keypoints[0, 0], torch.tensor([-1.0, 1.0]), atol=1e-4)
+    assert torch.allclose(keypoints[0, 1], torch.tensor([0.5, 0.0]), atol=1e-4)
+    assert torch.allclose(keypoints[1], torch.zeros(3, 2), atol=1e-6)  # uniform weights: the mean of the grid
+
+
+def test_keypoint_encoder_gives_one_token_per_image_with_gradients_to_the_first_conv():
+    encoder = ConvKeypointEncoder(channels=8, keypoints=6)
+    tokens = encoder(torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8))
+    assert tokens.shape == (3, 1, 12) and encoder.dim == 12
+    assert tokens.abs().max() <= 1.0
+    tokens.sum().backward()
+    assert encoder.trunk[0].weight.grad.abs().sum() > 0
+
+
+def test_random_shift_moves_each_image_by_at_most_pad_pixels_with_edges_replicated():
+    torch.manual_seed(0)
+    images = torch.zeros(16, 12, 12, 3, dtype=torch.uint8)
+    images[:, 6, 5] = 255  # one bright pixel, away from the border
+    shifted = random_shift(images, pad=2)
+    assert shifted.shape == images.shape and shifted.dtype == torch.uint8
+    moves = set()
+    for image in shifted:
+        rows, cols = torch.nonzero(image[..., 0], as_tuple=True)
+        assert len(rows) == 1  # the pixel moved as a whole, nothing was blurred or lost
+        dy, dx = 6 - int(rows[0]), 5 - int(cols[0])
+        assert abs(dy) <= 2 and abs(dx) <= 2
+        moves.add((dy, dx))
+    assert len(moves) > 4  # shifts differ between images
+    edge = torch.arange(12, dtype=torch.uint8).view(1, 1, 12, 1).expand(1, 12, 12, 3).contiguous()
+    assert set(random_shift(edge, pad=3)[0, 0, :, 0].tolist()) <= set(range(12))  # replicated, no zero padding
+    assert torch.equal(random_shift(images, pad=0), images)
+
+
+def small_vla(**extra):
+    torch.manual_seed(0)
+    config = {"vision": {"name": "keypoints", "channels": 8, "keypoints": 4}, "language": {"name": "tiny"},
+              "fusion": {"hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64}, **extra}
+    policy = make_policy("vla", state_dim=5, action_dim=4, chunk_size=2, cameras=["front"], **config)
+    policy.set_stats(torch.zeros(5), torch.ones(5), -torch.ones(4), torch.ones(4))
+    return policy
+
+
+def batch(n=4):
+    g = torch.Generator().manual_seed(1)
+    obs = {"rgb": {"front": torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, generator=g)},
+           "state": torch.randn(n, 5, generator=g), "privileged": torch.randn(n, 3, generator=g) * 2 + 1,
+           "instruction": ["pick up the red cube", "put the blue cube on the white target", "a", "b c"][:n]}
+    return {"obs": obs, "action": torch.rand(n, 2, 4, generator=g) * 2 - 1}
+
+
+def test_mean_pooled_instruction_is_one_token_the_masked_mean_of_the_word_tokens():
+    policy = small_vla(language={"name": "tiny", "pool": "mean"})
+    texts = ["put the blue cube", "red"]
+    tokens, mask = policy.language(texts)  # [2, 16, D], first 4 and 1 words real
+    pooled, pooled_mask = policy._language_tokens(texts)
+    assert pooled.shape == (2, 1, tokens.shape[-1]) and pooled_mask.all()
+    assert torch.allclose(pooled[0, 0], tokens[0, :4].mean(0)) and torch.allclose(pooled[1, 0], tokens[1, 0])
+    with pytest.raises(ValueError, match="pool"):
+        small_vla(language={"name": "tiny", "pool": "max"})
+
+
+def test_auxiliary_task_state_loss_is_the_weighted_mse_of_the_z_scored_target():
+    data = batch()
+    plain = small_vla()
+    aux = small_vla(aux_state_coef=0.5, privileged_dim=3)
+    aux.load_state_dict(plain.state_dict(), strict=False)  # same trunk and head: the losses differ by the term
+    mean, std = torch.tensor([1.0, 0.0, -1.0]), torch.tensor([2.0, 1.0, 4.0])
+    aux.set_task_state_stats(mean, std)
+    torch.nn.init.zeros_(aux.task_state_head[2].weight)
+    torch.nn.init.zeros_(aux.task_state_head[2].bias)  # predicts 0, so the term is 0.5 * mean(z^2)
+    expected = 0.5 * ((data["obs"]["privileged"] - mean) / std).pow(2).mean()
+    torch.manual_seed(3)
+    with_aux = aux.sft_loss(data)
+    torch.manual_seed(3)
+    without = plain.sft_loss(data)
+    assert torch.allclose(with_aux - without, expected, atol=1e-5), (with_aux - without, expected)
+    with_aux.backward()
+    assert aux.task_state_head[2].weight.grad.abs().sum() > 0 and aux.vision.trunk[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="privileged_dim"):
+        small_vla(aux_state_coef=1.0)
+
+
+def test_auxiliary_head_and_its_statistics_survive_save_and_load(tmp_path):
+    policy = small_vla(aux_state_coef=1.0, privileged_dim=3)
+    policy.set_task_state_stats(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.5, 0.001, 2.0]))
+    assert torch.allclose(policy.task_state_std, torch.tensor([0.5, 0.01, 2.0]))  # floored at 0.01
+    policy.save_pretrained(str(tmp_path / "p"))
+    loaded = from_pretrained(str(tmp_path / "p"))
+    assert torch.equal(loaded.task_state_mean, policy.task_state_mean)
+    data = batch()
+    torch.manual_seed(0)
+    a = policy.sft_loss(data)
+    torch.manual_seed(0)
+    assert torch.equal(a, loaded.sft_loss(data))
+
+
+def test_random_shift_applies_to_sft_only():
+    policy = small_vla(random_shift=4)
+    seen = []
+    forward = policy.vision.forward
+    policy.vision.forward = lambda images: seen.append(images) or forward(images)
+    data = batch()
+    policy.sft_loss(data)
+    policy.deterministic_action(data["obs"])
+    original = data["obs"]["rgb"]["front"]
+    assert not torch.equal(seen[0], original)  # SFT saw shifted images
+    assert torch.equal(seen[1], original)  # acting sees the camera's own
+
+
+def test_dataset_frames_decode_within_one_level_of_the_live_renders(tmp_path):
+    from embodied.data.demos import env_features, record_expert_demos
+    from embodied.data.reader import LeRobotDataset
+    from embodied.data.writer import LeRobotDatasetWriter
+    from sims import make_env
+    from sims.experts import WaypointExpert
+
+    env = make_env(task="PickCube", num_envs=2, cameras=("front",), autoreset=False)
+    writer = LeRobotDatasetWriter.create(str(tmp_path / "d"), fps=20, features=env_features(env))
+    record_expert_demos(env, writer, num_episodes=2, seed=0, progress=False, only_successes=False)
+    obs, _ = env.reset(seed=0)  # the same first wave again: live renders of the recorded states
+    expert = WaypointExpert(env)
+    live = []
+    for _ in range(env.max_episode_steps):
+        live.append(obs["rgb"]["front"][0].numpy())
+        obs, *_ = env.step(expert.act())
+    data = LeRobotDataset(str(tmp_path / "d"))
+    decoded = np.stack([data[i]["observation.images.front"].numpy() for i in range(len(live))])
+    error = np.abs(decoded.astype(np.int16) - np.stack(live)).astype(np.float64)
+    assert error.mean() <= 1.0 and error.max() <= 3, (error.mean(), error.max())  # yuv420p crf 18: 2.3 mean, 126 max
