@@ -143,4 +143,50 @@ def test_dataset_frames_decode_within_one_level_of_the_live_renders(tmp_path):
     data = LeRobotDataset(str(tmp_path / "d"))
     decoded = np.stack([data[i]["observation.images.front"].numpy() for i in range(len(live))])
     error = np.abs(decoded.astype(np.int16) - np.stack(live)).astype(np.float64)
-    assert error.mean() <= 1.0 and error.max() <= 3, (error.mean(), error.max())  # yuv420p crf 18: 2.3 mean, 126 max
+    assert error.mean() <= 1.0 and error.max() <= 3, (error.mean(), error.max())  # yuv420p crf 18: 1.95 here
+
+
+@pytest.mark.slow
+def test_pixel_vla_learns_reach_from_images_and_fails_when_shown_another_episode(tmp_path):
+    """policy=vla (keypoints, both cameras, aux task state) after SFT on 64 expert demos at 32 px: far above
+    the proprioception-only bound on Reach, and back at it when every env is shown another episode's images."""
+    import os
+    import sys
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from embodied.cli.train import _config_path
+    from embodied.data.demos import env_features, record_expert_demos
+    from embodied.data.writer import LeRobotDatasetWriter
+    from embodied.runner.sft import SFTTrainer
+    from sims import make_env
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+    from vla_learning import SwappedImages, evaluate_on
+
+    size = 32
+    root = str(tmp_path / "reach")
+    env = make_env(task="Reach", num_envs=32, cameras=("front", "wrist"), image_size=(size, size), autoreset=False)
+    writer = LeRobotDatasetWriter.create(root, fps=20, features=env_features(env))
+    record_expert_demos(env, writer, num_episodes=64, seed=0, progress=False)
+
+    def sft(*overrides):
+        with initialize_config_dir(config_dir=_config_path(), version_base=None):
+            cfg = compose("train", overrides=["algo=sft", f"data.paths=[{root}]", "algo.sft_eval_interval=0",
+                                              f"env.image_size=[{size},{size}]", "experiment.eval_episodes=32",
+                                              f"experiment.output_dir={tmp_path / 'run'}", "experiment.progress=false",
+                                              *overrides])
+        trainer = SFTTrainer(OmegaConf.to_object(cfg))
+        trainer.train()
+        return trainer.policy
+
+    vla = sft("policy=vla", "algo.sft_steps=1500", "algo.learning_rate=1e-3")
+    proprio = sft("policy=mlp", "policy.obs_keys=[state]", "algo.sft_steps=500")
+    pixels = evaluate_on(vla, env, 64, seed=1000)["success_once"]
+    swapped = evaluate_on(vla, SwappedImages(env), 64, seed=1000)["success_once"]
+    blind = evaluate_on(proprio, env, 64, seed=1000)["success_once"]
+    # Measured (seed 1, 64 episodes each): pixels 0.56, another episode's images 0.06, proprioception only 0.08.
+    # At 64 px, 100 demos and 4000 steps the same policy reaches 0.9+ (benchmarks/vla_learning.py); this is
+    # the 3-minute version. 29 of 64 successes at a true rate of 0.15 has probability below 1e-6.
+    assert blind <= 0.15 and pixels >= 0.45 and swapped <= 0.2, (blind, pixels, swapped)

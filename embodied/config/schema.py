@@ -39,7 +39,8 @@ class PolicyConfig:
     obs_keys: list = field(default_factory=lambda: ["state", "privileged"])
     # residual (policy=residual, or experiment=residual): correction scale in normalised action units
     residual_scale: float = 0.1
-    # vla: encoders by registry name (mobilenet_v2_imagenet | hf | tiny; minilm | hf | tiny), optional freeze
+    # vla: encoders by registry name (keypoints | mobilenet_v2_imagenet | hf | tiny; minilm | hf | tiny), optional
+    # freeze; configs/policy/vla.yaml holds the pixel defaults of policy=vla (these are the tiny test towers)
     cameras: list = field(default_factory=lambda: ["front"])
     vision: dict = field(default_factory=lambda: {"name": "tiny", "freeze": False})
     language: dict = field(default_factory=lambda: {"name": "tiny", "freeze": False})
