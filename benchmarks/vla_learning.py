@@ -27,13 +27,13 @@ import time
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from results_io import write_results  # noqa: E402
+from vla_latency import time_ms  # noqa: E402
 
 from embodied.data.demos import env_features, record_expert_demos  # noqa: E402
 from embodied.data.writer import LeRobotDatasetWriter  # noqa: E402
-from embodied.rollout.episode_stats import EpisodeStats  # noqa: E402
+from embodied.rollout.evaluate import evaluate  # noqa: E402
 from sims import make_env  # noqa: E402
 from sims.tasks.lang_place import CUBE_COLOURS, TARGET_COLOURS  # noqa: E402
 
@@ -119,23 +119,10 @@ class SwappedInstructions:
         return self.env.set_state(state), {}
 
 
-@torch.no_grad()
-def evaluate_on(policy, env, episodes: int, seed: int) -> dict:
-    """success_once / success_at_end over reset ids 0..episodes-1 of ``seed`` (waves of env.num_envs)."""
-    policy.eval()
-    results = []
-    for start in range(0, episodes, env.num_envs):
-        ids = torch.arange(start, start + env.num_envs).clamp(max=episodes - 1)
-        obs, _ = env.reset(seed=seed, reset_ids=ids)
-        policy.reset()
-        stats = EpisodeStats(env.num_envs, policy.device)
-        done = torch.zeros(env.num_envs, dtype=torch.bool)
-        while not done.all():
-            obs, reward, term, trunc, info = env.step(policy.select_action(obs))
-            stats.update(reward * (~done), (~done).long(), info["success"] & ~done, (term | trunc) & ~done)
-            done |= term | trunc
-        results.extend(stats.finished_in_env_order(min(env.num_envs, episodes - start)))
-    return {key: float(np.mean([r[key] for r in results])) for key in ("success_once", "success_at_end")}
+def success(policy, env, episodes: int, seed: int) -> dict:
+    """success_once / success_at_end of the project's deterministic evaluation (reset ids 0..episodes-1)."""
+    summary, _ = evaluate(policy, env, episodes, seed)
+    return {key: summary[key] for key in ("success_once", "success_at_end")}
 
 
 def inference_ms(policy, env, repeats: int = 30) -> float:
@@ -143,14 +130,8 @@ def inference_ms(policy, env, repeats: int = 30) -> float:
     obs, _ = env.reset(seed=123)
     one = {k: ({c: v[:1] for c, v in obs[k].items()} if isinstance(obs[k], dict) else obs[k][:1]) for k in obs}
     policy.eval()
-    times = []
     with torch.no_grad():
-        for i in range(repeats + 3):
-            start = time.perf_counter()
-            policy.deterministic_action(one)
-            if i >= 3:
-                times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        return statistics.median(time_ms(lambda: policy.deterministic_action(one), repeats))
 
 
 def run_variant(task: str, name: str, overrides: list[str], data: str, seed: int, args) -> dict:
@@ -167,13 +148,13 @@ def run_variant(task: str, name: str, overrides: list[str], data: str, seed: int
     cameras = tuple(cfg.env.cameras)
     env = make_env(task=task, num_envs=32, cameras=cameras, autoreset=False)
     row = {"task": task, "variant": name, "seed": seed, "overrides": overrides, "episodes": args.eval_episodes,
-           **evaluate_on(policy, env, args.eval_episodes, args.eval_seed), "sft_seconds": sft_seconds,
+           **success(policy, env, args.eval_episodes, args.eval_seed), "sft_seconds": sft_seconds,
            "sft_steps": cfg.algo.sft_steps}
     if cameras and name.startswith("vla"):
         row["inference_ms"] = inference_ms(policy, env)
-        row["image_swapped"] = evaluate_on(policy, SwappedImages(env), args.eval_episodes, args.eval_seed)
+        row["image_swapped"] = success(policy, SwappedImages(env), args.eval_episodes, args.eval_seed)
         if task == "LangPlaceCube":
-            row["instruction_swapped"] = evaluate_on(policy, SwappedInstructions(env), args.eval_episodes,
+            row["instruction_swapped"] = success(policy, SwappedInstructions(env), args.eval_episodes,
                                                      args.eval_seed)
     env.close()
     print(format_row(row), flush=True)

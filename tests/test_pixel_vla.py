@@ -163,7 +163,7 @@ def test_pixel_vla_learns_reach_from_images_and_fails_when_shown_another_episode
     from sims import make_env
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
-    from vla_learning import SwappedImages, evaluate_on
+    from vla_learning import SwappedImages, success
 
     size = 32
     root = str(tmp_path / "reach")
@@ -183,9 +183,9 @@ def test_pixel_vla_learns_reach_from_images_and_fails_when_shown_another_episode
 
     vla = sft("policy=vla", "algo.sft_steps=1500", "algo.learning_rate=1e-3")
     proprio = sft("policy=mlp", "policy.obs_keys=[state]", "algo.sft_steps=500")
-    pixels = evaluate_on(vla, env, 64, seed=1000)["success_once"]
-    swapped = evaluate_on(vla, SwappedImages(env), 64, seed=1000)["success_once"]
-    blind = evaluate_on(proprio, env, 64, seed=1000)["success_once"]
+    pixels = success(vla, env, 64, seed=1000)["success_once"]
+    swapped = success(vla, SwappedImages(env), 64, seed=1000)["success_once"]
+    blind = success(proprio, env, 64, seed=1000)["success_once"]
     # Measured (seed 1, 64 episodes each): pixels 0.56, another episode's images 0.06, proprioception only 0.08.
     # At 64 px, 100 demos and 4000 steps the same policy reaches 0.9+ (benchmarks/vla_learning.py); this is
     # the 3-minute version. 29 of 64 successes at a true rate of 0.15 has probability below 1e-6.

@@ -50,7 +50,7 @@ def test_vla_trains_through_the_runner_with_cached_frozen_features(tmp_path, hea
     batch, _ = trainer.collector.collect()
     assert "vision_tokens" in batch["obs"] and "rgb" not in batch["obs"]  # frozen tower ran once per step
     metrics = trainer.train()
-    assert 0.0 <= metrics["success_once"] <= 1.0
+    assert metrics["episodes"] == 4  # the final evaluation ran every configured episode
     after = trainer.policy.state_dict()
     assert not torch.equal(before["queries"], after["queries"])  # the decoder side learned
     assert torch.equal(before["vision.net.0.weight"], after["vision.net.0.weight"])  # the frozen tower did not

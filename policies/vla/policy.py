@@ -53,9 +53,10 @@ class VLAPolicy(Policy):
         self.language = build_encoder(LANGUAGE_ENCODERS, "language", language_cfg)
         self.freeze_vision = bool(vision_cfg.get("freeze", False))
         self.freeze_language = bool(language_cfg.get("freeze", False))
-        if language_cfg.get("pool", "none") not in ("none", "mean"):
-            raise ValueError(f"policy.language.pool must be none or mean, got {language_cfg['pool']!r}")
-        self.pool_language = language_cfg.get("pool", "none") == "mean"
+        pool = language_cfg.get("pool", "none")
+        if pool not in ("none", "mean"):
+            raise ValueError(f"policy.language.pool must be none or mean, got {pool!r}")
+        self.pool_language = pool == "mean"
         for tower, frozen in ((self.vision, self.freeze_vision), (self.language, self.freeze_language)):
             tower.requires_grad_(not frozen)
         self.vision_proj = nn.Linear(self.vision.dim, d)
@@ -100,7 +101,8 @@ class VLAPolicy(Policy):
             "state_dim": observation_spec.state_dim, "action_dim": action_spec.dim, "head": head,
             "privileged_dim": observation_spec.privileged_dim})
         if policy.aux_state_coef:
-            policy.set_task_state_stats(sample_obs["privileged"].float().mean(0), sample_obs["privileged"].float().std(0))
+            task_states = sample_obs["privileged"].float()
+            policy.set_task_state_stats(task_states.mean(0), task_states.std(0))
         states = sample_obs["state"].float()
         policy.set_stats(states.mean(0), states.std(0, unbiased=False).clamp(min=0.05),
                          torch.full((action_spec.dim,), float(action_spec.low)),
