@@ -29,7 +29,7 @@ $(LAVAPIPE)/env.sh: scripts/setup_lavapipe.sh
 	bash scripts/setup_lavapipe.sh $(LAVAPIPE)
 
 test: $(STAMP) $(LAVAPIPE)/env.sh
-	. $(LAVAPIPE)/env.sh && OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q
+	. $(LAVAPIPE)/env.sh && OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q --durations=15
 
 bench: $(STAMP)
 	$(PY) benchmarks/sim_throughput.py

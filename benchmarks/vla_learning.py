@@ -177,6 +177,8 @@ def main() -> None:
                         help="also train the two MLP bounds")
     parser.add_argument("--variants", nargs="*", default=[], metavar="NAME=OVERRIDE;OVERRIDE",
                         help="extra VLA variants, e.g. 'vla_front=policy.cameras=[front];policy.aux_state_coef=0'")
+    parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
+                        help="run only these variants (of mlp_privileged, mlp_proprio, vla and the --variants)")
     parser.add_argument("--eval-episodes", type=int, default=64)
     parser.add_argument("--eval-seed", type=int, default=1000)
     parser.add_argument("--data", default="demos/vla_learning", help="where the expert datasets are kept")
@@ -198,6 +200,11 @@ def main() -> None:
             variants[name] = variants["vla"] + [o for o in overrides.split(";") if o]
         if args.bounds:
             variants = {**BOUNDS, **variants}
+        if args.only is not None:
+            unknown = sorted(set(args.only) - set(variants))
+            if unknown:
+                parser.error(f"--only names unknown variants {unknown}; known: {sorted(variants)}")
+            variants = {name: o for name, o in variants.items() if name in args.only}
         for seed in args.seeds:
             for name, overrides in variants.items():
                 rows.append(run_variant(task, name, overrides, data, seed, args))
