@@ -21,27 +21,15 @@ from results_io import write_results  # noqa: E402
 
 from embodied.deploy.config import DeployConfig  # noqa: E402
 from embodied.deploy.session import run_deployment  # noqa: E402
+from embodied.rollout.evaluate import evaluate  # noqa: E402
 from policies import from_pretrained  # noqa: E402
 from sims import make_env  # noqa: E402
 
 
-@torch.no_grad()
-def sim_success(policy, task: str, cameras: tuple, seeds: list[int]) -> list[bool]:
-    """success_once of each scene ``reset(seed=s)`` (reset id 0 of seed s, as the twin draws it) in the env."""
-    env = make_env(task=task, num_envs=1, cameras=cameras, autoreset=False)
-    policy.eval()
-    outcomes = []
-    for seed in seeds:
-        obs, _ = env.reset(seed=seed)
-        policy.reset()
-        solved = done = False
-        while not done:
-            obs, _, terminated, truncated, info = env.step(policy.select_action(obs))
-            solved |= bool(info["success"][0])
-            done = bool(terminated[0] or truncated[0])
-        outcomes.append(solved)
-    env.close()
-    return outcomes
+def sim_success(policy, env, seeds: list[int]) -> list[bool]:
+    """success_once of each scene ``reset(seed=s)`` (reset id 0 of seed s, as the twin draws it), by the
+    project's deterministic evaluation run one episode per seed."""
+    return [evaluate(policy, env, 1, seed)[0]["success_once"] == 1.0 for seed in seeds]
 
 
 def main() -> None:
@@ -58,12 +46,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     policy = from_pretrained(args.policy)
     cameras = tuple(getattr(policy, "cameras", ()))
-    probe = make_env(task=args.task, num_envs=1)
-    max_steps, control_hz = probe.max_episode_steps, float(probe.control_hz)
-    probe.close()
+    env = make_env(task=args.task, num_envs=1, cameras=cameras, autoreset=False)
+    max_steps, control_hz = env.max_episode_steps, float(env.control_hz)
     safety = {key: float(value) for key, _, value in (item.partition("=") for item in args.safety)}
     seeds = [args.seed + e for e in range(args.episodes)]
-    in_sim = sim_success(policy, args.task, cameras, seeds)
+    in_sim = sim_success(policy, env, seeds)
+    env.close()
     cfg = DeployConfig(policy_path=args.policy, controller="ee_delta_pos", control_hz=control_hz,
                        max_steps=max_steps, episodes=args.episodes, estop_keys="", safety=safety,
                        robot={"type": "sim_twin", "task": args.task, "cameras": list(cameras),
