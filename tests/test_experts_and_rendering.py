@@ -54,6 +54,37 @@ def test_rendering_is_non_constant_and_shows_the_commanded_cube():
     assert before.numpy()[mask].mean(0).argmax() == channel
 
 
+def _pixel(env, camera: str, point) -> tuple[int, int]:
+    """Row and column of a world point in an env camera image (MuJoCo pinhole: the camera looks along -z)."""
+    import mujoco
+
+    data = mujoco.MjData(env.model)
+    mujoco.mj_kinematics(env.model, data)
+    mujoco.mj_camlight(env.model, data)
+    cam = env.model.camera(camera).id
+    rel = data.cam_xmat[cam].reshape(3, 3).T @ (np.asarray(point) - data.cam_xpos[cam])  # camera frame
+    height, width = env.image_size
+    focal = height / 2 / np.tan(np.radians(env.model.cam_fovy[cam]) / 2)
+    return int(height / 2 - focal * rel[1] / -rel[2]), int(width / 2 + focal * rel[0] / -rel[2])
+
+
+@pytest.mark.parametrize("task", ["Reach", "PickCube"])
+def test_a_floating_goal_stands_on_a_stem_down_to_the_table(task):
+    """The goal sphere hangs on a green post, so one camera sees its spot on the table and its height."""
+    env = make_env(task=task, num_envs=1, image_size=(96, 96), autoreset=False)
+    env.reset(seed=0)
+    if task == "PickCube":
+        env.qpos[0, env.cube_qpos[0]:env.cube_qpos[0] + 3] = [5.0, 5.0, -5.0]  # nothing in front of the post
+    env.mocap_pos[0, 0] = [0.0, 0.12, 0.22]
+    image = env.render_frames("front")[0].astype(int)
+    for z in (0.04, 0.1, 0.16):  # along the post, below the sphere (radius 3 cm)
+        row, col = _pixel(env, "front", [0.0, 0.12, z])
+        r, g, b = image[row, col]
+        assert g > r + 40 and g > b + 40, (z, (row, col), (r, g, b))
+    row, col = _pixel(env, "front", [0.0, 0.0, 0.1])  # the same height, 12 cm aside: no post there
+    assert not image[row, col, 1] > image[row, col, 0] + 40
+
+
 @pytest.mark.parametrize("task", TASKS)
 def test_gymnasium_registration_passes_check_env(task):
     env = gym.make(f"embodied/{task}-v0")

@@ -28,6 +28,7 @@ class Marker:
     shape: str  # "sphere" or "disc"
     radius: float
     rgba: tuple[float, float, float, float]
+    stem: float = 0.0  # sphere only: a thin post this long below it (the table hides what is under its top)
 
 
 def _fmt(values) -> str:
@@ -46,16 +47,17 @@ def _cube_xml(cube: Cube) -> str:
 def _marker_xml(marker: Marker) -> str:
     # Markers are mocap bodies so that a reset can move them without touching the physics state.
     if marker.shape == "sphere":
-        geom = f'type="sphere" size="{marker.radius}"'
+        shapes = [("", f'type="sphere" size="{marker.radius}"')]
+        if marker.stem > 0:  # shows one camera where a floating goal stands on the table and how high it is
+            post = f'fromto="0 0 0 0 0 {-marker.stem:.6g}" size="{marker.radius / 3:.6g}"'
+            shapes.append(("_stem", f'type="cylinder" {post}'))
     elif marker.shape == "disc":
-        geom = f'type="cylinder" size="{marker.radius} 0.001"'
+        shapes = [("", f'type="cylinder" size="{marker.radius} 0.001"')]
     else:
         raise ValueError(f"unknown marker shape {marker.shape!r}; use 'sphere' or 'disc'")
-    return (
-        f'<body name="{marker.name}" mocap="true" pos="0 0 0.001">'
-        f'<geom name="{marker.name}" {geom} rgba="{_fmt(marker.rgba)}" contype="0" conaffinity="0" group="2"/>'
-        "</body>"
-    )
+    geoms = "".join(f'<geom name="{marker.name}{suffix}" {shape} rgba="{_fmt(marker.rgba)}" contype="0" '
+                    'conaffinity="0" group="2"/>' for suffix, shape in shapes)
+    return f'<body name="{marker.name}" mocap="true" pos="0 0 0.001">{geoms}</body>'
 
 
 def build_scene_xml(cubes: tuple[Cube, ...], markers: tuple[Marker, ...], timestep: float) -> str:

@@ -15,7 +15,9 @@ class PickCube(Task):
 
     name = "PickCube"
     cubes = (Cube("cube", CUBE_HALF, (0.85, 0.1, 0.1, 1.0)),)
-    markers = (Marker("goal", "sphere", 0.02, (0.1, 0.9, 0.2, 0.5)),)
+    # Visual only (success is measured to its centre): large, nearly opaque and on a post to the table, so that
+    # a 64 px camera can tell where it floats (README, "pixel VLA").
+    markers = (Marker("goal", "sphere", 0.03, (0.1, 0.9, 0.2, 0.9), stem=0.3),)
     max_episode_steps = 60
     privileged_dim = 17
     success_radius = 0.025

@@ -13,7 +13,9 @@ class Reach(Task):
     """Bring the gripper to the green sphere."""
 
     name = "Reach"
-    markers = (Marker("goal", "sphere", 0.02, (0.1, 0.9, 0.2, 0.6)),)
+    # Visual only (success is measured to its centre): large, nearly opaque and on a post to the table, so that
+    # a 64 px camera can tell where it floats (README, "pixel VLA").
+    markers = (Marker("goal", "sphere", 0.03, (0.1, 0.9, 0.2, 0.9), stem=0.3),)
     max_episode_steps = 50
     privileged_dim = 6
     success_radius = 0.03
