@@ -39,7 +39,7 @@ from sims.tasks.lang_place import CUBE_COLOURS, TARGET_COLOURS  # noqa: E402
 
 ENV_GROUPS = {"Reach": "reach", "PickCube": "pick_cube", "LangPlaceCube": "lang_place_cube"}
 DEMOS = {"Reach": 100, "PickCube": 200, "LangPlaceCube": 300}
-VLA_STEPS = {"Reach": 4000, "PickCube": 4000, "LangPlaceCube": 4000}  # SFT steps of the VLA variants
+VLA_STEPS = {"Reach": 6000, "PickCube": 10000, "LangPlaceCube": 4000}  # SFT steps of the VLA variants (<= 20 min)
 CAMERAS = ("front", "wrist")
 BOUNDS = {"mlp_privileged": ["policy=mlp", "policy.obs_keys=[state,privileged]", "algo.sft_steps=2000"],
           "mlp_proprio": ["policy=mlp", "policy.obs_keys=[state]", "algo.sft_steps=2000"]}
@@ -179,6 +179,8 @@ def main() -> None:
                         help="extra VLA variants, e.g. 'vla_front=policy.cameras=[front];policy.aux_state_coef=0'")
     parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
                         help="run only these variants (of mlp_privileged, mlp_proprio, vla and the --variants)")
+    parser.add_argument("--vla-steps", type=int, default=None,
+                        help=f"SFT steps of every VLA variant (default per task: {VLA_STEPS})")
     parser.add_argument("--eval-episodes", type=int, default=64)
     parser.add_argument("--eval-seed", type=int, default=1000)
     parser.add_argument("--data", default="demos/vla_learning", help="where the expert datasets are kept")
@@ -194,7 +196,7 @@ def main() -> None:
     for task in args.tasks:
         data = record(task, args.data, DEMOS[task])
         variants = {"vla": ["policy=vla", f"experiment.torch_threads={args.threads}",
-                            f"algo.sft_steps={VLA_STEPS[task]}"]}
+                            f"algo.sft_steps={args.vla_steps or VLA_STEPS[task]}"]}
         for spec in args.variants:
             name, _, overrides = spec.partition("=")
             variants[name] = variants["vla"] + [o for o in overrides.split(";") if o]
