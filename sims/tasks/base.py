@@ -11,6 +11,9 @@ from sims.arrays import device, namespace, norm, row_index, to_numpy
 from sims.mujoco.scene import Cube, Marker
 
 CUBE_HALF = 0.02
+# The goal of Reach and PickCube. Visual only (success is measured to its centre): large, nearly opaque and on a
+# post to the table, so that a 64 px camera can tell where it floats (README, "pixel VLA").
+FLOATING_GOAL = Marker("goal", "sphere", 0.03, (0.1, 0.9, 0.2, 0.9), stem=0.3)
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from sims.arrays import namespace, device
-from sims.mujoco.scene import Cube, Marker
-from sims.tasks.base import CUBE_HALF, EpisodeInit, SceneView, Task, Waypoint, is_grasping
+from sims.mujoco.scene import Cube
+from sims.tasks.base import CUBE_HALF, FLOATING_GOAL, EpisodeInit, SceneView, Task, Waypoint, is_grasping
 from sims.tasks.rewards import pick_place_reward
 
 
@@ -15,9 +15,7 @@ class PickCube(Task):
 
     name = "PickCube"
     cubes = (Cube("cube", CUBE_HALF, (0.85, 0.1, 0.1, 1.0)),)
-    # Visual only (success is measured to its centre): large, nearly opaque and on a post to the table, so that
-    # a 64 px camera can tell where it floats (README, "pixel VLA").
-    markers = (Marker("goal", "sphere", 0.03, (0.1, 0.9, 0.2, 0.9), stem=0.3),)
+    markers = (FLOATING_GOAL,)
     max_episode_steps = 60
     privileged_dim = 17
     success_radius = 0.025

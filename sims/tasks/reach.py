@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from sims.mujoco.scene import Marker
 from sims.arrays import namespace, norm
-from sims.tasks.base import EpisodeInit, SceneView, Task, Waypoint, reach_reward
+from sims.tasks.base import FLOATING_GOAL, EpisodeInit, SceneView, Task, Waypoint, reach_reward
 
 
 class Reach(Task):
     """Bring the gripper to the green sphere."""
 
     name = "Reach"
-    # Visual only (success is measured to its centre): large, nearly opaque and on a post to the table, so that
-    # a 64 px camera can tell where it floats (README, "pixel VLA").
-    markers = (Marker("goal", "sphere", 0.03, (0.1, 0.9, 0.2, 0.9), stem=0.3),)
+    markers = (FLOATING_GOAL,)
     max_episode_steps = 50
     privileged_dim = 6
     success_radius = 0.03
