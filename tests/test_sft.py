@@ -138,3 +138,38 @@ def test_frozen_observation_statistics_are_those_of_the_starting_weights(tmp_pat
     before = trainer.policy.normalizer.mean.clone()
     trainer.train()
     assert torch.equal(trainer.policy.normalizer.mean, before) == freeze
+
+
+def _record_learning_rates(monkeypatch, module, function_name, optimizer_arg):
+    """Patch ``module.function_name`` to log the learning rate its optimizer argument holds on each call."""
+    original, rates = getattr(module, function_name), []
+
+    def logged(*args, **kwargs):
+        rates.append(args[optimizer_arg].param_groups[0]["lr"])
+        return original(*args, **kwargs)
+    monkeypatch.setattr(module, function_name, logged)
+    return rates
+
+
+def test_anneal_lr_decays_the_sft_learning_rate_linearly_to_zero(tmp_path, reach_demos, monkeypatch):
+    import embodied.runner.sft as sft_module
+    rates = _record_learning_rates(monkeypatch, sft_module, "sft_step", optimizer_arg=1)
+    cfg = TrainConfig()
+    cfg.algo.name, cfg.algo.sft_steps, cfg.algo.sft_eval_interval, cfg.algo.anneal_lr = "sft", 4, 0, True
+    cfg.algo.learning_rate, cfg.data.paths = 1e-3, [reach_demos]
+    cfg.experiment.eval_episodes = cfg.experiment.eval_num_envs = 2
+    cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path), False
+    SFTTrainer(cfg).train()
+    assert rates == pytest.approx([1e-3, 0.75e-3, 0.5e-3, 0.25e-3])
+
+
+def test_anneal_lr_decays_the_rl_learning_rate_per_iteration(tmp_path, monkeypatch):
+    import embodied.runner.trainer as trainer_module
+    rates = _record_learning_rates(monkeypatch, trainer_module, "update_policy", optimizer_arg=1)
+    cfg = TrainConfig()
+    cfg.env.num_envs, cfg.algo.rollout_steps, cfg.algo.anneal_lr, cfg.algo.learning_rate = 8, 10, True, 2e-3
+    cfg.experiment.total_env_steps, cfg.experiment.eval_interval, cfg.experiment.checkpoint_interval = 160, 0, 0
+    cfg.experiment.eval_episodes = cfg.experiment.eval_num_envs = 2
+    cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path), False
+    Trainer(cfg).train()  # two iterations of 80 env-steps
+    assert rates == pytest.approx([2e-3, 1e-3])

@@ -64,7 +64,7 @@ class AlgoConfig:
     gamma: float = 0.95
     gae_lambda: float = 0.95
     learning_rate: float = 3e-4
-    anneal_lr: bool = False
+    anneal_lr: bool = False  # decay the learning rate linearly to 0 over the run (RL iterations or SFT steps)
     update_epochs: int = 8
     num_minibatches: int = 4
     clip_low: float = 0.2

@@ -13,6 +13,7 @@ from embodied.runner.logger import RunLogger
 from embodied.runner.builders import build_env, build_policy
 from embodied.runner.sft_steps import demonstrations, sft_step
 from embodied.runner.trainer import Trainer, load_initial_weights
+from embodied.runner.update import set_annealed_lr
 
 
 class SFTTrainer(Trainer):
@@ -51,7 +52,9 @@ class SFTTrainer(Trainer):
         self._train_start = time.perf_counter()
         last_success = float("nan")
         while self.iteration < a.sft_steps:
-            stats = sft_step(self.policy, self.optimizer, next(self.data), a.max_grad_norm)
+            lr = set_annealed_lr(self.optimizer, a.learning_rate, self.iteration, a.sft_steps) if a.anneal_lr \
+                else a.learning_rate
+            stats = sft_step(self.policy, self.optimizer, next(self.data), a.max_grad_norm) | {"learning_rate": lr}
             self.iteration += 1
             logger.scalars("train", stats, self.iteration)
             if a.sft_eval_interval and self.iteration % a.sft_eval_interval == 0 and self.iteration < a.sft_steps:

@@ -19,7 +19,7 @@ from embodied.runner.builders import build_env, build_policy
 from embodied.runner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from embodied.runner.logger import RunLogger
 from embodied.runner.sft_steps import sft_stage
-from embodied.runner.update import update_policy
+from embodied.runner.update import set_annealed_lr, update_policy
 from policies.base import from_pretrained
 
 
@@ -163,6 +163,10 @@ class Trainer:
             start = time.perf_counter()
             torch.set_num_threads(self.update_threads)  # the simulator is idle now: use every core
             warming = self.iteration < cfg.algo.critic_warmup_iterations  # actor held, critic catches up
+            if cfg.algo.anneal_lr:
+                for optimizer in (self.optimizer, self.critic_optimizer):
+                    if optimizer is not None:
+                        set_annealed_lr(optimizer, cfg.algo.learning_rate, self.iteration, total_iters)
             stats = update_policy(self.policy, self.critic_optimizer if warming else self.optimizer, batch,
                                   cfg.algo, self.reference, None if warming else self.anchor) if batch else {}
             torch.set_num_threads(x.torch_threads)

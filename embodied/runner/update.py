@@ -11,6 +11,15 @@ from embodied.rollout.device_bridge import to_device
 from embodied.rollout.obs import select
 
 
+def set_annealed_lr(optimizer, base_lr: float, done: int, total: int) -> float:
+    """``algo.anneal_lr``: the learning rate decays linearly from ``base_lr`` to 0 over ``total`` steps
+    (``done`` finished so far, as CleanRL anneals PPO); set on every parameter group and returned."""
+    lr = base_lr * (1.0 - done / max(total, 1))
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
 def update_policy(policy, optimizer, batch: dict, cfg, reference=None, anchor=None) -> dict:
     """Optimise ``cfg.loss`` on ``batch`` for ``cfg.update_epochs`` epochs; returns mean loss statistics.
 
