@@ -40,7 +40,16 @@ class Policy(nn.Module, abc.ABC):
     def __init__(self, config: dict):
         super().__init__()
         self.config = dict(config)
+        self.n_action_steps = int(config.get("n_action_steps", 0))  # actions executed per chunk; 0: all of it
+        if self.n_action_steps < 0:
+            raise ValueError(f"policy.n_action_steps must be >= 0 (0: execute the whole chunk), "
+                             f"got {self.n_action_steps}")
         self._queue: deque = deque()
+
+    @property
+    def actions_per_inference(self) -> int:
+        """How many actions of each predicted chunk are executed before the policy is asked again."""
+        return min(self.n_action_steps or self.chunk_size, self.chunk_size)
 
     @classmethod
     def for_env(cls, config: dict, observation_spec, action_spec, sample_obs: dict) -> "Policy":
@@ -95,10 +104,11 @@ class Policy(nn.Module, abc.ABC):
 
     @torch.no_grad()
     def select_action(self, obs: dict) -> torch.Tensor:
-        """Next action [N, A] for execution one step at a time, refilling the chunk queue when empty."""
+        """Next action [N, A] for execution one step at a time; when the queue is empty the policy predicts a
+        chunk [N, T, A] and queues its first ``actions_per_inference`` actions (1: replan every step)."""
         if not self._queue:
             chunk = self.deterministic_action(obs)  # [N, T, A]
-            self._queue.extend(chunk.unbind(dim=1))
+            self._queue.extend(chunk[:, :self.actions_per_inference].unbind(dim=1))
         return self._queue.popleft()
 
     def save_pretrained(self, directory: str) -> None:

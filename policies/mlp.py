@@ -59,7 +59,7 @@ class MLPPolicy(Policy):
     @classmethod
     def for_env(cls, config, observation_spec, action_spec, sample_obs):
         keys = list(config.get("obs_keys", ["state", "privileged"]))
-        mlp_keys = ("hidden", "obs_keys", "chunk_size", "init_log_std")
+        mlp_keys = ("hidden", "obs_keys", "chunk_size", "init_log_std", "n_action_steps")
         return cls({k: config[k] for k in mlp_keys if k in config} | {
             "obs_dim": state_obs_dim(keys, observation_spec), "action_dim": action_spec.dim})
 

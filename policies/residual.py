@@ -3,7 +3,7 @@
     a_t = a_base,t + action_scale * r_t,   r_t ~ N(mu(obs_t, a_base,t), sigma)       (normalised action space)
 
 The base may be any saved policy (a small BC policy, a VLA with any head) and may predict action chunks: its
-chunk is computed once every ``base.chunk_size`` steps of an episode (phase from ``obs["elapsed"]``) and the
+chunk is computed once every ``base.actions_per_inference`` steps of an episode (phase from ``obs["elapsed"]``) and the
 current step's action is cached in the rollout (``obs["base_action"]``), so PPO epochs never re-run the base.
 The correction acts every step (chunk size 1). Its actor's last layer starts at zero, so at step 0 the
 combined policy's deterministic action is the base's exactly. Only the correction's actor, critic, log-std and
@@ -83,14 +83,14 @@ class ResidualPolicy(Policy):
         if "elapsed" not in obs:
             return self.base.deterministic_action(obs).float()[:, 0]
         elapsed = obs["elapsed"].long()  # [N]
-        horizon = self.base.chunk_size
+        horizon = self.base.actions_per_inference  # the base replans this often
         phase = elapsed % horizon
         n = elapsed.shape[0]
         stale = self._base_chunk is None or self._base_chunk.shape[0] != n
         refresh = torch.ones(n, dtype=torch.bool, device=phase.device) if stale else phase == 0
         if refresh.any():
             chunk = self.base.deterministic_action(obs).float()  # [N, T, A]
-            assert chunk.shape == (n, horizon, self.action_dim), chunk.shape
+            assert chunk.shape == (n, self.base.chunk_size, self.action_dim), chunk.shape
             self._base_chunk = chunk if stale else torch.where(refresh[:, None, None], chunk, self._base_chunk)
         return self._base_chunk[torch.arange(n, device=phase.device), phase]
 

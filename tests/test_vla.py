@@ -56,6 +56,26 @@ def test_token_head_logprob_is_the_sum_over_its_tokens():
     assert torch.allclose(policy.head.centers[tokens], policy.stats.normalize_action(action), atol=1e-6)
 
 
+@pytest.mark.parametrize("n_action_steps, predictions_in_six_steps", [(0, 2), (1, 6), (2, 3)])
+def test_select_action_executes_n_action_steps_of_each_chunk_then_predicts_again(
+        n_action_steps, predictions_in_six_steps, monkeypatch):
+    policy, obs = tiny_vla("gaussian", n_action_steps=n_action_steps), observation()  # chunk_size 3
+    chunks = iter(torch.arange(6 * 3 * 3 * 4, dtype=torch.float32).view(6, 3, 3, 4))  # distinct chunks [N, T, A]
+    calls = []
+    monkeypatch.setattr(policy, "deterministic_action", lambda o: calls.append(1) or next(chunks))
+    executed = torch.stack([policy.select_action(obs) for _ in range(6)], 1)  # [N, 6, A]
+    assert len(calls) == predictions_in_six_steps
+    every = n_action_steps or 3
+    expected = torch.arange(6 * 3 * 3 * 4, dtype=torch.float32).view(6, 3, 3, 4)[:, :, :every]  # first `every` steps
+    expected = expected.permute(1, 0, 2, 3).reshape(3, -1, 4)[:, :6]  # [N, 6, A] in execution order
+    torch.testing.assert_close(executed, expected)
+
+
+def test_negative_n_action_steps_is_rejected_by_name():
+    with pytest.raises(ValueError, match="n_action_steps"):
+        tiny_vla("gaussian", n_action_steps=-1)
+
+
 @pytest.mark.parametrize("head", HEADS)
 def test_save_and_load_round_trip_is_bit_exact(head, tmp_path):
     policy, obs = tiny_vla(head), observation()

@@ -33,6 +33,7 @@ class PolicyConfig:
 
     name: str = "mlp"  # mlp | vla
     chunk_size: int = 1
+    n_action_steps: int = 0  # actions of each chunk executed before the policy predicts again (0: the whole chunk)
     init_log_std: float = -1.0
     # mlp
     hidden: list = field(default_factory=lambda: [256, 256])

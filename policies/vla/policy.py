@@ -94,7 +94,7 @@ class VLAPolicy(Policy):
             raise ValueError(f"the VLA reads cameras {missing} that the env does not render; add them to env.cameras "
                              f"(env renders {list(observation_spec.cameras)})")
         vla_keys = ("chunk_size", "cameras", "vision", "language", "fusion", "detach_value", "random_shift",
-                    "aux_state_coef")
+                    "aux_state_coef", "n_action_steps")
         head = dict(config.get("head", {"name": "gaussian"}))
         head.setdefault("init_log_std", config.get("init_log_std", -1.0))
         policy = cls({k: config[k] for k in vla_keys if k in config} | {
