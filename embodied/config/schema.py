@@ -88,6 +88,7 @@ class AlgoConfig:
     # SFT (algo=sft) and SFT anchoring inside RL: loss = RL loss + anchor_coef * SFT loss on data.anchor_paths
     sft_steps: int = 2000  # gradient steps of algo=sft
     sft_eval_interval: int = 500  # SFT steps between evaluations in simulation (0: only at the end)
+    ema_decay: float = 0.0  # algo=sft: evaluate and save a moving average of the weights (e.g. 0.999; 0: the last)
     batch_size: int = 64  # demonstrations per SFT step and per anchor term
     anchor_coef: float = 0.0
     # RL from a demonstration-trained policy (RL-Co): stage 1 SFT inside the RL run, then a critic warm-up
@@ -213,6 +214,8 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.algo.loss != "opd" or cfg.algo.teacher,
          "algo=opd needs algo.teacher=<policy directory written by save_pretrained>"),
         (cfg.algo.name != "sft" or cfg.data.paths, "algo=sft needs data.paths=[<LeRobot dataset dir>, ...]"),
+        (0 <= cfg.algo.ema_decay < 1, f"algo.ema_decay must be in [0, 1) (e.g. 0.999; 0 turns it off), "
+                                      f"got {cfg.algo.ema_decay}"),
         (cfg.algo.sft_stage_steps >= 0, f"algo.sft_stage_steps must be >= 0, got {cfg.algo.sft_stage_steps}"),
         (cfg.algo.sft_stage_steps == 0 or cfg.data.paths,
          "algo.sft_stage_steps > 0 needs data.paths=[<LeRobot dataset dir>, ...] (the stage-1 demonstrations)"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import nullcontext
 
 import torch
 from tqdm import tqdm
@@ -14,10 +15,12 @@ from embodied.runner.builders import build_env, build_policy
 from embodied.runner.sft_steps import demonstrations, sft_step
 from embodied.runner.trainer import Trainer, load_initial_weights
 from embodied.runner.update import set_annealed_lr
+from embodied.runner.weight_average import WeightAverage
 
 
 class SFTTrainer(Trainer):
-    """Minimises ``policy.sft_loss`` on batches from ``data.paths`` (weighted by ``data.weights``)."""
+    """Minimises ``policy.sft_loss`` on batches from ``data.paths`` (weighted by ``data.weights``); with
+    ``algo.ema_decay`` the evaluated and saved policy is the moving average of the weights."""
 
     def __init__(self, cfg: TrainConfig):
         validate(cfg)
@@ -33,6 +36,7 @@ class SFTTrainer(Trainer):
         self.data = demonstrations(cfg, self.policy)
         trainable = [p for p in self.policy.parameters() if p.requires_grad]  # frozen towers stay out
         self.optimizer = torch.optim.Adam(trainable, lr=cfg.algo.learning_rate)
+        self.average = WeightAverage(self.policy, cfg.algo.ema_decay) if cfg.algo.ema_decay else None
         self.output_dir = cfg.experiment.output_dir
         self.iteration = 0
         self.counters = {"env_steps": 0}
@@ -55,13 +59,18 @@ class SFTTrainer(Trainer):
             lr = set_annealed_lr(self.optimizer, a.learning_rate, self.iteration, a.sft_steps) if a.anneal_lr \
                 else a.learning_rate
             stats = sft_step(self.policy, self.optimizer, next(self.data), a.max_grad_norm) | {"learning_rate": lr}
+            if self.average is not None:
+                self.average.update()
             self.iteration += 1
             logger.scalars("train", stats, self.iteration)
             if a.sft_eval_interval and self.iteration % a.sft_eval_interval == 0 and self.iteration < a.sft_steps:
-                last_success = self.run_eval(logger, video=cfg.experiment.video)["success_once"]
+                with self.average.applied() if self.average is not None else nullcontext():
+                    last_success = self.run_eval(logger, video=cfg.experiment.video)["success_once"]
             bar.set_postfix(loss=f"{stats['sft_loss']:.4f}", success=f"{last_success:.2f}")
             bar.update(1)
         bar.close()
+        if self.average is not None:
+            self.average.copy_to_module()  # evaluated and saved: the averaged weights
         final = self.run_eval(logger, video=cfg.experiment.video)
         self.policy.save_pretrained(os.path.join(self.output_dir, "final_policy"))
         logger.close()
