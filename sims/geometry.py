@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from sims.arrays import const, namespace, row_index
+from sims.arrays import clip, const, namespace, row_index
 
 
 def rotvec_to_matrix(rotvec):
@@ -31,7 +31,7 @@ def matrix_to_rotvec(matrix):
     """Logarithm map: matrices [N, 3, 3] to rotation vectors [N, 3] (angles in [0, pi])."""
     xp = namespace(matrix)
     trace = matrix[:, 0, 0] + matrix[:, 1, 1] + matrix[:, 2, 2]
-    cos = xp.clip((trace - 1) / 2, -1.0, 1.0)
+    cos = clip((trace - 1) / 2, -1.0, 1.0)
     angle = xp.acos(cos)  # [N]
     vee = xp.stack(
         [matrix[:, 2, 1] - matrix[:, 1, 2], matrix[:, 0, 2] - matrix[:, 2, 0], matrix[:, 1, 0] - matrix[:, 0, 1]],

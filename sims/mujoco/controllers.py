@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sims.api import ActionSpec
-from sims.arrays import const, namespace
+from sims.arrays import clip, const, namespace
 from sims.geometry import matrix_to_rotvec, rotvec_to_matrix
 from sims.mujoco.arm_model import FINGER_MAX_OPENING, PANDA_HOME_QPOS, PANDA_JOINT_LIMITS
 
@@ -60,7 +60,7 @@ class JointDeltaController(Controller):
 
     def joint_targets(self, state, actions):
         q = state.q
-        target = namespace(q).clip(q + actions[:, :7] * self.max_delta, const(q, JOINT_LOW), const(q, JOINT_HIGH))
+        target = clip(q + actions[:, :7] * self.max_delta, const(q, JOINT_LOW), const(q, JOINT_HIGH))
         return target, gripper_target(actions[:, 7])
 
 
@@ -92,7 +92,7 @@ class EndEffectorController(Controller):
         q = state.q
         xp = namespace(q)
         n = actions.shape[0]
-        target_pos = xp.clip(state.tcp_pos + actions[:, :3] * self.max_translation,
+        target_pos = clip(state.tcp_pos + actions[:, :3] * self.max_translation,
                              const(q, self.workspace_low), const(q, self.workspace_high))  # [n, 3]
         position_error = target_pos - state.tcp_pos  # [n, 3]
         if self.with_rotation:
@@ -109,7 +109,7 @@ class EndEffectorController(Controller):
         dq = (pinv @ error)[:, :, 0]  # [n, 7]
         nullspace = const(q, np.eye(7))[None] - pinv @ jac  # [n, 7, 7]
         dq = dq + (nullspace @ ((const(q, HOME) - q) * self.nullspace_gain)[:, :, None])[:, :, 0]
-        target = xp.clip(q + dq, const(q, JOINT_LOW), const(q, JOINT_HIGH))
+        target = clip(q + dq, const(q, JOINT_LOW), const(q, JOINT_HIGH))
         return target, gripper_target(actions[:, -1])
 
 
