@@ -12,6 +12,14 @@ import torch
 from embodied.rollout.episode_stats import EpisodeStats
 
 
+def video_frame(env, obs: dict, camera: str) -> np.ndarray:
+    """Env 0's image [H, W, 3] from ``camera``: from the observation when the env renders that camera for the
+    policy, otherwise rendered for env 0 alone (a state-only run pays for one render per step, not one per env)."""
+    if camera in obs.get("rgb", {}):
+        return obs["rgb"][camera][0].cpu().numpy()
+    return env.render_frames(camera, env_ids=[0])[0]
+
+
 @torch.no_grad()
 def evaluate(policy, env, num_episodes: int, seed: int, video_camera: str | None = None) -> tuple[dict, list]:
     """Run ``num_episodes`` episodes in waves of env.num_envs; returns mean metrics and video frames of episode 0."""
@@ -30,7 +38,7 @@ def evaluate(policy, env, num_episodes: int, seed: int, video_camera: str | None
         done = torch.zeros(n, dtype=torch.bool, device=policy.device)
         while not done.all():
             if video_camera and start == 0:
-                frames.append(obs["rgb"][video_camera][0].cpu().numpy())
+                frames.append(video_frame(env, obs, video_camera))
             action = policy.select_action(obs)  # [N, A]
             obs, reward, term, trunc, info = env.step(action)
             finished = (term | trunc) & ~done

@@ -97,8 +97,10 @@ class MujocoTabletopEnv(BatchedEnv):
             self._mass = self.batch.expand("body_mass")
 
     def _make_batch(self, num_envs: int, num_threads: int):
-        """The physics of the N worlds: ``mujoco.batch`` on a thread pool."""
-        return mujoco.batch.Batch(self.model, nsim=num_envs, nthread=num_threads or (os.cpu_count() or 1))
+        """The physics of the N worlds: ``mujoco.batch`` on a thread pool of at most one thread per world (a single
+        world on two threads pays for hand-offs and gains nothing)."""
+        threads = min(num_threads or (os.cpu_count() or 1), num_envs)
+        return mujoco.batch.Batch(self.model, nsim=num_envs, nthread=threads)
 
     # ----------------------------------------------------------------- model indices and bound fields
     def _bind_fields(self) -> None:
@@ -255,15 +257,16 @@ class MujocoTabletopEnv(BatchedEnv):
             self.batch.set_const()
         self.batch.forward(stage=mujoco.mjtStage.mjSTAGE_POS)
 
-    def render_frames(self, camera: str) -> np.ndarray:
-        """One camera of every env rendered now, uint8 [N, H, W, 3], without adding images to observations."""
+    def render_frames(self, camera: str, env_ids=None) -> np.ndarray:
+        """One camera of envs ``env_ids`` (default all) rendered now, uint8 [len(env_ids), H, W, 3], without adding
+        images to observations."""
         from sims.mujoco.render import BatchRenderer
 
         if self._viewer is None or self._viewer.cameras != (camera,):
             if self._viewer is not None:
                 self._viewer.close()
             self._viewer = BatchRenderer(copy.copy(self.model), (camera,), *self.image_size)
-        return self._viewer.render(*self._host_pose(), self.visuals)[camera]
+        return self._viewer.render(*self._host_pose(), self.visuals, env_ids)[camera]
 
     def _host_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """qpos [N, nq] and mocap_pos [N, nmocap, 3] as host float64 arrays (what MuJoCo's renderer draws)."""
