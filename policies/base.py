@@ -14,7 +14,7 @@ from collections import deque
 from typing import Callable
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 POLICIES: dict[str, type["Policy"]] = {}
@@ -117,7 +117,8 @@ class Policy(nn.Module, abc.ABC):
         with open(os.path.join(directory, "config.json"), "w") as f:
             json.dump({"policy_type": self.policy_type, **self.config}, f, indent=2)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(tensors, os.path.join(directory, "model.safetensors"))
+        with open(os.path.join(directory, "model.safetensors"), "wb") as f:  # save_file would make it 0600;
+            f.write(save(tensors))  # open() follows the user's umask, so colleagues can read shared checkpoints
 
 
 def valid_steps(batch: dict) -> torch.Tensor:

@@ -120,6 +120,17 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
         Trainer(cfg)
 
 
+def test_resume_with_another_collector_is_a_clear_error(tmp_path):
+    budget = dict(env__num_envs=4, algo__rollout_steps=8, experiment__total_env_steps=32, experiment__eval_interval=0,
+                  experiment__checkpoint_interval=1, experiment__eval_episodes=2, experiment__eval_num_envs=2)
+    pipelined = config(tmp_path, dist__pipeline_stages=2, **budget)
+    Trainer(pipelined).train()
+    resumed = config(tmp_path, **budget)
+    resumed.resume = True
+    with pytest.raises(ValueError, match="another collector .* resume with the dist"):
+        Trainer(resumed)
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("env__num_envs", 0, "env.num_envs"),
     ("algo__gamma", 1.5, "algo.gamma"),

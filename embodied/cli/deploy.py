@@ -4,7 +4,7 @@ Examples:
   embodied-deploy                                             # sim twin dry run of runs/Reach_ppo/final_policy
   embodied-deploy policy_path=runs/PushCube_ppo/final_policy robot.task=PushCube episodes=5
   embodied-deploy control_hz=30 temporal_ensemble=0.01 record=datasets/real_rollouts
-  embodied-deploy robot='{type: franka, host: 172.16.0.2}' controller=ee_delta_pos safety.max_relative_target=0.05
+  embodied-deploy robot=franka robot.host=172.16.0.2 controller=ee_delta_pos safety.max_relative_target=0.05
 Ctrl-C, and space, q or Esc in the terminal (estop_keys=...), are e-stops: the arm holds, the robot
 disconnects, recorded frames are saved, and the process exits 1 with the reason. The gripper force is capped
 at safety.max_gripper_force newtons. Prints loop timing (p50/p99 period, jitter) and every safety intervention.
@@ -19,6 +19,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from embodied.cli.console import print_help, quiet_third_party_logs
 from embodied.cli.train import _config_path
 from embodied.deploy.config import DeployConfig
 
@@ -46,9 +47,11 @@ def _run(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point."""
-    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
-        print(__doc__)
     os.environ.setdefault("MUJOCO_GL", "egl")
+    quiet_third_party_logs()
+    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+        print_help(__doc__, _config_path(), "deploy", [a for a in sys.argv[1:] if a not in ("-h", "--help")])
+        return
     hydra.main(version_base=None, config_path=_config_path(), config_name="deploy")(_run)()
 
 

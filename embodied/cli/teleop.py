@@ -5,7 +5,7 @@ Examples:
   embodied-teleop device=spacemouse dataset=datasets/pick episodes=50 instructions='["pick up the red cube"]'
   embodied-teleop robot=franka robot.host=172.16.0.2 device=gamepad prompt=true
   embodied-teleop device=scripted episodes=100 dataset=datasets/pick_expert     # unattended sim demos
-  embodied-teleop --resume dataset=datasets/pick episodes=10                    # append (fps/features checked)
+  embodied-teleop --resume dataset=datasets/pick_expert episodes=10             # append (fps/features checked)
 Each episode: reset (the sim twin resets itself; a person resets a real scene within reset_time_s), then record
 at fps until episode_time_s or the device's finish key; re-record discards the episode, stop ends the session.
 Every command goes through the safety guard; the action recorded is the one actually sent. Ctrl-C is an
@@ -22,6 +22,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from embodied.cli.console import print_help, quiet_third_party_logs
 from embodied.cli.train import _config_path
 from embodied.teleop.config import TeleopConfig
 
@@ -49,10 +50,12 @@ def _run(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point (``--resume`` is accepted for ``resume=true``)."""
-    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
-        print(__doc__)
     sys.argv = [("resume=true" if arg == "--resume" else arg) for arg in sys.argv]
     os.environ.setdefault("MUJOCO_GL", "egl")
+    quiet_third_party_logs()
+    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+        print_help(__doc__, _config_path(), "teleop", [a for a in sys.argv[1:] if a not in ("-h", "--help")])
+        return
     hydra.main(version_base=None, config_path=_config_path(), config_name="teleop")(_run)()
 
 

@@ -6,16 +6,17 @@ Examples:
   embodied-train algo=grpo env.reward_mode=sparse  # GRPO on sparse reward
   embodied-train experiment.total_env_steps=200000 env.num_envs=64 resume=true
   embodied-train algo=sft env=pick_cube data.paths=[demos/pick_cube]          # behaviour cloning on a dataset
-  embodied-train env=pick_cube algo.anchor_coef=0.1 data.anchor_paths=[demos/real]  # PPO + SFT anchor
+  embodied-train env=lang_place_cube algo.anchor_coef=0.1 data.anchor_paths=[demos/real]  # PPO + SFT anchor
   embodied-train experiment=residual base=runs/PickCube_sft/final_policy env=pick_cube  # residual RL on a base
-  embodied-train experiment=rl_co env=lang_place_cube data.paths=[demos/real,demos/sim] data.weights=[0.5,0.5]
-      data.anchor_paths=[demos/real,demos/sim] data.anchor_weights=[0.5,0.5]  # (one line) RL-Co: SFT, then PPO
+  embodied-train experiment=rl_co env=lang_place_cube data.paths=[demos/real,demos/sim] data.weights=[0.5,0.5] \\
+      data.anchor_paths=[demos/real,demos/sim] data.anchor_weights=[0.5,0.5]  # RL-Co: SFT, then PPO + anchor
   embodied-train env=push_cube env.backend=mujoco_warp env.num_envs=4096 experiment.device=cuda  # all on a GPU
 Outputs go to runs/<experiment.name>/ (tensorboard in tb/, videos in videos/, checkpoints/, final_policy/).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -23,10 +24,12 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from embodied.cli.console import print_help, quiet_third_party_logs
 from embodied.config.schema import TrainConfig
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+log = logging.getLogger("embodied-train")  # Hydra sends it to the terminal and to <run>/hydra/train.log
 
 
 def _run(cfg: DictConfig) -> None:
@@ -36,21 +39,25 @@ def _run(cfg: DictConfig) -> None:
     typed: TrainConfig = OmegaConf.to_object(cfg)
     try:
         trainer = {"sft": SFTTrainer}.get(typed.algo.name, Trainer)(typed)
-    except (ValueError, KeyError, FileNotFoundError) as error:  # a bad value or path: say which, no traceback
+    except (ValueError, KeyError, FileNotFoundError, ImportError, RuntimeError) as error:  # a bad value or path,
+        # a missing optional package or simulator device: say which, no traceback
         sys.exit(f"embodied-train: {error}")
     metrics = trainer.train()
     if not metrics:  # a data-parallel rank other than 0: rank 0 evaluates and saves
         return
-    print(f"final eval over {metrics['episodes']} episodes: success_once={metrics['success_once']:.3f} "
-          f"success_at_end={metrics['success_at_end']:.3f} return={metrics['episode_return']:.2f}")
-    print(f"policy saved to {os.path.join(typed.experiment.output_dir, 'final_policy')}")
+    log.info(f"final eval over {metrics['episodes']} episodes: success_once={metrics['success_once']:.3f} "
+             f"success_at_end={metrics['success_at_end']:.3f} return={metrics['episode_return']:.2f}")
+    log.info(f"policy saved to {os.path.join(typed.experiment.output_dir, 'final_policy')}")
+    log.info(f"summary (results, timings, where videos and logs went) in {trainer.summary_path}")
 
 
 def main() -> None:
-    """Console entry point; ``--help`` prints this module's docstring and Hydra's options."""
-    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
-        print(__doc__)
+    """Console entry point; ``--help`` prints this module's docstring, the config groups and the composed config."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    quiet_third_party_logs()
+    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+        print_help(__doc__, _config_path(), "train", [a for a in sys.argv[1:] if a not in ("-h", "--help")])
+        return
     hydra.main(version_base=None, config_path=_config_path(), config_name="train")(_run)()
 
 

@@ -123,7 +123,7 @@ class ExperimentConfig:
     eval_episodes: int = 64
     eval_num_envs: int = 32
     eval_seed: int = 10_000
-    video: bool = False
+    video: bool = True  # an mp4 of evaluation episode 0 per evaluation (64 px, a few KB); false turns it off
     video_cameras: list = field(default_factory=lambda: ["front"])
     checkpoint_interval: int = 10
     output_dir: str = "runs/${experiment.name}"

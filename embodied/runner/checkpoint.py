@@ -38,6 +38,9 @@ def latest_checkpoint(directory: str) -> str | None:
 def load_checkpoint(path: str, policy, optimizer, collector) -> tuple[int, dict]:
     """Restore weights, optimizer, RNG and env state in place; returns (iteration, counters)."""
     loaded = from_pretrained(os.path.join(path, "policy"))
+    if loaded.policy_type != policy.policy_type:
+        raise ValueError(f"{path} holds a {loaded.policy_type!r} policy but this run trains {policy.policy_type!r}: "
+                         "resume with the run's own settings, or give this run its own experiment.name")
     policy.load_state_dict(loaded.state_dict())
     # on the CPU first: the optimizer moves its state to the parameters' device, RNG states must be CPU tensors
     state = torch.load(os.path.join(path, "trainer_state.pt"), weights_only=True, map_location="cpu")
@@ -45,5 +48,9 @@ def load_checkpoint(path: str, policy, optimizer, collector) -> tuple[int, dict]
     torch.set_rng_state(state["torch_rng"])
     if state.get("cuda_rng") is not None and policy.device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda_rng"], policy.device)
-    collector.load_state_dict(state["collector"])
+    try:
+        collector.load_state_dict(state["collector"])
+    except KeyError as missing:
+        raise ValueError(f"{path} holds the rollout state of another collector (no {missing}): resume with the "
+                         "dist.* and algo.collector settings of the run that wrote it") from None
     return int(state["iteration"]), dict(state["counters"])

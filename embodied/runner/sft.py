@@ -12,7 +12,7 @@ from tqdm import tqdm
 from embodied.config.schema import TrainConfig, validate
 from embodied.runner.logger import RunLogger
 from embodied.runner.builders import build_env, build_policy
-from embodied.runner.sft_steps import demonstrations, sft_step
+from embodied.runner.sft_steps import demonstrations, sft_step, warn_about_rates
 from embodied.runner.trainer import Trainer, load_initial_weights
 from embodied.runner.update import set_annealed_lr
 from embodied.runner.weight_average import WeightAverage
@@ -33,6 +33,7 @@ class SFTTrainer(Trainer):
         self.policy = build_policy(cfg, self.env, cfg.experiment.seed)
         if cfg.init_from:
             load_initial_weights(self.policy, cfg.init_from)  # then normalised with this dataset's statistics
+        warn_about_rates(list(cfg.data.paths), getattr(self.env, "control_hz", None))
         self.data = demonstrations(cfg, self.policy)
         trainable = [p for p in self.policy.parameters() if p.requires_grad]  # frozen towers stay out
         self.optimizer = torch.optim.Adam(trainable, lr=cfg.algo.learning_rate)
@@ -42,6 +43,7 @@ class SFTTrainer(Trainer):
         self.counters = {"env_steps": 0}
         self.eval_history: list[dict] = []
         self._train_start, self.eval_seconds = time.perf_counter(), 0.0
+        self.summary_path: str | None = None
 
     def log_step(self) -> int:
         """The x-axis of tensorboard scalars: SFT gradient steps."""
@@ -54,7 +56,7 @@ class SFTTrainer(Trainer):
         bar = tqdm(total=a.sft_steps, disable=not cfg.experiment.progress, desc=f"{cfg.experiment.name} sft",
                    unit="step", dynamic_ncols=True)
         self._train_start = time.perf_counter()
-        last_success = float("nan")
+        last_success = None  # shown once an evaluation has run
         while self.iteration < a.sft_steps:
             lr = set_annealed_lr(self.optimizer, a.learning_rate, self.iteration, a.sft_steps) if a.anneal_lr \
                 else a.learning_rate
@@ -66,12 +68,13 @@ class SFTTrainer(Trainer):
             if a.sft_eval_interval and self.iteration % a.sft_eval_interval == 0 and self.iteration < a.sft_steps:
                 with self.average.applied() if self.average is not None else nullcontext():
                     last_success = self.run_eval(logger, video=cfg.experiment.video)["success_once"]
-            bar.set_postfix(loss=f"{stats['sft_loss']:.4f}", success=f"{last_success:.2f}")
+            known = {} if last_success is None else {"success": f"{last_success:.2f}"}
+            bar.set_postfix({"loss": f"{stats['sft_loss']:.4f}"} | known)
             bar.update(1)
         bar.close()
         if self.average is not None:
             self.average.copy_to_module()  # evaluated and saved: the averaged weights
         final = self.run_eval(logger, video=cfg.experiment.video)
-        self.policy.save_pretrained(os.path.join(self.output_dir, "final_policy"))
+        self.finish(final, time.perf_counter() - self._train_start, self.iteration)
         logger.close()
         return final

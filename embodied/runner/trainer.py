@@ -18,7 +18,8 @@ from embodied.rollout.evaluate import evaluate
 from embodied.runner.builders import build_env, build_policy
 from embodied.runner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from embodied.runner.logger import RunLogger
-from embodied.runner.sft_steps import sft_stage
+from embodied.runner.sft_steps import sft_stage, warn_about_rates
+from embodied.runner.summary import run_summary, write_summary
 from embodied.runner.update import set_annealed_lr, update_policy
 from policies.base import from_pretrained
 
@@ -81,6 +82,9 @@ class Trainer:
             self.reference = from_pretrained(cfg.algo.teacher).eval().to(self.policy.device)
         else:
             self.reference = copy.deepcopy(self.policy).eval() if cfg.algo.kl_coef > 0 else None
+        demos = [*(cfg.data.paths if cfg.algo.sft_stage_steps else []),
+                 *(cfg.data.anchor_paths if cfg.algo.anchor_coef > 0 else [])]
+        warn_about_rates(list(dict.fromkeys(demos)), getattr(self.env, "control_hz", None))
         self.anchor = None
         if cfg.algo.anchor_coef > 0:
             self.anchor = DemoStream(list(cfg.data.anchor_paths), list(cfg.data.anchor_weights), cfg.algo.batch_size,
@@ -93,6 +97,7 @@ class Trainer:
         self.stage1_metrics: dict | None = None  # evaluation after the SFT stage (algo.sft_stage_steps)
         self._train_start = time.perf_counter()
         self.eval_seconds = 0.0
+        self.summary_path: str | None = None  # <run>/summary.json once train() has finished (rank 0)
         self.collector.start(seed)
         if cfg.resume:
             path = latest_checkpoint(os.path.join(self.output_dir, "checkpoints"))
@@ -120,17 +125,26 @@ class Trainer:
         started = time.perf_counter()
         training_seconds = started - self._train_start - self.eval_seconds
         camera = x.video_cameras[0] if video and x.video_cameras else None
-        cameras = list(self.cfg.env.cameras) + ([camera] if camera and camera not in self.cfg.env.cameras else [])
-        env = build_env(self.cfg, x.eval_num_envs, autoreset=False, cameras=cameras)
+        env = build_env(self.cfg, x.eval_num_envs, autoreset=False)
+        if camera not in self.cfg.env.cameras and not hasattr(env, "render_frames"):
+            camera = None  # a backend that renders only the cameras it observes (ManiSkill): video of those only
         metrics, frames = evaluate(self.policy, env, x.eval_episodes, x.eval_seed, video_camera=camera)
         env.close()
         self.eval_seconds += time.perf_counter() - started
-        self.eval_history.append({"env_steps": self.counters["env_steps"], "seconds": training_seconds, **metrics})
+        self.eval_history.append({"env_steps": self.counters["env_steps"], "step": self.log_step(),
+                                  "seconds": training_seconds, **metrics})
         if logger is not None:
             logger.scalars("eval", metrics, self.log_step())
             if frames:
                 logger.video(f"eval_iter_{self.iteration:06d}", frames, fps=20)
         return metrics
+
+    def finish(self, final: dict, wall_seconds: float, sft_steps: int) -> None:
+        """Save the final policy and write ``summary.json`` (after the final evaluation, on rank 0)."""
+        self.policy.save_pretrained(os.path.join(self.output_dir, "final_policy"))
+        summary = run_summary(self.cfg, self.eval_history, final, self.counters, sft_steps, wall_seconds,
+                              self.eval_seconds)
+        self.summary_path = write_summary(self.cfg, summary)
 
     def _run_sft_stage(self, logger: RunLogger) -> float:
         """RL-Co stage 1: SFT on ``data.paths`` in this run, evaluated and saved; returns its eval success."""
@@ -150,7 +164,7 @@ class Trainer:
         logger = RunLogger(self.output_dir)
         bar = tqdm(total=total_iters, initial=self.iteration, disable=not x.progress or self.rank > 0,
                    desc=cfg.experiment.name, unit="it", dynamic_ncols=True)
-        last_success = float("nan")
+        last_success = None  # shown once known: an evaluation, or episodes that ended in a rollout
         if cfg.algo.sft_stage_steps and self.iteration == 0:
             last_success = self._run_sft_stage(logger)
         while self.iteration < total_iters:
@@ -191,13 +205,14 @@ class Trainer:
             if lead and x.checkpoint_interval and self.iteration % x.checkpoint_interval == 0:
                 save_checkpoint(os.path.join(self.output_dir, "checkpoints"), self.iteration, self.policy,
                                 self.optimizer, self.collector, self.counters)
-            bar.set_postfix(success=f"{last_success:.2f}", fps=f"{rollout['env_steps_per_s']:.0f}", steps=steps)
+            known = {} if last_success is None else {"success": f"{last_success:.2f}"}
+            bar.set_postfix(known | {"fps": f"{rollout['env_steps_per_s']:.0f}", "steps": steps})
             bar.update(1)
         bar.close()
         final = {}
         if self.rank == 0:
             final = self.run_eval(logger, video=x.video)
-            self.policy.save_pretrained(os.path.join(self.output_dir, "final_policy"))
+            self.finish(final, time.perf_counter() - self._train_start, cfg.algo.sft_stage_steps)
         logger.close()
         if hasattr(self.collector, "close"):
             self.collector.close()
