@@ -39,6 +39,11 @@ class SafetyLimits:
     joint_margin: float = 0.02  # stay this far inside the robot's joint limits
 
 
+def as_limits(value) -> SafetyLimits:
+    """``SafetyLimits`` from a config section: the dataclass itself, or a dict of the fields to change."""
+    return value if isinstance(value, SafetyLimits) else SafetyLimits(**dict(value))
+
+
 class SafetyGuard:
     """Wraps a connected ``Robot``; ``step(action)`` sends a checked action and returns what was sent."""
 

@@ -16,6 +16,7 @@ from embodied.data.reader import LeRobotDataset
 from embodied.deploy.config import DeployConfig
 from embodied.deploy.mapping import TemporalEnsembler
 from embodied.deploy.session import run_deployment
+from policies import from_pretrained
 from policies.mlp import MLPPolicy
 from sims import make_env
 
@@ -220,8 +221,8 @@ MLPPolicy.select_action = stall
     (NAN_AFTER_THREE, [], 1, "stopped safely (nan_action: the policy produced a non-finite action"),
     (SDK_ERROR_ON_SIXTH, [], 1, "stopped safely (safety_stop: robot error: ConnectionResetError: controller "
                                 "closed the socket)"),
-    (ONE_RADIAN_JUMP, ["+safety.max_relative_target=0.05"], 0, r"'step_limited': 12\b"),
-    (STALL_ONCE, ["+safety.watchdog_s=0.1"], 0, r"'watchdog_holds': [1-9]"),
+    (ONE_RADIAN_JUMP, ["safety.max_relative_target=0.05"], 0, r"'step_limited': 12\b"),
+    (STALL_ONCE, ["safety.watchdog_s=0.1"], 0, r"'watchdog_holds': [1-9]"),
     ("", ["control_hz=-5"], 1, "control_hz must be in (0, 1000], got -5.0"),
 ], ids=["camera", "nan", "sdk_error", "jump", "stall", "bad_value"])
 def test_cli_ends_every_fault_with_a_clear_message(tmp_path, policy_dir, prelude, args, code, message):
@@ -268,3 +269,18 @@ def test_sent_commands_map_back_to_the_controller_action(controller, action):
     np.testing.assert_allclose(recovered, action, atol=0.03)  # one damped least-squares IK step is not exact
     halved = np.concatenate([q + 0.5 * (sent[:7] - q), sent[7:]])  # the guard halved the motion
     np.testing.assert_allclose(mapper.sent_to_action(halved, q)[:3], 0.5 * np.array(action[:3]), atol=0.03)
+
+
+def test_a_policy_reading_a_camera_the_robot_lacks_is_refused_before_connecting(tmp_path, policy_dir, monkeypatch):
+    import embodied.deploy.session as session
+    from real_robot.robot import Robot
+
+    def reads_two_cameras(path):
+        policy = from_pretrained(path)
+        policy.cameras = ["front", "wrist"]
+        return policy
+
+    monkeypatch.setattr(session, "from_pretrained", reads_two_cameras)
+    monkeypatch.setattr(Robot, "connect", lambda self: pytest.fail("connected to a robot it cannot feed"))
+    with pytest.raises(ValueError, match=r"reads cameras \['wrist'\] .* has \['front'\]"):
+        deploy(tmp_path, policy_dir)

@@ -2,8 +2,8 @@
 
 Examples:
   embodied-record-demos                                        # 50 PickCube episodes, front camera 64x64
-  embodied-record-demos --task PushCube --episodes 200 --out demos/push_cube --cameras front wrist
-  embodied-record-demos --out demos/pick_cube --resume         # append to an existing dataset
+  embodied-record-demos --task StackCube --episodes 200 --out demos/stack_cube --cameras front wrist
+  embodied-record-demos --out demos/pick_cube --cameras front wrist --resume  # append (same cameras)
   embodied-record-demos --task StackCube --expert planner      # IK + joint-space Informed RRT* (joint_delta actions)
 Only successful episodes are kept unless --keep-failures. Train on the result with
   embodied-train algo=sft env=pick_cube data.paths=[demos/pick_cube]
@@ -52,10 +52,13 @@ def main(argv=None) -> None:
                    image_size=tuple(args.image_size), autoreset=False, domain=args.domain)
     features = env_features(env)
     fps = float(env.control_hz)
-    if args.resume:
-        writer = LeRobotDatasetWriter.resume(out, fps=fps, features=features)
-    else:
-        writer = LeRobotDatasetWriter.create(out, fps=fps, features=features, robot_type="embodied_sim_panda")
+    try:
+        if args.resume:
+            writer = LeRobotDatasetWriter.resume(out, fps=fps, features=features)
+        else:
+            writer = LeRobotDatasetWriter.create(out, fps=fps, features=features, robot_type="embodied_sim_panda")
+    except (FileExistsError, FileNotFoundError, ValueError) as error:  # a taken path, nothing to resume, a mismatch
+        sys.exit(f"embodied-record-demos: {error}")
     try:
         counts = record_expert_demos(env, writer, args.episodes, seed=args.seed,
                                      only_successes=not args.keep_failures, expert=args.expert)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from real_robot.safety import SafetyLimits
+
 
 @dataclass
 class DeployConfig:
@@ -20,7 +22,7 @@ class DeployConfig:
     temporal_ensemble: Optional[float] = None  # ACT weight coefficient m; None = execute chunks from the queue
     instruction: str = ""  # empty: the sim twin's task instruction
     record: str = ""  # LeRobot dataset directory to append every episode to; empty: no recording
-    safety: dict = field(default_factory=dict)  # SafetyLimits overrides, e.g. {max_relative_target: 0.05}
+    safety: SafetyLimits = field(default_factory=SafetyLimits)  # the guard's limits, e.g. safety.watchdog_s=1.0
     stop_on_success: bool = True
     estop_keys: str = " q\x1b"  # keys that e-stop like Ctrl-C (space, q, Esc) when stdin is a terminal; "" = off
 

@@ -13,8 +13,9 @@ from embodied.deploy.mapping import ActionMapper, ObservationBuilder, TemporalEn
 from embodied.deploy.recorder import EpisodeRecorder
 from policies import from_pretrained
 from real_robot import make_robot
+from real_robot.robot import IMAGE_PREFIX
 from real_robot.estop import KeyEStop
-from real_robot.safety import SafetyGuard, SafetyLimits
+from real_robot.safety import SafetyGuard, as_limits
 from sims.mujoco.kinematics import ArmKinematics
 
 
@@ -34,11 +35,16 @@ def build_session(cfg: DeployConfig):
                                 "runs/Reach_ppo/final_policy) or pass policy_path=<save_pretrained dir>")
     policy = from_pretrained(cfg.policy_path).eval()
     robot = make_robot(dict(cfg.robot))
-    limits = SafetyLimits(**dict(cfg.safety))
+    limits = as_limits(cfg.safety)
     kinematics = ArmKinematics()
     guard = SafetyGuard(robot, limits, control_dt=1.0 / cfg.control_hz,
                         forward_kinematics=kinematics.tool_position if robot.num_joints == 7 else None)
     mapper = ActionMapper(cfg.controller, robot.robot_type, robot.num_joints, kinematics)
+    has = [key[len(IMAGE_PREFIX):] for key in robot.observation_features if key.startswith(IMAGE_PREFIX)]
+    missing = [camera for camera in getattr(policy, "cameras", []) if camera not in has]
+    if missing:  # checked before connecting: the arm never moves on a policy it cannot feed
+        raise ValueError(f"the policy reads cameras {missing} that this {robot.robot_type} robot does not have (it has "
+                         f"{has}): add them, e.g. robot.cameras=[{','.join(missing)}] on the sim twin")
     robot.connect()
     is_twin = robot.robot_type == "sim_twin"
     instruction = cfg.instruction or (robot.policy_observation()["instruction"][0] if is_twin else "")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from real_robot.safety import SafetyLimits
+
 
 @dataclass
 class TeleopConfig:
@@ -24,7 +26,7 @@ class TeleopConfig:
     view: str = "auto"  # live view: window (OpenCV) | preview (PNG every preview_every_s) | none | auto
     preview_path: str = "runs/teleop/preview.png"
     preview_every_s: float = 1.0
-    safety: dict = field(default_factory=dict)  # SafetyLimits overrides
+    safety: SafetyLimits = field(default_factory=SafetyLimits)  # the guard's limits, e.g. safety.watchdog_s=1.0
 
 
 def validate_teleop(cfg: TeleopConfig) -> None:

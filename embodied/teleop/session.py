@@ -24,7 +24,7 @@ from embodied.teleop.view import LiveView
 from real_robot import make_robot
 from real_robot.errors import SafetyStop
 from real_robot.robot import camera_images
-from real_robot.safety import SafetyGuard, SafetyLimits
+from real_robot.safety import SafetyGuard, as_limits
 from real_robot.teleop import TeleopCommand, make_device
 from sims.mujoco.kinematics import ArmKinematics
 
@@ -70,7 +70,7 @@ class TeleopSession:
         self.robot = make_robot(robot_config)
         kinematics = ArmKinematics()
         self.mapper = ActionMapper(cfg.controller, self.robot.robot_type, self.robot.num_joints, kinematics)
-        self.guard = SafetyGuard(self.robot, SafetyLimits(**dict(cfg.safety)), control_dt=1.0 / cfg.fps,
+        self.guard = SafetyGuard(self.robot, as_limits(cfg.safety), control_dt=1.0 / cfg.fps,
                                  forward_kinematics=kinematics.tool_position)
         self.device = make_device(resolve_device(cfg.device))
         self.recorder = EpisodeRecorder(cfg.dataset, cfg.fps, f"embodied_teleop_{self.robot.robot_type}",
