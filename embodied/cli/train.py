@@ -1,7 +1,7 @@
 """``embodied-train``: train a policy in simulation (Hydra config; zero overrides train Reach with PPO on CPU).
 
 Examples:
-  embodied-train                                   # the embedded default: Reach, PPO, ~2 CPU-minutes
+  embodied-train                                   # the embedded default: Reach, PPO, ~25 s on 2 cores
   embodied-train env=push_cube                     # PushCube with PPO
   embodied-train algo=grpo env.reward_mode=sparse  # GRPO on sparse reward
   embodied-train experiment.total_env_steps=200000 env.num_envs=64 resume=true
