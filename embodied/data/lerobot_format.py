@@ -12,6 +12,7 @@ Layout under the dataset root::
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 
@@ -69,13 +70,40 @@ def load_info(root: str) -> dict:
     path = os.path.join(root, "meta", "info.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: {root} is not a LeRobot dataset")
-    with open(path) as f:
-        info = json.load(f)
+    try:
+        with open(path) as f:
+            info = json.load(f)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): restore it from a copy, or re-record the dataset") \
+            from None
+    if not isinstance(info, dict) or not isinstance(info.get("features"), dict):
+        raise ValueError(f"{path} has no 'features' table: it is not a LeRobot v3.0 info.json")
     if info.get("codebase_version") != CODEBASE_VERSION:
         raise ValueError(f"{root} is LeRobot format {info.get('codebase_version')!r}; only {CODEBASE_VERSION} is "
                          "supported (convert with lerobot's convert_dataset_v21_to_v30)")
     validate_features(info["features"])
     return info
+
+
+def episodes_file(row: dict) -> str:
+    """The meta/episodes parquet file that holds an episode's row (LeRobot rolls the table over several files)."""
+    return EPISODES_PATH.format(chunk_index=row.get("meta/episodes/chunk_index", 0),
+                                file_index=row.get("meta/episodes/file_index", 0))
+
+
+def read_episode_rows(root: str, committed: int) -> list[dict]:
+    """Rows of the episodes table, from every meta/episodes/chunk-*/file-*.parquet, for the first ``committed``
+    episodes (rows beyond the info.json commit point are ignored), sorted by episode index."""
+    import pyarrow.parquet as pq
+
+    rows = []
+    for path in sorted(glob.glob(os.path.join(root, "meta", "episodes", "chunk-*", "file-*.parquet"))):
+        rows += [r for r in pq.read_table(path).to_pylist() if r["episode_index"] < committed]
+    rows.sort(key=lambda r: r["episode_index"])
+    if [r["episode_index"] for r in rows] != list(range(committed)):
+        raise ValueError(f"{root}: meta/info.json commits {committed} episodes but meta/episodes/ holds episode "
+                         f"indices {[r['episode_index'] for r in rows][:20]}: the dataset is damaged")
+    return rows
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:

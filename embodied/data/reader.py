@@ -25,9 +25,7 @@ class LeRobotDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, root: str, action_horizon: int = 1, video_cache_bytes: int = 2 << 30):
-        import pyarrow as pa
         import pandas as pd
-        import pyarrow.parquet as pq
 
         self.root = root
         self.info = fmt.load_info(root)
@@ -36,24 +34,16 @@ class LeRobotDataset(torch.utils.data.Dataset):
         self.video_keys = fmt.video_keys(self.features)
         self.action_horizon = action_horizon
         n = int(self.info["total_episodes"])
-        rows = pq.read_table(os.path.join(root, fmt.EPISODES_PATH.format(chunk_index=0, file_index=0))).to_pylist()
-        self.episodes = sorted((r for r in rows if r["episode_index"] < n), key=lambda r: r["episode_index"])
-        if len(self.episodes) != n:
-            raise ValueError(f"{root}: info.json commits {n} episodes but the episodes table has {len(self.episodes)}")
+        self.episodes = fmt.read_episode_rows(root, n)
         tasks = pd.read_parquet(os.path.join(root, "meta", "tasks.parquet"))
         self.task_names = {int(i): str(t) for t, i in zip(tasks.index, tasks["task_index"])}
         with open(os.path.join(root, "meta", "stats.json")) as f:
             self.stats = from_json(json.load(f))
         files = sorted({(r["data/chunk_index"], r["data/file_index"]) for r in self.episodes})
-        tables = [pq.read_table(os.path.join(root, fmt.DATA_PATH.format(chunk_index=c, file_index=f))) for c, f in files]
-        table = pa.concat_tables(tables)
-        table = table.filter(pa.array(np.asarray(table.column("episode_index")) < n))
-        order = np.argsort(np.asarray(table.column("index")))
-        self.columns = {}
-        for key in table.column_names:
-            column = table.column(key).to_numpy() if key in fmt.DEFAULT_FEATURES else \
-                np.stack(table.column(key).to_numpy(zero_copy_only=False))
-            self.columns[key] = np.asarray(column)[order]
+        parts = [self._read_data_file(fmt.DATA_PATH.format(chunk_index=c, file_index=f), n) for c, f in files]
+        columns = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]} if parts else {}
+        order = np.argsort(columns["index"]) if parts else np.zeros(0, int)
+        self.columns = {key: column[order] for key, column in columns.items()}
         if len(order) != int(self.info["total_frames"]):
             raise ValueError(f"{root}: {len(order)} committed frames, info.json says {self.info['total_frames']}")
         starts = np.array([r["dataset_from_index"] for r in self.episodes])
@@ -61,6 +51,21 @@ class LeRobotDataset(torch.utils.data.Dataset):
         self._video_cache: OrderedDict = OrderedDict()
         self._cache_budget = video_cache_bytes
         self._cache_bytes = 0
+
+    def _read_data_file(self, relative_path: str, committed: int) -> dict[str, np.ndarray]:
+        """The declared features of one data file's committed rows, as numpy arrays (files may differ in list
+        types: LeRobot writes fixed-size lists, older datasets of ours variable ones)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(os.path.join(self.root, relative_path))
+        table = table.filter(pa.array(np.asarray(table.column("episode_index")) < committed))
+        missing = [key for key in self.features if key not in self.video_keys and key not in table.column_names]
+        if missing:
+            raise ValueError(f"{self.root}: meta/info.json declares {missing} but {relative_path} has no such column")
+        return {key: table.column(key).to_numpy() if key in fmt.DEFAULT_FEATURES else
+                np.stack(table.column(key).to_numpy(zero_copy_only=False)).reshape(table.num_rows, -1)
+                for key in self.features if key not in self.video_keys}
 
     def __len__(self) -> int:
         return len(self.episode_of_frame)

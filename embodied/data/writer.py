@@ -85,11 +85,11 @@ class LeRobotDatasetWriter:
         pa, pq, pd = _pyarrow()
         self.num_episodes = int(self.info["total_episodes"])
         self.num_frames = int(self.info["total_frames"])
-        episodes_path = os.path.join(self.root, fmt.EPISODES_PATH.format(chunk_index=0, file_index=0))
-        self.episode_rows: list[dict] = []
-        if self.num_episodes:
-            table = pq.read_table(episodes_path).to_pylist()
-            self.episode_rows = [r for r in table if r["episode_index"] < self.num_episodes]
+        self.episode_rows: list[dict] = fmt.read_episode_rows(self.root, self.num_episodes)
+        for row in self.episode_rows:  # image stats as LeRobot stores them ([3, 1, 1]; older datasets: [3])
+            for key in self.video_keys:
+                for name in [n for n in row if n.startswith(f"stats/{key}/") and not n.endswith("/count")]:
+                    row[name] = np.asarray(row[name], dtype=np.float64).reshape(3, 1, 1).tolist()
         tasks_path = os.path.join(self.root, "meta", "tasks.parquet")
         self.tasks: dict[str, int] = {}
         if self.num_episodes and os.path.isfile(tasks_path):
@@ -133,8 +133,9 @@ class LeRobotDatasetWriter:
         """Drop the open episode's frames (nothing was written for it)."""
         self._frames, self._episode_tasks = [], []
 
-    def save_episode(self) -> int:
-        """Write the open episode durably; returns its episode index."""
+    def save_episode(self, extra: dict | None = None) -> int:
+        """Write the open episode durably; returns its episode index. ``extra`` adds columns to its row of the
+        episodes table (e.g. the scene it was recorded in, for a later resume)."""
         if not self._frames:
             raise ValueError("save_episode with no frames: call add_frame first (or discard_episode)")
         pa, pq, pd = _pyarrow()
@@ -157,19 +158,23 @@ class LeRobotDatasetWriter:
         columns = {key: np.stack([f[key] for f in self._frames]) for key in self.value_keys}
         for key, values in columns.items():
             stats[key] = feature_stats(values, is_image=False)
-        defaults = {"timestamp": np.arange(length, dtype=np.float32) / np.float32(fps),
+        defaults = {"timestamp": np.arange(length) / fps,  # float64, as LeRobot measures it (stored as float32)
                     "frame_index": np.arange(length), "episode_index": np.full(length, ep),
                     "index": np.arange(self.num_frames, self.num_frames + length),
                     "task_index": np.array([self.tasks[t] for t in self._episode_tasks])}
         for key, values in defaults.items():
             stats[key] = feature_stats(values, is_image=False)
         row |= self._write_data(columns, defaults)  # 2. data rows (the open data file is rewritten atomically)
-        row |= {"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0}
+        last = self.episode_rows[-1] if self.episode_rows else {}  # the episodes file being filled
+        row |= {"meta/episodes/chunk_index": last.get("meta/episodes/chunk_index", 0),
+                "meta/episodes/file_index": last.get("meta/episodes/file_index", 0)}
         for key, st in stats.items():
-            row |= {f"stats/{key}/{name}": np.asarray(v).ravel().tolist() for name, v in st.items()}
+            row |= {f"stats/{key}/{name}": np.asarray(v).tolist() for name, v in st.items()}  # images: [3, 1, 1]
+        row |= extra or {}
         self.episode_rows.append(row)
-        fmt.atomic_write_parquet(os.path.join(self.root, fmt.EPISODES_PATH.format(chunk_index=0, file_index=0)),
-                                 pa.Table.from_pylist(self.episode_rows))  # 3. episodes table
+        same_file = [r for r in self.episode_rows if fmt.episodes_file(r) == fmt.episodes_file(row)]
+        fmt.atomic_write_parquet(os.path.join(self.root, fmt.episodes_file(row)),
+                                 pa.Table.from_pylist(same_file))  # 3. episodes table
         tasks = pd.DataFrame({"task_index": list(self.tasks.values())}, index=pd.Index(list(self.tasks), name="task"))
         fmt.atomic_write_parquet(os.path.join(self.root, "meta", "tasks.parquet"), tasks)  # 4. tasks
         for key, st in stats.items():
@@ -200,12 +205,14 @@ class LeRobotDatasetWriter:
         arrays = {}
         for key, values in columns.items():
             flat = values.reshape(values.shape[0], -1)
-            arrays[key] = pa.array(list(flat.astype(self.features[key]["dtype"])), type=pa.list_(pa.from_numpy_dtype(
-                np.dtype(self.features[key]["dtype"]))))
+            item_type = pa.from_numpy_dtype(np.dtype(self.features[key]["dtype"]))
+            arrays[key] = pa.array(list(flat.astype(self.features[key]["dtype"])),
+                                   type=pa.list_(item_type, flat.shape[1]))  # fixed-size lists, as LeRobot writes
         for key, values in defaults.items():
             arrays[key] = pa.array(values.astype(self.features[key]["dtype"]))
         episode = pa.table(arrays)
-        table = episode if self.open_data_rows is None else pa.concat_tables([self.open_data_rows, episode])
+        table = episode if self.open_data_rows is None else \
+            pa.concat_tables([self.open_data_rows, episode.cast(self.open_data_rows.schema)])
         fmt.atomic_write_parquet(path, table)
         self.open_data_rows = table
         return {"data/chunk_index": location["chunk_index"], "data/file_index": location["file_index"]}
