@@ -178,3 +178,68 @@ def test_mixture_stats_weighted_by_frame_counts_equal_the_stats_of_the_union():
         np.testing.assert_allclose(mixed[stat], union[stat], rtol=1e-12)
     even = mixture_stats([sa, sb], [0.5, 0.5])["x"]  # equal weights: the small dataset counts as much
     np.testing.assert_allclose(even["mean"], (a.mean(0) + b.mean(0)) / 2)
+
+
+def test_record_demos_resume_continues_with_new_scenes(tmp_path):
+    """A resumed recording must not replay the scenes (and so the actions) of the episodes already saved."""
+    from embodied.cli.record_demos import main as record
+
+    out = str(tmp_path / "reach")
+    common = ["--task", "Reach", "--episodes", "2", "--num-envs", "2", "--out", out, "--cameras"]
+    record(common)
+    record(common + ["--resume"])
+    dataset = LeRobotDataset(out)
+    assert len(dataset.episodes) == 4
+    goals = [dataset[e["dataset_from_index"]]["observation.environment_state"].numpy() for e in dataset.episodes]
+    for first in goals[:2]:
+        for resumed in goals[2:]:
+            assert np.abs(first - resumed).max() > 1e-3, "a resumed episode replays an earlier scene"
+    assert [e["scene/seed"] for e in dataset.episodes] == [0, 0, 1, 1]
+
+
+KILL_IN_SAVE_SCRIPT = """
+import os, signal, sys
+sys.path.insert(0, {repo!r})
+from embodied.data import lerobot_format as fmt
+from tests.test_data import frame, write_episodes
+writer = write_episodes({root!r}, [4, 6])
+replaced, real_replace = [], os.replace
+def replace_or_die(src, dst):  # every file of the commit sequence lands through one os.replace
+    if len(replaced) == {kill_at}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    replaced.append(dst)
+    real_replace(src, dst)
+os.replace = replace_or_die
+for t in range(5):
+    writer.add_frame(frame(t, 2), "place")
+writer.save_episode()
+print(replaced)
+"""
+COMMIT_SEQUENCE = ["data", "episodes", "tasks", "stats", "info"]
+
+
+@pytest.mark.parametrize("kill_at", range(len(COMMIT_SEQUENCE) + 1))
+def test_sigkill_inside_the_save_keeps_every_earlier_episode(tmp_path, kill_at):
+    """SIGKILL before each file of save_episode's commit sequence lands (the mp4 is already written) and after."""
+    root = str(tmp_path / "ds")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", KILL_IN_SAVE_SCRIPT.format(repo=repo, root=root, kill_at=kill_at)],
+                          capture_output=True, text=True)
+    committed = kill_at == len(COMMIT_SEQUENCE)
+    assert proc.returncode == (0 if committed else -signal.SIGKILL), proc.stderr
+    if committed:
+        assert [os.path.basename(os.path.dirname(p)) + "/" + os.path.basename(p) for p in eval(proc.stdout)] == [
+            "chunk-000/file-000.parquet", "chunk-000/file-000.parquet", "meta/tasks.parquet", "meta/stats.json",
+            "meta/info.json"]
+    dataset = LeRobotDataset(root)
+    assert [e["length"] for e in dataset.episodes] == ([4, 6, 5] if committed else [4, 6])
+    assert dataset.stats["observation.state"]["count"][0] == len(dataset)  # no stats of the lost episode
+    assert dataset.stats["observation.state"]["max"][0] == (2 if committed else 1)
+    writer = LeRobotDatasetWriter.resume(root, fps=10, features=FEATURES)
+    write_episodes(root, [3], writer=writer)
+    resumed = LeRobotDataset(root)
+    assert [e["length"] for e in resumed.episodes] == [e["length"] for e in dataset.episodes] + [3]
+    assert resumed.stats["observation.state"]["count"][0] == len(resumed)
+    last = resumed[len(resumed) - 1]
+    assert last["observation.state"].tolist() == [len(resumed.episodes) - 1, 2, 0.5]
+    assert int(last["observation.images.front"].float().mean().round()) == 40  # its own video, not the lost one

@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 
-from embodied.data.demos import EXPERTS, env_features, record_expert_demos
+from embodied.data.demos import EXPERTS, env_features, next_wave, record_expert_demos
 from embodied.data.writer import LeRobotDatasetWriter
 
 
@@ -33,7 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="action space recorded (default: ee_delta_pos, joint_delta for --expert planner)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--domain", default="sim", help="sim, or shifted: the held-out \"real\" domain")
-    parser.add_argument("--resume", action="store_true", help="append to an existing dataset at --out")
+    parser.add_argument("--resume", action="store_true",
+                        help="append to an existing dataset at --out, in scenes after the last one saved")
     parser.add_argument("--keep-failures", action="store_true", help="also save episodes the expert failed")
     return parser.parse_args(argv)
 
@@ -60,7 +61,8 @@ def main(argv=None) -> None:
     except (FileExistsError, FileNotFoundError, ValueError) as error:  # a taken path, nothing to resume, a mismatch
         sys.exit(f"embodied-record-demos: {error}")
     try:
-        counts = record_expert_demos(env, writer, args.episodes, seed=args.seed,
+        first_wave = next_wave(writer.episode_rows, args.seed) if args.resume else 0  # fresh scenes on resume
+        counts = record_expert_demos(env, writer, args.episodes, seed=args.seed, first_wave=first_wave,
                                      only_successes=not args.keep_failures, expert=args.expert)
     except ValueError as error:  # e.g. the planner with an end-effector controller
         sys.exit(f"embodied-record-demos: {error}")

@@ -50,17 +50,31 @@ def make_expert(env, name: str, seed: int):
     raise KeyError(f"unknown expert {name!r}; available: {EXPERTS}")
 
 
+def next_wave(episode_rows: list[dict], seed: int) -> int:
+    """The first wave of a resumed recording: after the last scene any saved episode came from, so that no scene
+    is recorded twice. Episodes saved before scenes were noted count as one wave each (waves save >= 1 episode
+    unless the expert fails every world)."""
+    waves = [int(r["scene/seed"]) - seed for r in episode_rows if r.get("scene/seed") is not None]
+    if len(waves) < len(episode_rows):
+        return max([len(episode_rows), *[w + 1 for w in waves]])
+    return max(waves, default=-1) + 1
+
+
 def record_expert_demos(env, writer: LeRobotDatasetWriter, num_episodes: int, seed: int,
-                        only_successes: bool = True, progress: bool = True, expert: str = "waypoints") -> dict:
+                        only_successes: bool = True, progress: bool = True, expert: str = "waypoints",
+                        first_wave: int = 0) -> dict:
     """Run an expert (``EXPERTS``) in waves of ``env.num_envs`` and save each episode; returns counts.
 
-    Failed episodes are discarded when ``only_successes``. The env must be built with ``autoreset=False``.
+    Wave w resets the worlds with seed ``seed + w`` (from ``first_wave``: see ``next_wave`` for a resume); each
+    episode's row notes its scene (``scene/seed``, ``scene/reset_id``). Failed episodes are discarded when
+    ``only_successes``. The env must be built with ``autoreset=False``.
     """
     saved = attempted = 0
     bar = tqdm(total=num_episodes, desc="demos", unit="ep", disable=not progress)
-    wave = 0
+    wave = first_wave
     while saved < num_episodes:
-        obs, _ = env.reset(seed=seed + wave)
+        obs, info = env.reset(seed=seed + wave)
+        scenes = [{"scene/seed": seed + wave, "scene/reset_id": int(i)} for i in info["reset_ids"]]
         wave += 1
         policy = make_expert(env, expert, seed + wave)
         buffers: list[list[tuple[dict, str]]] = [[] for _ in range(env.num_envs)]
@@ -81,7 +95,7 @@ def record_expert_demos(env, writer: LeRobotDatasetWriter, num_episodes: int, se
                 continue
             for frame, task in buffers[i]:
                 writer.add_frame(frame, task)
-            writer.save_episode()
+            writer.save_episode(extra=scenes[i])
             saved += 1
             bar.update(1)
     bar.close()

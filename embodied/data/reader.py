@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from embodied.data import lerobot_format as fmt
-from embodied.data.stats import from_json
+from embodied.data.stats import from_json, stats_from_episode_rows
 from embodied.data.video import decode_video
 
 
@@ -39,6 +39,9 @@ class LeRobotDataset(torch.utils.data.Dataset):
         self.task_names = {int(i): str(t) for t, i in zip(tasks.index, tasks["task_index"])}
         with open(os.path.join(root, "meta", "stats.json")) as f:
             self.stats = from_json(json.load(f))
+        frames_measured = self.stats.get("index", {}).get("count", [self.info["total_frames"]])[0]
+        if int(frames_measured) != int(self.info["total_frames"]):  # a save was killed after stats.json
+            self.stats = stats_from_episode_rows(self.episodes, self.features) or self.stats
         files = sorted({(r["data/chunk_index"], r["data/file_index"]) for r in self.episodes})
         parts = [self._read_data_file(fmt.DATA_PATH.format(chunk_index=c, file_index=f), n) for c, f in files]
         columns = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]} if parts else {}

@@ -102,6 +102,23 @@ def mixture_stats(datasets: list[dict], probabilities) -> dict:
     return out
 
 
+def stats_from_episode_rows(rows: list[dict], features: dict) -> dict | None:
+    """Dataset stats merged from the per-episode ``stats/<feature>/<stat>`` columns of the episodes table (the
+    committed episodes only, unlike a meta/stats.json that a crash may have left one episode ahead); None when
+    a row lacks them."""
+    merged: dict = {}
+    for row in rows:
+        for key, spec in features.items():
+            names = [n for n in ("mean", "std", "min", "max", "count", *QUANTILES) if f"stats/{key}/{n}" in row]
+            if not {"mean", "std", "min", "max", "count"} <= set(names):
+                return None
+            shape = (3, 1, 1) if spec["dtype"] == "video" else tuple(spec["shape"])
+            one = {n: np.asarray(row[f"stats/{key}/{n}"], dtype=np.float64).reshape((1,) if n == "count" else shape)
+                   for n in names}
+            merged[key] = merge_stats(merged.get(key), one)
+    return merged
+
+
 def to_json(stats: dict[str, dict]) -> dict:
     """Nested lists for meta/stats.json."""
     return {k: {s: np.asarray(v).tolist() for s, v in st.items()} for k, st in stats.items()}

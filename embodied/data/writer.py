@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from embodied.data import lerobot_format as fmt
-from embodied.data.stats import feature_stats, from_json, merge_stats, to_json
+from embodied.data.stats import feature_stats, from_json, merge_stats, stats_from_episode_rows, to_json
 from embodied.data.video import DATASET_CRF, DATASET_PIX_FMT, encode_video
 
 
@@ -95,9 +95,9 @@ class LeRobotDatasetWriter:
         if self.num_episodes and os.path.isfile(tasks_path):
             frame = pd.read_parquet(tasks_path)
             self.tasks = {str(t): int(i) for t, i in zip(frame.index, frame["task_index"])}
+        self.stats = stats_from_episode_rows(self.episode_rows, self.features) if self.num_episodes else None
         stats_path = os.path.join(self.root, "meta", "stats.json")
-        self.stats = None
-        if self.num_episodes and os.path.isfile(stats_path):
+        if self.stats is None and self.num_episodes and os.path.isfile(stats_path):  # rows without stats columns
             with open(stats_path) as f:
                 self.stats = from_json(json.load(f))
         self.data_file_counter = max((r["data/file_index"] + fmt.CHUNKS_SIZE * r["data/chunk_index"]
