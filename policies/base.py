@@ -95,6 +95,11 @@ class Policy(nn.Module, abc.ABC):
         """Observation to store in rollouts; policies with frozen encoders put their features here."""
         return obs
 
+    def observation_inputs(self) -> list[str]:
+        """Observation entries the policy reads: ``state``, ``privileged``, ``rgb/<camera>`` (checked against
+        datasets before training)."""
+        return ["state"]
+
     def validate_loaded(self) -> None:
         """Called by ``from_pretrained`` after the weights are in; raise if the loaded policy is unusable."""
 

@@ -95,6 +95,10 @@ class MLPPolicy(Policy):
     def deterministic_action(self, obs):
         return self._distribution(self.features(obs)).mean
 
+    def observation_inputs(self) -> list[str]:
+        """The state vectors of ``obs_keys``."""
+        return list(self.obs_keys)
+
     def set_dataset_stats(self, stats: dict) -> None:
         """Normaliser mean/variance from the dataset's observation.state / observation.environment_state."""
         normalizer_from_stats(self.normalizer, stats, self.obs_keys)

@@ -134,6 +134,10 @@ class ResidualPolicy(Policy):
     def deterministic_action(self, obs):
         return self._distribution(obs)[0].mean
 
+    def observation_inputs(self) -> list[str]:
+        """What the frozen base reads, plus the correction's ``obs_keys``."""
+        return list(dict.fromkeys([*self.base.observation_inputs(), *self.obs_keys]))
+
     def set_dataset_stats(self, stats: dict) -> None:
         """BC warm start (``algo=sft policy=residual``): the correction's normaliser from the dataset."""
         normalizer_from_stats(self.normalizer, stats, self.obs_keys)

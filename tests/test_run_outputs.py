@@ -13,10 +13,7 @@ import embodied.cli.teleop  # noqa: F401  (registers the teleop schema)
 from embodied.cli.console import accepted_groups
 from embodied.cli.train import _config_path
 from embodied.config.schema import TrainConfig
-from embodied.data.demos import env_features, record_expert_demos
-from embodied.data.writer import LeRobotDatasetWriter
 from embodied.rollout.evaluate import evaluate
-from embodied.runner.sft_steps import warn_about_rates
 from embodied.runner.summary import config_hash
 from embodied.runner.trainer import Trainer
 from sims import make_env
@@ -90,15 +87,3 @@ def test_help_lists_exactly_the_groups_the_command_accepts(command):
             else:
                 with pytest.raises(Exception, match="No match in the defaults list"):
                     compose(command, overrides=[f"{group}={options[0]}"])
-
-
-def test_a_dataset_recorded_at_another_rate_is_named_at_the_start(tmp_path, caplog):
-    env = make_env(task="Reach", num_envs=2, autoreset=False)
-    paths = []
-    for fps in (20, 30):
-        paths.append(str(tmp_path / f"demos_{fps}"))
-        record_expert_demos(env, LeRobotDatasetWriter.create(paths[-1], fps=fps, features=env_features(env)),
-                            num_episodes=1, seed=0, progress=False)
-    warnings = warn_about_rates(paths, env.control_hz)
-    assert len(warnings) == 1 and paths[1] in warnings[0] and "30 fps" in warnings[0] and "20 Hz" in warnings[0]
-    assert warnings[0] in caplog.text

@@ -12,7 +12,8 @@ from tqdm import tqdm
 from embodied.config.schema import TrainConfig, validate
 from embodied.runner.logger import RunLogger
 from embodied.runner.builders import build_env, build_policy
-from embodied.runner.sft_steps import demonstrations, sft_step, warn_about_rates
+from embodied.data.compatibility import check_datasets
+from embodied.runner.sft_steps import demonstrations, sft_step
 from embodied.runner.trainer import Trainer, load_initial_weights
 from embodied.runner.update import set_annealed_lr
 from embodied.runner.weight_average import WeightAverage
@@ -33,7 +34,7 @@ class SFTTrainer(Trainer):
         self.policy = build_policy(cfg, self.env, cfg.experiment.seed)
         if cfg.init_from:
             load_initial_weights(self.policy, cfg.init_from)  # then normalised with this dataset's statistics
-        warn_about_rates(list(cfg.data.paths), getattr(self.env, "control_hz", None))
+        check_datasets(list(cfg.data.paths), self.env, self.policy)  # features, shapes, controller, fps
         self.data = demonstrations(cfg, self.policy)
         trainable = [p for p in self.policy.parameters() if p.requires_grad]  # frozen towers stay out
         self.optimizer = torch.optim.Adam(trainable, lr=cfg.algo.learning_rate)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
 import torch
@@ -10,7 +9,6 @@ from torch import nn
 from tqdm import tqdm
 
 from embodied.data.batches import DemoStream
-from embodied.data.lerobot_format import load_info
 from embodied.rollout.device_bridge import to_device
 
 
@@ -23,20 +21,6 @@ def sft_step(policy, optimizer, batch: dict, max_grad_norm: float) -> dict:
     grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm).item()
     optimizer.step()
     return {"sft_loss": loss.item(), "grad_norm": grad_norm, "step_time_s": time.perf_counter() - start}
-
-
-def warn_about_rates(paths: list[str], control_hz: float | None) -> list[str]:
-    """Log (and return) a warning per dataset recorded at another rate than the env's control rate: its actions
-    are per-step commands, so the policy would move faster or slower than in the demonstrations."""
-    warnings = []
-    for path in paths if control_hz else []:
-        fps = float(load_info(path)["fps"])
-        if abs(fps - control_hz) > 1e-6:
-            warnings.append(f"warning: {path} was recorded at {fps:g} fps but the env steps at {control_hz:g} Hz; "
-                            f"its per-step actions will play back {control_hz / fps:.2f}x as fast (record at the "
-                            f"env's rate, e.g. embodied-teleop fps={control_hz:g})")
-            logging.getLogger("embodied-train").warning(warnings[-1])
-    return warnings
 
 
 def demonstrations(cfg, policy) -> DemoStream:

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from embodied.config.schema import TrainConfig, validate
 from embodied.data.batches import DemoStream
+from embodied.data.compatibility import check_datasets
 from embodied.dist.collector import make_collector
 from embodied.dist.data_parallel import init_from_env, sync_from_rank0
 from embodied.rollout.merge import sub_seed
@@ -18,7 +19,7 @@ from embodied.rollout.evaluate import evaluate
 from embodied.runner.builders import build_env, build_policy
 from embodied.runner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from embodied.runner.logger import RunLogger
-from embodied.runner.sft_steps import sft_stage, warn_about_rates
+from embodied.runner.sft_steps import sft_stage
 from embodied.runner.summary import run_summary, write_summary
 from embodied.runner.update import set_annealed_lr, update_policy
 from policies.base import from_pretrained
@@ -84,7 +85,7 @@ class Trainer:
             self.reference = copy.deepcopy(self.policy).eval() if cfg.algo.kl_coef > 0 else None
         demos = [*(cfg.data.paths if cfg.algo.sft_stage_steps else []),
                  *(cfg.data.anchor_paths if cfg.algo.anchor_coef > 0 else [])]
-        warn_about_rates(list(dict.fromkeys(demos)), getattr(self.env, "control_hz", None))
+        check_datasets(demos, self.env, self.policy)  # features, shapes, controller, fps: before anything trains
         self.anchor = None
         if cfg.algo.anchor_coef > 0:
             self.anchor = DemoStream(list(cfg.data.anchor_paths), list(cfg.data.anchor_weights), cfg.algo.batch_size,

@@ -16,7 +16,7 @@ class TeleopConfig:
     robot: dict = field(default_factory=lambda: {"type": "sim_twin"})  # configs/robot/ fills it in
     device: dict = field(default_factory=lambda: {"type": "auto"})  # auto: keyboard on a terminal, else scripted
     controller: str = "ee_delta_pos"  # the action space recorded as `action` (ee_delta_pos | ee_delta_pose)
-    fps: float = 30.0  # control and recording rate
+    fps: float = 20.0  # control and recording rate (20: the sim tasks' control rate, so SFT can train on it)
     episodes: int = 5  # episodes to save in this session
     episode_time_s: float = 20.0  # longest recording phase; finish earlier with the device's finish key
     reset_time_s: float = 5.0  # real robots: time for a person to reset the scene (the sim twin resets itself)

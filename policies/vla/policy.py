@@ -231,6 +231,10 @@ class VLAPolicy(Policy):
             loss = loss + self.aux_state_coef * (self.task_state_head(h.mean(1)) - target).pow(2).mean()
         return loss
 
+    def observation_inputs(self) -> list[str]:
+        """Proprioception and every camera of ``cameras`` (the instruction comes with every dataset frame)."""
+        return ["state", *[f"rgb/{camera}" for camera in self.cameras]]
+
     def set_dataset_stats(self, stats: dict) -> None:
         """State mean/std from the dataset; the action bounds stay those of the env (or of ``set_stats``)."""
         state = stats["observation.state"]
