@@ -17,10 +17,11 @@ import sys
 
 import hydra
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from embodied.cli.console import print_help, quiet_third_party_logs
 from embodied.cli.train import _config_path
+from embodied.config.strict import to_typed
 from embodied.deploy.config import DeployConfig
 
 ConfigStore.instance().store(name="deploy_schema", node=DeployConfig)
@@ -29,7 +30,7 @@ ConfigStore.instance().store(name="deploy_schema", node=DeployConfig)
 def _run(cfg: DictConfig) -> None:
     from embodied.deploy.session import run_deployment
 
-    typed: DeployConfig = OmegaConf.to_object(cfg)
+    typed: DeployConfig = to_typed(cfg, DeployConfig, "embodied-deploy")
     try:
         reports = run_deployment(typed)
     except (FileNotFoundError, ValueError, KeyError, ImportError, ConnectionError) as error:

@@ -20,10 +20,11 @@ import sys
 
 import hydra
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from embodied.cli.console import print_help, quiet_third_party_logs
 from embodied.cli.train import _config_path
+from embodied.config.strict import to_typed
 from embodied.teleop.config import TeleopConfig
 
 ConfigStore.instance().store(name="teleop_schema", node=TeleopConfig)
@@ -33,7 +34,7 @@ def _run(cfg: DictConfig) -> None:
     from embodied.deploy.rate import period_stats
     from embodied.teleop.session import TeleopSession
 
-    typed: TeleopConfig = OmegaConf.to_object(cfg)
+    typed: TeleopConfig = to_typed(cfg, TeleopConfig, "embodied-teleop")
     try:
         summaries = TeleopSession(typed).run()
     except (FileNotFoundError, FileExistsError, ValueError, KeyError, ImportError, ConnectionError,

@@ -22,9 +22,10 @@ import sys
 
 import hydra
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from embodied.cli.console import print_help, quiet_third_party_logs
+from embodied.config.strict import to_typed
 from embodied.config.schema import TrainConfig
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
@@ -36,7 +37,7 @@ def _run(cfg: DictConfig) -> None:
     from embodied.runner.sft import SFTTrainer
     from embodied.runner.trainer import Trainer
 
-    typed: TrainConfig = OmegaConf.to_object(cfg)
+    typed: TrainConfig = to_typed(cfg, TrainConfig, "embodied-train")
     try:
         trainer = {"sft": SFTTrainer}.get(typed.algo.name, Trainer)(typed)
     except (ValueError, KeyError, FileNotFoundError, ImportError, RuntimeError) as error:  # a bad value or path,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 from omegaconf import OmegaConf
 
@@ -158,7 +158,6 @@ class TrainConfig:
     resume: bool = False
     base: str = ""  # policy=residual: the frozen base policy (a save_pretrained directory)
     init_from: str = ""  # start from these weights (a save_pretrained directory of the same policy type)
-    extra: Any = None
 
 
 def as_dict(section) -> dict:
@@ -228,6 +227,12 @@ def validate(cfg: TrainConfig) -> None:
         (not cfg.data.anchor_weights or len(cfg.data.anchor_weights) == len(cfg.data.anchor_paths),
          "data.anchor_weights needs one weight per data.anchor_paths entry"),
         (cfg.experiment.eval_episodes >= 1, f"experiment.eval_episodes must be >= 1, got {cfg.experiment.eval_episodes}"),
+        (cfg.experiment.eval_num_envs >= 1,
+         f"experiment.eval_num_envs must be >= 1 (worlds evaluated side by side), got {cfg.experiment.eval_num_envs}"),
+        (cfg.env.max_episode_steps is None or cfg.env.max_episode_steps >= 1,
+         f"env.max_episode_steps must be >= 1 (or null: the task's own limit), got {cfg.env.max_episode_steps}"),
+        (cfg.policy.chunk_size >= 1, f"policy.chunk_size must be >= 1 (actions per prediction), "
+                                     f"got {cfg.policy.chunk_size}"),
         (cfg.policy.name != "residual" or cfg.base,
          "policy=residual (experiment=residual) needs base=<policy directory written by save_pretrained>"),
         (cfg.policy.residual_scale > 0, f"policy.residual_scale must be > 0, got {cfg.policy.residual_scale}"),
