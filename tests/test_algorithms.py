@@ -135,3 +135,23 @@ def test_grpo_loss_with_kl_value_and_gradient():
     # policy part: -mean(A (a - mu)) = -(0.5 + 0.5)/2 = -0.5; KL part pulls towards the reference (mean 0.2).
     kl_grad = 0.1 * torch.mean(-(torch.exp(ref_lp - old_lp) - 1) * (action - 0.0)).item()
     assert math.isclose(policy.mean.grad.item(), -0.5 + kl_grad, rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("size, minibatches, expected_sizes", [(9, 2, [4, 5]), (1, 1, [1]), (10, 4, [2, 2, 2, 2, 2])])
+def test_a_minibatch_remainder_of_one_sample_trains_without_nan(size, minibatches, expected_sizes):
+    """9 samples in minibatches of 4 left one alone: its advantage std was NaN and so were the weights."""
+    from embodied.runner.update import minibatch_indices, update_policy
+
+    assert [len(part) for part in minibatch_indices(torch.randperm(size), size // minibatches)] == expected_sizes
+    torch.manual_seed(0)
+    policy = TinyPolicy(mean=0.0, value=1.0)
+    action = torch.randn(size, 1, 1)
+    batch = {"obs": {}, "action": action, "old_logprob": torch.distributions.Normal(0.0, 1.0).log_prob(action),
+             "advantages": torch.randn(size), "returns": torch.randn(size), "old_values": torch.zeros(size)}
+    cfg = _cfg(loss="ppo", normalize_advantages=True, update_epochs=2, num_minibatches=minibatches, target_kl=None,
+               max_grad_norm=10.0, anchor_coef=0.0)
+    stats = update_policy(policy, torch.optim.SGD(policy.parameters(), lr=0.1), batch, cfg)
+    assert stats["minibatch_updates"] == 2 * len(expected_sizes)
+    assert all(math.isfinite(v) for v in stats.values()), stats
+    assert all(torch.isfinite(p).all() for p in policy.parameters())
+    assert policy.v.item() != 1.0  # the value head was trained

@@ -61,7 +61,7 @@ def ppo_loss(policy, batch: dict, cfg) -> tuple[torch.Tensor, dict]:
     log_ratio = new_lp - old_lp
     ratio = log_ratio.exp()
     advantages = batch["advantages"]  # [B]
-    if cfg.normalize_advantages:
+    if cfg.normalize_advantages and advantages.numel() > 1:  # one sample has no spread (its std is NaN)
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
     adv = _broadcast(advantages, ratio)
     policy_loss = clipped_surrogate(ratio, adv, cfg.clip_low, cfg.clip_high, cfg.dual_clip).mean()

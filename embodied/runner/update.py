@@ -20,6 +20,15 @@ def set_annealed_lr(optimizer, base_lr: float, done: int, total: int) -> float:
     return lr
 
 
+def minibatch_indices(order: torch.Tensor, minibatch: int) -> list[torch.Tensor]:
+    """``order`` split into minibatches of ``minibatch``; a remainder of one sample joins the minibatch before it
+    (alone it has no advantage spread to normalise by)."""
+    parts = list(order.split(minibatch))
+    if len(parts) > 1 and len(parts[-1]) == 1:
+        parts[-2:] = [torch.cat(parts[-2:])]
+    return parts
+
+
 def update_policy(policy, optimizer, batch: dict, cfg, reference=None, anchor=None) -> dict:
     """Optimise ``cfg.loss`` on ``batch`` for ``cfg.update_epochs`` epochs; returns mean loss statistics.
 
@@ -40,8 +49,7 @@ def update_policy(policy, optimizer, batch: dict, cfg, reference=None, anchor=No
     count = 0
     stopped_early = False
     for _ in range(cfg.update_epochs):
-        order = torch.randperm(size, device=device)
-        for idx in order.split(minibatch):
+        for idx in minibatch_indices(torch.randperm(size, device=device), minibatch):
             mb = {key: (select(value, idx) if key == "obs" else value[idx]) for key, value in batch.items()}
             loss, stats = loss_fn(policy, mb, cfg)
             if anchor is not None and cfg.anchor_coef > 0:
