@@ -56,7 +56,7 @@ def test_ray_workers_train_exactly_like_local_workers(tmp_path, ray_cluster, alg
     assert remote.counters == local.counters
     a, b = weights(local), weights(remote)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    untrained = Trainer(config(tmp_path, "local")).policy.state_dict()
+    untrained = Trainer(config(tmp_path / "fresh", "local")).policy.state_dict()
     assert not torch.equal(a["actor.0.weight"], untrained["actor.0.weight"])
 
 

@@ -112,6 +112,11 @@ def test_a_vla_base_with_a_chunked_head(tmp_path):
     assert torch.allclose(policy.deterministic_action(obs)[:, 0], expected, atol=1e-6)
     with pytest.raises(ValueError, match="needs a base"):
         ResidualPolicy.for_env({"base": ""}, env.observation_spec, env.action_spec, obs)
+    cfg = TrainConfig()  # the camera base in an env without cameras: named before training (was KeyError 'rgb')
+    cfg.env.task, cfg.policy.name, cfg.base = "PickCube", "residual", str(tmp_path / "vla")
+    cfg.experiment.output_dir = str(tmp_path / "run")
+    with pytest.raises(ValueError, match=r"reads cameras \['front'\] that the env does not render \(env.cameras=\[\]\)"):
+        Trainer(cfg)
 
 
 def test_validation_names_the_missing_base():
@@ -127,6 +132,7 @@ def test_validation_names_the_missing_base():
             validate(cfg)
 
 
+@pytest.mark.slow
 def test_residual_ppo_improves_an_sft_base_on_pickcube(tmp_path):
     """Shortened benchmarks/residual.py: 10 expert demos -> SFT base (s0 = 0.30 measured), then residual PPO;
     measured 0.47 after 192k env-steps on 2026-11-22's install; 0.41 on a fresh install of 2026-12-02 (same s0),

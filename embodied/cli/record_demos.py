@@ -6,7 +6,7 @@ Examples:
   embodied-record-demos --out demos/pick_cube --cameras front wrist --resume  # append (same cameras)
   embodied-record-demos --task StackCube --expert planner      # IK + joint-space Informed RRT* (joint_delta actions)
 Only successful episodes are kept unless --keep-failures. Train on the result with
-  embodied-train algo=sft env=pick_cube data.paths=[demos/pick_cube]
+  embodied-train algo=sft env=pick_cube data.paths=[demos/pick_cube] experiment.name=PickCube_sft
 """
 
 from __future__ import annotations

@@ -4,14 +4,15 @@ Examples:
   embodied-train                                   # the embedded default: Reach, PPO, ~25 s on 2 cores
   embodied-train env=push_cube                     # PushCube with PPO
   embodied-train algo=grpo env.reward_mode=sparse  # GRPO on sparse reward
-  embodied-train experiment.total_env_steps=200000 env.num_envs=64 resume=true
-  embodied-train algo=sft env=pick_cube data.paths=[demos/pick_cube]          # behaviour cloning on a dataset
+  embodied-train experiment.total_env_steps=200000 resume=true  # continue the default run (Ctrl-C saves one)
+  embodied-train algo=sft env=pick_cube data.paths=[demos/pick_cube] experiment.name=PickCube_sft  # behaviour cloning
   embodied-train env=lang_place_cube algo.anchor_coef=0.1 data.anchor_paths=[demos/real]  # PPO + SFT anchor
   embodied-train experiment=residual base=runs/PickCube_sft/final_policy env=pick_cube  # residual RL on a base
   embodied-train experiment=rl_co env=lang_place_cube data.paths=[demos/real,demos/sim] data.weights=[0.5,0.5] \\
       data.anchor_paths=[demos/real,demos/sim] data.anchor_weights=[0.5,0.5]  # RL-Co: SFT, then PPO + anchor
   embodied-train env=push_cube env.backend=mujoco_warp env.num_envs=4096 experiment.device=cuda  # all on a GPU
-Outputs go to runs/<experiment.name>/ (tensorboard in tb/, videos in videos/, checkpoints/, final_policy/).
+Outputs go to runs/<experiment.name>/ (tensorboard in tb/, videos in videos/, checkpoints/, final_policy/); a new
+run refuses a folder that holds another run (resume=true continues it). Ctrl-C saves a checkpoint and the policy.
 """
 
 from __future__ import annotations
@@ -40,10 +41,15 @@ def _run(cfg: DictConfig) -> None:
     typed: TrainConfig = to_typed(cfg, TrainConfig, "embodied-train")
     try:
         trainer = {"sft": SFTTrainer}.get(typed.algo.name, Trainer)(typed)
-    except (ValueError, KeyError, FileNotFoundError, ImportError, RuntimeError) as error:  # a bad value or path,
-        # a missing optional package or simulator device: say which, no traceback
+    except (ValueError, KeyError, OSError, ImportError, RuntimeError) as error:  # a bad value, a missing or taken
+        # path, a missing optional package or simulator device: say which, no traceback
         sys.exit(f"embodied-train: {error}")
     metrics = trainer.train()
+    if "interrupted_at" in metrics:
+        saved = os.path.join(typed.experiment.output_dir, "final_policy")
+        sys.exit(f"embodied-train: interrupted at step {metrics['interrupted_at']}; {saved} saved" +
+                 (" (SFT runs do not resume)" if typed.algo.name == "sft" else
+                  " with a checkpoint: resume=true continues the run"))
     if not metrics:  # a data-parallel rank other than 0: rank 0 evaluates and saves
         return
     log.info(f"final eval over {metrics['episodes']} episodes: success_once={metrics['success_once']:.3f} "

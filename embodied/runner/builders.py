@@ -35,6 +35,12 @@ def build_policy(cfg: TrainConfig, env, seed: int):
     config = as_dict(cfg.policy) | {"base": cfg.base}
     sample_obs = to_device(sample_obs, torch.device("cpu"))  # the policy is built on the CPU, then moved
     policy = POLICIES[cfg.policy.name].for_env(config, env.observation_spec, env.action_spec, sample_obs)
+    rendered = list(env.observation_spec.cameras)
+    unseen = [name[len("rgb/"):] for name in policy.observation_inputs()
+              if name.startswith("rgb/") and name[len("rgb/"):] not in rendered]
+    if unseen:  # e.g. a residual correction on a camera-reading base
+        raise ValueError(f"the policy reads cameras {unseen} that the env does not render (env.cameras={rendered}): "
+                         f"set env.cameras={sorted(set(rendered) | set(unseen))}")
     return policy.to(learner_device(cfg.experiment.device))  # where build_env delivers the env's results
 
 

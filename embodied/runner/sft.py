@@ -14,7 +14,8 @@ from embodied.runner.logger import RunLogger
 from embodied.runner.builders import build_env, build_policy
 from embodied.data.compatibility import check_datasets
 from embodied.runner.sft_steps import demonstrations, sft_step
-from embodied.runner.trainer import Trainer, load_initial_weights
+from embodied.runner.interrupt import GracefulStop
+from embodied.runner.trainer import Trainer, load_initial_weights, refuse_reused_folder
 from embodied.runner.update import set_annealed_lr
 from embodied.runner.weight_average import WeightAverage
 
@@ -40,6 +41,7 @@ class SFTTrainer(Trainer):
         self.optimizer = torch.optim.Adam(trainable, lr=cfg.algo.learning_rate)
         self.average = WeightAverage(self.policy, cfg.algo.ema_decay) if cfg.algo.ema_decay else None
         self.output_dir = cfg.experiment.output_dir
+        refuse_reused_folder(self.output_dir)
         self.iteration = 0
         self.counters = {"env_steps": 0}
         self.eval_history: list[dict] = []
@@ -57,8 +59,25 @@ class SFTTrainer(Trainer):
         bar = tqdm(total=a.sft_steps, disable=not cfg.experiment.progress, desc=f"{cfg.experiment.name} sft",
                    unit="step", dynamic_ncols=True)
         self._train_start = time.perf_counter()
+        with GracefulStop() as stop:
+            self._sft_steps(logger, bar, stop)
+        bar.close()
+        if self.average is not None:
+            self.average.copy_to_module()  # evaluated and saved: the averaged weights
+        if stop.requested:  # Ctrl-C: the policy as it is, no final evaluation
+            self.policy.save_pretrained(os.path.join(self.output_dir, "final_policy"))
+            logger.close()
+            return {"interrupted_at": self.iteration}
+        final = self.run_eval(logger, video=cfg.experiment.video)
+        self.finish(final, time.perf_counter() - self._train_start, self.iteration)
+        logger.close()
+        return final
+
+    def _sft_steps(self, logger: RunLogger, bar, stop: GracefulStop) -> None:
+        """Gradient steps (with evaluations) until ``algo.sft_steps`` or a requested stop."""
+        cfg, a = self.cfg, self.cfg.algo
         last_success = None  # shown once an evaluation has run
-        while self.iteration < a.sft_steps:
+        while self.iteration < a.sft_steps and not stop.requested:
             lr = set_annealed_lr(self.optimizer, a.learning_rate, self.iteration, a.sft_steps) if a.anneal_lr \
                 else a.learning_rate
             stats = sft_step(self.policy, self.optimizer, next(self.data), a.max_grad_norm) | {"learning_rate": lr}
@@ -72,10 +91,3 @@ class SFTTrainer(Trainer):
             known = {} if last_success is None else {"success": f"{last_success:.2f}"}
             bar.set_postfix({"loss": f"{stats['sft_loss']:.4f}"} | known)
             bar.update(1)
-        bar.close()
-        if self.average is not None:
-            self.average.copy_to_module()  # evaluated and saved: the averaged weights
-        final = self.run_eval(logger, video=cfg.experiment.video)
-        self.finish(final, time.perf_counter() - self._train_start, self.iteration)
-        logger.close()
-        return final

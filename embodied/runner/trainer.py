@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import time
 
@@ -17,7 +18,9 @@ from embodied.dist.data_parallel import init_from_env, sync_from_rank0
 from embodied.rollout.merge import sub_seed
 from embodied.rollout.evaluate import evaluate
 from embodied.runner.builders import build_env, build_policy
-from embodied.runner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from embodied.runner.checkpoint import (CorruptCheckpoint, complete_checkpoints, latest_checkpoint, load_checkpoint,
+                                        run_identity, save_checkpoint)
+from embodied.runner.interrupt import GracefulStop
 from embodied.runner.logger import RunLogger
 from embodied.runner.sft_steps import sft_stage
 from embodied.runner.summary import run_summary, write_summary
@@ -40,6 +43,14 @@ def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
     """1 - Var(target - predicted) / Var(target) (nan when the target is constant)."""
     var = target.var()
     return float("nan") if var == 0 else float(1 - (target - predicted).var() / var)
+
+
+def refuse_reused_folder(output_dir: str) -> None:
+    """A new run (resume=false) must not write into a folder that holds another run's policy or checkpoints."""
+    held = [name for name in ("final_policy", "checkpoints") if os.path.exists(os.path.join(output_dir, name))]
+    if held:
+        raise FileExistsError(f"{output_dir} already holds a run ({' and '.join(held)}): resume=true continues it, "
+                              "experiment.name=<new name> starts another beside it, or delete the folder")
 
 
 class Trainer:
@@ -101,14 +112,48 @@ class Trainer:
         self.summary_path: str | None = None  # <run>/summary.json once train() has finished (rank 0)
         self.collector.start(seed)
         if cfg.resume:
-            path = latest_checkpoint(os.path.join(self.output_dir, "checkpoints"))
-            if path is None:
-                raise FileNotFoundError(f"resume=true but no checkpoint under {self.output_dir}/checkpoints; "
-                                        "start without resume or point experiment.output_dir at the old run")
-            self.iteration, self.counters = load_checkpoint(path, self.policy, self.optimizer, self.collector)
-            if self.reference is not None and not cfg.algo.teacher:
-                self.reference.load_state_dict(self.policy.state_dict())
+            path = self._resume()
             print(f"resumed from {path} at iteration {self.iteration}")
+        elif self.rank == 0:
+            refuse_reused_folder(self.output_dir)
+
+    def _resume(self) -> str:
+        """Load the newest readable checkpoint (a damaged one is named and skipped); returns its path."""
+        complete = complete_checkpoints(os.path.join(self.output_dir, "checkpoints"))
+        if not complete:
+            raise FileNotFoundError(f"resume=true but no checkpoint under {self.output_dir}/checkpoints; "
+                                    "start without resume or point experiment.output_dir at the old run")
+        for path in complete:
+            try:
+                self.iteration, self.counters, extra = load_checkpoint(
+                    path, self.policy, self.optimizer, self.collector, run_identity(self.cfg), self.own_reference)
+            except CorruptCheckpoint as damaged:
+                logging.getLogger("embodied-train").warning(f"warning: {damaged}; trying the previous checkpoint")
+                continue
+            if self.own_reference is not None and not os.path.isdir(os.path.join(path, "reference")):
+                self.own_reference.load_state_dict(self.policy.state_dict())  # written before references were saved
+            if self.critic_optimizer is not None and "critic_optimizer" in extra:
+                self.critic_optimizer.load_state_dict(extra["critic_optimizer"])
+            if self.anchor is not None and "anchor_rng" in extra:
+                self.anchor.generator.set_state(extra["anchor_rng"])  # the next demonstration batches, as before
+            return path
+        raise FileNotFoundError(f"resume=true but no checkpoint under {self.output_dir}/checkpoints can be read")
+
+    @property
+    def own_reference(self):
+        """The KL reference this run keeps (the starting policy, or the one at the last reset); None with a
+        teacher (loaded from its own folder) or without a reference."""
+        return None if self.cfg.algo.teacher else self.reference
+
+    def _save_checkpoint(self) -> None:
+        """Everything ``resume=true`` needs to continue exactly from this iteration."""
+        extra = {}
+        if self.critic_optimizer is not None:
+            extra["critic_optimizer"] = self.critic_optimizer.state_dict()
+        if self.anchor is not None:
+            extra["anchor_rng"] = self.anchor.generator.get_state()
+        save_checkpoint(os.path.join(self.output_dir, "checkpoints"), self.iteration, self.policy, self.optimizer,
+                        self.collector, self.counters, run_identity(self.cfg), self.own_reference, extra)
 
     def _iterations(self) -> int:
         a = self.cfg.algo
@@ -158,7 +203,8 @@ class Trainer:
         return metrics["success_once"]
 
     def train(self) -> dict:
-        """Run to ``experiment.total_env_steps``; returns the final evaluation metrics (empty on ranks > 0)."""
+        """Run to ``experiment.total_env_steps``; returns the final evaluation metrics (empty on ranks > 0;
+        ``{"interrupted_at": iteration}`` after Ctrl-C, with a checkpoint and final_policy written)."""
         cfg, x = self.cfg, self.cfg.experiment
         total_iters = self._iterations()
         self._train_start, self.eval_seconds = time.perf_counter(), 0.0
@@ -168,7 +214,30 @@ class Trainer:
         last_success = None  # shown once known: an evaluation, or episodes that ended in a rollout
         if cfg.algo.sft_stage_steps and self.iteration == 0:
             last_success = self._run_sft_stage(logger)
-        while self.iteration < total_iters:
+        stop = GracefulStop(enabled=self.world == 1)
+        with stop:
+            self._train_iterations(total_iters, logger, bar, last_success, stop)
+        bar.close()
+        lead = self.rank == 0
+        checkpoints = os.path.join(self.output_dir, "checkpoints")
+        if lead and (stop.requested or x.checkpoint_interval) and latest_checkpoint(checkpoints) != \
+                os.path.join(checkpoints, f"iter_{self.iteration:06d}"):  # the last iteration: resume goes on from it
+            self._save_checkpoint()
+        final = {"interrupted_at": self.iteration} if stop.requested else {}
+        if lead and stop.requested:  # Ctrl-C: the policy as it is, no final evaluation
+            self.policy.save_pretrained(os.path.join(self.output_dir, "final_policy"))
+        elif lead:
+            final = self.run_eval(logger, video=x.video)
+            self.finish(final, time.perf_counter() - self._train_start, cfg.algo.sft_stage_steps)
+        logger.close()
+        if hasattr(self.collector, "close"):
+            self.collector.close()
+        return final
+
+    def _train_iterations(self, total_iters: int, logger: RunLogger, bar, last_success, stop: GracefulStop) -> None:
+        """Collect, update, log, evaluate and checkpoint until ``total_iters`` or a requested stop."""
+        cfg, x = self.cfg, self.cfg.experiment
+        while self.iteration < total_iters and not stop.requested:
             start = time.perf_counter()
             batch, rollout = self.collector.collect()
             collect_time = time.perf_counter() - start
@@ -204,17 +273,7 @@ class Trainer:
             if lead and x.eval_interval and self.iteration % x.eval_interval == 0 and self.iteration < total_iters:
                 last_success = self.run_eval(logger, video=x.video)["success_once"]
             if lead and x.checkpoint_interval and self.iteration % x.checkpoint_interval == 0:
-                save_checkpoint(os.path.join(self.output_dir, "checkpoints"), self.iteration, self.policy,
-                                self.optimizer, self.collector, self.counters)
+                self._save_checkpoint()
             known = {} if last_success is None else {"success": f"{last_success:.2f}"}
             bar.set_postfix(known | {"fps": f"{rollout['env_steps_per_s']:.0f}", "steps": steps})
             bar.update(1)
-        bar.close()
-        final = {}
-        if self.rank == 0:
-            final = self.run_eval(logger, video=x.video)
-            self.finish(final, time.perf_counter() - self._train_start, cfg.algo.sft_stage_steps)
-        logger.close()
-        if hasattr(self.collector, "close"):
-            self.collector.close()
-        return final
