@@ -52,7 +52,7 @@ def collect_groups(**cfg):
     """One GRPO collection on the scripted-outcome env (6 envs = 3 groups of 2 per round)."""
     env = ScriptedOutcomeEnv(num_envs=6, max_episode_steps=2, autoreset=False)
     policy = make_policy("mlp", obs_dim=2, action_dim=1, hidden=[8])
-    collector = GroupCollector(env, policy, SimpleNamespace(group_size=2, **cfg))
+    collector = GroupCollector(env, policy, SimpleNamespace(group_size=2, advantage="grpo", **cfg))
     collector.start(seed=0)
     return collector.collect()
 

@@ -5,8 +5,16 @@ import os
 import sys
 
 import pytest
+import torch
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
+from embodied.algorithms import registry
+from embodied.config.schema import TrainConfig
+from embodied.config.strict import unknown_keys
+from embodied.rollout.group_collector import GroupCollector
+from policies import make_policy
+from sims import make_env
 from tests.cli_commands import TINY, run_command
 
 
@@ -44,10 +52,6 @@ def test_bad_train_values_stop_with_one_line(in_tmp, monkeypatch, override, mess
 
 def test_free_form_sections_still_take_new_keys(in_tmp, monkeypatch):
     """``policy.vision`` is a dict handed to the encoder: its keys are the encoder's to check."""
-    from embodied.config.schema import TrainConfig
-    from embodied.config.strict import unknown_keys
-    from omegaconf import OmegaConf
-
     cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), {"policy": {"vision": {"name": "tiny", "width": 8}}})
     assert unknown_keys(cfg, TrainConfig) == []
 
@@ -57,3 +61,44 @@ def test_free_form_sections_still_take_new_keys(in_tmp, monkeypatch):
 def test_deploy_and_teleop_refuse_unknown_keys(in_tmp, monkeypatch, command, key):
     result = run_command(command, monkeypatch)
     assert f"unknown config keys ['{key}']" in result, result
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["algo.collector=steps", "algo.advantage=grpo", "algo.loss=grpo"],
+     "algo.advantage=grpo needs ['episode_returns'], which the steps collector does not produce: with "
+     "algo.collector=steps use algo.advantage in ['gae']"),
+    (["algo=grpo", "algo.loss=ppo"], "algo.loss=ppo needs ['old_values', 'returns'], which the groups collector "
+     "does not produce: with algo.collector=groups use algo.loss in ['grpo', 'opd']"),
+    (["algo=grpo", "algo.advantage=gae"], "algo.advantage=gae needs ['step_rewards']"),
+])
+def test_collector_advantage_and_loss_that_cannot_work_together_are_refused(in_tmp, monkeypatch, overrides,
+                                                                             message):
+    """They failed deep in finish() (TypeError) or the loss (KeyError 'returns'), or were silently replaced."""
+    result = run_train([*overrides, "experiment.name=bad"], monkeypatch)
+    assert message in result and "\n" not in result, result
+
+
+def test_the_group_collector_uses_the_configured_advantage(monkeypatch):
+    """algo.advantage was ignored for GRPO (the group collector always called the grpo estimator)."""
+    called = []
+
+    @registry.register_advantage("group_mean", needs=("episode_returns",))
+    def group_mean(returns, group_size):
+        called.append(returns.shape)
+        return returns - returns.view(-1, group_size).mean(1).repeat_interleave(group_size)
+
+    try:
+        cfg = TrainConfig().algo
+        cfg.collector, cfg.advantage, cfg.loss, cfg.group_size, cfg.groups_per_batch = "groups", "group_mean", \
+            "grpo", 2, 1
+        cfg.dynamic_sampling = False
+        env = make_env(task="Reach", num_envs=2, autoreset=False, max_episode_steps=5)
+        policy = make_policy("mlp", obs_dim=env.observation_spec.state_dim + env.observation_spec.privileged_dim,
+                             action_dim=4, hidden=[8])
+        collector = GroupCollector(env, policy, cfg)
+        collector.start(0)
+        torch.manual_seed(0)
+        batch, _ = collector.collect()
+        assert called == [torch.Size([2])] and batch["advantages"].shape[0] == 10
+    finally:
+        registry.ADVANTAGES.pop("group_mean"), registry.ADVANTAGE_INPUTS.pop("group_mean")

@@ -7,7 +7,7 @@ import torch
 from embodied.algorithms.registry import register_advantage
 
 
-@register_advantage("gae")
+@register_advantage("gae", needs=("step_rewards",))
 def gae(rewards, values, next_values, episode_end, gamma: float, lam: float):
     """Generalised advantage estimation over a rollout of S steps and N envs.
 
@@ -29,7 +29,7 @@ def gae(rewards, values, next_values, episode_end, gamma: float, lam: float):
     return advantages, advantages + values
 
 
-@register_advantage("grpo")
+@register_advantage("grpo", needs=("episode_returns",))
 def group_normalized(returns: torch.Tensor, group_size: int, eps: float = 1e-6, scale_by_std: bool = True):
     """GRPO advantage of each trajectory: its return minus the group mean, over the group std.
 

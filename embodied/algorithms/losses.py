@@ -49,7 +49,7 @@ def ratio_stats(ratio: torch.Tensor, log_ratio: torch.Tensor, cfg) -> dict:
             "clip_fraction": ((ratio < 1 - cfg.clip_low) | (ratio > 1 + cfg.clip_high)).float().mean().item()}
 
 
-@register_loss("ppo")
+@register_loss("ppo", needs=("returns", "old_values"))
 def ppo_loss(policy, batch: dict, cfg) -> tuple[torch.Tensor, dict]:
     """Actor-critic PPO: clipped surrogate (clip-low/high, dual clip) + value loss - entropy bonus.
 

@@ -8,6 +8,7 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
+from embodied.algorithms.registry import combination_problem
 from embodied.rollout.device_bridge import learner_device
 
 
@@ -237,6 +238,8 @@ def validate(cfg: TrainConfig) -> None:
          "policy=residual (experiment=residual) needs base=<policy directory written by save_pretrained>"),
         (cfg.policy.residual_scale > 0, f"policy.residual_scale must be > 0, got {cfg.policy.residual_scale}"),
     ]
+    combination = combination_problem(cfg.algo.collector, cfg.algo.advantage, cfg.algo.loss)
+    checks.append((combination is None, combination))
     checks += dist_checks(cfg)
     for ok, message in checks:
         if not ok:

@@ -89,7 +89,7 @@ class GroupCollector:
     def _batch(self, kept: list[tuple[dict, torch.Tensor]]) -> dict:
         parts = {"obs": [], "action": [], "old_logprob": [], "advantages": []}
         for data, envs in kept:
-            advantages = get_advantage("grpo")(data["returns"][envs], self.cfg.group_size)  # [len(envs)]
+            advantages = get_advantage(self.cfg.advantage)(data["returns"][envs], self.cfg.group_size)  # [len(envs)]
             mask = torch.stack(data["mask"])[:, envs]  # [S, E]
             obs = flatten(stack_steps(data["obs"]))  # [S*N, ...]
             num_envs = self.env.num_envs
