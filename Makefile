@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LAVAPIPE := $(VENV)/lavapipe
 
-.PHONY: install train test bench
+.PHONY: install train test test-quick bench
 
 $(STAMP): pyproject.toml Makefile requirements-maniskill.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,9 @@ $(LAVAPIPE)/env.sh: scripts/setup_lavapipe.sh
 
 test: $(STAMP) $(LAVAPIPE)/env.sh
 	. $(LAVAPIPE)/env.sh && OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q --durations=15
+
+test-quick: $(STAMP) $(LAVAPIPE)/env.sh  # everything but the tests marked slow (about a third of the time)
+	. $(LAVAPIPE)/env.sh && OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q -m "not slow" --durations=10
 
 bench: $(STAMP)
 	$(PY) benchmarks/sim_throughput.py

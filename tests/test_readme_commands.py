@@ -35,6 +35,7 @@ def expected(line: str) -> str | None:
     return None
 
 
+@pytest.mark.slow
 def test_every_shown_command_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     commands = shown_commands()

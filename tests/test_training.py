@@ -29,6 +29,7 @@ def test_ppo_learns_reach(tmp_path):
     assert any(name.startswith("events") for name in os.listdir(tmp_path / "tb"))
 
 
+@pytest.mark.slow
 def test_ppo_learns_push_cube(tmp_path):
     # about two minutes on 2 CPU cores; the default PPO settings reach 0.8 near 320k env-steps (seed 1)
     cfg = config(tmp_path, env__task="PushCube", env__num_envs=64, experiment__total_env_steps=480_000,

@@ -67,17 +67,3 @@ def select(obs: dict, index: torch.Tensor) -> dict:
         else:
             out[key] = [value[i] for i in index.tolist()]
     return out
-
-
-def mask_rows(obs: dict, keep: torch.Tensor, replacement: dict) -> dict:
-    """Rows of ``obs`` where ``keep`` [N] is true, else the rows of ``replacement``."""
-    out = {}
-    for key, value in obs.items():
-        if isinstance(value, dict):
-            out[key] = mask_rows(value, keep, replacement[key])
-        elif isinstance(value, torch.Tensor):
-            shape = (-1,) + (1,) * (value.ndim - 1)
-            out[key] = torch.where(keep.view(shape), value, replacement[key])
-        else:
-            out[key] = [v if k else r for v, k, r in zip(value, keep.tolist(), replacement[key])]
-    return out
