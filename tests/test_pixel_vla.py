@@ -171,18 +171,18 @@ def test_pixel_vla_learns_reach_from_images_and_fails_when_shown_another_episode
     writer = LeRobotDatasetWriter.create(root, fps=20, features=env_features(env))
     record_expert_demos(env, writer, num_episodes=64, seed=0, progress=False)
 
-    def sft(*overrides):
+    def sft(run: str, *overrides):
         with initialize_config_dir(config_dir=_config_path(), version_base=None):
             cfg = compose("train", overrides=["algo=sft", f"data.paths=[{root}]", "algo.sft_eval_interval=0",
                                               f"env.image_size=[{size},{size}]", "experiment.eval_episodes=32",
-                                              f"experiment.output_dir={tmp_path / 'run'}", "experiment.progress=false",
+                                              f"experiment.output_dir={tmp_path / run}", "experiment.progress=false",
                                               *overrides])
         trainer = SFTTrainer(OmegaConf.to_object(cfg))
         trainer.train()
         return trainer.policy
 
-    vla = sft("policy=vla", "algo.sft_steps=1500", "algo.learning_rate=1e-3")
-    proprio = sft("policy=mlp", "policy.obs_keys=[state]", "algo.sft_steps=500")
+    vla = sft("vla", "policy=vla", "algo.sft_steps=1500", "algo.learning_rate=1e-3")
+    proprio = sft("proprio", "policy=mlp", "policy.obs_keys=[state]", "algo.sft_steps=500")
     pixels = success(vla, env, 64, seed=1000)["success_once"]
     swapped = success(vla, SwappedImages(env), 64, seed=1000)["success_once"]
     blind = success(proprio, env, 64, seed=1000)["success_once"]
