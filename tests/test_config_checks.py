@@ -70,6 +70,7 @@ def test_deploy_and_teleop_refuse_unknown_keys(in_tmp, monkeypatch, command, key
     (["algo=grpo", "algo.loss=ppo"], "algo.loss=ppo needs ['old_values', 'returns'], which the groups collector "
      "does not produce: with algo.collector=groups use algo.loss in ['grpo', 'opd']"),
     (["algo=grpo", "algo.advantage=gae"], "algo.advantage=gae needs ['step_rewards']"),
+    (["algo.kl_coef=0.1"], "algo.kl_coef=0.1 needs a loss with a KL term (['grpo']); algo.loss=ppo has none"),
 ])
 def test_collector_advantage_and_loss_that_cannot_work_together_are_refused(in_tmp, monkeypatch, overrides,
                                                                              message):

@@ -61,10 +61,13 @@ TINY_VLA = {"policy__name": "vla", "policy__chunk_size": 2, "policy__vision": {"
                                                             "intermediate_size": 64}}
 RUNS = {
     "ppo_mlp": {},
-    "ppo_mlp_kl_checkpoint": {"algo__kl_coef": 0.1, "experiment__checkpoint_interval": 1},
     "grpo_mlp": {"algo__name": "grpo", "algo__collector": "groups", "algo__advantage": "grpo", "algo__loss": "grpo",
                  "algo__group_size": 4, "algo__groups_per_batch": 2, "env__reward_mode": "sparse",
                  "env__max_episode_steps": 10},
+    "grpo_mlp_kl_checkpoint": {"algo__name": "grpo", "algo__collector": "groups", "algo__advantage": "grpo",
+                               "algo__loss": "grpo", "algo__group_size": 4, "algo__groups_per_batch": 2,
+                               "env__max_episode_steps": 10, "algo__kl_coef": 0.1,
+                               "experiment__checkpoint_interval": 1},
     "ppo_vla_token": TINY_VLA | {"policy__head": {"name": "token"}},
     "ppo_vla_flow": TINY_VLA | {"policy__head": {"name": "flow"}},
     "ppo_residual_over_chunked_base": {"policy__name": "residual", "env__task": "PickCube"},

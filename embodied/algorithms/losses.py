@@ -88,7 +88,7 @@ def ppo_loss(policy, batch: dict, cfg) -> tuple[torch.Tensor, dict]:
     return loss, stats
 
 
-@register_loss("grpo")
+@register_loss("grpo", kl_term=True)
 def grpo_loss(policy, batch: dict, cfg) -> tuple[torch.Tensor, dict]:
     """Critic-free GRPO: clipped surrogate on group-normalised trajectory advantages + beta * KL(pi || ref).
 

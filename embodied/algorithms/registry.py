@@ -12,6 +12,7 @@ LOSSES: dict[str, Callable] = {}
 COLLECTOR_OUTPUTS = {"steps": {"step_rewards", "returns", "old_values"}, "groups": {"episode_returns"}}
 ADVANTAGE_INPUTS: dict[str, set] = {}
 LOSS_INPUTS: dict[str, set] = {}
+KL_LOSSES: set[str] = set()  # losses that add algo.kl_coef * KL(policy || reference)
 
 
 def register_advantage(name: str, needs: tuple = ()) -> Callable:
@@ -25,12 +26,14 @@ def register_advantage(name: str, needs: tuple = ()) -> Callable:
     return wrap
 
 
-def register_loss(name: str, needs: tuple = ()) -> Callable:
+def register_loss(name: str, needs: tuple = (), kl_term: bool = False) -> Callable:
     """Decorator: make a loss function selectable as ``algo.loss=<name>``; ``needs``: the collector outputs its
-    batch must carry (``COLLECTOR_OUTPUTS``)."""
+    batch must carry (``COLLECTOR_OUTPUTS``); ``kl_term``: it adds ``algo.kl_coef`` times a KL to a reference."""
 
     def wrap(fn):
         LOSSES[name], LOSS_INPUTS[name] = fn, set(needs)
+        if kl_term:
+            KL_LOSSES.add(name)
         return fn
 
     return wrap
@@ -50,9 +53,9 @@ def get_loss(name: str) -> Callable:
     return LOSSES[name]
 
 
-def combination_problem(collector: str, advantage: str, loss: str) -> str | None:
-    """Why ``algo.collector``, ``algo.advantage`` and ``algo.loss`` cannot work together (None if they can),
-    naming the valid choices."""
+def combination_problem(collector: str, advantage: str, loss: str, kl_coef: float = 0.0) -> str | None:
+    """Why ``algo.collector``, ``algo.advantage``, ``algo.loss`` and ``algo.kl_coef`` cannot work together (None
+    if they can), naming the valid choices."""
     if collector not in COLLECTOR_OUTPUTS:
         return f"algo.collector must be one of {sorted(COLLECTOR_OUTPUTS)}, got {collector!r}"
     get_advantage(advantage), get_loss(loss)  # unknown names: KeyError with the registered ones
@@ -65,4 +68,7 @@ def combination_problem(collector: str, advantage: str, loss: str) -> str | None
     if not LOSS_INPUTS[loss] <= outputs:
         return (f"algo.loss={loss} needs {sorted(LOSS_INPUTS[loss])}, which the {collector} collector does not "
                 f"produce: with algo.collector={collector} use algo.loss in {fitting(LOSS_INPUTS)}")
+    if kl_coef > 0 and loss not in KL_LOSSES:
+        return (f"algo.kl_coef={kl_coef} needs a loss with a KL term ({sorted(KL_LOSSES)}); algo.loss={loss} has "
+                "none, so the coefficient would be ignored: set algo.kl_coef=0 or use algo=grpo")
     return None

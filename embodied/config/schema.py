@@ -238,7 +238,7 @@ def validate(cfg: TrainConfig) -> None:
          "policy=residual (experiment=residual) needs base=<policy directory written by save_pretrained>"),
         (cfg.policy.residual_scale > 0, f"policy.residual_scale must be > 0, got {cfg.policy.residual_scale}"),
     ]
-    combination = combination_problem(cfg.algo.collector, cfg.algo.advantage, cfg.algo.loss)
+    combination = combination_problem(cfg.algo.collector, cfg.algo.advantage, cfg.algo.loss, cfg.algo.kl_coef)
     checks.append((combination is None, combination))
     checks += dist_checks(cfg)
     for ok, message in checks:
