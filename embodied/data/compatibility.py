@@ -7,10 +7,10 @@ Each mismatch is one line naming the dataset, the feature, both values and the f
 from __future__ import annotations
 
 from embodied.data import lerobot_format as fmt
+from embodied.data.batches import IMAGE_PREFIX
 from embodied.data.demos import env_features
 
 FEATURE_OF_INPUT = {"state": "observation.state", "privileged": "observation.environment_state"}
-IMAGE_PREFIX = "observation.images."
 
 
 def feature_of_input(name: str) -> str:

@@ -20,11 +20,16 @@ def run_identity(cfg) -> dict:
             "env.task": cfg.env.task, "policy.name": cfg.policy.name}
 
 
+def checkpoint_path(directory: str, iteration: int) -> str:
+    """Where the checkpoint of ``iteration`` lives under ``directory``."""
+    return os.path.join(directory, f"iter_{iteration:06d}")
+
+
 def save_checkpoint(directory: str, iteration: int, policy, optimizer, collector, counters: dict,
                     identity: dict | None = None, reference=None, extra: dict | None = None) -> str:
     """Write ``<directory>/iter_<n>/`` with policy/, reference/ (the KL reference, when given) and
     trainer_state.pt (optimizer, RNG, collector state and ``extra``); returns its path."""
-    path = os.path.join(directory, f"iter_{iteration:06d}")
+    path = checkpoint_path(directory, iteration)
     policy.save_pretrained(os.path.join(path, "policy"))
     if reference is not None:
         reference.save_pretrained(os.path.join(path, "reference"))

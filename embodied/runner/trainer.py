@@ -18,8 +18,8 @@ from embodied.dist.data_parallel import init_from_env, sync_from_rank0
 from embodied.rollout.merge import sub_seed
 from embodied.rollout.evaluate import evaluate
 from embodied.runner.builders import build_env, build_policy
-from embodied.runner.checkpoint import (CorruptCheckpoint, complete_checkpoints, latest_checkpoint, load_checkpoint,
-                                        run_identity, save_checkpoint)
+from embodied.runner.checkpoint import (CorruptCheckpoint, checkpoint_path, complete_checkpoints, latest_checkpoint,
+                                        load_checkpoint, run_identity, save_checkpoint)
 from embodied.runner.interrupt import GracefulStop
 from embodied.runner.logger import RunLogger
 from embodied.runner.sft_steps import sft_stage
@@ -221,7 +221,7 @@ class Trainer:
         lead = self.rank == 0
         checkpoints = os.path.join(self.output_dir, "checkpoints")
         if lead and (stop.requested or x.checkpoint_interval) and latest_checkpoint(checkpoints) != \
-                os.path.join(checkpoints, f"iter_{self.iteration:06d}"):  # the last iteration: resume goes on from it
+                checkpoint_path(checkpoints, self.iteration):  # the last iteration: resume goes on from it
             self._save_checkpoint()
         final = {"interrupted_at": self.iteration} if stop.requested else {}
         if lead and stop.requested:  # Ctrl-C: the policy as it is, no final evaluation
