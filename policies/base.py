@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 POLICIES: dict[str, type["Policy"]] = {}
+CAMERA_INPUT = "rgb/"  # observation_inputs() name of a camera image: rgb/<camera>
 
 
 def register_policy(name: str) -> Callable:
@@ -99,6 +100,10 @@ class Policy(nn.Module, abc.ABC):
         """Observation entries the policy reads: ``state``, ``privileged``, ``rgb/<camera>`` (checked against
         datasets before training)."""
         return ["state"]
+
+    def cameras_read(self) -> list[str]:
+        """The cameras among ``observation_inputs()`` (the ``<camera>`` of each ``rgb/<camera>``)."""
+        return [name[len(CAMERA_INPUT):] for name in self.observation_inputs() if name.startswith(CAMERA_INPUT)]
 
     def validate_loaded(self) -> None:
         """Called by ``from_pretrained`` after the weights are in; raise if the loaded policy is unusable."""

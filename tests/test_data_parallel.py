@@ -2,6 +2,7 @@
 
 import os
 import socket
+import time
 
 import torch
 import torch.distributed as dist
@@ -9,6 +10,7 @@ import torch.multiprocessing as mp
 
 from embodied.config.schema import TrainConfig
 from embodied.dist.data_parallel import average_gradients
+from embodied.rollout.obs import select
 from embodied.runner.trainer import Trainer
 
 
@@ -67,3 +69,51 @@ def test_two_data_parallel_ranks_train_identical_replicas_on_different_envs(tmp_
     assert not torch.equal(a["first_obs"], b["first_obs"])  # each rank simulates its own episodes
     assert b["metrics"] == {} and 0.0 <= a["metrics"]["success_once"] <= 1.0  # rank 0 evaluates
     assert (tmp_path / "final_policy").is_dir() and not (tmp_path / "rank1" / "final_policy").exists()
+
+
+def _grpo_rank(rank: int, port: int, folder: str, out: dict) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    cfg = TrainConfig()
+    cfg.algo.name, cfg.algo.collector, cfg.algo.advantage, cfg.algo.loss = "grpo", "groups", "grpo", "grpo"
+    cfg.algo.group_size, cfg.algo.groups_per_batch, cfg.algo.dynamic_sampling = 4, 2, False
+    cfg.algo.target_kl, cfg.algo.update_epochs = None, 2
+    cfg.env.num_envs, cfg.env.max_episode_steps = 8, 20
+    cfg.experiment.total_env_steps, cfg.experiment.eval_interval, cfg.experiment.checkpoint_interval = 960, 0, 0
+    cfg.experiment.eval_episodes = cfg.experiment.eval_num_envs = 4
+    cfg.experiment.progress, cfg.experiment.output_dir = False, folder
+    trainer = Trainer(cfg)
+    collect, sizes = trainer.collector.collect, []
+
+    def uneven_collect():  # rank 1 finds no informative group in iteration 2; elsewhere the ranks' sizes differ
+        batch, metrics = collect()
+        if rank == 1 and len(sizes) == 1:
+            batch = {}
+        if batch and rank == 0:  # one step fewer: another number of samples than rank 1
+            batch = {key: (select(value, slice(1, None)) if key == "obs" else value[1:]) for key, value in batch.items()}
+        sizes.append(len(batch["action"]) if batch else 0)
+        return batch, metrics
+
+    trainer.collector.collect = uneven_collect
+    trainer.train()
+    out[rank] = {"weights": {k: v.clone() for k, v in trainer.policy.state_dict().items()}, "sizes": sizes,
+                 "iterations": trainer.iteration}
+    dist.destroy_process_group()
+
+
+def test_data_parallel_grpo_with_uneven_and_empty_batches_completes_with_identical_replicas(tmp_path):
+    """GRPO ranks keep different numbers of steps (and one may keep none): the update must make the same collective
+    calls on every rank, or the ranks hang waiting for each other (the test gives them two minutes)."""
+    out = mp.Manager().dict()
+    context = mp.spawn(_grpo_rank, args=(_free_port(), str(tmp_path), out), nprocs=2, join=False)
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=max(deadline - time.monotonic(), 0.1)):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            raise AssertionError("data-parallel GRPO hung: the ranks made different numbers of collective calls")
+    a, b = out[0], out[1]
+    assert a["iterations"] == b["iterations"] == 3
+    assert a["sizes"][0] != b["sizes"][0] and b["sizes"][1] == 0 < a["sizes"][1]  # the case under test happened
+    assert all(torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"])  # still one model

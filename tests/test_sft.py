@@ -9,6 +9,7 @@ from embodied.config.schema import TrainConfig
 from embodied.data.batches import DemoStream
 from embodied.data.demos import env_features, record_expert_demos
 from embodied.data.writer import LeRobotDatasetWriter
+from embodied.runner.builders import build_policy
 from embodied.runner.sft import SFTTrainer
 from embodied.runner.trainer import Trainer
 from embodied.runner.update import update_policy
@@ -173,3 +174,58 @@ def test_anneal_lr_decays_the_rl_learning_rate_per_iteration(tmp_path, monkeypat
     cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path), False
     Trainer(cfg).train()  # two iterations of 80 env-steps
     assert rates == pytest.approx([2e-3, 1e-3])
+
+
+def _tiny_vla_config(cfg: TrainConfig) -> None:
+    cfg.policy.name, cfg.policy.cameras = "vla", ["front"]
+    cfg.policy.vision = {"name": "tiny", "freeze": True}
+    cfg.policy.language = {"name": "tiny", "freeze": True}
+
+
+@pytest.mark.parametrize("student", ["mlp", "vla"])
+def test_on_policy_distillation_scores_with_the_teachers_own_inputs(tmp_path, student):
+    """A camera VLA teacher reads its own camera and its own frozen-tower features, whatever the student stores
+    in its rollouts (an MLP student keeps only state vectors; a frozen-tower VLA student caches its own tokens)."""
+    teacher_cfg = TrainConfig()
+    _tiny_vla_config(teacher_cfg)
+    teacher_cfg.env.cameras, teacher_cfg.experiment.output_dir = ["front"], str(tmp_path / "teacher_run")
+    env = make_env(task="Reach", num_envs=4, cameras=("front",), autoreset=True)
+    torch.manual_seed(5)
+    teacher = build_policy(teacher_cfg, env, seed=5)
+    teacher.save_pretrained(str(tmp_path / "teacher"))
+    cfg = TrainConfig()
+    if student == "vla":
+        _tiny_vla_config(cfg)
+    cfg.algo.name, cfg.algo.loss, cfg.algo.teacher = "opd", "opd", str(tmp_path / "teacher")
+    cfg.algo.rollout_steps, cfg.algo.update_epochs, cfg.algo.target_kl = 3, 1, None
+    cfg.env.num_envs, cfg.env.cameras = 4, ["front"]
+    cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path / "student"), False
+    trainer = Trainer(cfg)
+    raw_steps, store = [], trainer.policy.cache_features
+    trainer.policy.cache_features = lambda obs: (raw_steps.append(obs), store(obs))[1]
+    batch, _ = trainer.collector.collect()
+    scored = []
+    evaluate = trainer.reference.evaluate
+    trainer.reference.evaluate = lambda obs, action: (scored.append(evaluate(obs, action)[0]), evaluate(obs, action))[1]
+    update_policy(trainer.policy, trainer.optimizer, batch, cfg.algo, trainer.reference)
+    actions = batch["action"].view(len(raw_steps), 4, *batch["action"].shape[1:])  # [S, N, T, A], step-major rows
+    with torch.no_grad():
+        expected = torch.cat([evaluate(teacher.cache_features(raw), action)[0]
+                              for raw, action in zip(raw_steps, actions)])
+    torch.testing.assert_close(torch.cat(scored), expected)
+    if student == "vla":  # the two frozen towers differ, so reading the student's cached tokens would show
+        student_tokens = store(raw_steps[0])["vision_tokens"]
+        assert not torch.allclose(student_tokens, teacher.cache_features(raw_steps[0])["vision_tokens"])
+
+
+def test_a_teacher_reading_a_camera_the_env_does_not_render_is_named(tmp_path):
+    teacher_cfg = TrainConfig()
+    _tiny_vla_config(teacher_cfg)
+    teacher_cfg.env.cameras = ["front"]
+    env = make_env(task="Reach", num_envs=2, cameras=("front",), autoreset=True)
+    build_policy(teacher_cfg, env, seed=0).save_pretrained(str(tmp_path / "teacher"))
+    cfg = TrainConfig()
+    cfg.algo.name, cfg.algo.loss, cfg.algo.teacher = "opd", "opd", str(tmp_path / "teacher")
+    cfg.experiment.output_dir = str(tmp_path / "student")
+    with pytest.raises(ValueError, match=r"reads cameras \['front'\].*set env.cameras=\['front'\]"):
+        Trainer(cfg)

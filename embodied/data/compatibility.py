@@ -9,14 +9,15 @@ from __future__ import annotations
 from embodied.data import lerobot_format as fmt
 from embodied.data.batches import IMAGE_PREFIX
 from embodied.data.demos import env_features
+from policies.base import CAMERA_INPUT
 
 FEATURE_OF_INPUT = {"state": "observation.state", "privileged": "observation.environment_state"}
 
 
 def feature_of_input(name: str) -> str:
     """Dataset feature of a policy input: ``state``, ``privileged`` or ``rgb/<camera>``."""
-    if name.startswith("rgb/"):
-        return IMAGE_PREFIX + name[len("rgb/"):]
+    if name.startswith(CAMERA_INPUT):
+        return IMAGE_PREFIX + name[len(CAMERA_INPUT):]
     return FEATURE_OF_INPUT[name]
 
 

@@ -43,13 +43,14 @@ class DistributedCollector:
         self.pool.close()
 
 
-def make_collector(cfg, env, policy):
-    """``dist.backend`` single: a collector over ``env`` (or two new stages); local / ray: an env-worker pool."""
+def make_collector(cfg, env, policy, teacher=None):
+    """``dist.backend`` single: a collector over ``env`` (or two new stages); local / ray: an env-worker pool
+    (each worker loads ``algo.teacher`` itself). ``teacher``: the distillation teacher the trainer holds."""
     d = cfg.dist
     if d.backend == "single":
         if d.pipeline_stages == 2:
-            return build_collector(cfg, policy, env.num_envs)
-        return collector_over(env, policy, cfg.algo)
+            return build_collector(cfg, policy, env.num_envs, teacher=teacher)
+        return collector_over(env, policy, cfg.algo, teacher)
     if d.backend == "local":
         pool = LocalWorkerPool(cfg, d.num_env_workers)
     else:

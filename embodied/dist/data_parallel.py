@@ -64,6 +64,16 @@ def mean_over_ranks(value: float) -> float:
     return float(tensor) / world_size()
 
 
+def min_over_ranks(value: int) -> int:
+    """The smallest ``value`` of any rank (e.g. batch sizes, so that every rank makes the same update calls)."""
+    if world_size() == 1:
+        return value
+    on_gpu = dist.get_backend() == "nccl"
+    tensor = torch.tensor([value], dtype=torch.int64, device="cuda" if on_gpu else "cpu")
+    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return int(tensor)
+
+
 def sync_from_rank0(module: torch.nn.Module, buffers_only: bool = False) -> None:
     """Copy rank 0's parameters and buffers (or only the buffers: normaliser statistics) to every rank."""
     if world_size() == 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from embodied.algorithms import get_advantage
-from embodied.rollout.obs import concat, flatten, select, stack_steps, step_chunk
+from embodied.rollout.obs import concat, flatten, rollout_observation, select, stack_steps, step_chunk
 
 
 class GroupCollector:
@@ -16,12 +16,13 @@ class GroupCollector:
     ``max_sampling_rounds`` rounds have run (then the batch holds what was found).
     """
 
-    def __init__(self, env, policy, cfg):
+    def __init__(self, env, policy, cfg, teacher=None):
         if env.autoreset:
             raise ValueError("GRPO needs an env built with autoreset=False (whole episodes per group)")
         self.env = env
         self.policy = policy
         self.cfg = cfg
+        self.teacher = teacher  # a distillation teacher: its inputs are kept in the rollout beside the policy's
 
     def start(self, seed: int) -> None:
         """Seed the envs; every round then resets them with fresh group ids."""
@@ -39,7 +40,7 @@ class GroupCollector:
         success_once = torch.zeros(env.num_envs, dtype=torch.bool, device=device)
         active = torch.ones(env.num_envs, dtype=torch.bool, device=device)
         for _ in range(env.max_episode_steps):
-            obs = self.policy.cache_features(obs)  # frozen-encoder features are stored, not recomputed per epoch
+            obs = rollout_observation(self.policy, obs, self.teacher)  # frozen-tower features, not re-run per epoch
             action, logprob, _ = self.policy.act(obs)
             next_obs, reward, term, trunc, info, _ = step_chunk(env, action)
             steps.append(obs)

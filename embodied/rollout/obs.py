@@ -4,6 +4,18 @@ from __future__ import annotations
 
 import torch
 
+TEACHER_OBS = "teacher_obs"  # a rollout observation's entry holding what an on-policy distillation teacher reads
+
+
+def rollout_observation(policy, raw: dict, teacher=None) -> dict:
+    """What a rollout stores of the env's observation ``raw``: the policy's inputs (frozen-tower features cached)
+    and, with a ``teacher`` (algo=opd), the teacher's own inputs under ``TEACHER_OBS``, cached by the teacher's
+    own towers (it may read other cameras or keys than the student, or other frozen features)."""
+    obs = policy.cache_features(raw)
+    if teacher is not None:
+        obs = obs | {TEACHER_OBS: teacher.cache_features(raw)}
+    return obs
+
 
 def stack_steps(steps: list[dict]) -> dict:
     """Stack S observation dicts of N envs into one dict with leading dims [S, N]."""

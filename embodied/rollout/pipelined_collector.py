@@ -19,12 +19,12 @@ class PipelinedStepCollector:
     The envs are built and touched only on the simulation thread (an EGL renderer's context belongs to one thread).
     """
 
-    def __init__(self, env_factories: list, policy, cfg):
+    def __init__(self, env_factories: list, policy, cfg, teacher=None):
         if len(env_factories) != 2:
             raise ValueError(f"a pipelined collector takes 2 env stages, got {len(env_factories)}")
         self._sim = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sim-stage")
         envs = [self._on_sim(factory) for factory in env_factories]
-        self.stages = [StepCollector(env, policy, cfg) for env in envs]
+        self.stages = [StepCollector(env, policy, cfg, teacher) for env in envs]
         self.cfg = cfg
 
     def _on_sim(self, fn, *args):

@@ -6,7 +6,7 @@ import torch
 
 from embodied.algorithms import get_advantage
 from embodied.rollout.episode_stats import EpisodeStats
-from embodied.rollout.obs import flatten, stack_steps, step_chunk
+from embodied.rollout.obs import flatten, rollout_observation, stack_steps, step_chunk
 
 
 class StepCollector:
@@ -16,10 +16,11 @@ class StepCollector:
     (bookkeeping), so that a pipelined collector can interleave the phases of two collectors.
     """
 
-    def __init__(self, env, policy, cfg):
+    def __init__(self, env, policy, cfg, teacher=None):
         self.env = env
         self.policy = policy
         self.cfg = cfg
+        self.teacher = teacher  # algo=opd: its inputs are kept in the rollout beside the policy's
         self.stats = EpisodeStats(env.num_envs, policy.device)
         self.obs = None
         self._steps: dict[str, list] = {}
@@ -44,7 +45,7 @@ class StepCollector:
     @torch.no_grad()
     def infer(self) -> tuple:
         """Policy phase on the current observation: (obs with cached features, action [N,T,A], logprob, value [N])."""
-        obs = self.policy.cache_features(self.obs)  # frozen-encoder features are stored, not recomputed per epoch
+        obs = rollout_observation(self.policy, self.obs, self.teacher)  # frozen-tower features, not re-run per epoch
         action, logprob, value = self.policy.act(obs)
         return obs, action, logprob, value
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 
 import torch
 
@@ -12,7 +13,7 @@ from embodied.rollout.device_bridge import for_learner, learner_device, to_devic
 from embodied.rollout.group_collector import GroupCollector
 from embodied.rollout.pipelined_collector import PipelinedStepCollector
 from embodied.rollout.step_collector import StepCollector
-from policies.base import POLICIES
+from policies.base import POLICIES, from_pretrained
 from sims import make_env
 
 
@@ -35,31 +36,53 @@ def build_policy(cfg: TrainConfig, env, seed: int):
     config = as_dict(cfg.policy) | {"base": cfg.base}
     sample_obs = to_device(sample_obs, torch.device("cpu"))  # the policy is built on the CPU, then moved
     policy = POLICIES[cfg.policy.name].for_env(config, env.observation_spec, env.action_spec, sample_obs)
-    rendered = list(env.observation_spec.cameras)
-    unseen = [name[len("rgb/"):] for name in policy.observation_inputs()
-              if name.startswith("rgb/") and name[len("rgb/"):] not in rendered]
-    if unseen:  # e.g. a residual correction on a camera-reading base
-        raise ValueError(f"the policy reads cameras {unseen} that the env does not render (env.cameras={rendered}): "
-                         f"set env.cameras={sorted(set(rendered) | set(unseen))}")
+    refuse_unrendered_cameras(policy, env.observation_spec.cameras, "the policy")  # e.g. a residual on a camera base
     return policy.to(learner_device(cfg.experiment.device))  # where build_env delivers the env's results
 
 
-def collector_over(env, policy, algo):
-    """The ``algo.collector`` collector (GRPO groups or PPO steps) over an existing env."""
-    return (GroupCollector if algo.collector == "groups" else StepCollector)(env, policy, algo)
+def refuse_unrendered_cameras(policy, rendered, who: str) -> None:
+    """Raise ValueError naming the cameras ``policy`` reads that are not among the ``rendered`` ones, and the fix."""
+    rendered = list(rendered)
+    unseen = [camera for camera in policy.cameras_read() if camera not in rendered]
+    if unseen:
+        raise ValueError(f"{who} reads cameras {unseen} that the env does not render (env.cameras={rendered}): "
+                         f"set env.cameras={sorted(set(rendered) | set(unseen))}")
 
 
-def build_collector(cfg: TrainConfig, policy, num_envs: int, num_threads: int | None = None, share: int = 1):
-    """The ``cfg.algo.collector`` collector over ``num_envs`` new envs (two stages when pipelined).
+def load_teacher(cfg: TrainConfig):
+    """``algo.teacher`` (on-policy distillation), frozen, on the learner's device; None without one."""
+    if not cfg.algo.teacher:
+        return None
+    if not os.path.isdir(cfg.algo.teacher):
+        raise FileNotFoundError(f"algo.teacher={cfg.algo.teacher!r} does not exist: pass a directory written by "
+                                "save_pretrained (e.g. runs/<name>/final_policy)")
+    teacher = from_pretrained(cfg.algo.teacher).eval()
+    refuse_unrendered_cameras(teacher, cfg.env.cameras, f"the teacher {cfg.algo.teacher}")
+    return teacher.requires_grad_(False).to(learner_device(cfg.experiment.device))
+
+
+def collector_over(env, policy, algo, teacher=None):
+    """The ``algo.collector`` collector (GRPO groups or PPO steps) over an existing env; a distillation
+    ``teacher``'s inputs are kept in its rollouts."""
+    return (GroupCollector if algo.collector == "groups" else StepCollector)(env, policy, algo, teacher)
+
+
+def build_collector(cfg: TrainConfig, policy, num_envs: int, num_threads: int | None = None, share: int = 1,
+                    teacher=None):
+    """The ``cfg.algo.collector`` collector over ``num_envs`` new envs (two stages when pipelined); env workers
+    load ``algo.teacher`` themselves, the trainer passes the one it holds.
 
     ``share``: how many workers split one batch (each GRPO worker collects ``groups_per_batch / share`` groups).
     """
+    teacher = teacher or load_teacher(cfg)
     if cfg.algo.collector == "groups":
         algo = dataclasses.replace(cfg.algo, groups_per_batch=cfg.algo.groups_per_batch // share)
-        return collector_over(build_env(cfg, num_envs, autoreset=False, num_threads=num_threads), policy, algo)
+        return collector_over(build_env(cfg, num_envs, autoreset=False, num_threads=num_threads), policy, algo,
+                              teacher)
     if cfg.dist.pipeline_stages == 2:
         half = num_envs // 2
         sizes = (half, num_envs - half)
         factories = [functools.partial(build_env, cfg, n, True, num_threads=num_threads) for n in sizes]
-        return PipelinedStepCollector(factories, policy, cfg.algo)
-    return collector_over(build_env(cfg, num_envs, autoreset=True, num_threads=num_threads), policy, cfg.algo)
+        return PipelinedStepCollector(factories, policy, cfg.algo, teacher)
+    return collector_over(build_env(cfg, num_envs, autoreset=True, num_threads=num_threads), policy, cfg.algo,
+                          teacher)

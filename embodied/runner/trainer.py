@@ -14,10 +14,10 @@ from embodied.config.schema import TrainConfig, validate
 from embodied.data.batches import DemoStream
 from embodied.data.compatibility import check_datasets
 from embodied.dist.collector import make_collector
-from embodied.dist.data_parallel import init_from_env, sync_from_rank0
+from embodied.dist.data_parallel import init_from_env, min_over_ranks, sync_from_rank0
 from embodied.rollout.merge import sub_seed
 from embodied.rollout.evaluate import evaluate
-from embodied.runner.builders import build_env, build_policy
+from embodied.runner.builders import build_env, build_policy, load_teacher
 from embodied.runner.checkpoint import (CorruptCheckpoint, checkpoint_path, complete_checkpoints, latest_checkpoint,
                                         load_checkpoint, run_identity, save_checkpoint)
 from embodied.runner.interrupt import GracefulStop
@@ -89,9 +89,10 @@ class Trainer:
         if cfg.algo.critic_warmup_iterations:
             self.critic_optimizer = torch.optim.Adam(self.policy.critic_parameters(), lr=cfg.algo.learning_rate,
                                                      eps=1e-5, foreach=True)
-        self.collector = make_collector(cfg, self.env, self.policy)
-        if cfg.algo.teacher:  # on-policy distillation: the frozen teacher is the reference
-            self.reference = from_pretrained(cfg.algo.teacher).eval().to(self.policy.device)
+        teacher = load_teacher(cfg)  # on-policy distillation: the frozen teacher is the reference
+        self.collector = make_collector(cfg, self.env, self.policy, teacher)  # rollouts keep the teacher's inputs
+        if teacher is not None:
+            self.reference = teacher
         else:
             self.reference = copy.deepcopy(self.policy).eval() if cfg.algo.kl_coef > 0 else None
         demos = [*(cfg.data.paths if cfg.algo.sft_stage_steps else []),
@@ -234,6 +235,13 @@ class Trainer:
             self.collector.close()
         return final
 
+    def _every_rank_can_update(self, batch: dict) -> bool:
+        """Whether this iteration updates: a batch here and, under data parallelism, at least
+        ``algo.num_minibatches`` samples on every rank (GRPO ranks keep different numbers of steps, or none; all
+        ranks must skip or update together, with the same number of gradient all-reduces)."""
+        size = len(batch["action"]) if batch else 0
+        return min_over_ranks(size) >= (self.cfg.algo.num_minibatches if self.world > 1 else 1)
+
     def _train_iterations(self, total_iters: int, logger: RunLogger, bar, last_success, stop: GracefulStop) -> None:
         """Collect, update, log, evaluate and checkpoint until ``total_iters`` or a requested stop."""
         cfg, x = self.cfg, self.cfg.experiment
@@ -252,11 +260,13 @@ class Trainer:
                     if optimizer is not None:
                         set_annealed_lr(optimizer, cfg.algo.learning_rate, self.iteration, total_iters)
             stats = update_policy(self.policy, self.critic_optimizer if warming else self.optimizer, batch,
-                                  cfg.algo, self.reference, None if warming else self.anchor) if batch else {}
+                                  cfg.algo, self.reference, None if warming else self.anchor) \
+                if self._every_rank_can_update(batch) else {"skipped_update": 1.0}
             torch.set_num_threads(x.torch_threads)
             update_time = time.perf_counter() - start
-            if not cfg.algo.freeze_normalizer and hasattr(self.policy, "update_normalizer") and batch:
-                self.policy.update_normalizer(batch["obs"])
+            if not cfg.algo.freeze_normalizer and hasattr(self.policy, "update_normalizer"):
+                if batch:
+                    self.policy.update_normalizer(batch["obs"])
                 sync_from_rank0(self.policy, buffers_only=True)  # data-parallel ranks follow rank 0's statistics
             self.iteration += 1
             if self.reference is not None and not cfg.algo.teacher and cfg.algo.ref_reset_interval and \

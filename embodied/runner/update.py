@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from embodied.algorithms import get_loss
-from embodied.dist.data_parallel import average_gradients, mean_over_ranks
+from embodied.dist.data_parallel import average_gradients, mean_over_ranks, world_size
 from embodied.rollout.device_bridge import to_device
-from embodied.rollout.obs import select
+from embodied.rollout.obs import TEACHER_OBS, select
 
 
 def set_annealed_lr(optimizer, base_lr: float, done: int, total: int) -> float:
@@ -20,9 +20,12 @@ def set_annealed_lr(optimizer, base_lr: float, done: int, total: int) -> float:
     return lr
 
 
-def minibatch_indices(order: torch.Tensor, minibatch: int) -> list[torch.Tensor]:
+def minibatch_indices(order: torch.Tensor, minibatch: int, count: int | None = None) -> list[torch.Tensor]:
     """``order`` split into minibatches of ``minibatch``; a remainder of one sample joins the minibatch before it
-    (alone it has no advantage spread to normalise by)."""
+    (alone it has no advantage spread to normalise by). With ``count``: exactly that many near-equal minibatches
+    (data-parallel ranks whose batch sizes differ must all make the same number of gradient all-reduces)."""
+    if count is not None:
+        return list(torch.tensor_split(order, count))
     parts = list(order.split(minibatch))
     if len(parts) > 1 and len(parts[-1]) == 1:
         parts[-2:] = [torch.cat(parts[-2:])]
@@ -38,10 +41,12 @@ def update_policy(policy, optimizer, batch: dict, cfg, reference=None, anchor=No
     loss_fn = get_loss(cfg.loss)
     size, device = batch["action"].shape[0], batch["action"].device
     minibatch = max(1, size // cfg.num_minibatches)
+    reference_obs = batch["obs"].get(TEACHER_OBS, batch["obs"])  # a distillation teacher reads its own inputs
+    batch = batch | {"obs": {key: value for key, value in batch["obs"].items() if key != TEACHER_OBS}}
     if reference is not None and (cfg.kl_coef > 0 or getattr(loss_fn, "needs_reference", False)):
         with torch.no_grad():
             batch["ref_logprob"] = torch.cat([
-                reference.evaluate(select(batch["obs"], idx), batch["action"][idx])[0]
+                reference.evaluate(select(reference_obs, idx), batch["action"][idx])[0]
                 for idx in torch.arange(size, device=device).split(minibatch)
             ])
     stepped = [p for group in optimizer.param_groups for p in group["params"]]  # all, or the critic in a warm-up
@@ -49,7 +54,8 @@ def update_policy(policy, optimizer, batch: dict, cfg, reference=None, anchor=No
     count = 0
     stopped_early = False
     for _ in range(cfg.update_epochs):
-        for idx in minibatch_indices(torch.randperm(size, device=device), minibatch):
+        equal_count = cfg.num_minibatches if world_size() > 1 else None
+        for idx in minibatch_indices(torch.randperm(size, device=device), minibatch, equal_count):
             mb = {key: (select(value, idx) if key == "obs" else value[idx]) for key, value in batch.items()}
             loss, stats = loss_fn(policy, mb, cfg)
             if anchor is not None and cfg.anchor_coef > 0:

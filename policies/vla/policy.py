@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from policies.base import Policy, register_policy, valid_steps
+from policies.base import CAMERA_INPUT, Policy, register_policy, valid_steps
 from policies.vla.augment import random_shift
 from policies.vla.encoders import LANGUAGE_ENCODERS, VISION_ENCODERS, _require_transformers, build_encoder
 from policies.vla.heads import head_class
@@ -233,7 +233,7 @@ class VLAPolicy(Policy):
 
     def observation_inputs(self) -> list[str]:
         """Proprioception and every camera of ``cameras`` (the instruction comes with every dataset frame)."""
-        return ["state", *[f"rgb/{camera}" for camera in self.cameras]]
+        return ["state", *[f"{CAMERA_INPUT}{camera}" for camera in self.cameras]]
 
     def set_dataset_stats(self, stats: dict) -> None:
         """State mean/std from the dataset; the action bounds stay those of the env (or of ``set_stats``)."""
