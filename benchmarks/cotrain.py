@@ -28,6 +28,7 @@ import time
 import torch
 from results_io import write_results
 
+from embodied.algorithms.sft import SFTConfig
 from embodied.config.schema import TrainConfig
 from embodied.data.demos import env_features, record_expert_demos
 from embodied.data.writer import LeRobotDatasetWriter
@@ -72,7 +73,7 @@ def success_on_both(policy, episodes: int, seed: int) -> dict:
 def sft(root: str, name: str, paths: list[str], weights: list[float], args) -> tuple[dict, str]:
     """An SFT arm: success on both domains, training seconds; returns (row, policy directory)."""
     cfg = config(os.path.join(root, name), args.seed, args.eval_episodes)
-    cfg.algo.name, cfg.algo.sft_steps, cfg.algo.sft_eval_interval = "sft", args.sft_steps, 0
+    cfg.algo = SFTConfig(sft_steps=args.sft_steps, sft_eval_interval=0)
     cfg.data.paths, cfg.data.weights = paths, weights
     trainer = SFTTrainer(cfg)
     start = time.perf_counter()

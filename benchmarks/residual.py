@@ -20,6 +20,7 @@ import time
 import torch
 from results_io import write_results
 
+from embodied.algorithms.sft import SFTConfig
 from embodied.config.schema import TrainConfig
 from embodied.data.demos import env_features, record_expert_demos
 from embodied.data.writer import LeRobotDatasetWriter
@@ -45,7 +46,7 @@ def train_base(task: str, demos: int, sft_steps: int, root: str) -> tuple[str, f
     writer = LeRobotDatasetWriter.create(os.path.join(root, "demos"), fps=20, features=env_features(env))
     record_expert_demos(env, writer, num_episodes=demos, seed=0, progress=False)
     cfg = base_config(task, os.path.join(root, "sft"))
-    cfg.algo.name, cfg.algo.sft_steps, cfg.algo.sft_eval_interval = "sft", sft_steps, 0
+    cfg.algo = SFTConfig(sft_steps=sft_steps, sft_eval_interval=0)
     cfg.data.paths = [os.path.join(root, "demos")]
     start = time.perf_counter()
     trainer = SFTTrainer(cfg)

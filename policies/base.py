@@ -17,19 +17,16 @@ import torch
 from safetensors.torch import load_file, save
 from torch import nn
 
-POLICIES: dict[str, type["Policy"]] = {}
+from sims.registry import Registry
+
+# policy.name <name>: a module of policies/ registers its policy class here
+POLICIES = Registry("policy", package="policies", key="policy.name (or policy=<config>)")
 CAMERA_INPUT = "rgb/"  # observation_inputs() name of a camera image: rgb/<camera>
 
 
 def register_policy(name: str) -> Callable:
     """Class decorator: make a policy buildable by ``make_policy(name, ...)`` and loadable by name."""
-
-    def wrap(cls):
-        POLICIES[name] = cls
-        cls.policy_type = name
-        return cls
-
-    return wrap
+    return POLICIES.register(name, attribute="policy_type")
 
 
 class Policy(nn.Module, abc.ABC):
@@ -141,9 +138,7 @@ def valid_steps(batch: dict) -> torch.Tensor:
 
 def make_policy(name: str, **config) -> Policy:
     """Build a registered policy from its config."""
-    if name not in POLICIES:
-        raise KeyError(f"unknown policy {name!r}; available: {sorted(POLICIES)}")
-    return POLICIES[name](config)
+    return POLICIES.lookup(name)(config)
 
 
 def from_pretrained(directory: str) -> Policy:

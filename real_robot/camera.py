@@ -7,6 +7,9 @@ import time
 import numpy as np
 
 from real_robot.errors import DeviceNotConnectedError
+from sims.registry import Registry
+
+CAMERAS = Registry("camera type", key="robot.cameras: {<name>: {type: <camera type>, ...}}")
 
 
 class CameraTimeout(RuntimeError):
@@ -92,13 +95,9 @@ class SimCamera(Camera):
         return self.source()
 
 
-CAMERA_TYPES = {"opencv": OpenCVCamera}
+CAMERAS.register("opencv", attribute="camera_type")(OpenCVCamera)
 
 
 def make_camera(config: dict) -> Camera:
     """A camera from config, e.g. ``{type: opencv, index: /dev/video0, width: 64, height: 64}``."""
-    config = dict(config)
-    kind = config.pop("type", "opencv")
-    if kind not in CAMERA_TYPES:
-        raise KeyError(f"unknown camera type {kind!r}; available: {sorted(CAMERA_TYPES)}")
-    return CAMERA_TYPES[kind](**config)
+    return CAMERAS.build(config, default="opencv")

@@ -14,26 +14,26 @@ import numpy as np
 
 from real_robot.camera import Camera, make_camera
 from real_robot.errors import DeviceAlreadyConnectedError, DeviceNotConnectedError
-from real_robot.registry import Registry
+from sims.registry import Registry
 
-# robot type <name>: real_robot/drivers/<name>.py, except the sim twin
-ROBOT_REGISTRY = Registry("robot", "real_robot.drivers", "robot_type", modules={"sim_twin": "real_robot.sim_twin"})
-ROBOTS = ROBOT_REGISTRY.classes
+# robot type <name>: a driver module in real_robot/drivers/ (found there by itself), or the sim twin
+ROBOTS = Registry("robot type", package="real_robot.drivers", lazy={"sim_twin": "real_robot.sim_twin"},
+                  key="robot=<config> or robot.type (deploy, teleop)")
 
 
 def register_robot(name: str):
     """Class decorator: make a robot selectable by ``robot.type: <name>`` in config."""
-    return ROBOT_REGISTRY.register(name)
+    return ROBOTS.register(name, attribute="robot_type")
 
 
 def make_robot(config: dict) -> "Robot":
     """Build the robot named by ``config['type']`` (default sim_twin) with the remaining keys as arguments."""
-    return ROBOT_REGISTRY.build(config, default="sim_twin")
+    return ROBOTS.build(config, default="sim_twin")
 
 
 def available_robots() -> list[str]:
     """Every robot type: the sim twin and one per module in real_robot/drivers/."""
-    return ROBOT_REGISTRY.available()
+    return ROBOTS.names()
 
 
 IMAGE_PREFIX = "images."  # observation key of camera <name>: images.<name>

@@ -18,6 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sims.registry import Registry
+
+# env.backend <name>: its env class registers itself when its module is imported, which happens only when that
+# backend is asked for (each pulls in its own simulator: MuJoCo, MuJoCo Warp, ManiSkill/SAPIEN)
+BACKENDS = Registry("simulator backend", key="env.backend", lazy={
+    "mujoco": "sims.mujoco.env", "mujoco_warp": "sims.mujoco_warp.env", "maniskill": "sims.maniskill.env"})
+
 
 @dataclass(frozen=True)
 class ActionSpec:

@@ -14,11 +14,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAMS = ("embodied-train", "embodied-deploy", "embodied-teleop", "embodied-record-demos")
 
 # Appended to every command (later overrides win), so each runs for seconds; never changes what a command selects.
+SFT_TINY = ["algo.sft_steps=2", "algo.sft_eval_interval=0"]  # settings only algo=sft has
 TINY = {
     "embodied-train": ["experiment.total_env_steps=1", "experiment.checkpoint_interval=1", "algo.rollout_steps=8",
                        "experiment.eval_episodes=2", "experiment.eval_num_envs=2", "experiment.eval_interval=0",
-                       "algo.sft_steps=2", "algo.sft_eval_interval=0", "algo.batch_size=4", "algo.groups_per_batch=2",
-                       "algo.group_size=2", "experiment.progress=false"],
+                       "algo.batch_size=4", "algo.groups_per_batch=2", "algo.group_size=2", "experiment.progress=false"],
     "embodied-deploy": ["episodes=1", "max_steps=4", "reset_time_s=0"],
     "embodied-teleop": ["episodes=1", "episode_time_s=0.3", "reset_time_s=0", "preview_every_s=0"],
     "embodied-record-demos": ["--episodes", "2", "--num-envs", "2"],
@@ -54,7 +54,7 @@ def run_command(line: str, monkeypatch) -> str:
     if "--help" in args or "-h" in args:
         tiny = []
     elif program == "embodied-train":
-        tiny = TINY[program] + train_budget(args)
+        tiny = TINY[program] + (SFT_TINY if "algo=sft" in args else []) + train_budget(args)
     else:
         tiny = TINY[program]
     monkeypatch.setattr(sys, "argv", [program, *args, *tiny])

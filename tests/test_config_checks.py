@@ -102,4 +102,21 @@ def test_the_group_collector_uses_the_configured_advantage(monkeypatch):
         batch, _ = collector.collect()
         assert called == [torch.Size([2])] and batch["advantages"].shape[0] == 10
     finally:
-        registry.ADVANTAGES.pop("group_mean"), registry.ADVANTAGE_INPUTS.pop("group_mean")
+        registry.ADVANTAGES.unregister("group_mean")
+
+
+def test_target_kl_with_a_loss_that_reports_no_approx_kl_is_refused_before_training():
+    """A new loss without ratio statistics stopped the first update with KeyError 'approx_kl'."""
+
+    @registry.register_loss("plain_pg", needs=("returns",))
+    def plain_pg(policy, batch, cfg):
+        return torch.zeros(()), {}
+
+    try:
+        problem = registry.combination_problem("steps", "gae", "plain_pg", target_kl=0.1)
+        assert problem == ("algo.target_kl=0.1 stops the epochs on the loss's approx_kl, which algo.loss=plain_pg "
+                           "does not report (add losses.ratio_stats to its stats): set algo.target_kl=null")
+        assert registry.combination_problem("steps", "gae", "plain_pg", target_kl=None) is None
+        assert registry.combination_problem("steps", "gae", "ppo", target_kl=0.1) is None
+    finally:
+        registry.LOSSES.unregister("plain_pg")

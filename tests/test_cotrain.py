@@ -2,6 +2,7 @@
 
 import pytest
 
+from embodied.algorithms.sft import SFTConfig
 from embodied.config.schema import TrainConfig
 from embodied.data.demos import env_features, record_expert_demos
 from embodied.data.writer import LeRobotDatasetWriter
@@ -27,7 +28,7 @@ def test_ppo_with_the_sft_anchor_raises_the_sim_success_of_an_sft_policy(tmp_pat
         return cfg
 
     sft = config("sft")
-    sft.algo.name, sft.algo.sft_steps, sft.algo.sft_eval_interval, sft.data.paths = "sft", 2000, 0, [demos]
+    sft.algo, sft.data.paths = SFTConfig(sft_steps=2000, sft_eval_interval=0), [demos]
     s0 = SFTTrainer(sft).train()["success_once"]
     rl = config("rl")
     rl.init_from, rl.data.anchor_paths = str(tmp_path / "sft" / "final_policy"), [demos]

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+from embodied.algorithms.sft import SFTConfig
 from embodied.config.schema import TrainConfig
 from embodied.data.demos import env_features
 from embodied.data.writer import LeRobotDatasetWriter
@@ -33,7 +34,7 @@ def write_dataset(root: str, env, fps: float = 20.0, episodes: int = 2) -> str:
 def sft_config(tmp_path, paths, task: str = "PickCube") -> TrainConfig:
     cfg = TrainConfig()
     cfg.env.task = task
-    cfg.algo.name, cfg.algo.sft_steps, cfg.algo.sft_eval_interval, cfg.algo.batch_size = "sft", 2, 0, 4
+    cfg.algo = SFTConfig(sft_steps=2, sft_eval_interval=0, batch_size=4)
     cfg.data.paths = list(paths)
     cfg.experiment.output_dir, cfg.experiment.progress, cfg.experiment.video = str(tmp_path / "run"), False, False
     cfg.experiment.eval_episodes, cfg.experiment.eval_num_envs = 2, 2

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from embodied.algorithms.sft import SFTConfig
 from embodied.config.schema import TrainConfig
 from embodied.data.reader import LeRobotDataset
 from embodied.data.stats import QUANTILES, feature_stats, merge_stats
@@ -76,7 +77,7 @@ def test_statistics_match_lerobots_including_quantiles():
 @pytest.mark.parametrize("steps", [20])
 def test_sft_trains_on_the_dataset_lerobot_wrote(tmp_path, steps):
     cfg = TrainConfig()
-    cfg.algo.name, cfg.algo.sft_steps, cfg.algo.sft_eval_interval, cfg.algo.batch_size = "sft", steps, 0, 16
+    cfg.algo = SFTConfig(sft_steps=steps, sft_eval_interval=0, batch_size=16)
     cfg.data.paths = [ROOT]
     cfg.experiment.output_dir, cfg.experiment.progress, cfg.experiment.video = str(tmp_path), False, False
     cfg.experiment.eval_episodes, cfg.experiment.eval_num_envs = 2, 2

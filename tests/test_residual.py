@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from embodied.algorithms.sft import SFTConfig
 from embodied.config.schema import TrainConfig
 from embodied.runner.trainer import Trainer
 from policies import from_pretrained, make_policy
@@ -145,7 +146,7 @@ def test_residual_ppo_improves_an_sft_base_on_pickcube(tmp_path):
     writer = LeRobotDatasetWriter.create(str(tmp_path / "demos"), fps=20, features=env_features(env))
     record_expert_demos(env, writer, num_episodes=10, seed=0, progress=False)
     cfg = TrainConfig()
-    cfg.env.task, cfg.algo.name, cfg.algo.sft_steps, cfg.algo.sft_eval_interval = "PickCube", "sft", 1000, 0
+    cfg.env.task, cfg.algo = "PickCube", SFTConfig(sft_steps=1000, sft_eval_interval=0)
     cfg.data.paths = [str(tmp_path / "demos")]
     cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path / "sft"), False
     s0 = SFTTrainer(cfg).train()["success_once"]
@@ -173,7 +174,7 @@ def test_bc_warm_start_of_the_correction_then_ppo_from_it(tmp_path):
     base_path = saved_mlp_base(tmp_path, env, obs)  # a base that ignores the task
 
     cfg = TrainConfig()
-    cfg.algo.name, cfg.algo.sft_steps, cfg.algo.sft_eval_interval = "sft", 300, 0
+    cfg.algo = SFTConfig(sft_steps=300, sft_eval_interval=0)
     cfg.policy.name, cfg.base, cfg.policy.residual_scale = "residual", base_path, 1.0
     cfg.data.paths = [str(tmp_path / "demos")]
     cfg.experiment.eval_episodes, cfg.experiment.eval_num_envs = 8, 8

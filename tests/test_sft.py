@@ -5,6 +5,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from embodied.algorithms.opd import OPDConfig
+from embodied.algorithms.sft import SFTConfig
 from embodied.config.schema import TrainConfig
 from embodied.data.batches import DemoStream
 from embodied.data.demos import env_features, record_expert_demos
@@ -28,7 +30,7 @@ def reach_demos(tmp_path_factory):
 
 def test_sft_on_expert_demos_learns_reach(tmp_path, reach_demos):
     cfg = TrainConfig()
-    cfg.algo.name, cfg.algo.sft_steps, cfg.algo.sft_eval_interval = "sft", 300, 0
+    cfg.algo = SFTConfig(sft_steps=300, sft_eval_interval=0)
     cfg.data.paths = [reach_demos]
     cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path), False
     trainer = SFTTrainer(cfg)
@@ -66,20 +68,19 @@ def test_anchor_gradient_reaches_the_parameters(reach_demos):
 
 def test_sft_without_data_paths_is_a_clear_error(tmp_path):
     cfg = TrainConfig()
-    cfg.algo.name = "sft"
+    cfg.algo = SFTConfig()
     with pytest.raises(ValueError, match="data.paths"):
         SFTTrainer(cfg)
 
 
 def test_on_policy_distillation_copies_the_teacher_without_env_reward(tmp_path, reach_demos):
     teacher_cfg = TrainConfig()
-    teacher_cfg.algo.name, teacher_cfg.algo.sft_steps, teacher_cfg.algo.sft_eval_interval = "sft", 300, 0
+    teacher_cfg.algo = SFTConfig(sft_steps=300, sft_eval_interval=0)
     teacher_cfg.data.paths = [reach_demos]
     teacher_cfg.experiment.output_dir, teacher_cfg.experiment.progress = str(tmp_path / "teacher"), False
     assert SFTTrainer(teacher_cfg).train()["success_once"] >= 0.9
     cfg = TrainConfig()
-    cfg.algo.name, cfg.algo.loss, cfg.algo.teacher = "opd", "opd", str(tmp_path / "teacher" / "final_policy")
-    cfg.algo.rollout_steps, cfg.algo.update_epochs, cfg.algo.target_kl = 25, 4, None
+    cfg.algo = OPDConfig(teacher=str(tmp_path / "teacher" / "final_policy"), rollout_steps=25, update_epochs=4)
     cfg.env.reward_mode = "sparse"  # the student never needs a dense reward: the teacher is the signal
     cfg.experiment.total_env_steps, cfg.experiment.eval_interval = 16_000, 0
     cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path / "student"), False
@@ -156,7 +157,7 @@ def test_anneal_lr_decays_the_sft_learning_rate_linearly_to_zero(tmp_path, reach
     import embodied.runner.sft as sft_module
     rates = _record_learning_rates(monkeypatch, sft_module, "sft_step", optimizer_arg=1)
     cfg = TrainConfig()
-    cfg.algo.name, cfg.algo.sft_steps, cfg.algo.sft_eval_interval, cfg.algo.anneal_lr = "sft", 4, 0, True
+    cfg.algo = SFTConfig(sft_steps=4, sft_eval_interval=0, anneal_lr=True)
     cfg.algo.learning_rate, cfg.data.paths = 1e-3, [reach_demos]
     cfg.experiment.eval_episodes = cfg.experiment.eval_num_envs = 2
     cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path), False
@@ -196,8 +197,7 @@ def test_on_policy_distillation_scores_with_the_teachers_own_inputs(tmp_path, st
     cfg = TrainConfig()
     if student == "vla":
         _tiny_vla_config(cfg)
-    cfg.algo.name, cfg.algo.loss, cfg.algo.teacher = "opd", "opd", str(tmp_path / "teacher")
-    cfg.algo.rollout_steps, cfg.algo.update_epochs, cfg.algo.target_kl = 3, 1, None
+    cfg.algo = OPDConfig(teacher=str(tmp_path / "teacher"), rollout_steps=3, update_epochs=1)
     cfg.env.num_envs, cfg.env.cameras = 4, ["front"]
     cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path / "student"), False
     trainer = Trainer(cfg)
@@ -225,7 +225,7 @@ def test_a_teacher_reading_a_camera_the_env_does_not_render_is_named(tmp_path):
     env = make_env(task="Reach", num_envs=2, cameras=("front",), autoreset=True)
     build_policy(teacher_cfg, env, seed=0).save_pretrained(str(tmp_path / "teacher"))
     cfg = TrainConfig()
-    cfg.algo.name, cfg.algo.loss, cfg.algo.teacher = "opd", "opd", str(tmp_path / "teacher")
+    cfg.algo = OPDConfig(teacher=str(tmp_path / "teacher"))
     cfg.experiment.output_dir = str(tmp_path / "student")
     with pytest.raises(ValueError, match=r"reads cameras \['front'\].*set env.cameras=\['front'\]"):
         Trainer(cfg)

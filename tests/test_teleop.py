@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from embodied.algorithms.sft import SFTConfig
 from embodied.config.schema import TrainConfig
 from embodied.data.reader import LeRobotDataset
 from embodied.data.video import decode_video
@@ -183,7 +184,7 @@ def test_scripted_teleop_records_a_dataset_that_sft_learns_from(tmp_path):
 
     cfg = TrainConfig()
     cfg.env.task, cfg.policy.obs_keys = "PickCube", ["state"]  # robots have no privileged state
-    cfg.algo.name, cfg.algo.sft_steps, cfg.algo.sft_eval_interval, cfg.algo.batch_size = "sft", 150, 0, 64
+    cfg.algo = SFTConfig(sft_steps=150, sft_eval_interval=0, batch_size=64)
     cfg.data.paths = [str(root)]
     cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path / "sft"), False
     cfg.experiment.eval_episodes, cfg.experiment.eval_num_envs = 4, 4

@@ -1,18 +1,71 @@
-"""Registries that map config strings to advantage estimators and losses (no if/else chains), with what each
-needs from the rollout collector, so that a combination that cannot work is refused before training."""
+"""Registries of algorithms, advantage estimators and losses (config strings, no if/else chains), with what each
+needs from the rollout collector, so that a combination that cannot work is refused before training.
+
+An algorithm is declared in one file of this package: its loss (and advantage, if new), its config dataclass
+when it has settings of its own, and an ``Algorithm`` registered under the name ``algo=<name>`` picks.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Callable
 
-ADVANTAGES: dict[str, Callable] = {}
-LOSSES: dict[str, Callable] = {}
+from embodied.algorithms.config import AlgoConfig
+from sims.registry import Registry
+
+ALGORITHMS = Registry("algorithm", package="embodied.algorithms", key="algo=<name>")
+ADVANTAGES = Registry("advantage", package="embodied.algorithms", key="algo.advantage")
+LOSSES = Registry("loss", package="embodied.algorithms", key="algo.loss")
 # what each collector hands the advantage and the loss: fixed-length step rollouts (per-step rewards, values,
 # episode ends) or whole episode groups from identical resets (one return per episode, no critic values)
 COLLECTOR_OUTPUTS = {"steps": {"step_rewards", "returns", "old_values"}, "groups": {"episode_returns"}}
-ADVANTAGE_INPUTS: dict[str, set] = {}
-LOSS_INPUTS: dict[str, set] = {}
-KL_LOSSES: set[str] = set()  # losses that add algo.kl_coef * KL(policy || reference)
+REFERENCES = ("", "kl", "teacher")
+
+
+def no_checks(cfg) -> list[tuple[bool, str]]:
+    """An algorithm without checks of its own."""
+    return []
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """What ``algo=<name>`` trains: its config dataclass (whose defaults name its collector, advantage and loss),
+    the loop that runs it, the reference policy its loss compares with, and checks of its own settings.
+
+    trainer: "rl" (collect with the policy, update with the loss) or "sft" (gradient steps on datasets).
+    reference: "" (none), "kl" (a frozen copy of the starting policy, when algo.kl_coef > 0; reset every
+        algo.ref_reset_interval updates) or "teacher" (a saved policy at ``algo.teacher``, scored on its own inputs).
+    checks: ``cfg -> [(ok, message naming the bad value and the fix), ...]`` over the whole TrainConfig.
+    """
+
+    name: str
+    config: type = AlgoConfig
+    trainer: str = "rl"
+    reference: str = ""
+    checks: Callable = no_checks
+    summary: str = ""  # one line for ``embodied-train --list``
+
+    def __post_init__(self):
+        assert self.trainer in ("rl", "sft"), f"Algorithm.trainer must be rl or sft, got {self.trainer!r}"
+        assert self.reference in REFERENCES, f"Algorithm.reference must be one of {REFERENCES}"
+        assert issubclass(self.config, AlgoConfig), "an algorithm's config subclasses AlgoConfig"
+
+
+def register_algorithm(algorithm: Algorithm) -> Algorithm:
+    """Make ``algorithm`` selectable as ``algo=<its name>``."""
+    ALGORITHMS.register(algorithm.name)(algorithm)
+    return algorithm
+
+
+def algorithm_of(algo_cfg) -> Algorithm:
+    """The registered algorithm ``algo.name`` names, refusing a config that lacks its own settings (an
+    ``algo.name=<name>`` override on another algorithm's config instead of ``algo=<name>``)."""
+    algorithm = ALGORITHMS.lookup(algo_cfg.name)
+    missing = sorted({f.name for f in fields(algorithm.config)} - {f.name for f in fields(algo_cfg)})
+    if missing:
+        raise ValueError(f"algo.name={algo_cfg.name} has settings {missing} that this config lacks: choose the "
+                         f"algorithm with algo={algo_cfg.name} (the config group), not algo.name")
+    return algorithm
 
 
 def register_advantage(name: str, needs: tuple = ()) -> Callable:
@@ -20,55 +73,54 @@ def register_advantage(name: str, needs: tuple = ()) -> Callable:
     outputs it reads (``COLLECTOR_OUTPUTS``)."""
 
     def wrap(fn):
-        ADVANTAGES[name], ADVANTAGE_INPUTS[name] = fn, set(needs)
-        return fn
+        fn.needs = frozenset(needs)
+        return ADVANTAGES.register(name)(fn)
 
     return wrap
 
 
-def register_loss(name: str, needs: tuple = (), kl_term: bool = False) -> Callable:
+def register_loss(name: str, needs: tuple = (), kl_term: bool = False, reports_approx_kl: bool = False) -> Callable:
     """Decorator: make a loss function selectable as ``algo.loss=<name>``; ``needs``: the collector outputs its
-    batch must carry (``COLLECTOR_OUTPUTS``); ``kl_term``: it adds ``algo.kl_coef`` times a KL to a reference."""
+    batch must carry (``COLLECTOR_OUTPUTS``); ``kl_term``: it adds ``algo.kl_coef`` times a KL to a reference;
+    ``reports_approx_kl``: its stats hold ``approx_kl`` (``losses.ratio_stats``), which ``algo.target_kl`` reads."""
 
     def wrap(fn):
-        LOSSES[name], LOSS_INPUTS[name] = fn, set(needs)
-        if kl_term:
-            KL_LOSSES.add(name)
-        return fn
+        fn.needs, fn.kl_term, fn.reports_approx_kl = frozenset(needs), kl_term, reports_approx_kl
+        return LOSSES.register(name)(fn)
 
     return wrap
 
 
 def get_advantage(name: str) -> Callable:
     """Look up a registered advantage function."""
-    if name not in ADVANTAGES:
-        raise KeyError(f"unknown advantage {name!r}; registered: {sorted(ADVANTAGES)}")
-    return ADVANTAGES[name]
+    return ADVANTAGES.lookup(name)
 
 
 def get_loss(name: str) -> Callable:
     """Look up a registered loss function."""
-    if name not in LOSSES:
-        raise KeyError(f"unknown loss {name!r}; registered: {sorted(LOSSES)}")
-    return LOSSES[name]
+    return LOSSES.lookup(name)
 
 
-def combination_problem(collector: str, advantage: str, loss: str, kl_coef: float = 0.0) -> str | None:
-    """Why ``algo.collector``, ``algo.advantage``, ``algo.loss`` and ``algo.kl_coef`` cannot work together (None
-    if they can), naming the valid choices."""
+def combination_problem(collector: str, advantage: str, loss: str, kl_coef: float = 0.0,
+                        target_kl: float | None = None) -> str | None:
+    """Why ``algo.collector``, ``algo.advantage``, ``algo.loss``, ``algo.kl_coef`` and ``algo.target_kl`` cannot
+    work together (None if they can), naming the valid choices."""
     if collector not in COLLECTOR_OUTPUTS:
         return f"algo.collector must be one of {sorted(COLLECTOR_OUTPUTS)}, got {collector!r}"
-    get_advantage(advantage), get_loss(loss)  # unknown names: KeyError with the registered ones
+    advantage_fn, loss_fn = get_advantage(advantage), get_loss(loss)  # unknown names: KeyError with the registered
     outputs = COLLECTOR_OUTPUTS[collector]
-    fitting = lambda table: sorted(n for n, needs in table.items() if needs <= outputs)  # noqa: E731
-    if not ADVANTAGE_INPUTS[advantage] <= outputs:
-        return (f"algo.advantage={advantage} needs {sorted(ADVANTAGE_INPUTS[advantage])}, which the {collector} "
-                f"collector does not produce: with algo.collector={collector} use algo.advantage in "
-                f"{fitting(ADVANTAGE_INPUTS)}")
-    if not LOSS_INPUTS[loss] <= outputs:
-        return (f"algo.loss={loss} needs {sorted(LOSS_INPUTS[loss])}, which the {collector} collector does not "
-                f"produce: with algo.collector={collector} use algo.loss in {fitting(LOSS_INPUTS)}")
-    if kl_coef > 0 and loss not in KL_LOSSES:
-        return (f"algo.kl_coef={kl_coef} needs a loss with a KL term ({sorted(KL_LOSSES)}); algo.loss={loss} has "
+    fitting = lambda table: sorted(n for n in table.names() if table.lookup(n).needs <= outputs)  # noqa: E731
+    if not advantage_fn.needs <= outputs:
+        return (f"algo.advantage={advantage} needs {sorted(advantage_fn.needs)}, which the {collector} collector "
+                f"does not produce: with algo.collector={collector} use algo.advantage in {fitting(ADVANTAGES)}")
+    if not loss_fn.needs <= outputs:
+        return (f"algo.loss={loss} needs {sorted(loss_fn.needs)}, which the {collector} collector does not "
+                f"produce: with algo.collector={collector} use algo.loss in {fitting(LOSSES)}")
+    if kl_coef > 0 and not loss_fn.kl_term:
+        kl_losses = [n for n in LOSSES.names() if LOSSES.lookup(n).kl_term]
+        return (f"algo.kl_coef={kl_coef} needs a loss with a KL term ({kl_losses}); algo.loss={loss} has "
                 "none, so the coefficient would be ignored: set algo.kl_coef=0 or use algo=grpo")
+    if target_kl is not None and not loss_fn.reports_approx_kl:
+        return (f"algo.target_kl={target_kl} stops the epochs on the loss's approx_kl, which algo.loss={loss} does "
+                "not report (add losses.ratio_stats to its stats): set algo.target_kl=null")
     return None

@@ -36,6 +36,23 @@ def print_help(doc: str, config_dir: str, config_name: str, overrides: list[str]
         print(OmegaConf.to_yaml(compose(config_name, overrides=overrides)))
 
 
+def print_registered() -> None:
+    """Every registry of the project and what it holds, with the setting that picks each (``--list``)."""
+    import embodied.algorithms  # noqa: F401  (each import below fills its registries)
+    import policies  # noqa: F401
+    import real_robot.robot  # noqa: F401
+    import real_robot.teleop.device  # noqa: F401
+    import sims  # noqa: F401
+    from sims.registry import REGISTRIES
+
+    for kind, registry in REGISTRIES.items():
+        print(f"{kind} ({registry.key}):")
+        names = registry.names()
+        width = max(map(len, names), default=0)
+        for name in names:
+            print(f"  {name:<{width}}  {registry.describe(name)}".rstrip())
+
+
 def quiet_third_party_logs() -> None:
     """PyOpenGL logs "No OpenGL_accelerate module loaded" at INFO on import; keep its warnings only."""
     logging.getLogger("OpenGL").setLevel(logging.WARNING)

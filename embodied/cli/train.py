@@ -11,7 +11,8 @@ Examples:
   embodied-train experiment=rl_co env=lang_place_cube data.paths=[demos/real,demos/sim] data.weights=[0.5,0.5] \\
       data.anchor_paths=[demos/real,demos/sim] data.anchor_weights=[0.5,0.5]  # RL-Co: SFT, then PPO + anchor
   embodied-train env=push_cube env.backend=mujoco_warp env.num_envs=4096 experiment.device=cuda  # all on a GPU
-Outputs go to runs/<experiment.name>/ (tensorboard in tb/, videos in videos/, checkpoints/, final_policy/); a new
+`embodied-train --list` prints every registered algorithm, task, backend, policy, head, encoder, robot, camera and
+teleop device, with the setting that picks each. Outputs go to runs/<experiment.name>/ (tensorboard in tb/, videos in videos/, checkpoints/, final_policy/); a new
 run refuses a folder that holds another run (resume=true continues it). Ctrl-C saves a checkpoint and the policy.
 """
 
@@ -25,22 +26,24 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from embodied.cli.console import print_help, quiet_third_party_logs
+from embodied.algorithms import ALGORITHMS
+from embodied.cli.console import print_help, print_registered, quiet_third_party_logs
 from embodied.config.strict import to_typed
 from embodied.config.schema import TrainConfig
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+for _name in ALGORITHMS.names():  # configs/algo/<name>.yaml starts from its algorithm's config dataclass
+    ConfigStore.instance().store(group="algo_schema", name=_name, node=ALGORITHMS.lookup(_name).config)
 log = logging.getLogger("embodied-train")  # Hydra sends it to the terminal and to <run>/hydra/train.log
 
 
 def _run(cfg: DictConfig) -> None:
-    from embodied.runner.sft import SFTTrainer
-    from embodied.runner.trainer import Trainer
+    from embodied.runner.loops import make_trainer
 
     typed: TrainConfig = to_typed(cfg, TrainConfig, "embodied-train")
     try:
-        trainer = {"sft": SFTTrainer}.get(typed.algo.name, Trainer)(typed)
+        trainer = make_trainer(typed)
     except (ValueError, KeyError, OSError, ImportError, RuntimeError) as error:  # a bad value, a missing or taken
         # path, a missing optional package or simulator device: say which, no traceback
         sys.exit(f"embodied-train: {error}")
@@ -48,8 +51,8 @@ def _run(cfg: DictConfig) -> None:
     if "interrupted_at" in metrics:
         saved = os.path.join(typed.experiment.output_dir, "final_policy")
         sys.exit(f"embodied-train: interrupted at step {metrics['interrupted_at']}; {saved} saved" +
-                 (" (SFT runs do not resume)" if typed.algo.name == "sft" else
-                  " with a checkpoint: resume=true continues the run"))
+                 (" with a checkpoint: resume=true continues the run" if trainer.resumable else
+                  f" (algo={typed.algo.name} runs do not resume)"))
     if not metrics:  # a data-parallel rank other than 0: rank 0 evaluates and saves
         return
     log.info(f"final eval over {metrics['episodes']} episodes: success_once={metrics['success_once']:.3f} "
@@ -62,6 +65,9 @@ def main() -> None:
     """Console entry point; ``--help`` prints this module's docstring, the config groups and the composed config."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     quiet_third_party_logs()
+    if "--list" in sys.argv[1:]:
+        print_registered()
+        return
     if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
         print_help(__doc__, _config_path(), "train", [a for a in sys.argv[1:] if a not in ("-h", "--help")])
         return

@@ -8,7 +8,8 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
-from embodied.algorithms.registry import combination_problem
+from embodied.algorithms.config import AlgoConfig
+from embodied.algorithms.registry import algorithm_of, combination_problem
 from embodied.rollout.device_bridge import learner_device
 
 
@@ -52,55 +53,6 @@ class PolicyConfig:
     detach_value: bool = False
     aux_state_coef: float = 0.0  # vla: SFT also predicts the dataset's task state (environment_state) this much
     random_shift: int = 0  # vla: SFT shifts demonstration images by up to this many pixels (trained vision tower)
-
-
-@dataclass
-class AlgoConfig:
-    """Algorithm = collector + advantage + loss, each picked by name; plus their hyper-parameters."""
-
-    name: str = "ppo"
-    collector: str = "steps"  # "steps" (fixed-length rollouts) or "groups" (GRPO episode groups)
-    advantage: str = "gae"
-    loss: str = "ppo"
-    rollout_steps: int = 50
-    gamma: float = 0.95
-    gae_lambda: float = 0.95
-    learning_rate: float = 3e-4
-    anneal_lr: bool = False  # decay the learning rate linearly to 0 over the run (RL iterations or SFT steps)
-    update_epochs: int = 8
-    num_minibatches: int = 4
-    clip_low: float = 0.2
-    clip_high: float = 0.2
-    dual_clip: Optional[float] = None
-    value_clip: Optional[float] = None  # e.g. 0.2: clip value updates around the rollout's values (CleanRL)
-    huber_delta: Optional[float] = None
-    value_coef: float = 0.5
-    entropy_coef: float = 0.0
-    normalize_advantages: bool = True
-    target_kl: Optional[float] = 0.1
-    max_grad_norm: float = 0.5
-    logprob_granularity: str = "action"  # token | action | chunk
-    # GRPO
-    group_size: int = 8
-    groups_per_batch: int = 8
-    dynamic_sampling: bool = True
-    max_sampling_rounds: int = 4
-    kl_coef: float = 0.0
-    # SFT (algo=sft) and SFT anchoring inside RL: loss = RL loss + anchor_coef * SFT loss on data.anchor_paths
-    sft_steps: int = 2000  # gradient steps of algo=sft
-    sft_eval_interval: int = 500  # SFT steps between evaluations in simulation (0: only at the end)
-    ema_decay: float = 0.0  # algo=sft: evaluate and save a moving average of the weights (e.g. 0.999; 0: the last)
-    batch_size: int = 64  # demonstrations per SFT step and per anchor term
-    anchor_coef: float = 0.0
-    # RL from a demonstration-trained policy (RL-Co): stage 1 SFT inside the RL run, then a critic warm-up
-    sft_stage_steps: int = 0  # RL runs: SFT steps on data.paths (mixed by data.weights) before the first rollout
-    sft_learning_rate: float = 3e-4  # learning rate of that SFT stage
-    critic_warmup_iterations: int = 0  # first RL iterations update only the value function (actor held fixed)
-    # true: keep the observation statistics a run starts with (e.g. an SFT policy's dataset statistics) instead
-    # of folding every rollout into them; needed for a critic warm-up to hold the actor's behaviour exactly
-    freeze_normalizer: bool = False
-    teacher: str = ""  # algo=opd: directory of the teacher policy (save_pretrained format)
-    ref_reset_interval: int = 0  # updates between resets of the KL reference to the current policy (0: never)
 
 
 @dataclass
@@ -211,11 +163,6 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.algo.anchor_coef >= 0, f"algo.anchor_coef must be >= 0, got {cfg.algo.anchor_coef}"),
         (cfg.algo.anchor_coef == 0 or cfg.data.anchor_paths,
          "algo.anchor_coef > 0 needs data.anchor_paths=[<LeRobot dataset dir>, ...]"),
-        (cfg.algo.loss != "opd" or cfg.algo.teacher,
-         "algo=opd needs algo.teacher=<policy directory written by save_pretrained>"),
-        (cfg.algo.name != "sft" or cfg.data.paths, "algo=sft needs data.paths=[<LeRobot dataset dir>, ...]"),
-        (0 <= cfg.algo.ema_decay < 1, f"algo.ema_decay must be in [0, 1) (e.g. 0.999; 0 turns it off), "
-                                      f"got {cfg.algo.ema_decay}"),
         (cfg.algo.sft_stage_steps >= 0, f"algo.sft_stage_steps must be >= 0, got {cfg.algo.sft_stage_steps}"),
         (cfg.algo.sft_stage_steps == 0 or cfg.data.paths,
          "algo.sft_stage_steps > 0 needs data.paths=[<LeRobot dataset dir>, ...] (the stage-1 demonstrations)"),
@@ -238,7 +185,11 @@ def validate(cfg: TrainConfig) -> None:
          "policy=residual (experiment=residual) needs base=<policy directory written by save_pretrained>"),
         (cfg.policy.residual_scale > 0, f"policy.residual_scale must be > 0, got {cfg.policy.residual_scale}"),
     ]
-    combination = combination_problem(cfg.algo.collector, cfg.algo.advantage, cfg.algo.loss, cfg.algo.kl_coef)
+    checks.append((0 <= cfg.algo.ema_decay < 1,
+                   f"algo.ema_decay must be in [0, 1) (e.g. 0.999; 0 turns it off), got {cfg.algo.ema_decay}"))
+    checks += algorithm_of(cfg.algo).checks(cfg)  # the algorithm's own settings
+    combination = combination_problem(cfg.algo.collector, cfg.algo.advantage, cfg.algo.loss, cfg.algo.kl_coef,
+                                      cfg.algo.target_kl)
     checks.append((combination is None, combination))
     checks += dist_checks(cfg)
     for ok, message in checks:

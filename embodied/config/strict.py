@@ -19,7 +19,10 @@ def unknown_keys(node: DictConfig, schema: type, prefix: str = "") -> list[str]:
         if key not in fields:
             unknown.append(f"{prefix}{key}")
         elif dataclasses.is_dataclass(hints[key]) and isinstance(node[key], DictConfig):
-            unknown += unknown_keys(node[key], hints[key], f"{prefix}{key}.")
+            # the node's own dataclass: a subclass of the field's type where one was chosen (algo=grpo: GRPOConfig)
+            own = OmegaConf.get_type(node[key])
+            schema_of_key = own if dataclasses.is_dataclass(own) else hints[key]
+            unknown += unknown_keys(node[key], schema_of_key, f"{prefix}{key}.")
     return unknown
 
 

@@ -8,6 +8,7 @@ import os
 
 import torch
 
+from embodied.algorithms import algorithm_of
 from embodied.config.schema import TrainConfig, as_dict
 from embodied.rollout.device_bridge import for_learner, learner_device, to_device
 from embodied.rollout.group_collector import GroupCollector
@@ -30,12 +31,10 @@ def build_env(cfg: TrainConfig, num_envs: int, autoreset: bool, cameras=None, nu
 
 def build_policy(cfg: TrainConfig, env, seed: int):
     """The policy described by ``cfg.policy``, sized for ``env`` (one reset supplies observation statistics)."""
-    if cfg.policy.name not in POLICIES:
-        raise KeyError(f"unknown policy.name {cfg.policy.name!r}; available: {sorted(POLICIES)}")
     sample_obs, _ = env.reset(seed=seed)
     config = as_dict(cfg.policy) | {"base": cfg.base}
     sample_obs = to_device(sample_obs, torch.device("cpu"))  # the policy is built on the CPU, then moved
-    policy = POLICIES[cfg.policy.name].for_env(config, env.observation_spec, env.action_spec, sample_obs)
+    policy = POLICIES.lookup(cfg.policy.name).for_env(config, env.observation_spec, env.action_spec, sample_obs)
     refuse_unrendered_cameras(policy, env.observation_spec.cameras, "the policy")  # e.g. a residual on a camera base
     return policy.to(learner_device(cfg.experiment.device))  # where build_env delivers the env's results
 
@@ -50,8 +49,9 @@ def refuse_unrendered_cameras(policy, rendered, who: str) -> None:
 
 
 def load_teacher(cfg: TrainConfig):
-    """``algo.teacher`` (on-policy distillation), frozen, on the learner's device; None without one."""
-    if not cfg.algo.teacher:
+    """``algo.teacher`` (on-policy distillation), frozen, on the learner's device; None for an algorithm that
+    has no teacher."""
+    if algorithm_of(cfg.algo).reference != "teacher":
         return None
     if not os.path.isdir(cfg.algo.teacher):
         raise FileNotFoundError(f"algo.teacher={cfg.algo.teacher!r} does not exist: pass a directory written by "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from contextlib import nullcontext
 
@@ -15,20 +14,22 @@ from embodied.runner.builders import build_env, build_policy
 from embodied.data.compatibility import check_datasets
 from embodied.runner.sft_steps import demonstrations, sft_step
 from embodied.runner.interrupt import GracefulStop
-from embodied.runner.trainer import Trainer, load_initial_weights, refuse_reused_folder
+from embodied.runner.run import Run, refuse_reused_folder
+from embodied.runner.trainer import load_initial_weights
 from embodied.runner.update import set_annealed_lr
 from embodied.runner.weight_average import WeightAverage
 
 
-class SFTTrainer(Trainer):
-    """Minimises ``policy.sft_loss`` on batches from ``data.paths`` (weighted by ``data.weights``); with
-    ``algo.ema_decay`` the evaluated and saved policy is the moving average of the weights."""
+class SFTTrainer(Run):
+    """The loop of ``trainer="sft"`` algorithms: minimises ``policy.sft_loss`` on batches from ``data.paths``
+    (weighted by ``data.weights``); with ``algo.ema_decay`` the evaluated and saved policy is the moving average
+    of the weights."""
+
+    resumable = False  # SFT runs are short; they write no checkpoints
 
     def __init__(self, cfg: TrainConfig):
         validate(cfg)
-        if cfg.resume:
-            raise ValueError("resume=true is not supported for algo=sft yet: start a new run (SFT runs are short)")
-        self.cfg = cfg
+        super().__init__(cfg, cfg.experiment.output_dir)
         torch.set_num_threads(cfg.experiment.torch_threads)
         torch.manual_seed(cfg.experiment.seed)
         self.env = build_env(cfg, cfg.experiment.eval_num_envs, autoreset=False)  # specs and evaluation only
@@ -40,13 +41,7 @@ class SFTTrainer(Trainer):
         trainable = [p for p in self.policy.parameters() if p.requires_grad]  # frozen towers stay out
         self.optimizer = torch.optim.Adam(trainable, lr=cfg.algo.learning_rate)
         self.average = WeightAverage(self.policy, cfg.algo.ema_decay) if cfg.algo.ema_decay else None
-        self.output_dir = cfg.experiment.output_dir
         refuse_reused_folder(self.output_dir)
-        self.iteration = 0
-        self.counters = {"env_steps": 0}
-        self.eval_history: list[dict] = []
-        self._train_start, self.eval_seconds = time.perf_counter(), 0.0
-        self.summary_path: str | None = None
 
     def log_step(self) -> int:
         """The x-axis of tensorboard scalars: SFT gradient steps."""
@@ -64,14 +59,7 @@ class SFTTrainer(Trainer):
         bar.close()
         if self.average is not None:
             self.average.copy_to_module()  # evaluated and saved: the averaged weights
-        if stop.requested:  # Ctrl-C: the policy as it is, no final evaluation
-            self.policy.save_pretrained(os.path.join(self.output_dir, "final_policy"))
-            logger.close()
-            return {"interrupted_at": self.iteration}
-        final = self.run_eval(logger, video=cfg.experiment.video)
-        self.finish(final, time.perf_counter() - self._train_start, self.iteration)
-        logger.close()
-        return final
+        return self.conclude(logger, stop.requested, sft_steps=self.iteration)
 
     def _sft_steps(self, logger: RunLogger, bar, stop: GracefulStop) -> None:
         """Gradient steps (with evaluations) until ``algo.sft_steps`` or a requested stop."""

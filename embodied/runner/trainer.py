@@ -10,20 +10,20 @@ import time
 import torch
 from tqdm import tqdm
 
+from embodied.algorithms import algorithm_of
 from embodied.config.schema import TrainConfig, validate
 from embodied.data.batches import DemoStream
 from embodied.data.compatibility import check_datasets
 from embodied.dist.collector import make_collector
 from embodied.dist.data_parallel import init_from_env, min_over_ranks, sync_from_rank0
 from embodied.rollout.merge import sub_seed
-from embodied.rollout.evaluate import evaluate
 from embodied.runner.builders import build_env, build_policy, load_teacher
 from embodied.runner.checkpoint import (CorruptCheckpoint, checkpoint_path, complete_checkpoints, latest_checkpoint,
                                         load_checkpoint, run_identity, save_checkpoint)
 from embodied.runner.interrupt import GracefulStop
 from embodied.runner.logger import RunLogger
+from embodied.runner.run import Run, refuse_reused_folder
 from embodied.runner.sft_steps import sft_stage
-from embodied.runner.summary import run_summary, write_summary
 from embodied.runner.update import set_annealed_lr, update_policy
 from policies.base import from_pretrained
 
@@ -45,22 +45,19 @@ def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
     return float("nan") if var == 0 else float(1 - (target - predicted).var() / var)
 
 
-def refuse_reused_folder(output_dir: str) -> None:
-    """A new run (resume=false) must not write into a folder that holds another run's policy or checkpoints."""
-    held = [name for name in ("final_policy", "checkpoints") if os.path.exists(os.path.join(output_dir, name))]
-    if held:
-        raise FileExistsError(f"{output_dir} already holds a run ({' and '.join(held)}): resume=true continues it, "
-                              "experiment.name=<new name> starts another beside it, or delete the folder")
+class Trainer(Run):
+    """The RL loop (``trainer="rl"`` algorithms): owns env, policy, optimizer and collector for one run;
+    ``train()`` returns the final eval metrics."""
 
-
-class Trainer:
-    """Owns env, policy, optimizer and collector for one run; ``train()`` returns the final eval metrics."""
+    resumable = True  # resume=true continues a run from its checkpoints
 
     def __init__(self, cfg: TrainConfig):
         validate(cfg)
-        self.cfg = cfg
         # data-parallel learners under torchrun (one GPU each when experiment.device is cuda); (0, 1) otherwise
         self.rank, self.world = init_from_env(cfg.experiment.device)
+        super().__init__(cfg, cfg.experiment.output_dir if self.rank == 0 else
+                         os.path.join(cfg.experiment.output_dir, f"rank{self.rank}"))  # rank 0 evaluates, saves
+        self.algorithm = algorithm_of(cfg.algo)
         if self.world > 1 and (cfg.resume or cfg.dist.backend != "single" or cfg.algo.sft_stage_steps):
             raise ValueError("data-parallel learners (WORLD_SIZE > 1) run with dist=single, without resume and "
                              "without an SFT stage for now: drop resume=true / dist=ray, run the SFT stage first "
@@ -91,10 +88,9 @@ class Trainer:
                                                      eps=1e-5, foreach=True)
         teacher = load_teacher(cfg)  # on-policy distillation: the frozen teacher is the reference
         self.collector = make_collector(cfg, self.env, self.policy, teacher)  # rollouts keep the teacher's inputs
-        if teacher is not None:
-            self.reference = teacher
-        else:
-            self.reference = copy.deepcopy(self.policy).eval() if cfg.algo.kl_coef > 0 else None
+        self.reference = teacher  # the policy the loss compares with: a teacher, a frozen copy of this one, none
+        if self.algorithm.reference == "kl" and cfg.algo.kl_coef > 0:
+            self.reference = copy.deepcopy(self.policy).eval()
         demos = [*(cfg.data.paths if cfg.algo.sft_stage_steps else []),
                  *(cfg.data.anchor_paths if cfg.algo.anchor_coef > 0 else [])]
         check_datasets(demos, self.env, self.policy)  # features, shapes, controller, fps: before anything trains
@@ -102,15 +98,7 @@ class Trainer:
         if cfg.algo.anchor_coef > 0:
             self.anchor = DemoStream(list(cfg.data.anchor_paths), list(cfg.data.anchor_weights), cfg.algo.batch_size,
                                      self.policy.chunk_size, cfg.experiment.seed)
-        self.output_dir = cfg.experiment.output_dir if self.rank == 0 else \
-            os.path.join(cfg.experiment.output_dir, f"rank{self.rank}")  # rank 0 evaluates and checkpoints
-        self.iteration = 0
-        self.counters = {"env_steps": 0}
-        self.eval_history: list[dict] = []  # env_steps, training seconds (evaluation excluded), metrics
         self.stage1_metrics: dict | None = None  # evaluation after the SFT stage (algo.sft_stage_steps)
-        self._train_start = time.perf_counter()
-        self.eval_seconds = 0.0
-        self.summary_path: str | None = None  # <run>/summary.json once train() has finished (rank 0)
         self.collector.start(seed)
         if cfg.resume:
             path = self._resume()
@@ -144,7 +132,7 @@ class Trainer:
     def own_reference(self):
         """The KL reference this run keeps (the starting policy, or the one at the last reset); None with a
         teacher (loaded from its own folder) or without a reference."""
-        return None if self.cfg.algo.teacher else self.reference
+        return self.reference if self.algorithm.reference == "kl" else None
 
     def _save_checkpoint(self) -> None:
         """Everything ``resume=true`` needs to continue exactly from this iteration."""
@@ -162,42 +150,11 @@ class Trainer:
                     else a.groups_per_batch * a.group_size * self.env.max_episode_steps)
         return max(1, self.cfg.experiment.total_env_steps // (per_iter * self.world))  # the budget of all ranks
 
-    def log_step(self) -> int:
-        """The x-axis of tensorboard scalars: env-steps for RL."""
-        return self.counters["env_steps"]
-
-    def run_eval(self, logger: RunLogger | None, video: bool) -> dict:
-        """Evaluate the current policy on fresh envs (same episodes every time)."""
-        x = self.cfg.experiment
-        started = time.perf_counter()
-        training_seconds = started - self._train_start - self.eval_seconds
-        camera = x.video_cameras[0] if video and x.video_cameras else None
-        env = build_env(self.cfg, x.eval_num_envs, autoreset=False)
-        if camera not in self.cfg.env.cameras and not hasattr(env, "render_frames"):
-            camera = None  # a backend that renders only the cameras it observes (ManiSkill): video of those only
-        metrics, frames = evaluate(self.policy, env, x.eval_episodes, x.eval_seed, video_camera=camera)
-        env.close()
-        self.eval_seconds += time.perf_counter() - started
-        self.eval_history.append({"env_steps": self.counters["env_steps"], "step": self.log_step(),
-                                  "seconds": training_seconds, **metrics})
-        if logger is not None:
-            logger.scalars("eval", metrics, self.log_step())
-            if frames:
-                logger.video(f"eval_iter_{self.iteration:06d}", frames, fps=20)
-        return metrics
-
-    def finish(self, final: dict, wall_seconds: float, sft_steps: int) -> None:
-        """Save the final policy and write ``summary.json`` (after the final evaluation, on rank 0)."""
-        self.policy.save_pretrained(os.path.join(self.output_dir, "final_policy"))
-        summary = run_summary(self.cfg, self.eval_history, final, self.counters, sft_steps, wall_seconds,
-                              self.eval_seconds)
-        self.summary_path = write_summary(self.cfg, summary)
-
     def _run_sft_stage(self, logger: RunLogger) -> float:
         """RL-Co stage 1: SFT on ``data.paths`` in this run, evaluated and saved; returns its eval success."""
         sft_stage(self.cfg, self.policy, logger)
-        if self.reference is not None and not self.cfg.algo.teacher:
-            self.reference.load_state_dict(self.policy.state_dict())  # the KL anchor is the SFT policy
+        if self.own_reference is not None:
+            self.own_reference.load_state_dict(self.policy.state_dict())  # the KL anchor is the SFT policy
         self.policy.save_pretrained(os.path.join(self.output_dir, "stage1_policy"))
         metrics = self.run_eval(logger, video=self.cfg.experiment.video)  # at env step 0: the SFT policy
         self.stage1_metrics = metrics
@@ -224,13 +181,7 @@ class Trainer:
         if lead and (stop.requested or x.checkpoint_interval) and latest_checkpoint(checkpoints) != \
                 checkpoint_path(checkpoints, self.iteration):  # the last iteration: resume goes on from it
             self._save_checkpoint()
-        final = {"interrupted_at": self.iteration} if stop.requested else {}
-        if lead and stop.requested:  # Ctrl-C: the policy as it is, no final evaluation
-            self.policy.save_pretrained(os.path.join(self.output_dir, "final_policy"))
-        elif lead:
-            final = self.run_eval(logger, video=x.video)
-            self.finish(final, time.perf_counter() - self._train_start, cfg.algo.sft_stage_steps)
-        logger.close()
+        final = self.conclude(logger, stop.requested, cfg.algo.sft_stage_steps, lead)
         if hasattr(self.collector, "close"):
             self.collector.close()
         return final
@@ -269,7 +220,7 @@ class Trainer:
                     self.policy.update_normalizer(batch["obs"])
                 sync_from_rank0(self.policy, buffers_only=True)  # data-parallel ranks follow rank 0's statistics
             self.iteration += 1
-            if self.reference is not None and not cfg.algo.teacher and cfg.algo.ref_reset_interval and \
+            if self.own_reference is not None and cfg.algo.ref_reset_interval and \
                     self.iteration % cfg.algo.ref_reset_interval == 0:
                 self.reference.load_state_dict(self.policy.state_dict())
             if "returns" in batch:

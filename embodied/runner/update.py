@@ -35,15 +35,17 @@ def minibatch_indices(order: torch.Tensor, minibatch: int, count: int | None = N
 def update_policy(policy, optimizer, batch: dict, cfg, reference=None, anchor=None) -> dict:
     """Optimise ``cfg.loss`` on ``batch`` for ``cfg.update_epochs`` epochs; returns mean loss statistics.
 
-    With ``anchor`` (an iterator of demonstration batches) and ``cfg.anchor_coef`` > 0 every minibatch's loss
-    is RL loss + anchor_coef * policy.sft_loss(next demonstration batch), back-propagated together.
+    With ``reference`` (a KL reference or a distillation teacher) the batch gets its log-probabilities of the
+    sampled actions, ``ref_logprob``, before the first epoch. With ``anchor`` (an iterator of demonstration
+    batches) and ``cfg.anchor_coef`` > 0 every minibatch's loss is RL loss + anchor_coef *
+    policy.sft_loss(next demonstration batch), back-propagated together.
     """
     loss_fn = get_loss(cfg.loss)
     size, device = batch["action"].shape[0], batch["action"].device
     minibatch = max(1, size // cfg.num_minibatches)
     reference_obs = batch["obs"].get(TEACHER_OBS, batch["obs"])  # a distillation teacher reads its own inputs
     batch = batch | {"obs": {key: value for key, value in batch["obs"].items() if key != TEACHER_OBS}}
-    if reference is not None and (cfg.kl_coef > 0 or getattr(loss_fn, "needs_reference", False)):
+    if reference is not None:
         with torch.no_grad():
             batch["ref_logprob"] = torch.cat([
                 reference.evaluate(select(reference_obs, idx), batch["action"][idx])[0]

@@ -15,32 +15,27 @@ from typing import Callable
 import torch
 from torch import nn
 
-VISION_ENCODERS: dict[str, Callable[[dict], nn.Module]] = {}
-LANGUAGE_ENCODERS: dict[str, Callable[[dict], nn.Module]] = {}
+from sims.registry import Registry
+
+# builders: config dict -> module
+VISION_ENCODERS = Registry("vision encoder", key="policy.vision.name")
+LANGUAGE_ENCODERS = Registry("language encoder", key="policy.language.name")
 
 
-def register_vision(name: str):
+def register_vision(name: str) -> Callable:
     """Decorator: make a vision encoder buildable by ``vision.name``."""
-    def wrap(builder):
-        VISION_ENCODERS[name] = builder
-        return builder
-    return wrap
+    return VISION_ENCODERS.register(name)
 
 
-def register_language(name: str):
+def register_language(name: str) -> Callable:
     """Decorator: make a language encoder buildable by ``language.name``."""
-    def wrap(builder):
-        LANGUAGE_ENCODERS[name] = builder
-        return builder
-    return wrap
+    return LANGUAGE_ENCODERS.register(name)
 
 
-def build_encoder(registry: dict, kind: str, config: dict) -> nn.Module:
-    """Build ``config['name']`` from ``registry``; unknown names list the available ones."""
-    name = config.get("name")
-    if name not in registry:
-        raise KeyError(f"unknown {kind} encoder {name!r}; available: {sorted(registry)}")
-    return registry[name](config)
+def build_encoder(registry: Registry, kind: str, config: dict) -> nn.Module:
+    """Build ``config['name']`` from ``registry`` (``kind``: vision or language); unknown names list the
+    available ones."""
+    return registry.lookup(config.get("name"))(config)
 
 
 def _require_transformers():

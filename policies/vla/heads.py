@@ -13,23 +13,19 @@ from typing import Callable
 import torch
 from torch import nn
 
-HEADS: dict[str, Callable[..., "ActionHead"]] = {}
+from sims.registry import Registry
+
+HEADS = Registry("action head", key="policy.head.name")
 
 
-def register_head(name: str):
+def register_head(name: str) -> Callable:
     """Decorator: make an action head selectable by ``policy.head.name``."""
-    def wrap(cls):
-        HEADS[name] = cls
-        return cls
-    return wrap
+    return HEADS.register(name)
 
 
 def head_class(config: dict) -> type["ActionHead"]:
     """The head class named ``config['name']`` (clear error listing the registered ones)."""
-    name = config.get("name")
-    if name not in HEADS:
-        raise KeyError(f"unknown action head {name!r}; available: {sorted(HEADS)}")
-    return HEADS[name]
+    return HEADS.lookup(config.get("name"))
 
 
 class ActionHead(nn.Module):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from real_robot.registry import Registry
+from sims.registry import Registry
 
 EVENTS = ("finish", "rerecord", "stop")  # end the episode early and keep it / discard and redo it / end the session
 
@@ -33,19 +33,18 @@ class TeleopCommand:
             raise ValueError("teleop command has NaN or inf; the device is sending garbage")
 
 
-# device type <name>: real_robot/teleop/<name>.py
-DEVICE_REGISTRY = Registry("teleop device", "real_robot.teleop", "device_type", helpers=("device",))
-DEVICES = DEVICE_REGISTRY.classes
+# device type <name>: a module in real_robot/teleop/ (found there by itself)
+DEVICES = Registry("teleop device type", package="real_robot.teleop", key="device=<name> (teleop)")
 
 
 def register_device(name: str):
     """Class decorator: make a device selectable by ``device.type: <name>``."""
-    return DEVICE_REGISTRY.register(name)
+    return DEVICES.register(name, attribute="device_type")
 
 
 def make_device(config: dict) -> "TeleopDevice":
     """Build the device named by ``config['type']`` (default keyboard) with the other keys as arguments."""
-    return DEVICE_REGISTRY.build(config, default="keyboard")
+    return DEVICES.build(config, default="keyboard")
 
 
 class TeleopDevice(abc.ABC):

@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from sims.api import ActionSpec, BatchedEnv, ObservationSpec, StepResult
+from sims.api import BACKENDS, ActionSpec, BatchedEnv, ObservationSpec, StepResult
 from sims.maniskill.tasks import resolve
 
 REWARD_MODES = {"dense": "normalized_dense", "sparse": "sparse"}
@@ -106,6 +106,7 @@ def _row(value) -> np.ndarray:
     return array[0] if array.ndim else array
 
 
+@BACKENDS.register("maniskill")
 class ManiSkillEnv(BatchedEnv):
     """A ManiSkill3 task on N envs through the batched env contract; see ``sims.api``.
 

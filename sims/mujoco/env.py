@@ -12,7 +12,7 @@ import mujoco.batch  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from sims.api import BatchedEnv, ObservationSpec, StepResult  # noqa: E402
+from sims.api import BACKENDS, BatchedEnv, ObservationSpec, StepResult  # noqa: E402
 from sims.geometry import yaw_to_quat  # noqa: E402
 from sims.mujoco import arm_model  # noqa: E402
 from sims.mujoco.controllers import HOME, ArmState, make_controller  # noqa: E402
@@ -25,6 +25,7 @@ from sims.tasks.base import SceneView  # noqa: E402
 STATE_DIM = 7 + 7 + 2 + 3  # joint positions, joint velocities, finger positions, tool position
 
 
+@BACKENDS.register("mujoco")
 class MujocoTabletopEnv(BatchedEnv):
     """A tabletop task on N worlds; see ``sims.api`` for the observation and step contract."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sims.api import StepResult
+from sims.api import BACKENDS, StepResult
 from sims.device_api import DeviceBatchedEnv
 from sims.mujoco.controllers import ArmState
 from sims.mujoco.env import MujocoTabletopEnv
@@ -21,6 +21,7 @@ from sims.mujoco_warp.episodes import EpisodeSampler, EpisodeTable
 from sims.tasks.base import SceneView
 
 
+@BACKENDS.register("mujoco_warp")
 class MujocoWarpTabletopEnv(DeviceBatchedEnv, MujocoTabletopEnv):
     """``MujocoTabletopEnv`` on MuJoCo Warp worlds with every per-step tensor on ``device`` (GPU if present).
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from sims.arrays import device, namespace, norm, row_index, to_numpy
 from sims.mujoco.scene import Cube, Marker
+from sims.registry import Registry
 
 CUBE_HALF = 0.02
 # The goal of Reach and PickCube. Visual only (success is measured to its centre): large, nearly opaque and on a
@@ -83,6 +84,10 @@ def sample_separated_xy(rng: np.random.Generator, count: int, low, high, min_dis
             if len(points) == count:
                 return np.stack(points)
     raise RuntimeError(f"could not place {count} objects {min_dist} m apart in {low}..{high}")
+
+
+# env.task <Name>: a module of sims/tasks/ registers its task class here
+TASKS = Registry("task", package="sims.tasks", key="env.task (or env=<config>)")
 
 
 class Task(abc.ABC):

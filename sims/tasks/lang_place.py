@@ -6,7 +6,7 @@ import numpy as np
 
 from sims.arrays import const, namespace, norm, row_index
 from sims.mujoco.scene import Cube, Marker
-from sims.tasks.base import CUBE_HALF, EpisodeInit, SceneView, Task, Waypoint, is_grasping, sample_separated_xy
+from sims.tasks.base import CUBE_HALF, EpisodeInit, SceneView, TASKS, Task, Waypoint, is_grasping, sample_separated_xy
 from sims.tasks.rewards import pick_place_reward
 
 CUBE_COLOURS = {"red": (0.85, 0.1, 0.1, 1.0), "green": (0.1, 0.75, 0.2, 1.0), "blue": (0.15, 0.3, 0.9, 1.0)}
@@ -18,10 +18,10 @@ TEMPLATES = (
 )
 
 
+@TASKS.register("LangPlaceCube", attribute="name")
 class LangPlaceCube(Task):
     """Move the named cube onto the named target; the other cubes are distractors."""
 
-    name = "LangPlaceCube"
     cubes = tuple(Cube(f"cube_{c}", CUBE_HALF, rgba) for c, rgba in CUBE_COLOURS.items())
     markers = tuple(Marker(f"target_{t}", "disc", 0.035, rgba) for t, rgba in TARGET_COLOURS.items())
     max_episode_steps = 80

@@ -6,14 +6,14 @@ import numpy as np
 
 from sims.arrays import namespace, device
 from sims.mujoco.scene import Cube
-from sims.tasks.base import CUBE_HALF, FLOATING_GOAL, EpisodeInit, SceneView, Task, Waypoint, is_grasping
+from sims.tasks.base import CUBE_HALF, EpisodeInit, FLOATING_GOAL, SceneView, TASKS, Task, Waypoint, is_grasping
 from sims.tasks.rewards import pick_place_reward
 
 
+@TASKS.register("PickCube", attribute="name")
 class PickCube(Task):
     """Pick up the red cube and move it to the green sphere."""
 
-    name = "PickCube"
     cubes = (Cube("cube", CUBE_HALF, (0.85, 0.1, 0.1, 1.0)),)
     markers = (FLOATING_GOAL,)
     max_episode_steps = 60

@@ -6,9 +6,10 @@ import numpy as np
 
 from sims.arrays import namespace, norm
 from sims.mujoco.scene import Cube, Marker
-from sims.tasks.base import CUBE_HALF, EpisodeInit, SceneView, Task, Waypoint, reach_reward
+from sims.tasks.base import CUBE_HALF, EpisodeInit, SceneView, TASKS, Task, Waypoint, reach_reward
 
 
+@TASKS.register("PushCube", attribute="name")
 class PushCube(Task):
     """Push the red cube onto the green disc.
 
@@ -16,7 +17,6 @@ class PushCube(Task):
     parameters, so the tool's target pose behind the cube never flips when the cube overshoots.
     """
 
-    name = "PushCube"
     cubes = (Cube("cube", CUBE_HALF, (0.85, 0.1, 0.1, 1.0)),)
     markers = (Marker("goal", "disc", 0.05, (0.1, 0.8, 0.2, 1.0)),)
     max_episode_steps = 50

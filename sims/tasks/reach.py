@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from sims.arrays import namespace, norm
-from sims.tasks.base import FLOATING_GOAL, EpisodeInit, SceneView, Task, Waypoint, reach_reward
+from sims.tasks.base import EpisodeInit, FLOATING_GOAL, SceneView, TASKS, Task, Waypoint, reach_reward
 
 
+@TASKS.register("Reach", attribute="name")
 class Reach(Task):
     """Bring the gripper to the green sphere."""
 
-    name = "Reach"
     markers = (FLOATING_GOAL,)
     max_episode_steps = 50
     privileged_dim = 6

@@ -6,14 +6,14 @@ import numpy as np
 
 from sims.arrays import const, device, namespace, norm
 from sims.mujoco.scene import Cube
-from sims.tasks.base import CUBE_HALF, EpisodeInit, SceneView, Task, Waypoint, is_grasping, sample_separated_xy
+from sims.tasks.base import CUBE_HALF, EpisodeInit, SceneView, TASKS, Task, Waypoint, is_grasping, sample_separated_xy
 from sims.tasks.rewards import pick_place_reward
 
 
+@TASKS.register("StackCube", attribute="name")
 class StackCube(Task):
     """Stack the red cube on the green cube."""
 
-    name = "StackCube"
     cubes = (
         Cube("cube_a", CUBE_HALF, (0.85, 0.1, 0.1, 1.0)),
         Cube("cube_b", CUBE_HALF, (0.1, 0.75, 0.2, 1.0)),

@@ -1,0 +1,31 @@
+"""SFT (behaviour cloning) on LeRobot datasets, declared as an algorithm: its settings and ``Algorithm``. The
+steps themselves are the policy's ``sft_loss`` (embodied/runner/sft_steps.py); the loop is embodied/runner/sft.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from embodied.algorithms.config import AlgoConfig
+from embodied.algorithms.registry import Algorithm, register_algorithm
+
+
+@dataclass
+class SFTConfig(AlgoConfig):
+    """SFT's settings (``algo=sft data.paths=[<dataset>, ...]``)."""
+
+    name: str = "sft"
+    sft_steps: int = 2000  # gradient steps
+    sft_eval_interval: int = 500  # steps between evaluations in simulation (0: only at the end)
+
+
+def sft_checks(cfg) -> list[tuple[bool, str]]:
+    """Datasets to learn from, a step count, no resume."""
+    return [
+        (bool(cfg.data.paths), "algo=sft needs data.paths=[<LeRobot dataset dir>, ...]"),
+        (cfg.algo.sft_steps >= 1, f"algo.sft_steps must be >= 1, got {cfg.algo.sft_steps}"),
+        (not cfg.resume, "resume=true is not supported for algo=sft yet: start a new run (SFT runs are short)"),
+    ]
+
+
+register_algorithm(Algorithm("sft", SFTConfig, trainer="sft", checks=sft_checks,
+                             summary="supervised fine-tuning (behaviour cloning) on LeRobot datasets"))

@@ -1,0 +1,15 @@
+"""The training loop an algorithm declares (``Algorithm.trainer``): the RL loop or the dataset (SFT) loop."""
+
+from __future__ import annotations
+
+from embodied.algorithms import algorithm_of
+from embodied.config.schema import TrainConfig
+from embodied.runner.sft import SFTTrainer
+from embodied.runner.trainer import Trainer
+
+LOOPS = {"rl": Trainer, "sft": SFTTrainer}
+
+
+def make_trainer(cfg: TrainConfig):
+    """The trainer of ``cfg.algo.name``'s algorithm, built (and so validated) for ``cfg``."""
+    return LOOPS[algorithm_of(cfg.algo).trainer](cfg)

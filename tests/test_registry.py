@@ -1,0 +1,75 @@
+"""The one registry kind (sims/registry.py): lookups, lazy modules, a package whose new module registers itself,
+``embodied-train --list``, and algorithms chosen by their config group."""
+
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from embodied.algorithms import AlgoConfig, algorithm_of
+from embodied.algorithms.opd import OPDConfig
+from embodied.cli import train as train_cli
+from sims.registry import REGISTRIES, Registry
+from sims.tasks import TASKS
+
+
+def test_a_new_module_in_the_package_registers_itself_and_lazy_names_import_on_demand(tmp_path, monkeypatch):
+    package = tmp_path / "plugin_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("from sims.registry import Registry\n"
+                                         "THINGS = Registry('test thing', package='plugin_pkg', "
+                                         "lazy={'heavy': 'plugin_pkg_heavy'})\n")
+    (package / "alpha.py").write_text("from plugin_pkg import THINGS\n\n@THINGS.register('alpha', attribute='kind')\n"
+                                      "class Alpha:\n    '''The alpha thing.'''\n    def __init__(self, size=1):\n"
+                                      "        self.size = size\n")
+    (tmp_path / "plugin_pkg_heavy.py").write_text("from plugin_pkg import THINGS\nTHINGS.register('heavy')(dict)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        import plugin_pkg
+
+        things = plugin_pkg.THINGS
+        assert "plugin_pkg.alpha" not in sys.modules and "plugin_pkg_heavy" not in sys.modules
+        assert things.build({"type": "alpha", "size": 3}, default="heavy").size == 3  # found without an import
+        assert things.lookup("alpha").kind == "alpha" and things.describe("alpha") == "The alpha thing."
+        assert things.names() == ["alpha", "heavy"] and "plugin_pkg_heavy" not in sys.modules  # listed, not loaded
+        assert things.lookup("heavy") is dict and "plugin_pkg_heavy" in sys.modules
+        with pytest.raises(KeyError, match=r"unknown test thing 'alpah'; available: \['alpha', 'heavy'\]"):
+            things.lookup("alpah")
+        with pytest.raises(ValueError, match="registered twice"):
+            things.register("alpha")(list)
+    finally:
+        REGISTRIES.pop("test thing", None)
+        for name in ("plugin_pkg", "plugin_pkg.alpha", "plugin_pkg_heavy"):
+            sys.modules.pop(name, None)
+
+
+def test_a_second_registry_of_one_kind_is_refused():
+    with pytest.raises(ValueError, match="exists already"):
+        Registry(TASKS.kind)
+
+
+def test_list_prints_every_registry_with_the_setting_that_picks_it(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["embodied-train", "--list"])
+    train_cli.main()
+    out = capsys.readouterr().out
+    for heading in ("simulator backend (env.backend)", "task (env.task", "algorithm (algo=<name>)",
+                    "advantage (algo.advantage)", "loss (algo.loss)", "policy (policy.name", "vision encoder",
+                    "language encoder", "action head (policy.head.name)", "camera type", "robot type",
+                    "teleop device type"):
+        assert heading in out, heading
+    for line in ("  opd   on-policy distillation", "  PickCube       Pick up the red cube", "  ur        A UR arm",
+                 "  mujoco_warp", "  spacemouse  Reads the cap's 6 axes"):
+        assert line in out, line
+
+
+def test_an_algorithm_is_chosen_by_its_config_group_with_its_own_settings():
+    with initialize_config_dir(config_dir=train_cli.CONFIG_DIR, version_base=None):
+        opd = compose("train", overrides=["algo=opd", "algo.teacher=runs/t/final_policy", "algo.update_epochs=2"])
+        assert isinstance(train_cli.to_typed(opd, train_cli.TrainConfig, "t").algo, OPDConfig)
+        with pytest.raises(Exception, match="teacher"):  # PPO has no teacher setting
+            compose("train", overrides=["algo.teacher=runs/t/final_policy"])
+    cfg = AlgoConfig()
+    cfg.name = "opd"  # an algo.name override without the group: OPD's own settings are missing
+    with pytest.raises(ValueError, match=r"algo.name=opd has settings \['teacher'\] .* choose the algorithm with algo=opd"):
+        algorithm_of(cfg)
+    assert algorithm_of(AlgoConfig()).trainer == "rl" and algorithm_of(OPDConfig()).reference == "teacher"
