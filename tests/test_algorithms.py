@@ -155,3 +155,84 @@ def test_a_minibatch_remainder_of_one_sample_trains_without_nan(size, minibatche
     assert all(math.isfinite(v) for v in stats.values()), stats
     assert all(torch.isfinite(p).all() for p in policy.parameters())
     assert policy.v.item() != 1.0  # the value head was trained
+
+
+def test_value_clip_keeps_the_larger_loss_and_stops_its_gradient():
+    """value_clip 0.2 around old values 1.0: v = 1.5 counts as 1.2 where that loses more (return 3), and as 1.5
+    where the unclipped error is larger (return 0)."""
+    policy = TinyPolicy(mean=0.0, value=1.5)
+    action = torch.zeros(2, 1, 1)
+    batch = {"obs": {}, "action": action, "old_logprob": torch.distributions.Normal(0.0, 1.0).log_prob(action),
+             "advantages": torch.zeros(2), "returns": torch.tensor([3.0, 0.0]), "old_values": torch.tensor([1.0, 1.0])}
+    loss, stats = get_loss("ppo")(policy, batch, _cfg(value_clip=0.2))
+    # sample 0: max((1.5-3)^2, (1.2-3)^2) = 3.24 (clipped); sample 1: max(1.5^2, 1.2^2) = 2.25 (unclipped)
+    assert math.isclose(stats["value_loss"], 0.5 * (3.24 + 2.25) / 2, rel_tol=1e-6)
+    loss.backward()
+    # only sample 1 carries a gradient: value_coef * 0.5 * (1/2) * 2 (v - 0) = 0.5 * 0.5 * 0.5 * 3.0
+    assert math.isclose(policy.v.grad.item(), 0.375, rel_tol=1e-6)
+
+
+def test_huber_value_loss_is_quadratic_near_and_linear_far_from_the_return():
+    policy = TinyPolicy(mean=0.0, value=1.5)
+    action = torch.zeros(2, 1, 1)
+    batch = {"obs": {}, "action": action, "old_logprob": torch.distributions.Normal(0.0, 1.0).log_prob(action),
+             "advantages": torch.zeros(2), "returns": torch.tensor([3.0, 1.2]), "old_values": torch.tensor([1.5, 1.5])}
+    loss, stats = get_loss("ppo")(policy, batch, _cfg(huber_delta=1.0))
+    # |1.5 - 3| = 1.5 > delta: 1.0 * (1.5 - 0.5) = 1.0; |1.5 - 1.2| = 0.3: 0.5 * 0.09 = 0.045
+    assert math.isclose(stats["value_loss"], (1.0 + 0.045) / 2, rel_tol=1e-6)
+    loss.backward()
+    # d/dv: -1 (linear part, slope delta) and +0.3 (quadratic part), averaged, times value_coef 0.5
+    assert math.isclose(policy.v.grad.item(), 0.5 * (-1.0 + 0.3) / 2, rel_tol=1e-6)
+
+
+def test_opd_loss_rewards_the_actions_the_teacher_prefers():
+    policy = TinyPolicy(mean=0.0, value=0.0)  # the student, N(0, 1)
+    action = torch.tensor([[[0.5]], [[-1.0]]])
+    old_lp = torch.distributions.Normal(0.0, 1.0).log_prob(action)
+    teacher_lp = torch.distributions.Normal(0.5, 1.0).log_prob(action)  # the teacher, N(0.5, 1)
+    batch = {"obs": {}, "action": action, "old_logprob": old_lp, "ref_logprob": teacher_lp}
+    loss, stats = get_loss("opd")(policy, batch, _cfg())
+    # advantages log pi_T - log pi_S: a = 0.5: -0 + 0.125 = 0.125; a = -1: -1.125 + 0.5 = -0.625 (ratio 1)
+    assert math.isclose(loss.item(), -(0.125 - 0.625) / 2, rel_tol=1e-6)
+    assert math.isclose(stats["reverse_kl"], (-0.125 + 0.625) / 2, rel_tol=1e-6)
+    loss.backward()
+    # d/dmu of -mean(A * ratio) at ratio 1 = -mean(A * (a - mu)): toward the teacher's side (mu grows)
+    assert math.isclose(policy.mean.grad.item(), -(0.125 * 0.5 + 0.625 * 1.0) / 2, rel_tol=1e-6)
+
+
+def test_target_kl_stops_the_epochs_once_the_policy_has_moved_that_far():
+    from embodied.runner.update import update_policy
+
+    def run(target_kl):
+        torch.manual_seed(0)
+        policy = TinyPolicy(mean=0.0, value=0.0)
+        action = torch.randn(8, 1, 1)
+        batch = {"obs": {}, "action": action, "old_logprob": torch.distributions.Normal(0.0, 1.0).log_prob(action),
+                 "advantages": action.flatten(), "returns": torch.zeros(8), "old_values": torch.zeros(8)}
+        cfg = _cfg(loss="ppo", update_epochs=3, num_minibatches=2, target_kl=target_kl, max_grad_norm=10.0,
+                   anchor_coef=0.0)
+        return update_policy(policy, torch.optim.SGD(policy.parameters(), lr=1.0), batch, cfg)
+
+    # the first minibatch sees ratio 1 (KL 0) and steps; the second sees the moved policy and exceeds 1e-4
+    stopped = run(1e-4)
+    assert stopped["minibatch_updates"] == 2 and stopped["early_stopped"] == 1.0
+    assert run(None)["minibatch_updates"] == 6 and run(10.0)["early_stopped"] == 0.0
+
+
+def test_flow_head_log_prob_is_the_gaussian_of_the_euler_chain():
+    """Velocity v(x, tau) = 0.5 x + tau c, 2 Euler steps from x = 0 at tau 1: x1 = -0.5 c, x2 = x1 - 0.5 (0.5 x1
+    + 0.5 c) = -0.625 c; the chunk is Gaussian around x2 with the head's std."""
+    from policies.vla.heads import FlowMatchingHead
+
+    head = FlowMatchingHead({"steps": 2, "init_log_std": 0.0}, d_model=4, chunk=1, action_dim=2)
+    with torch.no_grad():
+        head.log_std.copy_(torch.tensor([-1.0, 0.0]))
+    c = torch.tensor([0.8, -0.4])
+    head.predict_velocity = lambda h, x, tau: 0.5 * x + tau * c
+    action = torch.tensor([[[0.1, 0.5]]])  # [N=1, T=1, A=2]
+    logprob, entropy = head.log_prob(torch.zeros(1, 1, 4), action)
+    mean, std = -0.625 * c, torch.exp(torch.tensor([-1.0, 0.0]))
+    expected = -0.5 * ((action[0, 0] - mean) / std) ** 2 - torch.log(std) - 0.5 * math.log(2 * math.pi)
+    torch.testing.assert_close(logprob[0, 0], expected)
+    torch.testing.assert_close(entropy[0, 0], 0.5 + 0.5 * math.log(2 * math.pi) + torch.log(std))
+    torch.testing.assert_close(head.mode(torch.zeros(1, 1, 4))[0, 0], mean)

@@ -62,9 +62,11 @@ def test_grpo_dynamic_sampling_drops_uninformative_groups_and_refills():
     # Each round has 3 groups with reset ids k, k+1, k+2: only the k % 3 == 2 group is informative.
     assert metrics["kept_groups"] == 2 and metrics["sampling_rounds"] == 2 and metrics["dropped_groups"] == 4
     assert batch["action"].shape[0] == 2 * 2 * 2  # 2 groups x 2 envs x 2 steps
-    adv = batch["advantages"].view(2, 2, 2)  # [group, step, member]... rows are ordered step-major per round
-    assert torch.allclose(batch["advantages"].abs(), torch.ones(8), atol=1e-4)  # +-1 after normalisation
-    assert torch.allclose(adv.sum(), torch.tensor(0.0), atol=1e-4)
+    # rows: per kept group, step-major (step 0: member 0, member 1; step 1: ...). In the informative kind the even
+    # env (member 0) succeeds at both steps (return 2), the odd one fails (return 0): advantages +1 and -1
+    assert torch.equal(batch["obs"]["privileged"].flatten(), torch.full((8,), 2.0))  # only kind-2 groups kept
+    assert torch.equal(batch["obs"]["state"].flatten(), torch.tensor([0.0, 0, 1, 1, 0, 0, 1, 1]))
+    torch.testing.assert_close(batch["advantages"], torch.tensor([1.0, -1, 1, -1, 1, -1, 1, -1]), atol=1e-4, rtol=0)
 
 
 def test_grpo_without_dynamic_sampling_keeps_every_group():

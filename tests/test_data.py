@@ -164,6 +164,16 @@ def test_expert_demos_record_and_read_back(tmp_path):
     item = dataset[0]
     assert item["observation.images.front"].shape == (32, 32, 3) and item["task"] == "pick up the red cube"
     assert item["observation.state"].shape == (env.observation_spec.state_dim,)
+    for row in dataset.episodes:  # each saved episode, replayed in its own scene, solves the task as recorded
+        replay = make_env(task="PickCube", num_envs=1, autoreset=False)
+        obs, _ = replay.reset(seed=int(row["scene/seed"]), reset_ids=[int(row["scene/reset_id"])])
+        frames = slice(row["dataset_from_index"], row["dataset_to_index"])
+        solved = False
+        for state, action in zip(dataset.columns["observation.state"][frames], dataset.columns["action"][frames]):
+            np.testing.assert_allclose(obs["state"][0].numpy(), state, atol=1e-5)  # the recorded observation
+            obs, _, _, _, info = replay.step(torch.as_tensor(action)[None])
+            solved |= bool(info["success"][0])
+        assert solved, row["episode_index"]
 
 
 def test_mixture_stats_weighted_by_frame_counts_equal_the_stats_of_the_union():
@@ -172,12 +182,17 @@ def test_mixture_stats_weighted_by_frame_counts_equal_the_stats_of_the_union():
     rng = np.random.default_rng(0)
     a, b = rng.normal(1.0, 2.0, (400, 3)), rng.normal(-3.0, 0.5, (100, 3))
     sa, sb = {"x": feature_stats(a, False)}, {"x": feature_stats(b, False)}
-    union = merge_stats(sa["x"], sb["x"])
-    mixed = mixture_stats([sa, sb], [0.8, 0.2])["x"]
-    for stat in ("mean", "std", "min", "max", "count"):
-        np.testing.assert_allclose(mixed[stat], union[stat], rtol=1e-12)
-    even = mixture_stats([sa, sb], [0.5, 0.5])["x"]  # equal weights: the small dataset counts as much
-    np.testing.assert_allclose(even["mean"], (a.mean(0) + b.mean(0)) / 2)
+    union = np.concatenate([a, b])  # the frames themselves, not another merge of their statistics
+    for merged in (merge_stats(sa["x"], sb["x"]), mixture_stats([sa, sb], [0.8, 0.2])["x"]):
+        np.testing.assert_allclose(merged["mean"], union.mean(0), rtol=1e-12)
+        np.testing.assert_allclose(merged["std"], union.std(0), rtol=1e-12)
+        np.testing.assert_array_equal(merged["min"], union.min(0))
+        np.testing.assert_array_equal(merged["max"], union.max(0))
+        assert merged["count"].tolist() == [500]
+    even = mixture_stats([sa, sb], [0.5, 0.5])["x"]  # equal weights: the small dataset counts as much, as if each
+    balanced = np.concatenate([a, np.tile(b, (4, 1))])  # of its 100 frames were drawn 4 times
+    np.testing.assert_allclose(even["mean"], balanced.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(even["std"], balanced.std(0), rtol=1e-12)
 
 
 def test_record_demos_resume_continues_with_new_scenes(tmp_path):

@@ -252,6 +252,18 @@ def test_temporal_ensembling_averages_overlapping_predictions():
     assert first.tolist() == [0.0] and second.tolist() == [5.5]  # mean of 1.0 (old) and 10.0 (new)
 
 
+def test_temporal_ensembling_weights_the_oldest_prediction_most_and_forgets_on_reset():
+    ensembler = TemporalEnsembler(coefficient=1.0)  # weights exp(-i), i = 0 for the oldest prediction
+    ensembler(np.array([[0.0, 0.0], [1.0, -1.0], [2.0, -2.0]]))
+    ensembler(np.array([[10.0, 0.0], [20.0, 0.0], [30.0, 0.0]]))
+    third = ensembler(np.array([[100.0, 4.0], [0.0, 0.0], [0.0, 0.0]]))
+    w = np.exp(-np.arange(3.0))  # step 2 was predicted 2, 1 and 0 steps ago: 2.0, 20.0, 100.0 (oldest first)
+    expected = np.array([w @ [2.0, 20.0, 100.0], w @ [-2.0, 0.0, 4.0]]) / w.sum()
+    np.testing.assert_allclose(third, expected, rtol=1e-12)
+    ensembler.reset()
+    assert ensembler(np.array([[7.0, 7.0], [8.0, 8.0], [9.0, 9.0]])).tolist() == [7.0, 7.0]  # no older predictions
+
+
 @pytest.mark.parametrize("controller, action", [
     ("ee_delta_pos", [0.3, -0.2, 0.1, -0.5]),
     ("ee_delta_pose", [0.3, -0.2, 0.1, 0.2, -0.1, 0.3, 0.5]),

@@ -8,7 +8,7 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-import sims
+import sims  # noqa: F401  (registers the gymnasium ids)
 from sims import make_env
 from sims.experts import WaypointExpert
 
@@ -101,5 +101,15 @@ def test_gymnasium_rgb_mode():
         warnings.simplefilter("ignore")
         check_env(env.unwrapped)
     obs, _ = env.reset(seed=0)
-    assert obs["front"].shape == (64, 64, 3)
-    assert sims is not None
+    batched = make_env(task="PickCube", num_envs=1, cameras=("front",), autoreset=False)
+    expected, _ = batched.reset(seed=0)
+    # the gymnasium view is the batched env's first world: the same image and proprioception for the same seed
+    assert obs["front"].dtype == np.uint8 and np.array_equal(obs["front"], expected["rgb"]["front"][0].numpy())
+    np.testing.assert_array_equal(obs["state"], expected["state"][0].numpy())
+    action = np.array([0.0, 0.0, -1.0, 1.0], dtype=np.float32)  # down, gripper open
+    stepped, *_ = env.step(action)
+    expected, *_ = batched.step(torch.from_numpy(action)[None])
+    assert np.array_equal(stepped["front"], expected["rgb"]["front"][0].numpy())
+    assert not np.array_equal(stepped["front"], obs["front"])  # the arm moved in the picture
+    other, _ = env.reset(seed=1)
+    assert not np.array_equal(other["front"], obs["front"])  # another scene

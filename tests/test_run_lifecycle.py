@@ -123,3 +123,27 @@ def test_resume_is_exact_with_a_kl_reference_an_anchor_and_a_critic_warm_up(tmp_
     a, b = weights(tmp_path / "full"), weights(tmp_path / "cut")
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
     assert resumed == full
+
+
+@pytest.mark.parametrize("interval,reset_after", [(0, None), (2, 2), (3, 3), (4, None)])
+def test_the_kl_reference_is_reset_to_the_policy_every_ref_reset_interval_updates(tmp_path, interval, reset_after):
+    """Three GRPO updates: with algo.ref_reset_interval=2 the reference is the policy after update 2 (not the
+    starting one, not the last), with 3 the last; with 0 or an interval longer than the run the starting policy."""
+    cfg = config(tmp_path, experiment__total_env_steps=3 * ITERATION, **(BUDGET | GRPO_KL),
+                 algo__ref_reset_interval=interval)
+    trainer = Trainer(cfg)
+    snapshots = [{k: v.clone() for k, v in trainer.policy.state_dict().items()}]
+    collect = trainer.collector.collect
+
+    def collect_and_remember():  # a collection starts after each update: the policy as that update left it
+        if trainer.iteration:
+            snapshots.append({k: v.clone() for k, v in trainer.policy.state_dict().items()})
+        return collect()
+
+    trainer.collector.collect = collect_and_remember
+    trainer.train()
+    snapshots.append(trainer.policy.state_dict())
+    assert len(snapshots) == 4 and not torch.equal(snapshots[2]["actor.0.weight"], snapshots[3]["actor.0.weight"])
+    expected = snapshots[reset_after or 0]
+    reference = trainer.reference.state_dict()
+    assert all(torch.equal(reference[k], expected[k]) for k in expected), interval

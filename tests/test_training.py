@@ -106,12 +106,18 @@ def test_checkpoint_policy_round_trip_is_bit_exact(tmp_path):
                  experiment__eval_interval=0, experiment__checkpoint_interval=1, experiment__eval_episodes=2,
                  experiment__eval_num_envs=2)
     trainer = Trainer(cfg)
-    trainer.train()
-    loaded = from_pretrained(str(tmp_path / "checkpoints" / "iter_000001" / "policy"))
+    initial = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
+    trainer.train()  # one iteration: its checkpoint holds the policy as it is now
+    live = trainer.policy.state_dict()
+    assert not torch.equal(live["actor.0.weight"], initial["actor.0.weight"])  # it trained
     obs, _ = trainer.env.reset(seed=0)
     trainer.policy.eval()
-    assert torch.equal(loaded.deterministic_action(obs), from_pretrained(str(tmp_path / "final_policy"))
-                       .deterministic_action(obs))
+    for saved in ("checkpoints/iter_000001/policy", "final_policy"):
+        loaded = from_pretrained(str(tmp_path / saved))
+        assert loaded.state_dict().keys() == live.keys()
+        for key, value in loaded.state_dict().items():
+            assert torch.equal(value, live[key]), (saved, key)  # parameters and normaliser statistics
+        assert torch.equal(loaded.deterministic_action(obs), trainer.policy.deterministic_action(obs)), saved
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
