@@ -53,7 +53,7 @@ def test_list_prints_every_registry_with_the_setting_that_picks_it(capsys, monke
     train_cli.main()
     out = capsys.readouterr().out
     for heading in ("simulator backend (env.backend)", "task (env.task", "algorithm (algo=<name>)",
-                    "advantage (algo.advantage)", "loss (algo.loss)", "policy (policy.name", "vision encoder",
+                    "advantage (algo.advantage)", "loss (algo.loss)", "collector (algo.collector)", "policy (policy.name", "vision encoder",
                     "language encoder", "action head (policy.head.name)", "camera type", "robot type",
                     "teleop device type"):
         assert heading in out, heading

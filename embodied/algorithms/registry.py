@@ -14,11 +14,9 @@ from embodied.algorithms.config import AlgoConfig
 from sims.registry import Registry
 
 ALGORITHMS = Registry("algorithm", package="embodied.algorithms", key="algo=<name>")
+COLLECTORS = Registry("collector", package="embodied.rollout", key="algo.collector")
 ADVANTAGES = Registry("advantage", package="embodied.algorithms", key="algo.advantage")
 LOSSES = Registry("loss", package="embodied.algorithms", key="algo.loss")
-# what each collector hands the advantage and the loss: fixed-length step rollouts (per-step rewards, values,
-# episode ends) or whole episode groups from identical resets (one return per episode, no critic values)
-COLLECTOR_OUTPUTS = {"steps": {"step_rewards", "returns", "old_values"}, "groups": {"episode_returns"}}
 REFERENCES = ("", "kl", "teacher")
 
 
@@ -68,9 +66,23 @@ def algorithm_of(algo_cfg) -> Algorithm:
     return algorithm
 
 
+def register_collector(name: str, outputs: tuple, autoreset: bool, pipelines: bool = False) -> Callable:
+    """Class decorator: make a rollout collector selectable as ``algo.collector=<name>``. ``outputs``: what it
+    hands the advantage and the loss (e.g. step_rewards, returns, old_values; episode_returns), checked against
+    what they need; ``autoreset``: its env resets finished episodes itself; ``pipelines``: it can run as two
+    pipelined stages (``dist.pipeline_stages=2``). The class provides ``env_steps_per_iteration(algo, num_envs,
+    max_episode_steps, chunk_size)``, ``share(algo, workers)`` and ``checks(cfg)``."""
+
+    def wrap(cls):
+        cls.outputs, cls.autoreset, cls.pipelines = frozenset(outputs), autoreset, pipelines
+        return COLLECTORS.register(name, attribute="collector_name")(cls)
+
+    return wrap
+
+
 def register_advantage(name: str, needs: tuple = ()) -> Callable:
     """Decorator: make an advantage function selectable as ``algo.advantage=<name>``; ``needs``: the collector
-    outputs it reads (``COLLECTOR_OUTPUTS``)."""
+    outputs it reads (a collector's ``outputs``)."""
 
     def wrap(fn):
         fn.needs = frozenset(needs)
@@ -81,7 +93,7 @@ def register_advantage(name: str, needs: tuple = ()) -> Callable:
 
 def register_loss(name: str, needs: tuple = (), kl_term: bool = False, reports_approx_kl: bool = False) -> Callable:
     """Decorator: make a loss function selectable as ``algo.loss=<name>``; ``needs``: the collector outputs its
-    batch must carry (``COLLECTOR_OUTPUTS``); ``kl_term``: it adds ``algo.kl_coef`` times a KL to a reference;
+    batch must carry (a collector's ``outputs``); ``kl_term``: it adds ``algo.kl_coef`` times a KL to a reference;
     ``reports_approx_kl``: its stats hold ``approx_kl`` (``losses.ratio_stats``), which ``algo.target_kl`` reads."""
 
     def wrap(fn):
@@ -105,10 +117,10 @@ def combination_problem(collector: str, advantage: str, loss: str, kl_coef: floa
                         target_kl: float | None = None) -> str | None:
     """Why ``algo.collector``, ``algo.advantage``, ``algo.loss``, ``algo.kl_coef`` and ``algo.target_kl`` cannot
     work together (None if they can), naming the valid choices."""
-    if collector not in COLLECTOR_OUTPUTS:
-        return f"algo.collector must be one of {sorted(COLLECTOR_OUTPUTS)}, got {collector!r}"
+    if collector not in COLLECTORS:
+        return f"algo.collector must be one of {COLLECTORS.names()}, got {collector!r}"
     advantage_fn, loss_fn = get_advantage(advantage), get_loss(loss)  # unknown names: KeyError with the registered
-    outputs = COLLECTOR_OUTPUTS[collector]
+    outputs = COLLECTORS.lookup(collector).outputs
     fitting = lambda table: sorted(n for n in table.names() if table.lookup(n).needs <= outputs)  # noqa: E731
     if not advantage_fn.needs <= outputs:
         return (f"algo.advantage={advantage} needs {sorted(advantage_fn.needs)}, which the {collector} collector "

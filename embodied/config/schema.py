@@ -9,7 +9,7 @@ from typing import Optional
 from omegaconf import OmegaConf
 
 from embodied.algorithms.config import AlgoConfig
-from embodied.algorithms.registry import algorithm_of, combination_problem
+from embodied.algorithms.registry import COLLECTORS, algorithm_of, combination_problem
 from embodied.rollout.device_bridge import learner_device
 
 
@@ -132,14 +132,6 @@ def dist_checks(cfg: TrainConfig) -> list[tuple[bool, str]]:
          f"env.num_envs={cfg.env.num_envs} must split evenly over dist.num_env_workers={d.num_env_workers} "
          f"x dist.pipeline_stages={d.pipeline_stages}"),
         (d.pipeline_stages in (1, 2), f"dist.pipeline_stages must be 1 or 2, got {d.pipeline_stages}"),
-        (cfg.algo.collector != "groups" or (cfg.env.num_envs // workers) % cfg.algo.group_size == 0,
-         f"GRPO: each of the {workers} env workers needs a multiple of algo.group_size={cfg.algo.group_size} "
-         f"envs; env.num_envs={cfg.env.num_envs} does not split so"),
-        (cfg.algo.collector != "groups" or cfg.algo.groups_per_batch % workers == 0,
-         f"GRPO: algo.groups_per_batch={cfg.algo.groups_per_batch} must split evenly over "
-         f"dist.num_env_workers={d.num_env_workers}"),
-        (d.pipeline_stages == 1 or cfg.algo.collector == "steps",
-         "dist.pipeline_stages=2 pipelines step collectors (PPO); GRPO's group collector runs unpipelined"),
         (d.max_restarts >= 0, f"dist.max_restarts must be >= 0, got {d.max_restarts}"),
     ]
 
@@ -157,8 +149,6 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.algo.dual_clip is None or cfg.algo.dual_clip > 1, f"algo.dual_clip must be > 1, got {cfg.algo.dual_clip}"),
         (cfg.algo.logprob_granularity in ("token", "action", "chunk"),
          f"algo.logprob_granularity must be token|action|chunk, got {cfg.algo.logprob_granularity!r}"),
-        (cfg.algo.collector in ("steps", "groups"), f"algo.collector must be steps|groups, got {cfg.algo.collector!r}"),
-        (cfg.algo.group_size >= 2, f"algo.group_size must be >= 2 for group normalisation, got {cfg.algo.group_size}"),
         (cfg.experiment.total_env_steps > 0, f"experiment.total_env_steps must be > 0, got {cfg.experiment.total_env_steps}"),
         (cfg.algo.anchor_coef >= 0, f"algo.anchor_coef must be >= 0, got {cfg.algo.anchor_coef}"),
         (cfg.algo.anchor_coef == 0 or cfg.data.anchor_paths,
@@ -190,14 +180,15 @@ def validate(cfg: TrainConfig) -> None:
     checks += algorithm_of(cfg.algo).checks(cfg)  # the algorithm's own settings
     combination = combination_problem(cfg.algo.collector, cfg.algo.advantage, cfg.algo.loss, cfg.algo.kl_coef,
                                       cfg.algo.target_kl)
-    checks.append((combination is None, combination))
+    if combination is not None:
+        raise ValueError(combination)
+    collector = COLLECTORS.lookup(cfg.algo.collector)
+    checks += collector.checks(cfg)  # e.g. whole groups per env worker
+    checks.append((cfg.dist.pipeline_stages == 1 or collector.pipelines,
+                   f"dist.pipeline_stages=2 pipelines step collectors; the {cfg.algo.collector} collector runs "
+                   "unpipelined: set dist.pipeline_stages=1"))
     checks += dist_checks(cfg)
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
     learner_device(cfg.experiment.device)  # a malformed or absent device fails here, before anything is built
-    if cfg.algo.collector == "groups" and cfg.env.num_envs % cfg.algo.group_size:
-        raise ValueError(
-            f"env.num_envs={cfg.env.num_envs} must be a multiple of algo.group_size={cfg.algo.group_size} "
-            "for GRPO: each group runs side by side"
-        )

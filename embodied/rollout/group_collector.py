@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from embodied.algorithms import get_advantage
+import dataclasses
+
+from embodied.algorithms.registry import get_advantage, register_collector
 from embodied.rollout.obs import concat, flatten, rollout_observation, select, stack_steps, step_chunk
 
 
+# whole episodes in groups from identical resets: one return per episode, no critic values
+@register_collector("groups", outputs=("episode_returns",), autoreset=False)
 class GroupCollector:
     """Runs whole episodes in groups of ``group_size`` envs sharing a reset id.
 
@@ -15,6 +19,31 @@ class GroupCollector:
     and further groups are collected until ``groups_per_batch`` informative groups are found or
     ``max_sampling_rounds`` rounds have run (then the batch holds what was found).
     """
+
+    @staticmethod
+    def env_steps_per_iteration(algo, num_envs: int, max_episode_steps: int, chunk_size: int) -> int:
+        """The env-step budget one ``collect()`` is counted as: ``groups_per_batch`` groups of whole episodes."""
+        return algo.groups_per_batch * algo.group_size * max_episode_steps
+
+    @staticmethod
+    def share(algo, workers: int):
+        """The settings of one of ``workers`` env workers: its share of the groups."""
+        return dataclasses.replace(algo, groups_per_batch=algo.groups_per_batch // workers)
+
+    @staticmethod
+    def checks(cfg) -> list[tuple[bool, str]]:
+        """Whole groups side by side, per env worker and per batch."""
+        a, workers = cfg.algo, max(cfg.dist.num_env_workers, 1)
+        return [
+            (a.group_size >= 2, f"algo.group_size must be >= 2 for group normalisation, got {a.group_size}"),
+            (cfg.env.num_envs % a.group_size == 0, f"env.num_envs={cfg.env.num_envs} must be a multiple of "
+                                                   f"algo.group_size={a.group_size}: each group runs side by side"),
+            ((cfg.env.num_envs // workers) % a.group_size == 0,
+             f"each of the {workers} env workers needs a multiple of algo.group_size={a.group_size} envs; "
+             f"env.num_envs={cfg.env.num_envs} does not split so"),
+            (a.groups_per_batch % workers == 0,
+             f"algo.groups_per_batch={a.groups_per_batch} must split evenly over dist.num_env_workers={workers}"),
+        ]
 
     def __init__(self, env, policy, cfg, teacher=None):
         if env.autoreset:

@@ -4,17 +4,34 @@ from __future__ import annotations
 
 import torch
 
-from embodied.algorithms import get_advantage
+from embodied.algorithms.registry import get_advantage, register_collector
 from embodied.rollout.episode_stats import EpisodeStats
 from embodied.rollout.obs import flatten, rollout_observation, stack_steps, step_chunk
 
 
+# fixed-length step rollouts: per-step rewards, critic values and episode ends
+@register_collector("steps", outputs=("step_rewards", "returns", "old_values"), autoreset=True, pipelines=True)
 class StepCollector:
     """Collects ``rollout_steps`` (chunk) steps from every env and computes advantages with the configured estimator.
 
     One rollout step is three phases, ``infer`` (policy), ``step_chunk`` (simulator) and ``record``
     (bookkeeping), so that a pipelined collector can interleave the phases of two collectors.
     """
+
+    @staticmethod
+    def env_steps_per_iteration(algo, num_envs: int, max_episode_steps: int, chunk_size: int) -> int:
+        """Env-steps one ``collect()`` takes: every env, ``algo.rollout_steps`` chunks."""
+        return num_envs * algo.rollout_steps * chunk_size
+
+    @staticmethod
+    def share(algo, workers: int):
+        """The settings of one of ``workers`` env workers (each runs its envs for the whole rollout)."""
+        return algo
+
+    @staticmethod
+    def checks(cfg) -> list[tuple[bool, str]]:
+        """Nothing beyond the common checks."""
+        return []
 
     def __init__(self, env, policy, cfg, teacher=None):
         self.env = env

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 
 import torch
 
-from embodied.algorithms import algorithm_of
+from embodied.algorithms.registry import COLLECTORS, algorithm_of
 from embodied.config.schema import TrainConfig, as_dict
 from embodied.rollout.device_bridge import for_learner, learner_device, to_device
-from embodied.rollout.group_collector import GroupCollector
 from embodied.rollout.pipelined_collector import PipelinedStepCollector
-from embodied.rollout.step_collector import StepCollector
 from policies.base import POLICIES, from_pretrained
 from sims import make_env
 
@@ -62,9 +59,9 @@ def load_teacher(cfg: TrainConfig):
 
 
 def collector_over(env, policy, algo, teacher=None):
-    """The ``algo.collector`` collector (GRPO groups or PPO steps) over an existing env; a distillation
+    """The ``algo.collector`` collector (e.g. PPO's steps, GRPO's groups) over an existing env; a distillation
     ``teacher``'s inputs are kept in its rollouts."""
-    return (GroupCollector if algo.collector == "groups" else StepCollector)(env, policy, algo, teacher)
+    return COLLECTORS.lookup(algo.collector)(env, policy, algo, teacher)
 
 
 def build_collector(cfg: TrainConfig, policy, num_envs: int, num_threads: int | None = None, share: int = 1,
@@ -75,14 +72,12 @@ def build_collector(cfg: TrainConfig, policy, num_envs: int, num_threads: int | 
     ``share``: how many workers split one batch (each GRPO worker collects ``groups_per_batch / share`` groups).
     """
     teacher = teacher or load_teacher(cfg)
-    if cfg.algo.collector == "groups":
-        algo = dataclasses.replace(cfg.algo, groups_per_batch=cfg.algo.groups_per_batch // share)
-        return collector_over(build_env(cfg, num_envs, autoreset=False, num_threads=num_threads), policy, algo,
-                              teacher)
-    if cfg.dist.pipeline_stages == 2:
+    collector = COLLECTORS.lookup(cfg.algo.collector)
+    if cfg.dist.pipeline_stages == 2:  # validated: only a collector that pipelines (steps)
         half = num_envs // 2
         sizes = (half, num_envs - half)
-        factories = [functools.partial(build_env, cfg, n, True, num_threads=num_threads) for n in sizes]
+        factories = [functools.partial(build_env, cfg, n, collector.autoreset, num_threads=num_threads)
+                     for n in sizes]
         return PipelinedStepCollector(factories, policy, cfg.algo, teacher)
-    return collector_over(build_env(cfg, num_envs, autoreset=True, num_threads=num_threads), policy, cfg.algo,
-                          teacher)
+    env = build_env(cfg, num_envs, autoreset=collector.autoreset, num_threads=num_threads)
+    return collector_over(env, policy, collector.share(cfg.algo, share), teacher)

@@ -10,7 +10,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from embodied.algorithms import algorithm_of
+from embodied.algorithms.registry import COLLECTORS, algorithm_of
 from embodied.config.schema import TrainConfig, validate
 from embodied.data.batches import DemoStream
 from embodied.data.compatibility import check_datasets
@@ -68,9 +68,9 @@ class Trainer(Run):
         torch.set_num_threads(cfg.experiment.torch_threads)
         self.update_threads = cfg.experiment.update_threads or os.cpu_count() or 1
         torch.manual_seed(cfg.experiment.seed)
-        grouped = cfg.algo.collector == "groups"
+        collector = COLLECTORS.lookup(cfg.algo.collector)
         classic = cfg.dist.backend == "single" and cfg.dist.pipeline_stages == 1  # the collector steps this env
-        self.env = build_env(cfg, cfg.env.num_envs, autoreset=not grouped, num_threads=None if classic else 1)
+        self.env = build_env(cfg, cfg.env.num_envs, autoreset=collector.autoreset, num_threads=None if classic else 1)
         self.policy = build_policy(cfg, self.env, cfg.experiment.seed)
         if cfg.init_from:
             load_initial_weights(self.policy, cfg.init_from)
@@ -145,9 +145,8 @@ class Trainer(Run):
                         self.collector, self.counters, run_identity(self.cfg), self.own_reference, extra)
 
     def _iterations(self) -> int:
-        a = self.cfg.algo
-        per_iter = (self.env.num_envs * a.rollout_steps * self.policy.chunk_size if a.collector == "steps"
-                    else a.groups_per_batch * a.group_size * self.env.max_episode_steps)
+        per_iter = COLLECTORS.lookup(self.cfg.algo.collector).env_steps_per_iteration(
+            self.cfg.algo, self.env.num_envs, self.env.max_episode_steps, self.policy.chunk_size)
         return max(1, self.cfg.experiment.total_env_steps // (per_iter * self.world))  # the budget of all ranks
 
     def _run_sft_stage(self, logger: RunLogger) -> float:
