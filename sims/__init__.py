@@ -8,7 +8,6 @@ from sims.gym_registration import register_all
 register_all()
 
 
-
 def make_env(backend: str = "mujoco", **kwargs) -> BatchedEnv:
     """Build a batched env: ``make_env("mujoco", task="PickCube", num_envs=64)``; backends mujoco, mujoco_warp, maniskill."""
     return BACKENDS.lookup(backend)(**kwargs)

@@ -32,7 +32,7 @@ class Registry(Mapping):
             raise ValueError(f"a registry of {kind!r} exists already")
         self.kind, self.package, self.lazy, self.key = kind, package, dict(lazy or {}), key
         self._entries: dict[str, Any] = {}
-        self._package_imported = False
+        self._package_state = "not imported"  # -> "importing" -> "imported"
         REGISTRIES[kind] = self
 
     def register(self, name: str, attribute: str | None = None) -> Callable:
@@ -74,14 +74,21 @@ class Registry(Mapping):
         return doc.splitlines()[0] if doc and obj is not None else ""
 
     def _import_package(self) -> None:
-        if self.package is None or self._package_imported:
+        """Import every module of ``package`` once (a module that fails to import raises here, by name, and the
+        next lookup tries again); a lookup made while they import sees what is registered so far."""
+        if self.package is None or self._package_state != "not imported":
             return
-        self._package_imported = True
-        package = importlib.import_module(self.package)
-        for module in pkgutil.iter_modules(package.__path__):
-            qualified = f"{self.package}.{module.name}"
-            if qualified not in self.lazy.values():
-                importlib.import_module(qualified)
+        self._package_state = "importing"
+        try:
+            package = importlib.import_module(self.package)
+            for module in pkgutil.iter_modules(package.__path__):
+                qualified = f"{self.package}.{module.name}"
+                if qualified not in self.lazy.values():
+                    importlib.import_module(qualified)
+        except BaseException:
+            self._package_state = "not imported"
+            raise
+        self._package_state = "imported"
 
     def build(self, config: dict, default: str) -> Any:
         """An instance of the class named by ``config['type']`` (``default`` without one), the other keys as

@@ -8,6 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from embodied.algorithms.grpo import GRPOConfig
 from embodied.config.schema import TrainConfig
 from embodied.dist.data_parallel import average_gradients
 from embodied.rollout.obs import select
@@ -81,9 +82,7 @@ def _grpo_rank(rank: int, port: int, folder: str, out: dict) -> None:
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     cfg = TrainConfig()
-    cfg.algo.name, cfg.algo.collector, cfg.algo.advantage, cfg.algo.loss = "grpo", "groups", "grpo", "grpo"
-    cfg.algo.group_size, cfg.algo.groups_per_batch, cfg.algo.dynamic_sampling = 4, 2, False
-    cfg.algo.target_kl, cfg.algo.update_epochs = None, 2
+    cfg.algo = GRPOConfig(group_size=4, groups_per_batch=2, dynamic_sampling=False)
     cfg.env.num_envs, cfg.env.max_episode_steps = 8, 20
     cfg.experiment.total_env_steps, cfg.experiment.eval_interval, cfg.experiment.checkpoint_interval = 960, 0, 0
     cfg.experiment.eval_episodes = cfg.experiment.eval_num_envs = 4

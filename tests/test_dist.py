@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from embodied.algorithms.grpo import GRPOConfig
 from embodied.config.schema import TrainConfig, validate
 from embodied.rollout.merge import merge_metrics
 from embodied.runner.trainer import Trainer
@@ -40,9 +41,7 @@ def ray_cluster():
 
 def grpo(cfg: TrainConfig) -> TrainConfig:
     """GRPO groups of 2 on sparse Reach: 2 groups per batch, one per worker."""
-    cfg.algo.name, cfg.algo.collector, cfg.algo.advantage, cfg.algo.loss = "grpo", "groups", "grpo", "grpo"
-    cfg.algo.group_size, cfg.algo.groups_per_batch, cfg.algo.max_sampling_rounds = 2, 2, 1
-    cfg.algo.dynamic_sampling = False
+    cfg.algo = GRPOConfig(group_size=2, groups_per_batch=2, max_sampling_rounds=1, dynamic_sampling=False)
     cfg.experiment.total_env_steps = 2 * 2 * 2 * 50  # 2 iterations of whole 50-step episodes
     return cfg
 

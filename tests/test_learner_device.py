@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
+from embodied.algorithms import ALGORITHMS
 from embodied.config.schema import TrainConfig, validate
 from embodied.rollout.device_bridge import learner_device
 from embodied.runner.trainer import Trainer
@@ -43,6 +44,8 @@ class ImplicitDeviceFactories(TorchFunctionMode):
 
 def config(tmp_path, **overrides) -> TrainConfig:
     cfg = TrainConfig()
+    if "algo__name" in overrides:  # as algo=<name>: that algorithm's own config
+        cfg.algo = ALGORITHMS.lookup(overrides["algo__name"]).config()
     cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path), False
     cfg.experiment.eval_episodes, cfg.experiment.eval_num_envs, cfg.experiment.eval_interval = 4, 4, 1
     cfg.env.num_envs, cfg.algo.rollout_steps = 8, 4

@@ -68,8 +68,12 @@ def test_an_algorithm_is_chosen_by_its_config_group_with_its_own_settings():
         assert isinstance(train_cli.to_typed(opd, train_cli.TrainConfig, "t").algo, OPDConfig)
         with pytest.raises(Exception, match="teacher"):  # PPO has no teacher setting
             compose("train", overrides=["algo.teacher=runs/t/final_policy"])
-    cfg = AlgoConfig()
-    cfg.name = "opd"  # an algo.name override without the group: OPD's own settings are missing
-    with pytest.raises(ValueError, match=r"algo.name=opd has settings \['teacher'\] .* choose the algorithm with algo=opd"):
-        algorithm_of(cfg)
-    assert algorithm_of(AlgoConfig()).trainer == "rl" and algorithm_of(OPDConfig()).reference == "teacher"
+    for name in ("opd", "grpo"):  # an algo.name override without the group: another algorithm's settings
+        cfg = AlgoConfig()
+        cfg.name = name
+        with pytest.raises(ValueError, match=rf"algo.name={name} on a AlgoConfig: choose the algorithm with algo={name}"):
+            algorithm_of(cfg)
+    assert algorithm_of(AlgoConfig()).trainer == "rl" and algorithm_of(OPDConfig()).config is OPDConfig
+    with initialize_config_dir(config_dir=train_cli.CONFIG_DIR, version_base=None):  # a policy config may set
+        sft_vla = compose("train", overrides=["algo=sft", "policy=vla"])  # algo keys: the algo group loads first
+    assert sft_vla.algo.ema_decay == 0.999

@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from embodied.algorithms import ALGORITHMS
 from embodied.config.schema import TrainConfig, validate
 from embodied.runner.trainer import Trainer
 from policies import from_pretrained
@@ -13,6 +14,8 @@ from policies import from_pretrained
 
 def config(tmp_path, **overrides) -> TrainConfig:
     cfg = TrainConfig()
+    if "algo__name" in overrides:  # as algo=<name>: that algorithm's own config, then the overrides
+        cfg.algo = ALGORITHMS.lookup(overrides["algo__name"]).config()
     cfg.experiment.output_dir = str(tmp_path)
     cfg.experiment.progress = False
     for dotted, value in overrides.items():

@@ -111,7 +111,7 @@ def test_frozen_towers_cache_features_and_give_the_same_outputs():
 
 
 def test_minilm_is_really_pretrained():
-    encoder = build_encoder(LANGUAGE_ENCODERS, "language", {"name": "minilm"}).eval()
+    encoder = build_encoder(LANGUAGE_ENCODERS, {"name": "minilm"}).eval()
     texts = ["pick up the red cube", "grasp the red block and lift it", "the stock market fell sharply today"]
     with torch.no_grad():
         tokens, mask = encoder(texts)
@@ -177,7 +177,7 @@ def test_hf_towers_load_from_a_local_path(tmp_path):
     vit = transformers.ViTModel(transformers.ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                                        intermediate_size=64, image_size=32, patch_size=8))
     vit.save_pretrained(tmp_path / "vit")
-    vision = build_encoder(VISION_ENCODERS, "vision", {"name": "hf", "path": str(tmp_path / "vit"), "image_size": 32})
+    vision = build_encoder(VISION_ENCODERS, {"name": "hf", "path": str(tmp_path / "vit"), "image_size": 32})
     tokens = vision(torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8))
     assert tokens.shape == (2, 1 + 16, 32) and vision.dim == 32
     text_dir = tmp_path / "bert"
@@ -185,8 +185,8 @@ def test_hf_towers_load_from_a_local_path(tmp_path):
                                                    num_attention_heads=2, intermediate_size=64)).save_pretrained(text_dir)
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         shutil.copy(os.path.join(minilm_path(), name), text_dir / name)
-    language = build_encoder(LANGUAGE_ENCODERS, "language", {"name": "hf", "path": str(text_dir), "max_tokens": 8})
+    language = build_encoder(LANGUAGE_ENCODERS, {"name": "hf", "path": str(text_dir), "max_tokens": 8})
     words, mask = language(["pick up the cube", "push"])
     assert words.shape == (2, 8, 32) and mask.sum(1).tolist() == [6, 3]  # [CLS] ... [SEP]
     with pytest.raises(ValueError, match="policy.vision.path"):
-        build_encoder(VISION_ENCODERS, "vision", {"name": "hf"})
+        build_encoder(VISION_ENCODERS, {"name": "hf"})

@@ -27,7 +27,7 @@ class GRPOConfig(AlgoConfig):
     target_kl: Optional[float] = None
 
 
-register_algorithm(Algorithm("grpo", GRPOConfig, reference="kl",
+register_algorithm(Algorithm("grpo", GRPOConfig,
                              summary="critic-free GRPO on episode groups from identical resets (+ KL to a reference)"))
 
 

@@ -31,11 +31,11 @@ def opd_checks(cfg) -> list[tuple[bool, str]]:
     return [(bool(cfg.algo.teacher), "algo=opd needs algo.teacher=<policy directory written by save_pretrained>")]
 
 
-register_algorithm(Algorithm("opd", OPDConfig, reference="teacher", checks=opd_checks,
+register_algorithm(Algorithm("opd", OPDConfig, checks=opd_checks,
                              summary="on-policy distillation: reverse KL to a frozen teacher, no env reward"))
 
 
-@register_loss("opd", reports_approx_kl=True)
+@register_loss("opd", needs_teacher=True, reports_approx_kl=True)
 def on_policy_distillation_loss(policy, batch: dict, cfg) -> tuple[torch.Tensor, dict]:
     """On-policy distillation (VLA-OPD): minimise the reverse KL(student || teacher) on the student's rollouts.
 

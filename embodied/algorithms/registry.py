@@ -1,8 +1,9 @@
-"""Registries of algorithms, advantage estimators and losses (config strings, no if/else chains), with what each
-needs from the rollout collector, so that a combination that cannot work is refused before training.
+"""Registries of algorithms, rollout collectors, advantage estimators and losses (config strings, no if/else
+chains), with what each produces or needs, so that a combination that cannot work is refused before training.
 
 An algorithm is declared in one file of this package: its loss (and advantage, if new), its config dataclass
 when it has settings of its own, and an ``Algorithm`` registered under the name ``algo=<name>`` picks.
+Collectors register themselves in ``embodied/rollout/``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ ALGORITHMS = Registry("algorithm", package="embodied.algorithms", key="algo=<nam
 COLLECTORS = Registry("collector", package="embodied.rollout", key="algo.collector")
 ADVANTAGES = Registry("advantage", package="embodied.algorithms", key="algo.advantage")
 LOSSES = Registry("loss", package="embodied.algorithms", key="algo.loss")
-REFERENCES = ("", "kl", "teacher")
-
-
 def no_checks(cfg) -> list[tuple[bool, str]]:
     """An algorithm without checks of its own."""
     return []
@@ -28,25 +26,25 @@ def no_checks(cfg) -> list[tuple[bool, str]]:
 @dataclass(frozen=True)
 class Algorithm:
     """What ``algo=<name>`` trains: its config dataclass (whose defaults name its collector, advantage and loss),
-    the loop that runs it, the reference policy its loss compares with, and checks of its own settings.
+    the loop that runs it and checks of its own settings. The reference policy a loss compares with follows from
+    the loss (``kl_term``: a frozen copy of the starting policy when algo.kl_coef > 0; ``needs_teacher``: the saved
+    policy at ``algo.teacher``, scored on its own inputs).
 
     trainer: "rl" (collect with the policy, update with the loss) or "sft" (gradient steps on datasets).
-    reference: "" (none), "kl" (a frozen copy of the starting policy, when algo.kl_coef > 0; reset every
-        algo.ref_reset_interval updates) or "teacher" (a saved policy at ``algo.teacher``, scored on its own inputs).
     checks: ``cfg -> [(ok, message naming the bad value and the fix), ...]`` over the whole TrainConfig.
     """
 
     name: str
     config: type = AlgoConfig
     trainer: str = "rl"
-    reference: str = ""
     checks: Callable = no_checks
     summary: str = ""  # one line for ``embodied-train --list``
 
     def __post_init__(self):
-        assert self.trainer in ("rl", "sft"), f"Algorithm.trainer must be rl or sft, got {self.trainer!r}"
-        assert self.reference in REFERENCES, f"Algorithm.reference must be one of {REFERENCES}"
-        assert issubclass(self.config, AlgoConfig), "an algorithm's config subclasses AlgoConfig"
+        if self.trainer not in ("rl", "sft"):
+            raise ValueError(f"Algorithm {self.name!r}: trainer must be 'rl' or 'sft', got {self.trainer!r}")
+        if not (isinstance(self.config, type) and issubclass(self.config, AlgoConfig)):
+            raise ValueError(f"Algorithm {self.name!r}: config must be AlgoConfig or a subclass of it")
 
 
 def register_algorithm(algorithm: Algorithm) -> Algorithm:
@@ -56,13 +54,13 @@ def register_algorithm(algorithm: Algorithm) -> Algorithm:
 
 
 def algorithm_of(algo_cfg) -> Algorithm:
-    """The registered algorithm ``algo.name`` names, refusing a config that lacks its own settings (an
-    ``algo.name=<name>`` override on another algorithm's config instead of ``algo=<name>``)."""
+    """The registered algorithm ``algo.name`` names, refusing another algorithm's config (an ``algo.name=<name>``
+    override instead of ``algo=<name>``: it would keep the other algorithm's settings and defaults)."""
     algorithm = ALGORITHMS.lookup(algo_cfg.name)
-    missing = sorted({f.name for f in fields(algorithm.config)} - {f.name for f in fields(algo_cfg)})
-    if missing:
-        raise ValueError(f"algo.name={algo_cfg.name} has settings {missing} that this config lacks: choose the "
-                         f"algorithm with algo={algo_cfg.name} (the config group), not algo.name")
+    if not isinstance(algo_cfg, algorithm.config):
+        raise ValueError(f"algo.name={algo_cfg.name} on a {type(algo_cfg).__name__}: choose the algorithm with "
+                         f"algo={algo_cfg.name} (the config group, which brings its {algorithm.config.__name__}), "
+                         "not algo.name")
     return algorithm
 
 
@@ -91,13 +89,17 @@ def register_advantage(name: str, needs: tuple = ()) -> Callable:
     return wrap
 
 
-def register_loss(name: str, needs: tuple = (), kl_term: bool = False, reports_approx_kl: bool = False) -> Callable:
+def register_loss(name: str, needs: tuple = (), kl_term: bool = False, needs_teacher: bool = False,
+                  reports_approx_kl: bool = False) -> Callable:
     """Decorator: make a loss function selectable as ``algo.loss=<name>``; ``needs``: the collector outputs its
-    batch must carry (a collector's ``outputs``); ``kl_term``: it adds ``algo.kl_coef`` times a KL to a reference;
-    ``reports_approx_kl``: its stats hold ``approx_kl`` (``losses.ratio_stats``), which ``algo.target_kl`` reads."""
+    batch must carry (a collector's ``outputs``); ``kl_term``: it adds ``algo.kl_coef`` times a KL to a reference
+    (a frozen copy of the starting policy); ``needs_teacher``: it scores actions with the policy at
+    ``algo.teacher``; ``reports_approx_kl``: its stats hold ``approx_kl`` (``losses.ratio_stats``), which
+    ``algo.target_kl`` reads. The batch carries ``ref_logprob`` whenever a reference or teacher is used."""
 
     def wrap(fn):
         fn.needs, fn.kl_term, fn.reports_approx_kl = frozenset(needs), kl_term, reports_approx_kl
+        fn.needs_teacher = needs_teacher
         return LOSSES.register(name)(fn)
 
     return wrap

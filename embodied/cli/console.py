@@ -43,9 +43,11 @@ def print_registered() -> None:
     import real_robot.robot  # noqa: F401
     import real_robot.teleop.device  # noqa: F401
     import sims  # noqa: F401
+    import sims.mujoco.controllers  # noqa: F401
+    import sims.mujoco.domain  # noqa: F401
     from sims.registry import REGISTRIES
 
-    for kind, registry in REGISTRIES.items():
+    for kind, registry in list(REGISTRIES.items()):  # listing may import modules that add registries
         print(f"{kind} ({registry.key}):")
         names = registry.names()
         width = max(map(len, names), default=0)

@@ -9,7 +9,8 @@ from typing import Optional
 from omegaconf import OmegaConf
 
 from embodied.algorithms.config import AlgoConfig
-from embodied.algorithms.registry import COLLECTORS, algorithm_of, combination_problem
+from embodied.algorithms.registry import (ALGORITHMS, COLLECTORS, LOSSES, algorithm_of, combination_problem,
+                                          get_loss)
 from embodied.rollout.device_bridge import learner_device
 
 
@@ -158,8 +159,9 @@ def validate(cfg: TrainConfig) -> None:
          "algo.sft_stage_steps > 0 needs data.paths=[<LeRobot dataset dir>, ...] (the stage-1 demonstrations)"),
         (cfg.algo.critic_warmup_iterations >= 0,
          f"algo.critic_warmup_iterations must be >= 0, got {cfg.algo.critic_warmup_iterations}"),
-        (cfg.algo.critic_warmup_iterations == 0 or cfg.algo.loss == "ppo",
-         f"algo.critic_warmup_iterations needs a loss with a critic (ppo), not {cfg.algo.loss!r}"),
+        (cfg.algo.critic_warmup_iterations == 0 or "old_values" in get_loss(cfg.algo.loss).needs,
+         f"algo.critic_warmup_iterations needs a loss with a critic (one that reads old_values: "
+         f"{[n for n in LOSSES.names() if 'old_values' in LOSSES.lookup(n).needs]}), not {cfg.algo.loss!r}"),
         (not cfg.data.weights or len(cfg.data.weights) == len(cfg.data.paths),
          f"data.weights needs one weight per data.paths entry, got {len(cfg.data.weights)} for {len(cfg.data.paths)}"),
         (not cfg.data.anchor_weights or len(cfg.data.anchor_weights) == len(cfg.data.anchor_paths),
@@ -182,6 +184,10 @@ def validate(cfg: TrainConfig) -> None:
                                       cfg.algo.target_kl)
     if combination is not None:
         raise ValueError(combination)
+    if get_loss(cfg.algo.loss).needs_teacher and not hasattr(cfg.algo, "teacher"):
+        with_teacher = [n for n in ALGORITHMS.names() if hasattr(ALGORITHMS.lookup(n).config, "teacher")]
+        raise ValueError(f"algo.loss={cfg.algo.loss} scores actions with a teacher policy (algo.teacher), a setting "
+                         f"algo={cfg.algo.name} does not have: use algo in {with_teacher}")
     collector = COLLECTORS.lookup(cfg.algo.collector)
     checks += collector.checks(cfg)  # e.g. whole groups per env worker
     checks.append((cfg.dist.pipeline_stages == 1 or collector.pipelines,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import torch
-
 import dataclasses
+
+import torch
 
 from embodied.algorithms.registry import get_advantage, register_collector
 from embodied.rollout.obs import concat, flatten, rollout_observation, select, stack_steps, step_chunk

@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from embodied.algorithms.registry import COLLECTORS, algorithm_of
+from embodied.algorithms.registry import COLLECTORS, get_loss
 from embodied.config.schema import TrainConfig, as_dict
 from embodied.rollout.device_bridge import for_learner, learner_device, to_device
 from embodied.rollout.pipelined_collector import PipelinedStepCollector
@@ -46,9 +46,9 @@ def refuse_unrendered_cameras(policy, rendered, who: str) -> None:
 
 
 def load_teacher(cfg: TrainConfig):
-    """``algo.teacher`` (on-policy distillation), frozen, on the learner's device; None for an algorithm that
-    has no teacher."""
-    if algorithm_of(cfg.algo).reference != "teacher":
+    """``algo.teacher`` (on-policy distillation), frozen, on the learner's device; None when the loss scores
+    with no teacher."""
+    if not get_loss(cfg.algo.loss).needs_teacher:
         return None
     if not os.path.isdir(cfg.algo.teacher):
         raise FileNotFoundError(f"algo.teacher={cfg.algo.teacher!r} does not exist: pass a directory written by "
@@ -71,7 +71,8 @@ def build_collector(cfg: TrainConfig, policy, num_envs: int, num_threads: int | 
 
     ``share``: how many workers split one batch (each GRPO worker collects ``groups_per_batch / share`` groups).
     """
-    teacher = teacher or load_teacher(cfg)
+    if teacher is None:
+        teacher = load_teacher(cfg)
     collector = COLLECTORS.lookup(cfg.algo.collector)
     if cfg.dist.pipeline_stages == 2:  # validated: only a collector that pipelines (steps)
         half = num_envs // 2

@@ -10,7 +10,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from embodied.algorithms.registry import COLLECTORS, algorithm_of
+from embodied.algorithms.registry import COLLECTORS, get_loss
 from embodied.config.schema import TrainConfig, validate
 from embodied.data.batches import DemoStream
 from embodied.data.compatibility import check_datasets
@@ -57,7 +57,6 @@ class Trainer(Run):
         self.rank, self.world = init_from_env(cfg.experiment.device)
         super().__init__(cfg, cfg.experiment.output_dir if self.rank == 0 else
                          os.path.join(cfg.experiment.output_dir, f"rank{self.rank}"))  # rank 0 evaluates, saves
-        self.algorithm = algorithm_of(cfg.algo)
         if self.world > 1 and (cfg.resume or cfg.dist.backend != "single" or cfg.algo.sft_stage_steps):
             raise ValueError("data-parallel learners (WORLD_SIZE > 1) run with dist=single, without resume and "
                              "without an SFT stage for now: drop resume=true / dist=ray, run the SFT stage first "
@@ -86,10 +85,10 @@ class Trainer(Run):
         if cfg.algo.critic_warmup_iterations:
             self.critic_optimizer = torch.optim.Adam(self.policy.critic_parameters(), lr=cfg.algo.learning_rate,
                                                      eps=1e-5, foreach=True)
-        teacher = load_teacher(cfg)  # on-policy distillation: the frozen teacher is the reference
-        self.collector = make_collector(cfg, self.env, self.policy, teacher)  # rollouts keep the teacher's inputs
-        self.reference = teacher  # the policy the loss compares with: a teacher, a frozen copy of this one, none
-        if self.algorithm.reference == "kl" and cfg.algo.kl_coef > 0:
+        self.teacher = load_teacher(cfg)  # a loss that distils: the frozen teacher is the reference
+        self.collector = make_collector(cfg, self.env, self.policy, self.teacher)  # rollouts keep its inputs
+        self.reference = self.teacher  # the policy the loss compares with: a teacher, a frozen copy of this one, none
+        if get_loss(cfg.algo.loss).kl_term and cfg.algo.kl_coef > 0:
             self.reference = copy.deepcopy(self.policy).eval()
         demos = [*(cfg.data.paths if cfg.algo.sft_stage_steps else []),
                  *(cfg.data.anchor_paths if cfg.algo.anchor_coef > 0 else [])]
@@ -132,7 +131,7 @@ class Trainer(Run):
     def own_reference(self):
         """The KL reference this run keeps (the starting policy, or the one at the last reset); None with a
         teacher (loaded from its own folder) or without a reference."""
-        return self.reference if self.algorithm.reference == "kl" else None
+        return self.reference if self.teacher is None else None
 
     def _save_checkpoint(self) -> None:
         """Everything ``resume=true`` needs to continue exactly from this iteration."""

@@ -18,8 +18,8 @@ from torch import nn
 from sims.registry import Registry
 
 # builders: config dict -> module
-VISION_ENCODERS = Registry("vision encoder", key="policy.vision.name")
-LANGUAGE_ENCODERS = Registry("language encoder", key="policy.language.name")
+VISION_ENCODERS = Registry("vision encoder", package="policies.vla", key="policy.vision.name")
+LANGUAGE_ENCODERS = Registry("language encoder", package="policies.vla", key="policy.language.name")
 
 
 def register_vision(name: str) -> Callable:
@@ -32,8 +32,8 @@ def register_language(name: str) -> Callable:
     return LANGUAGE_ENCODERS.register(name)
 
 
-def build_encoder(registry: Registry, kind: str, config: dict) -> nn.Module:
-    """Build ``config['name']`` from ``registry`` (``kind``: vision or language); unknown names list the
+def build_encoder(registry: Registry, config: dict) -> nn.Module:
+    """Build ``config['name']`` from ``registry`` (vision or language encoders); unknown names list the
     available ones."""
     return registry.lookup(config.get("name"))(config)
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from sims.registry import Registry
 
-HEADS = Registry("action head", key="policy.head.name")
+HEADS = Registry("action head", package="policies.vla", key="policy.head.name")
 
 
 def register_head(name: str) -> Callable:

@@ -49,8 +49,8 @@ class VLAPolicy(Policy):
         head_cfg = dict(config.get("head", {"name": "gaussian"}))
         d = int(fusion["hidden_size"])
 
-        self.vision = build_encoder(VISION_ENCODERS, "vision", vision_cfg)
-        self.language = build_encoder(LANGUAGE_ENCODERS, "language", language_cfg)
+        self.vision = build_encoder(VISION_ENCODERS, vision_cfg)
+        self.language = build_encoder(LANGUAGE_ENCODERS, language_cfg)
         self.freeze_vision = bool(vision_cfg.get("freeze", False))
         self.freeze_language = bool(language_cfg.get("freeze", False))
         pool = language_cfg.get("pool", "none")

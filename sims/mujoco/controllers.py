@@ -14,6 +14,7 @@ from sims.api import ActionSpec
 from sims.arrays import clip, const, namespace
 from sims.geometry import matrix_to_rotvec, rotvec_to_matrix
 from sims.mujoco.arm_model import FINGER_MAX_OPENING, PANDA_HOME_QPOS, PANDA_JOINT_LIMITS
+from sims.registry import Registry
 
 JOINT_LOW = np.array([lo for lo, _ in PANDA_JOINT_LIMITS])
 JOINT_HIGH = np.array([hi for _, hi in PANDA_JOINT_LIMITS])
@@ -113,15 +114,22 @@ class EndEffectorController(Controller):
         return target, gripper_target(actions[:, -1])
 
 
-CONTROLLERS = {
-    "joint_delta": lambda: JointDeltaController(),
-    "ee_delta_pos": lambda: EndEffectorController(with_rotation=False),
-    "ee_delta_pose": lambda: EndEffectorController(with_rotation=True),
-}
+CONTROLLERS = Registry("arm controller", key="env.controller")  # name -> a function building the controller
+CONTROLLERS.register("joint_delta")(JointDeltaController)
+
+
+@CONTROLLERS.register("ee_delta_pos")
+def ee_delta_pos() -> Controller:
+    """End-effector position deltas (m) and the gripper; joints by damped least-squares IK."""
+    return EndEffectorController(with_rotation=False)
+
+
+@CONTROLLERS.register("ee_delta_pose")
+def ee_delta_pose() -> Controller:
+    """End-effector position and rotation-vector deltas and the gripper; joints by damped least-squares IK."""
+    return EndEffectorController(with_rotation=True)
 
 
 def make_controller(name: str) -> Controller:
     """Build a controller by name: joint_delta, ee_delta_pos or ee_delta_pose."""
-    if name not in CONTROLLERS:
-        raise KeyError(f"unknown controller {name!r}; available: {sorted(CONTROLLERS)}")
-    return CONTROLLERS[name]()
+    return CONTROLLERS.lookup(name)()

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sims.registry import Registry
+
 
 @dataclass(frozen=True)
 class DomainShift:
@@ -35,16 +37,13 @@ class DomainShift:
         model.geom_friction[:, 0] *= self.friction_scale
 
 
-DOMAINS = {
-    "sim": DomainShift(),
-    # The stand-in for a real robot cell: warmer, dimmer, camera moved 3-4 cm, 40% less friction.
-    "shifted": DomainShift(color_offset=(0.12, 0.06, -0.08), camera_offset=(0.03, -0.04, 0.03), light_scale=0.7,
-                           friction_scale=0.6),
-}
+DOMAINS = Registry("domain", key="env.domain")
+DOMAINS.register("sim")(DomainShift())
+# The stand-in for a real robot cell: warmer, dimmer, camera moved 3-4 cm, 40% less friction.
+DOMAINS.register("shifted")(DomainShift(color_offset=(0.12, 0.06, -0.08), camera_offset=(0.03, -0.04, 0.03),
+                                        light_scale=0.7, friction_scale=0.6))
 
 
 def make_domain(name: str) -> DomainShift:
     """A named domain: ``sim`` (unchanged) or ``shifted`` (the held-out "real" domain)."""
-    if name not in DOMAINS:
-        raise ValueError(f"unknown domain {name!r}; available: {sorted(DOMAINS)}")
-    return DOMAINS[name]
+    return DOMAINS.lookup(name)
