@@ -71,6 +71,8 @@ def test_deploy_and_teleop_refuse_unknown_keys(in_tmp, monkeypatch, command, key
      "does not produce: with algo.collector=groups use algo.loss in ['grpo', 'opd']"),
     (["algo=grpo", "algo.advantage=gae"], "algo.advantage=gae needs ['step_rewards']"),
     (["algo.kl_coef=0.1"], "algo.kl_coef=0.1 needs a loss with a KL term (['grpo']); algo.loss=ppo has none"),
+    (["algo=grpo", "algo.loss=opd"], "algo.loss=opd scores actions with a teacher policy (algo.teacher), a setting "
+     "algo=grpo does not have: use algo in ['opd']"),
 ])
 def test_collector_advantage_and_loss_that_cannot_work_together_are_refused(in_tmp, monkeypatch, overrides,
                                                                              message):

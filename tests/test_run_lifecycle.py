@@ -147,3 +147,14 @@ def test_the_kl_reference_is_reset_to_the_policy_every_ref_reset_interval_update
     expected = snapshots[reset_after or 0]
     reference = trainer.reference.state_dict()
     assert all(torch.equal(reference[k], expected[k]) for k in expected), interval
+
+
+def test_the_kl_reference_follows_the_loss_not_the_algorithm_name(tmp_path):
+    """algo=ppo with GRPO's collector, advantage and loss and a KL coefficient: the loss needs a reference, so the
+    run keeps one (it was built only for algo=grpo, and the first update failed with KeyError 'ref_logprob')."""
+    settings = {key: value for key, value in GRPO_KL.items() if key != "algo__name"}
+    cfg = config(tmp_path, experiment__total_env_steps=ITERATION, **(BUDGET | settings))
+    assert cfg.algo.name == "ppo"
+    trainer = Trainer(cfg)
+    assert trainer.reference is not None and trainer.own_reference is trainer.reference
+    assert trainer.train()["episodes"] == 2

@@ -8,7 +8,7 @@ Collectors register themselves in ``embodied/rollout/``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Callable
 
 from embodied.algorithms.config import AlgoConfig
