@@ -34,6 +34,7 @@ def test_ctrl_c_saves_and_resume_continues_exactly(tmp_path, monkeypatch):
     assert os.path.isdir(tmp_path / "full" / "checkpoints" / "iter_000005")  # the last one, off the interval of 10
 
     collect, calls = StepCollector.collect, []
+    handler_before = signal.getsignal(signal.SIGINT)  # the default, or SIG_IGN in a background job
 
     def collect_then_ctrl_c(self):
         calls.append(1)
@@ -47,7 +48,7 @@ def test_ctrl_c_saves_and_resume_continues_exactly(tmp_path, monkeypatch):
     assert interrupted == {"interrupted_at": 3}  # the third iteration finished, then the run stopped
     assert os.path.isdir(tmp_path / "cut" / "checkpoints" / "iter_000003")
     assert os.path.isfile(tmp_path / "cut" / "final_policy" / "model.safetensors")
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    assert signal.getsignal(signal.SIGINT) is handler_before  # the handler is put back
 
     _, resumed = run(tmp_path / "cut", 5, resume=True)
     assert resumed == full
