@@ -18,6 +18,8 @@ ALGORITHMS = Registry("algorithm", package="embodied.algorithms", key="algo=<nam
 COLLECTORS = Registry("collector", package="embodied.rollout", key="algo.collector")
 ADVANTAGES = Registry("advantage", package="embodied.algorithms", key="algo.advantage")
 LOSSES = Registry("loss", package="embodied.algorithms", key="algo.loss")
+
+
 def no_checks(cfg) -> list[tuple[bool, str]]:
     """An algorithm without checks of its own."""
     return []

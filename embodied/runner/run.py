@@ -25,7 +25,7 @@ class Run:
     """Bookkeeping of one run: iteration, counters, evaluation history and timing; ``env`` and ``policy`` are set
     by the trainer that builds them (``Trainer`` for RL, ``SFTTrainer`` for datasets)."""
 
-    resumable = False  # whether resume=true can continue this kind of run
+    resumable = False  # whether resume=true can continue this kind of run (SFT runs are short: no checkpoints)
 
     def __init__(self, cfg: TrainConfig, output_dir: str):
         self.cfg = cfg

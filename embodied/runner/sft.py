@@ -25,8 +25,6 @@ class SFTTrainer(Run):
     (weighted by ``data.weights``); with ``algo.ema_decay`` the evaluated and saved policy is the moving average
     of the weights."""
 
-    resumable = False  # SFT runs are short; they write no checkpoints
-
     def __init__(self, cfg: TrainConfig):
         validate(cfg)
         super().__init__(cfg, cfg.experiment.output_dir)

@@ -55,8 +55,8 @@ def update_policy(policy, optimizer, batch: dict, cfg, reference=None, anchor=No
     totals: dict[str, float] = {}
     count = 0
     stopped_early = False
+    equal_count = cfg.num_minibatches if world_size() > 1 else None  # data-parallel: same splits on every rank
     for _ in range(cfg.update_epochs):
-        equal_count = cfg.num_minibatches if world_size() > 1 else None
         for idx in minibatch_indices(torch.randperm(size, device=device), minibatch, equal_count):
             mb = {key: (select(value, idx) if key == "obs" else value[idx]) for key, value in batch.items()}
             loss, stats = loss_fn(policy, mb, cfg)
