@@ -85,6 +85,12 @@ class Policy(nn.Module, abc.ABC):
         logprob, _, _ = self.evaluate(batch["obs"], batch["action"])
         return -(logprob * valid_steps(batch)[..., None]).sum(dim=(1, 2)).mean()
 
+    learns_from_scenes = False  # True: ``scene_loss`` trains on observations without actions (data.scene_frames)
+
+    def scene_loss(self, obs: dict) -> torch.Tensor:
+        """A loss on observations that have no actions (rendered scenes with their task state), added to SFT."""
+        raise NotImplementedError(f"{type(self).__name__} cannot learn from scenes without actions")
+
     def set_dataset_stats(self, stats: dict) -> None:
         """Adopt observation normalisation from a LeRobot meta/stats.json (arrays keyed by feature and stat)."""
         raise NotImplementedError(f"{type(self).__name__} cannot take dataset statistics")

@@ -64,6 +64,10 @@ class DataConfig:
     weights: list = field(default_factory=list)  # one per path; empty = equal weights
     anchor_paths: list = field(default_factory=list)
     anchor_weights: list = field(default_factory=list)
+    # algo=sft: rendered scenes (fresh resets, the arm pushed at random; no actions) whose task state trains the
+    # policy's auxiliary head beside the demonstrations (policy=vla; embodied/data/scenes.py); 0: none
+    scene_frames: int = 0
+    scene_batch: int = 32  # scenes per SFT step
 
 
 @dataclass
@@ -166,6 +170,11 @@ def validate(cfg: TrainConfig) -> None:
          f"data.weights needs one weight per data.paths entry, got {len(cfg.data.weights)} for {len(cfg.data.paths)}"),
         (not cfg.data.anchor_weights or len(cfg.data.anchor_weights) == len(cfg.data.anchor_paths),
          "data.anchor_weights needs one weight per data.anchor_paths entry"),
+        (cfg.data.scene_frames >= 0, f"data.scene_frames must be >= 0 (0: none), got {cfg.data.scene_frames}"),
+        (cfg.data.scene_batch >= 1, f"data.scene_batch must be >= 1, got {cfg.data.scene_batch}"),
+        (cfg.data.scene_frames == 0 or algorithm_of(cfg.algo).trainer == "sft",
+         f"data.scene_frames trains alongside demonstrations in algo=sft; algo={cfg.algo.name} does not read it: "
+         "set data.scene_frames=0"),
         (cfg.experiment.eval_episodes >= 1, f"experiment.eval_episodes must be >= 1, got {cfg.experiment.eval_episodes}"),
         (cfg.experiment.eval_num_envs >= 1,
          f"experiment.eval_num_envs must be >= 1 (worlds evaluated side by side), got {cfg.experiment.eval_num_envs}"),

@@ -12,6 +12,7 @@ from embodied.config.schema import TrainConfig, validate
 from embodied.runner.logger import RunLogger
 from embodied.runner.builders import build_env, build_policy
 from embodied.data.compatibility import check_datasets
+from embodied.data.scenes import SceneStream, render_scenes
 from embodied.runner.sft_steps import demonstrations, sft_step
 from embodied.runner.interrupt import GracefulStop
 from embodied.runner.run import Run, refuse_reused_folder
@@ -40,6 +41,18 @@ class SFTTrainer(Run):
         self.optimizer = torch.optim.Adam(trainable, lr=cfg.algo.learning_rate)
         self.average = WeightAverage(self.policy, cfg.algo.ema_decay) if cfg.algo.ema_decay else None
         refuse_reused_folder(self.output_dir)
+        self.scenes = self._scene_stream(cfg)  # after the cheap checks: rendering takes minutes
+
+    def _scene_stream(self, cfg: TrainConfig) -> SceneStream | None:
+        """Minibatches of ``data.scene_frames`` rendered scenes for ``policy.scene_loss`` (None when 0)."""
+        if not cfg.data.scene_frames:
+            return None
+        if not self.policy.learns_from_scenes:
+            raise ValueError(f"data.scene_frames={cfg.data.scene_frames} trains an auxiliary task-state head that "
+                             f"this {cfg.policy.name} policy does not have: use policy=vla with policy.aux_state_coef "
+                             "> 0, or set data.scene_frames=0")
+        scenes = render_scenes(self.env, cfg.data.scene_frames, cfg.experiment.seed, cfg.experiment.progress)
+        return SceneStream(scenes, cfg.data.scene_batch, cfg.experiment.seed)
 
     def log_step(self) -> int:
         """The x-axis of tensorboard scalars: SFT gradient steps."""
@@ -66,7 +79,9 @@ class SFTTrainer(Run):
         while self.iteration < a.sft_steps and not stop.requested:
             lr = set_annealed_lr(self.optimizer, a.learning_rate, self.iteration, a.sft_steps) if a.anneal_lr \
                 else a.learning_rate
-            stats = sft_step(self.policy, self.optimizer, next(self.data), a.max_grad_norm) | {"learning_rate": lr}
+            scenes = next(self.scenes) if self.scenes is not None else None
+            stats = sft_step(self.policy, self.optimizer, next(self.data), a.max_grad_norm, scenes) | \
+                {"learning_rate": lr}
             if self.average is not None:
                 self.average.update()
             self.iteration += 1

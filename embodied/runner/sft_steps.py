@@ -12,15 +12,21 @@ from embodied.data.batches import DemoStream
 from embodied.rollout.device_bridge import to_device
 
 
-def sft_step(policy, optimizer, batch: dict, max_grad_norm: float) -> dict:
-    """One gradient step on ``policy.sft_loss(batch)``; returns the loss, gradient norm and step time."""
+def sft_step(policy, optimizer, batch: dict, max_grad_norm: float, scenes: dict | None = None) -> dict:
+    """One gradient step on ``policy.sft_loss(batch)`` (+ ``policy.scene_loss(scenes)`` when scenes are given);
+    returns the losses, gradient norm and step time."""
     start = time.perf_counter()
     loss = policy.sft_loss(to_device(batch, policy.device))  # demonstrations load on the CPU
+    stats = {"sft_loss": loss.item()}
+    if scenes is not None:
+        scene_loss = policy.scene_loss(to_device(scenes, policy.device))
+        stats["scene_loss"] = scene_loss.item()
+        loss = loss + scene_loss
     optimizer.zero_grad()
     loss.backward()
     grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm).item()
     optimizer.step()
-    return {"sft_loss": loss.item(), "grad_norm": grad_norm, "step_time_s": time.perf_counter() - start}
+    return stats | {"grad_norm": grad_norm, "step_time_s": time.perf_counter() - start}
 
 
 def demonstrations(cfg, policy) -> DemoStream:

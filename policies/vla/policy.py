@@ -227,9 +227,25 @@ class VLAPolicy(Policy):
         h = self.fused(obs)  # [N, Q, d]
         loss = self.head.sft_loss(h, self.stats.normalize_action(batch["action"]), valid_steps(batch))
         if self.aux_state_coef and "privileged" in obs:
-            target = (obs["privileged"].float() - self.task_state_mean) / self.task_state_std  # [N, E]
-            loss = loss + self.aux_state_coef * (self.task_state_head(h.mean(1)) - target).pow(2).mean()
+            loss = loss + self._task_state_loss(h, obs["privileged"])
         return loss
+
+    def _task_state_loss(self, h: torch.Tensor, task_state: torch.Tensor) -> torch.Tensor:
+        """``aux_state_coef`` x the mean squared error of the z-scored task state predicted from the fused
+        query outputs ``h`` [N, Q, d]; ``task_state`` [N, E] in env units."""
+        target = (task_state.float() - self.task_state_mean) / self.task_state_std  # [N, E]
+        return self.aux_state_coef * (self.task_state_head(h.mean(1)) - target).pow(2).mean()
+
+    @property
+    def learns_from_scenes(self) -> bool:
+        """True with an auxiliary task-state head (``aux_state_coef`` > 0)."""
+        return bool(self.aux_state_coef)
+
+    def scene_loss(self, obs: dict) -> torch.Tensor:
+        """The task-state loss alone on observations without actions (rendered scenes, no demonstration): the
+        towers must find the objects and the goal from the images where proprioception says nothing of them."""
+        assert self.learns_from_scenes, "scene_loss needs policy.aux_state_coef > 0"
+        return self._task_state_loss(self.fused(obs), obs["privileged"])
 
     def observation_inputs(self) -> list[str]:
         """Proprioception and every camera of ``cameras`` (the instruction comes with every dataset frame)."""

@@ -1,0 +1,118 @@
+"""Rendered scenes without actions (data.scene_frames): what is rendered, the loss they train, and where they are
+refused."""
+
+import pytest
+import torch
+
+from embodied.algorithms.sft import SFTConfig
+from embodied.config.schema import TrainConfig, validate
+from embodied.data.demos import env_features, record_expert_demos
+from embodied.data.scenes import PUSH_STEPS, SCENE_SEED, SceneStream, render_scenes
+from embodied.data.writer import LeRobotDatasetWriter
+from embodied.runner.sft import SFTTrainer
+from policies import make_policy
+from sims import make_env
+
+torch.set_num_threads(1)
+
+
+def test_scenes_are_fresh_resets_with_the_arm_pushed_away_from_where_the_reset_left_it():
+    env = make_env(task="PickCube", num_envs=4, cameras=("front",), image_size=(32, 32), autoreset=False)
+    scenes = render_scenes(env, 10, seed=0)  # waves of 4, 4 and 2 frames
+    assert scenes["state"].shape[0] == 10 and scenes["rgb"]["front"].shape == (10, 32, 32, 3)
+    assert len(scenes["instruction"]) == 10
+    assert PUSH_STEPS[0] == 0 and PUSH_STEPS[1] > 0
+    first, _ = env.reset(seed=SCENE_SEED)
+    assert torch.equal(scenes["state"][:4], first["state"])  # wave 0: the reset itself
+    assert torch.equal(scenes["privileged"][:4], first["privileged"])
+    second, _ = env.reset(seed=SCENE_SEED + 1)
+    arm_moved = (scenes["state"][4:8] - second["state"]).abs().amax(dim=1)
+    assert (arm_moved > 1e-2).all(), arm_moved  # wave 1 pushed every arm
+    goals = scenes["privileged"][:, 7:10]  # PickCube: [cube (3), quat (4), goal (3), ...]
+    assert torch.cdist(goals[:4], goals[4:8]).min() > 1e-3  # another reset seed, other goals
+
+
+def small_vla(**extra):
+    torch.manual_seed(0)
+    policy = make_policy("vla", state_dim=5, action_dim=4, chunk_size=2, cameras=["front"],
+                         vision={"name": "keypoints", "channels": 8, "keypoints": 4}, language={"name": "tiny"},
+                         fusion={"hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64}, **extra)
+    policy.set_stats(torch.zeros(5), torch.ones(5), -torch.ones(4), torch.ones(4))
+    return policy
+
+
+def test_scene_loss_is_the_weighted_mse_of_the_z_scored_task_state_and_teaches_the_camera_tower():
+    policy = small_vla(aux_state_coef=0.5, privileged_dim=3)
+    mean, std = torch.tensor([1.0, 0.0, -1.0]), torch.tensor([2.0, 1.0, 4.0])
+    policy.set_task_state_stats(mean, std)
+    torch.nn.init.zeros_(policy.task_state_head[2].weight)
+    torch.nn.init.zeros_(policy.task_state_head[2].bias)  # predicts 0: the loss is 0.5 * mean(z^2)
+    g = torch.Generator().manual_seed(1)
+    obs = {"rgb": {"front": torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8, generator=g)},
+           "state": torch.randn(4, 5, generator=g), "privileged": torch.randn(4, 3, generator=g) * 3 + 1,
+           "instruction": ["a", "b", "c", "d"]}
+    loss = policy.scene_loss(obs)
+    assert torch.allclose(loss, 0.5 * ((obs["privileged"] - mean) / std).pow(2).mean())
+    torch.nn.init.normal_(policy.task_state_head[2].weight)  # a head that reads its input passes gradients back
+    policy.scene_loss(obs).backward()
+    assert policy.vision.trunk[0].weight.grad.abs().sum() > 0
+    assert policy.learns_from_scenes and not small_vla().learns_from_scenes
+    with pytest.raises(NotImplementedError, match="scenes"):
+        make_policy("mlp", obs_dim=5, action_dim=4, hidden=[8]).scene_loss(obs)
+
+
+def test_scene_stream_draws_seeded_minibatches_of_the_rendered_frames():
+    scenes = {"state": torch.arange(10.0)[:, None], "instruction": [str(i) for i in range(10)]}
+    a, b = SceneStream(scenes, 6, seed=3), SceneStream(scenes, 6, seed=3)
+    first = next(a)
+    assert torch.equal(first["state"], next(b)["state"]) and first["state"].shape == (6, 1)
+    assert first["instruction"] == [str(int(v)) for v in first["state"][:, 0]]  # rows stay together
+    with pytest.raises(ValueError, match="scene_batch"):
+        SceneStream(scenes, 0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def camera_demos(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("demos") / "reach")
+    env = make_env(task="Reach", num_envs=4, cameras=("front",), image_size=(32, 32), autoreset=False)
+    writer = LeRobotDatasetWriter.create(root, fps=20, features=env_features(env))
+    record_expert_demos(env, writer, num_episodes=4, seed=0, progress=False)
+    return root
+
+
+def _sft_config(tmp_path, demos, policy: str, **vla) -> TrainConfig:
+    cfg = TrainConfig()
+    cfg.algo = SFTConfig(sft_steps=3, sft_eval_interval=0, batch_size=4)
+    cfg.data.paths, cfg.data.scene_frames, cfg.data.scene_batch = [demos], 6, 5
+    cfg.env.task, cfg.env.cameras, cfg.env.image_size = "Reach", ["front"], [32, 32]
+    cfg.experiment.output_dir, cfg.experiment.progress, cfg.experiment.eval_episodes = str(tmp_path), False, 4
+    cfg.experiment.eval_num_envs, cfg.experiment.video = 4, False
+    cfg.policy.name = policy
+    if policy == "vla":
+        cfg.policy.cameras, cfg.policy.chunk_size = ["front"], 1
+        cfg.policy.vision, cfg.policy.language = {"name": "tiny"}, {"name": "tiny"}
+        cfg.policy.aux_state_coef = vla.get("aux_state_coef", 1.0)
+    return cfg
+
+
+def test_sft_adds_the_scene_loss_on_a_scene_minibatch_at_every_step(tmp_path, camera_demos):
+    trainer = SFTTrainer(_sft_config(tmp_path, camera_demos, "vla"))
+    assert trainer.scenes.count == 6
+    seen = []
+    scene_loss = trainer.policy.scene_loss
+    trainer.policy.scene_loss = lambda obs: seen.append(obs["state"].shape[0]) or scene_loss(obs)
+    trainer.train()
+    assert seen == [5, 5, 5]
+
+
+def test_scenes_are_refused_for_a_policy_without_a_task_state_head_and_outside_sft(tmp_path, camera_demos):
+    for policy, extra in (("mlp", {}), ("vla", {"aux_state_coef": 0.0})):
+        with pytest.raises(ValueError, match="data.scene_frames=6 trains an auxiliary task-state head"):
+            SFTTrainer(_sft_config(tmp_path / policy, camera_demos, policy, **extra))
+    cfg = TrainConfig()
+    cfg.data.scene_frames = 6
+    with pytest.raises(ValueError, match="algo=ppo does not read it"):
+        validate(cfg)
+    cfg.data.scene_frames = -1
+    with pytest.raises(ValueError, match="data.scene_frames must be >= 0"):
+        validate(cfg)
