@@ -12,10 +12,11 @@ ends in ``safe_stop``: hold, disconnect, raise ``SafetyStop`` with the reason.
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable
 
 import numpy as np
@@ -27,21 +28,63 @@ log = logging.getLogger("real_robot.safety")
 
 @dataclass
 class SafetyLimits:
-    """Limits enforced by the guard (radians, metres, seconds)."""
+    """Limits enforced by the guard (radians, metres, seconds); refused at construction unless they are safe:
+    every limit positive and finite (the joint margin may be 0), gripper step at most 1, workspace low < high."""
 
-    max_relative_target: float = 0.1  # largest joint change per command
+    max_relative_target: float = 0.1  # rad: largest joint change per command
     max_joint_velocity: float = 1.5  # rad/s
     max_gripper_step: float = 0.5  # largest gripper opening change per command (opening in [0, 1])
     max_gripper_force: float = 20.0  # newtons: capped in the driver, and no further closing once reached
-    workspace_low: tuple = (-0.45, -0.4, 0.005)  # tool-centre box, world frame
-    workspace_high: tuple = (0.35, 0.4, 0.6)
-    watchdog_s: float = 0.5  # hold when no fresh command arrives within this time
-    joint_margin: float = 0.02  # stay this far inside the robot's joint limits
+    workspace_low: tuple = (-0.45, -0.4, 0.005)  # m: tool-centre box, world frame
+    workspace_high: tuple = (0.35, 0.4, 0.6)  # m
+    watchdog_s: float = 0.5  # s: hold when no fresh command arrives within this time
+    joint_margin: float = 0.02  # rad: stay this far inside the robot's joint limits
+
+    def __post_init__(self):
+        for key in ("max_relative_target", "max_joint_velocity", "max_gripper_step", "max_gripper_force",
+                    "watchdog_s"):
+            value = getattr(self, key)
+            if not _finite_number(value) or value <= 0:
+                raise ValueError(f"safety.{key} must be a finite number > 0 (default {getattr(SafetyLimits, key)}), "
+                                 f"got {value!r}: the guard cannot limit the arm with it")
+        if self.max_gripper_step > 1:
+            raise ValueError(f"safety.max_gripper_step must be <= 1 (the opening runs from 0 to 1), "
+                             f"got {self.max_gripper_step}")
+        if not _finite_number(self.joint_margin) or not 0 <= self.joint_margin < 0.5:
+            raise ValueError(f"safety.joint_margin must be in [0, 0.5) rad, got {self.joint_margin!r}")
+        low, high = (_point(self, key) for key in ("workspace_low", "workspace_high"))
+        if not (low < high).all():
+            raise ValueError(f"safety.workspace_low must be below safety.workspace_high on every axis, got "
+                             f"low {low.tolist()} and high {high.tolist()}")
+        self.workspace_low, self.workspace_high = tuple(low.tolist()), tuple(high.tolist())
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _point(limits: SafetyLimits, key: str) -> np.ndarray:
+    """``limits.<key>`` as three finite metres (x, y, z), or ValueError naming the key."""
+    value = getattr(limits, key)
+    try:
+        point = np.asarray(list(value), dtype=np.float64)
+    except (TypeError, ValueError):
+        point = np.empty(0)
+    if point.shape != (3,) or not np.isfinite(point).all():
+        raise ValueError(f"safety.{key} must be three finite numbers [x, y, z] in metres, got {value!r}")
+    return point
 
 
 def as_limits(value) -> SafetyLimits:
-    """``SafetyLimits`` from a config section: the dataclass itself, or a dict of the fields to change."""
-    return value if isinstance(value, SafetyLimits) else SafetyLimits(**dict(value))
+    """``SafetyLimits`` from a config section: the dataclass itself, or a dict of the fields to change (unknown
+    keys are refused with the valid ones)."""
+    if isinstance(value, SafetyLimits):
+        return value
+    valid = [f.name for f in fields(SafetyLimits)]
+    unknown = sorted(set(dict(value)) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown safety keys {unknown}: the guard's limits are {valid}")
+    return SafetyLimits(**dict(value))
 
 
 class SafetyGuard:

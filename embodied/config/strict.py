@@ -27,9 +27,13 @@ def unknown_keys(node: DictConfig, schema: type, prefix: str = "") -> list[str]:
 
 
 def to_typed(cfg: DictConfig, schema: type, command: str):
-    """The config as its dataclass, or a one-line exit naming the keys no field reads."""
+    """The config as its dataclass, or a one-line exit naming the keys no field reads or the value a schema's own
+    check refuses (e.g. a negative safety limit)."""
     unknown = unknown_keys(cfg, schema)
     if unknown:
         raise SystemExit(f"{command}: unknown config keys {unknown}: no setting reads them (a typo? "
                          f"`{command} --help` shows the composed config)")
-    return OmegaConf.to_object(cfg)
+    try:
+        return OmegaConf.to_object(cfg)
+    except ValueError as error:
+        raise SystemExit(f"{command}: {error}") from None
