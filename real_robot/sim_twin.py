@@ -6,8 +6,8 @@ import numpy as np
 
 from real_robot.camera import SimCamera
 from real_robot.robot import Robot, register_robot
+from sims.arms import get_arm
 from sims.mujoco.arm_model import FINGER_MAX_OPENING
-from sims.mujoco.controllers import JOINT_HIGH, JOINT_LOW
 
 MAX_JOINT_STEP = 0.1  # rad per control step: the joint_delta controller's scale
 BASE_TIMESTEP = 0.005  # physics step (s) the tasks are tuned for; adjusted slightly so any control rate fits
@@ -15,20 +15,22 @@ BASE_TIMESTEP = 0.005  # physics step (s) the tasks are tuned for; adjusted slig
 
 @register_robot("sim_twin")
 class SimTwinRobot(Robot):
-    """One world of a task env driven by absolute joint targets; each command advances the physics by one
-    control period, ``1 / control_hz`` (20 Hz default)."""
+    """One world of a task env with the arm ``arm`` (a ``sims.arms`` model) driven by absolute joint targets; each
+    command advances the physics by one control period, ``1 / control_hz`` (20 Hz default)."""
 
     measures_gripper_force = True  # the finger servos' force, like a gripper reporting its motor current
 
     def __init__(self, task: str = "PickCube", cameras: tuple = ("front",), image_size: tuple = (64, 64),
-                 seed: int = 0, camera_fail_after: int | None = None, control_hz: float = 20.0):
+                 seed: int = 0, camera_fail_after: int | None = None, control_hz: float = 20.0,
+                 arm: str = "panda"):
         if control_hz <= 0:
             raise ValueError(f"control_hz must be > 0, got {control_hz}")
         self.task_name, self.seed, self.control_hz = task, seed, control_hz
         self.camera_names, self.image_size = tuple(cameras), tuple(image_size)
         sim_cameras = {name: SimCamera(self._frame_source(name), image_size[1], image_size[0],
                                        fail_after=camera_fail_after) for name in cameras}
-        super().__init__(JOINT_LOW, JOINT_HIGH, sim_cameras)
+        model = get_arm(arm)
+        super().__init__(model.joint_low, model.joint_high, sim_cameras, arm=model)
         self.env = None
         self.last_obs = None
         self.last_info: dict = {}
@@ -40,7 +42,8 @@ class SimTwinRobot(Robot):
         from sims import make_env
 
         substeps = max(1, round(1.0 / (self.control_hz * BASE_TIMESTEP)))
-        self.env = make_env(task=self.task_name, num_envs=1, controller="joint_delta", cameras=self.camera_names,
+        self.env = make_env(task=self.task_name, num_envs=1, controller="joint_delta", arm=self.arm.name,
+                            cameras=self.camera_names,
                             image_size=self.image_size, autoreset=False, max_episode_steps=10**9,
                             control_hz=self.control_hz, timestep=1.0 / (self.control_hz * substeps), num_threads=1)
         self.last_obs, self.last_info = self.env.reset(seed=self.seed)
@@ -57,13 +60,14 @@ class SimTwinRobot(Robot):
 
     def _read_state(self):
         state = self.last_obs["state"][0].numpy().astype(np.float64)
-        gripper = state[14:16].sum() / (2 * FINGER_MAX_OPENING)  # finger slides -> opening in [0, 1]
-        return state[:7], float(np.clip(gripper, 0.0, 1.0))
+        j = self.num_joints  # state: joint positions [J], velocities [J], finger slides [2], tool position [3]
+        gripper = state[2 * j:2 * j + 2].sum() / (2 * FINGER_MAX_OPENING)  # finger slides -> opening in [0, 1]
+        return state[:j], float(np.clip(gripper, 0.0, 1.0))
 
     def _write_targets(self, joints, gripper):
         import torch
 
-        q = self.last_obs["state"][0, :7].numpy().astype(np.float64)
+        q = self.last_obs["state"][0, :self.num_joints].numpy().astype(np.float64)
         delta = np.clip((joints - q) / MAX_JOINT_STEP, -1.0, 1.0)
         action = torch.tensor(np.concatenate([delta, [2.0 * gripper - 1.0]]), dtype=torch.float32)[None]
         self.last_obs, _, _, _, self.last_info = self.env.step(action)

@@ -271,11 +271,11 @@ def test_temporal_ensembling_weights_the_oldest_prediction_most_and_forgets_on_r
 ])
 def test_sent_commands_map_back_to_the_controller_action(controller, action):
     from embodied.deploy.mapping import ActionMapper
-    from sims.mujoco.arm_model import PANDA_HOME_QPOS
+    from sims.arms import get_arm
     from sims.mujoco.kinematics import ArmKinematics
 
-    mapper = ActionMapper(controller, "sim_twin", 7, ArmKinematics())
-    q = np.asarray(PANDA_HOME_QPOS, dtype=np.float64)
+    mapper = ActionMapper(controller, ArmKinematics())
+    q = get_arm("panda").home
     sent = mapper(np.array(action), q)
     recovered = mapper.sent_to_action(sent, q)
     np.testing.assert_allclose(recovered, action, atol=0.03)  # one damped least-squares IK step is not exact

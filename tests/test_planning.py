@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from sims.mujoco.controllers import HOME, JOINT_HIGH, JOINT_LOW
+from sims.arms import get_arm
+
+PANDA = get_arm("panda")
+HOME, JOINT_LOW, JOINT_HIGH = PANDA.home, PANDA.joint_low, PANDA.joint_high
 from sims.planning.collision import ArmCollisionChecker
 from sims.planning.informed_rrt_star import InformedRRTStar, ellipsoid_frame, path_length, sample_informed
 
@@ -68,13 +71,12 @@ def test_arm_plans_around_the_table_with_mujoco_checks():
 
 
 def test_ik_puts_the_tool_on_target_pointing_down():
-    from sims.mujoco.arm_model import PANDA_HOME_QPOS
     from sims.mujoco.kinematics import ArmKinematics
     from sims.planning.planned_expert import solve_ik
 
     kinematics = ArmKinematics()
     target = np.array([0.05, -0.12, 0.06])
-    q = solve_ik(kinematics, target, np.asarray(PANDA_HOME_QPOS, dtype=np.float64))
+    q = solve_ik(kinematics, target, PANDA.home)
     position, rotation = kinematics.tool_pose(q)
     assert np.linalg.norm(position - target) < 0.002
     assert rotation[:, 2] @ np.array([0.0, 0.0, -1.0]) > 0.99  # the tool's z axis points at the table

@@ -28,6 +28,7 @@ class EnvConfig:
     image_size: list = field(default_factory=lambda: [64, 64])
     num_threads: int = 0
     domain: str = "sim"  # sim | shifted (the held-out "real" domain: colours, camera, light, friction)
+    arm: str = "panda"  # panda | ur5e | xarm7 | xarm6 (sims/arms/; mujoco backends)
 
 
 @dataclass

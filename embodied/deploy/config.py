@@ -13,7 +13,7 @@ class DeployConfig:
     """Which policy, which robot, how fast, how long, and whether to record."""
 
     policy_path: str = "runs/Reach_ppo/final_policy"
-    controller: str = "ee_delta_pos"  # the action space the policy was trained in (env.controller)
+    controller: str = ""  # the action space the policy was trained in (env.controller); "": the one it saved
     robot: dict = field(default_factory=lambda: {"type": "sim_twin"})  # the configs/robot/ group fills it in
     control_hz: float = 20.0
     max_steps: int = 100  # per episode (timeout)

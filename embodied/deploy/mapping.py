@@ -8,21 +8,23 @@ import torch
 
 from sims.mujoco.arm_model import FINGER_MAX_OPENING
 from sims.mujoco.controllers import ArmState, JointDeltaController, make_controller
+from sims.mujoco.env import state_dim
 from sims.mujoco.kinematics import ArmKinematics
 
-PANDA_KINEMATICS_ROBOTS = ("sim_twin", "franka")
+def robot_kinematics(robot) -> ArmKinematics:
+    """The kinematics of ``robot``'s arm model (``robot.arm``); ValueError naming the fix for a robot without one."""
+    if robot.arm is None:
+        raise ValueError(f"this {robot.robot_type} robot names no arm model, which deployment needs (actions, "
+                         "proprioception, the guard's workspace): pass robot.arm=<one of sims/arms/>")
+    return ArmKinematics(robot.arm)
 
 
 class ActionMapper:
-    """Normalised policy action [A] (in the controller space it was trained with) -> robot action [7 + 1]."""
+    """Normalised policy action [A] (in the controller space it was trained with, for the robot's arm model) ->
+    robot action [J + 1]: joint targets and the gripper opening."""
 
-    def __init__(self, controller: str, robot_type: str, num_joints: int, kinematics: ArmKinematics):
-        self.controller = make_controller(controller)
-        if num_joints != 7:
-            raise ValueError(f"the policy commands a 7-joint arm; this {robot_type} robot has {num_joints} joints")
-        if self.controller.needs_jacobian and robot_type not in PANDA_KINEMATICS_ROBOTS:
-            raise ValueError(f"controller {controller!r} needs the arm's kinematics, which are modelled for "
-                             f"{PANDA_KINEMATICS_ROBOTS} only; train with env.controller=joint_delta for {robot_type}")
+    def __init__(self, controller: str, kinematics: ArmKinematics):
+        self.controller = make_controller(controller, kinematics.arm)
         self.kinematics = kinematics
 
     def __call__(self, action: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -33,19 +35,52 @@ class ActionMapper:
         return np.concatenate([arm[0], [finger[0] / FINGER_MAX_OPENING]])
 
     def sent_to_action(self, sent: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """The robot action actually sent [7 + 1] expressed in the controller's normalised action space [A]:
+        """The robot action actually sent [J + 1] expressed in the controller's normalised action space [A]:
         what a dataset records, so a policy trained on it reproduces the motion the arm made (after clamps)."""
         controller = self.controller
         if isinstance(controller, JointDeltaController):
-            parts = [(sent[:7] - q) / controller.max_delta]
+            parts = [(sent[:-1] - q) / controller.max_delta]
         else:
             pos_now, mat_now = self.kinematics.tool_pose(q)
-            pos_new, mat_new = self.kinematics.tool_pose(sent[:7])
+            pos_new, mat_new = self.kinematics.tool_pose(sent[:-1])
             parts = [(pos_new - pos_now) / controller.max_translation]
             if controller.with_rotation:
                 parts.append(rotation_vector(mat_new @ mat_now.T) / controller.max_rotation)
         parts.append([2.0 * sent[-1] - 1.0])
         return np.clip(np.concatenate(parts), -1.0, 1.0)
+
+
+def refuse_mismatch(policy, controller: str, mapper: ActionMapper, robot) -> None:
+    """ValueError naming each way ``policy`` does not fit ``robot`` driven by ``controller`` (the arm, controller and
+    camera image sizes it was trained with, as saved in its config; its action and proprioception sizes), and the
+    fix; called before the robot connects."""
+    arm, spec = mapper.kinematics.arm, mapper.controller.action_spec
+    problems = []
+    trained = policy.config.get("trained_with") or {}  # policies saved before it was recorded: sizes only
+    if trained.get("arm", arm.name) != arm.name:
+        problems.append(f"it was trained for the {trained['arm']} arm and this robot is modelled as {arm.name} "
+                        f"(robot.arm={trained['arm']} if that is what it is)")
+    if trained.get("controller", controller) != controller:
+        problems.append(f"it was trained with env.controller={trained['controller']} and deployment drives "
+                        f"controller={controller} (set controller={trained['controller']})")
+    sizes = {key[len("images."):]: shape[:2] for key, shape in robot.observation_features.items()
+             if key.startswith("images.")}
+    for camera in trained.get("cameras", []):
+        if camera in sizes and list(sizes[camera]) != list(trained["image_size"]):
+            problems.append(f"it saw {camera} images of {trained['image_size'][0]}x{trained['image_size'][1]} and the "
+                            f"robot's are {sizes[camera][0]}x{sizes[camera][1]} (set the camera's height and width)")
+    action_dim = getattr(policy, "action_dim", spec.dim)
+    if action_dim != spec.dim:
+        problems.append(f"the policy commands {action_dim}-D actions but controller={controller}"
+                        f" on the {arm.name} arm ({arm.dof} joints) takes {spec.dim}-D {list(spec.names)}")
+    policy_state = getattr(policy, "state_dim", None)
+    if policy_state is not None and policy_state != state_dim(arm.dof):
+        problems.append(f"the policy reads {policy_state}-D proprioception; the {arm.name} arm gives "
+                        f"{state_dim(arm.dof)}-D (2 x {arm.dof} joints + fingers + tool position)")
+    if problems:
+        raise ValueError(f"this policy does not fit the {robot.robot_type} robot: {'; '.join(problems)}. Deploy it with "
+                         "the arm and controller it was trained with (robot.arm=..., controller=...), or train one "
+                         f"for this arm (embodied-train env.arm={arm.name} env.controller=...)")
 
 
 def rotation_vector(matrix: np.ndarray) -> np.ndarray:
@@ -59,7 +94,7 @@ def rotation_vector(matrix: np.ndarray) -> np.ndarray:
 class ObservationBuilder:
     """Robot observation -> the simulator's observation dict (batch of one) that the policy was trained on.
 
-    state = [q (7), joint velocity (7, finite differences), finger slides (2), tool position (3)].
+    state = [q (J), joint velocity (J, finite differences), finger slides (2), tool position (3)].
     """
 
     def __init__(self, control_dt: float, cameras: list[str], instruction: str, kinematics: ArmKinematics):

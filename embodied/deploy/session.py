@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import time
 
 from embodied.deploy.config import DeployConfig, validate_deploy
 from embodied.deploy.loop import DeployLoop, EpisodeReport
-from embodied.deploy.mapping import ActionMapper, ObservationBuilder, TemporalEnsembler
+from embodied.deploy.mapping import (ActionMapper, ObservationBuilder, TemporalEnsembler, refuse_mismatch,
+                                     robot_kinematics)
 from embodied.deploy.recorder import EpisodeRecorder
 from policies import from_pretrained
 from real_robot import make_robot
@@ -18,6 +20,7 @@ from real_robot.estop import KeyEStop
 from real_robot.safety import SafetyGuard, as_limits
 from sims.mujoco.kinematics import ArmKinematics
 
+log = logging.getLogger("embodied.deploy")
 
 def make_observer(robot, control_hz: float, cameras: list[str], instruction: str, kinematics: ArmKinematics):
     """Robot observation -> the policy's observation: the sim twin's own (exactly what training saw), otherwise
@@ -36,10 +39,15 @@ def build_session(cfg: DeployConfig):
     policy = from_pretrained(cfg.policy_path).eval()
     robot = make_robot(dict(cfg.robot))
     limits = as_limits(cfg.safety)
-    kinematics = ArmKinematics()
-    guard = SafetyGuard(robot, limits, control_dt=1.0 / cfg.control_hz,
-                        forward_kinematics=kinematics.tool_position if robot.num_joints == 7 else None)
-    mapper = ActionMapper(cfg.controller, robot.robot_type, robot.num_joints, kinematics)
+    trained = policy.config.get("trained_with") or {}
+    controller = cfg.controller or trained.get("controller", "ee_delta_pos")  # default: the policy's own
+    kinematics = robot_kinematics(robot)
+    guard = SafetyGuard(robot, limits, control_dt=1.0 / cfg.control_hz, forward_kinematics=kinematics.tool_position)
+    mapper = ActionMapper(controller, kinematics)
+    refuse_mismatch(policy, controller, mapper, robot)  # before connecting: nothing moves on a policy that does not fit
+    if trained.get("control_hz", cfg.control_hz) != cfg.control_hz:
+        log.warning("the policy was trained at %.0f Hz and runs at control_hz=%.0f: each action lasts %.2fx as long "
+                    "as in training", trained["control_hz"], cfg.control_hz, trained["control_hz"] / cfg.control_hz)
     has = [key[len(IMAGE_PREFIX):] for key in robot.observation_features if key.startswith(IMAGE_PREFIX)]
     missing = [camera for camera in getattr(policy, "cameras", []) if camera not in has]
     if missing:  # checked before connecting: the arm never moves on a policy it cannot feed

@@ -21,7 +21,7 @@ def build_env(cfg: TrainConfig, num_envs: int, autoreset: bool, cameras=None, nu
     return for_learner(make_env(
         e.backend, task=e.task, num_envs=num_envs, controller=e.controller, reward_mode=e.reward_mode,
         max_episode_steps=e.max_episode_steps, cameras=tuple(e.cameras if cameras is None else cameras),
-        image_size=tuple(e.image_size), autoreset=autoreset, domain=e.domain,
+        image_size=tuple(e.image_size), autoreset=autoreset, domain=e.domain, arm=e.arm,
         num_threads=e.num_threads if num_threads is None else num_threads,
     ), learner_device(cfg.experiment.device))
 
@@ -33,7 +33,16 @@ def build_policy(cfg: TrainConfig, env, seed: int):
     sample_obs = to_device(sample_obs, torch.device("cpu"))  # the policy is built on the CPU, then moved
     policy = POLICIES.lookup(cfg.policy.name).for_env(config, env.observation_spec, env.action_spec, sample_obs)
     refuse_unrendered_cameras(policy, env.observation_spec.cameras, "the policy")  # e.g. a residual on a camera base
+    policy.config["trained_with"] = trained_with(cfg, env, policy)  # saved with it: embodied-deploy checks the robot
     return policy.to(learner_device(cfg.experiment.device))  # where build_env delivers the env's results
+
+
+def trained_with(cfg: TrainConfig, env, policy) -> dict:
+    """What a deployment must match: the task, arm, controller, control rate, and the cameras with their size."""
+    height, width = env.observation_spec.image_height, env.observation_spec.image_width
+    return {"task": cfg.env.task, "arm": cfg.env.arm, "controller": cfg.env.controller,
+            "control_hz": float(getattr(env, "control_hz", 20.0)), "cameras": policy.cameras_read(),
+            "image_size": [height, width]}
 
 
 def refuse_unrendered_cameras(policy, rendered, who: str) -> None:

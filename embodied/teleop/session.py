@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from embodied.deploy.mapping import ActionMapper
+from embodied.deploy.mapping import ActionMapper, robot_kinematics
 from embodied.deploy.rate import FixedRate, period_stats
 from embodied.deploy.recorder import EpisodeRecorder, robot_features
 from embodied.deploy.session import make_observer
@@ -26,7 +26,6 @@ from real_robot.errors import SafetyStop
 from real_robot.robot import camera_images
 from real_robot.safety import SafetyGuard, as_limits
 from real_robot.teleop import TeleopCommand, make_device
-from sims.mujoco.kinematics import ArmKinematics
 
 log = logging.getLogger("embodied.teleop")
 
@@ -68,8 +67,8 @@ class TeleopSession:
         if robot_config.get("type", "sim_twin") == "sim_twin":
             robot_config.setdefault("control_hz", cfg.fps)  # each command advances the twin by one frame period
         self.robot = make_robot(robot_config)
-        kinematics = ArmKinematics()
-        self.mapper = ActionMapper(cfg.controller, self.robot.robot_type, self.robot.num_joints, kinematics)
+        kinematics = robot_kinematics(self.robot)
+        self.mapper = ActionMapper(cfg.controller, kinematics)
         self.guard = SafetyGuard(self.robot, as_limits(cfg.safety), control_dt=1.0 / cfg.fps,
                                  forward_kinematics=kinematics.tool_position)
         self.device = make_device(resolve_device(cfg.device))

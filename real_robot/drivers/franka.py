@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from real_robot.robot import Robot, register_robot, require_sdk
-from sims.mujoco.arm_model import PANDA_JOINT_LIMITS
+from sims.arms import get_arm
 
 HAND_MAX_WIDTH = 0.08  # metres between the fingers when open
 HAND_MAX_FORCE = 70.0  # newtons, the Franka Hand's continuous grasp force
@@ -22,8 +22,8 @@ class FrankaRobot(Robot):
 
     def __init__(self, host: str, relative_dynamics_factor: float = 0.1, gripper_speed: float = 0.05,
                  gripper_force: float = 20.0, cameras: dict | None = None):
-        low, high = np.array(PANDA_JOINT_LIMITS, dtype=np.float64).T
-        super().__init__(low, high, cameras)
+        panda = get_arm("panda")
+        super().__init__(panda.joint_low, panda.joint_high, cameras, arm=panda)
         self.host = host
         self.relative_dynamics_factor = relative_dynamics_factor
         self.gripper_speed = gripper_speed

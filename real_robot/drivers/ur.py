@@ -5,20 +5,21 @@ from __future__ import annotations
 import numpy as np
 
 from real_robot.robot import Robot, register_robot, require_sdk
-
-UR_JOINT_LIMIT = 2 * np.pi  # every UR e-series joint: +-360 degrees
+from sims.arms import get_arm
 
 
 @register_robot("ur")
 class URRobot(Robot):
-    """A UR arm at ``host``; joint targets are streamed with servoJ at the deployment rate.
+    """A UR arm at ``host`` (``arm``: its model in ``sims.arms``, the UR5e by default); joint targets are streamed
+    with servoJ at the deployment rate, inside the model's joint limits.
 
     ur_rtde drives no gripper: the gripper value is kept as commanded (attach a gripper device separately).
     """
 
     def __init__(self, host: str, control_hz: float = 125.0, speed: float = 0.5, acceleration: float = 0.5,
-                 lookahead_time: float = 0.1, gain: float = 300.0, cameras: dict | None = None):
-        super().__init__(np.full(6, -UR_JOINT_LIMIT), np.full(6, UR_JOINT_LIMIT), cameras)
+                 lookahead_time: float = 0.1, gain: float = 300.0, cameras: dict | None = None, arm: str = "ur5e"):
+        model = get_arm(arm)
+        super().__init__(model.joint_low, model.joint_high, cameras, arm=model)
         self.host = host
         self.servo_time = 1.0 / control_hz
         self.speed, self.acceleration, self.lookahead_time, self.gain = speed, acceleration, lookahead_time, gain

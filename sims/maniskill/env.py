@@ -117,8 +117,11 @@ class ManiSkillEnv(BatchedEnv):
     def __init__(self, task: str = "PickCube", num_envs: int = 4, controller: str = "ee_delta_pos",
                  reward_mode: str = "dense", max_episode_steps: int | None = None, cameras=(), image_size=(64, 64),
                  autoreset: bool = True, terminate_on_success: bool = False, num_threads: int = 0,
-                 sim_backend: str = "auto", domain: str = "sim"):
+                 sim_backend: str = "auto", domain: str = "sim", arm: str = "panda"):
         _import_maniskill()
+        if arm != "panda":
+            raise ValueError(f"backend=maniskill runs ManiSkill's own Panda, not env.arm={arm!r}; "
+                             "other arms are a mujoco feature (env.backend=mujoco)")
         if domain != "sim":
             raise ValueError(f"backend=maniskill has no domain {domain!r}; domain shifts are a mujoco feature")
         if reward_mode not in REWARD_MODES:

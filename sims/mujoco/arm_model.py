@@ -1,42 +1,18 @@
-"""MJCF of a 7-DoF arm with the Franka Panda's published kinematics, joint limits and a parallel-jaw gripper.
+"""MJCF of an arm (any ``sims.arms`` model) with a parallel-jaw gripper.
 
-The kinematic chain follows Franka's published modified Denavit-Hartenberg table (Craig's convention):
-frame i is reached from frame i-1 by Rx(alpha_{i-1}) Tx(a_{i-1}) Rz(q_i) Tz(d_i). In MJCF each link is a
-body whose position is (a, -d sin(alpha), d cos(alpha)) and whose orientation is Rx(alpha) in its parent,
-with a hinge about its local z axis. Link geometry is primitive capsules (visual only) and the hand and
-fingers carry the collision boxes that touch objects.
+Each link is a body placed by the arm's DH table (``ArmModel.body_frames``) with a hinge about its local z axis.
+Links are capsules along the DH segments that collide with the table and objects (not with each other); the hand
+and fingers carry the collision boxes that grasp.
 """
 
 from __future__ import annotations
 
 import math
 
-# (a_{i-1}, d_i, alpha_{i-1}) for joints 1..7, then the flange (Franka's published DH parameters).
-PANDA_DH = (
-    (0.0, 0.333, 0.0),
-    (0.0, 0.0, -math.pi / 2),
-    (0.0, 0.316, math.pi / 2),
-    (0.0825, 0.0, math.pi / 2),
-    (-0.0825, 0.384, -math.pi / 2),
-    (0.0, 0.0, math.pi / 2),
-    (0.088, 0.0, math.pi / 2),
-)
-PANDA_FLANGE_D = 0.107
-PANDA_JOINT_LIMITS = (
-    (-2.8973, 2.8973),
-    (-1.7628, 1.7628),
-    (-2.8973, 2.8973),
-    (-3.0718, -0.0698),
-    (-2.8973, 2.8973),
-    (-0.0175, 3.7525),
-    (-2.8973, 2.8973),
-)
-PANDA_LINK_MASSES = (4.97, 0.65, 3.23, 3.59, 1.23, 1.67, 0.74)
-# A comfortable "ready" pose with the gripper pointing down over the table.
-PANDA_HOME_QPOS = (0.0, math.pi / 8, 0.0, -5 * math.pi / 8, 0.0, 3 * math.pi / 4, math.pi / 4)
+from sims.arms import ArmModel
+
 FINGER_MAX_OPENING = 0.04  # metres per finger
 HAND_TO_TCP = 0.1034  # flange to the centre of the finger pads
-ARM_JOINT_NAMES = tuple(f"joint{i}" for i in range(1, 8))
 FINGER_JOINT_NAMES = ("finger_left", "finger_right")
 
 
@@ -44,44 +20,37 @@ def _fmt(values) -> str:
     return " ".join(f"{v:.6g}" for v in values)
 
 
-def _rx_quat(alpha: float) -> tuple[float, float, float, float]:
-    return (math.cos(alpha / 2), math.sin(alpha / 2), 0.0, 0.0)
-
-
-def _link_body(index: int, inner: str) -> str:
-    a, d, alpha = PANDA_DH[index]
-    pos = (a, -d * math.sin(alpha), d * math.cos(alpha))
-    lo, hi = PANDA_JOINT_LIMITS[index]
-    name = ARM_JOINT_NAMES[index]
-    # A capsule from this joint towards the next joint's origin, for rendering only.
-    if index + 1 < len(PANDA_DH):
-        a_next, d_next, alpha_next = PANDA_DH[index + 1]
-        tip = (a_next, -d_next * math.sin(alpha_next), d_next * math.cos(alpha_next))
-    else:
-        tip = (0.0, 0.0, PANDA_FLANGE_D)
-    length = math.sqrt(sum(t * t for t in tip))
+def _link_body(arm: ArmModel, index: int, inner: str) -> str:
+    frames = arm.body_frames()
+    pos, quat = frames[index]
+    tip = frames[index + 1][0]  # the next joint's (or the flange's) origin in this link's frame
+    lo, hi = arm.joint_limits[index]
+    mass = arm.masses()[index]
+    length = sum(t * t for t in tip) ** 0.5
     if length > 1e-6:
-        visual = (
-            f'<geom class="link" type="capsule" size="0.05" fromto="0 0 0 {_fmt(tip)}" '
-            f'mass="{PANDA_LINK_MASSES[index]}"/>'
-        )
+        shape = f'type="capsule" size="{arm.link_radius:.6g}" fromto="0 0 0 {_fmt(tip)}"'
     else:
-        visual = f'<geom class="link" type="sphere" size="0.06" mass="{PANDA_LINK_MASSES[index]}"/>'
+        shape = f'type="sphere" size="{arm.link_radius * 1.2:.6g}"'
+    # the first link turns about the mount's vertical axis: it can reach nothing the base cannot, and its capsule
+    # down to the mount would rub on the table top
+    contact = ' contype="0" conaffinity="0"' if index == 0 else ""
     return (
-        f'<body name="link{index + 1}" pos="{_fmt(pos)}" quat="{_fmt(_rx_quat(alpha))}" gravcomp="1">'
-        f'<joint name="{name}" class="arm_joint" range="{lo} {hi}"/>'
-        f"{visual}{inner}</body>"
+        f'<body name="link{index + 1}" pos="{_fmt(pos)}" quat="{_fmt(quat)}" gravcomp="1">'
+        f'<joint name="{arm.joint_names[index]}" class="arm_joint" range="{lo} {hi}"/>'
+        f'<geom class="link" {shape} mass="{mass}"{contact}/>{inner}</body>'
     )
 
 
-def _hand_body() -> str:
-    # The hand is rotated -45 degrees about the flange axis, as on the real Panda.
-    c, s = math.cos(-math.pi / 8), math.sin(-math.pi / 8)
+def _hand_body(arm: ArmModel) -> str:
+    pos, quat = arm.body_frames()[-1]
+    c, s = math.cos(arm.hand_yaw / 2), math.sin(arm.hand_yaw / 2)
+    w, x, y, z = quat  # flange frame, then the hand's yaw about the flange axis
+    hand_quat = (w * c - z * s, x * c + y * s, y * c - x * s, w * s + z * c)
     pad = (
         '<geom class="pad" type="box" size="0.009 0.004 0.012" pos="0 {y} 0.045"/>'
     )
     return (
-        f'<body name="hand" pos="0 0 {PANDA_FLANGE_D}" quat="{c:.6g} 0 0 {s:.6g}" gravcomp="1">'
+        f'<body name="hand" pos="{_fmt(pos)}" quat="{_fmt(hand_quat)}" gravcomp="1">'
         '<geom class="hand" type="box" size="0.02 0.09 0.025" pos="0 0 0.03" mass="0.73"/>'
         '<camera name="wrist" pos="0.06 0 0.03" xyaxes="0 1 0 0.95 0 0.3" fovy="75"/>'
         f'<site name="tcp" pos="0 0 {HAND_TO_TCP}" size="0.005" rgba="1 0 0 0"/>'
@@ -103,7 +72,8 @@ def arm_defaults() -> str:
     return (
         '<default class="arm_joint"><joint type="hinge" axis="0 0 1" damping="20" armature="0.3"/></default>'
         '<default class="finger_joint"><joint type="slide" range="0 0.04" damping="10" armature="0.3"/></default>'
-        '<default class="link"><geom contype="0" conaffinity="0" group="1" rgba="0.92 0.92 0.95 1"/></default>'
+        # links touch the table and objects (contype 1 geoms), not each other nor the hand
+        '<default class="link"><geom contype="4" conaffinity="1" group="1" rgba="0.92 0.92 0.95 1"/></default>'
         '<default class="hand"><geom contype="2" conaffinity="1" group="1" rgba="0.25 0.25 0.28 1"/></default>'
         '<default class="finger"><geom contype="2" conaffinity="1" group="1" rgba="0.3 0.3 0.32 1"/></default>'
         '<default class="pad"><geom contype="2" conaffinity="1" condim="4" friction="1.5 0.01 0.001" '
@@ -111,26 +81,25 @@ def arm_defaults() -> str:
     )
 
 
-def arm_body(base_pos: tuple[float, float, float]) -> str:
-    """The arm's kinematic tree as an MJCF <body>, mounted at base_pos."""
-    inner = _hand_body()
-    for index in reversed(range(len(PANDA_DH))):
-        inner = _link_body(index, inner)
+def arm_body(arm: ArmModel) -> str:
+    """The arm's kinematic tree as an MJCF <body>, mounted at ``arm.base_pos``."""
+    inner = _hand_body(arm)
+    for index in reversed(range(arm.dof)):
+        inner = _link_body(arm, index, inner)
     return (
-        f'<body name="base" pos="{_fmt(base_pos)}">'
+        f'<body name="base" pos="{_fmt(arm.base_pos)}">'
         '<geom class="link" type="cylinder" size="0.07 0.03" pos="0 0 0.03"/>'
         f"{inner}</body>"
     )
 
 
-def arm_actuators() -> str:
+def arm_actuators(arm: ArmModel) -> str:
     """Joint position servos for the arm and one per finger."""
-    gains = (4500, 4500, 3500, 3500, 1500, 1500, 1000)
     lines = []
-    for name, (lo, hi), kp in zip(ARM_JOINT_NAMES, PANDA_JOINT_LIMITS, gains):
+    for name, (lo, hi), kp in zip(arm.joint_names, arm.joint_limits, arm.gains()):
         lines.append(
             f'<position name="act_{name}" joint="{name}" kp="{kp}" kv="{kp // 20}" '
-            f'ctrlrange="{lo} {hi}" forcerange="-87 87"/>'
+            f'ctrlrange="{lo} {hi}" forcerange="-{arm.max_torque:g} {arm.max_torque:g}"/>'
         )
     for name in FINGER_JOINT_NAMES:
         lines.append(

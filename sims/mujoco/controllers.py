@@ -13,12 +13,10 @@ import numpy as np
 from sims.api import ActionSpec
 from sims.arrays import clip, const, namespace
 from sims.geometry import matrix_to_rotvec, rotvec_to_matrix
-from sims.mujoco.arm_model import FINGER_MAX_OPENING, PANDA_HOME_QPOS, PANDA_JOINT_LIMITS
+from sims.arms import ArmModel, get_arm
+from sims.mujoco.arm_model import FINGER_MAX_OPENING
 from sims.registry import Registry
 
-JOINT_LOW = np.array([lo for lo, _ in PANDA_JOINT_LIMITS])
-JOINT_HIGH = np.array([hi for _, hi in PANDA_JOINT_LIMITS])
-HOME = np.array(PANDA_HOME_QPOS)
 # Tool-centre box: the lowest height keeps the finger pads (12 mm half height) 3 mm above the table top.
 WORKSPACE_LOW = (-0.45, -0.35, 0.015)
 WORKSPACE_HIGH = (0.3, 0.35, 0.45)
@@ -29,10 +27,10 @@ TOP_DOWN = np.diag([1.0, -1.0, -1.0])  # tool frame of the home pose: z axis poi
 class ArmState:
     """Current arm state of the envs being controlled (leading dim n; numpy or torch, all alike)."""
 
-    q: np.ndarray  # [n, 7]
+    q: np.ndarray  # [n, J] (J arm joints)
     tcp_pos: np.ndarray  # [n, 3]
     tcp_mat: np.ndarray  # [n, 3, 3]
-    jacobian: np.ndarray | None  # [n, 6, 7] (translational rows, then rotational) or None
+    jacobian: np.ndarray | None  # [n, 6, J] (translational rows, then rotational) or None
 
 
 def gripper_target(command):
@@ -41,28 +39,34 @@ def gripper_target(command):
 
 
 class Controller(abc.ABC):
-    """Turns a batch of actions into joint targets."""
+    """Turns a batch of actions into joint targets of one arm (``arm``: its joint limits and home posture)."""
 
     action_spec: ActionSpec
     needs_jacobian = False
 
+    def __init__(self, arm: ArmModel | None = None):
+        self.arm = arm or get_arm("panda")
+        self.joint_low, self.joint_high, self.home = self.arm.joint_low, self.arm.joint_high, self.arm.home
+
     @abc.abstractmethod
     def joint_targets(self, state: ArmState, actions):
-        """Arm joint targets [n, 7] and finger targets [n] for actions [n, A]."""
+        """Arm joint targets [n, J] and finger targets [n] for actions [n, A]."""
 
 
 class JointDeltaController(Controller):
-    """Action: 7 joint position deltas (scaled by ``max_delta`` rad) and a gripper command."""
+    """Action: one position delta per arm joint (scaled by ``max_delta`` rad) and a gripper command."""
 
-    def __init__(self, max_delta: float = 0.1):
+    def __init__(self, arm: ArmModel | None = None, max_delta: float = 0.1):
+        super().__init__(arm)
         self.max_delta = max_delta
-        names = tuple(f"joint{i}_delta" for i in range(1, 8)) + ("gripper",)
-        self.action_spec = ActionSpec(dim=8, low=-1.0, high=1.0, names=names)
+        names = tuple(f"{name}_delta" for name in self.arm.joint_names) + ("gripper",)
+        self.action_spec = ActionSpec(dim=len(names), low=-1.0, high=1.0, names=names)
 
     def joint_targets(self, state, actions):
         q = state.q
-        target = clip(q + actions[:, :7] * self.max_delta, const(q, JOINT_LOW), const(q, JOINT_HIGH))
-        return target, gripper_target(actions[:, 7])
+        j = self.arm.dof
+        target = clip(q + actions[:, :j] * self.max_delta, const(q, self.joint_low), const(q, self.joint_high))
+        return target, gripper_target(actions[:, j])
 
 
 class EndEffectorController(Controller):
@@ -75,9 +79,10 @@ class EndEffectorController(Controller):
 
     needs_jacobian = True
 
-    def __init__(self, with_rotation: bool, max_translation: float = 0.05, max_rotation: float = 0.25,
-                 damping: float = 0.05, nullspace_gain: float = 0.2,
+    def __init__(self, with_rotation: bool, arm: ArmModel | None = None, max_translation: float = 0.05,
+                 max_rotation: float = 0.25, damping: float = 0.05, nullspace_gain: float = 0.2,
                  workspace_low=WORKSPACE_LOW, workspace_high=WORKSPACE_HIGH):
+        super().__init__(arm)
         self.with_rotation = with_rotation
         self.max_translation = max_translation
         self.max_rotation = max_rotation
@@ -103,33 +108,36 @@ class EndEffectorController(Controller):
             target_mat = xp.broadcast_to(const(q, TOP_DOWN), (n, 3, 3))
         rotation_error = matrix_to_rotvec(target_mat @ xp.permute_dims(state.tcp_mat, (0, 2, 1)))  # [n, 3]
         error = xp.concat([position_error, rotation_error], axis=1)[:, :, None]  # [n, 6, 1]
-        jac = state.jacobian  # [n, 6, 7]
-        jac_t = xp.permute_dims(jac, (0, 2, 1))  # [n, 7, 6]
+        jac = state.jacobian  # [n, 6, J]
+        jac_t = xp.permute_dims(jac, (0, 2, 1))  # [n, J, 6]
         gram = jac @ jac_t + (self.damping**2) * const(q, np.eye(6))[None]  # [n, 6, 6]
-        pinv = jac_t @ xp.linalg.inv(gram)  # [n, 7, 6] damped pseudo-inverse
-        dq = (pinv @ error)[:, :, 0]  # [n, 7]
-        nullspace = const(q, np.eye(7))[None] - pinv @ jac  # [n, 7, 7]
-        dq = dq + (nullspace @ ((const(q, HOME) - q) * self.nullspace_gain)[:, :, None])[:, :, 0]
-        target = clip(q + dq, const(q, JOINT_LOW), const(q, JOINT_HIGH))
+        pinv = jac_t @ xp.linalg.inv(gram)  # [n, J, 6] damped pseudo-inverse
+        dq = (pinv @ error)[:, :, 0]  # [n, J]
+        if self.arm.dof > 6:  # a redundant arm: use the spare joints to stay near the home posture
+            nullspace = const(q, np.eye(self.arm.dof))[None] - pinv @ jac  # [n, J, J]
+            dq = dq + (nullspace @ ((const(q, self.home) - q) * self.nullspace_gain)[:, :, None])[:, :, 0]
+        target = clip(q + dq, const(q, self.joint_low), const(q, self.joint_high))
         return target, gripper_target(actions[:, -1])
 
 
-CONTROLLERS = Registry("arm controller", key="env.controller")  # name -> a function building the controller
+# name -> a function arm -> controller (arm None: the Panda)
+CONTROLLERS = Registry("arm controller", key="env.controller")
 CONTROLLERS.register("joint_delta")(JointDeltaController)
 
 
 @CONTROLLERS.register("ee_delta_pos")
-def ee_delta_pos() -> Controller:
+def ee_delta_pos(arm: ArmModel | None = None) -> Controller:
     """End-effector position deltas (m) and the gripper; joints by damped least-squares IK."""
-    return EndEffectorController(with_rotation=False)
+    return EndEffectorController(with_rotation=False, arm=arm)
 
 
 @CONTROLLERS.register("ee_delta_pose")
-def ee_delta_pose() -> Controller:
+def ee_delta_pose(arm: ArmModel | None = None) -> Controller:
     """End-effector position and rotation-vector deltas and the gripper; joints by damped least-squares IK."""
-    return EndEffectorController(with_rotation=True)
+    return EndEffectorController(with_rotation=True, arm=arm)
 
 
-def make_controller(name: str) -> Controller:
-    """Build a controller by name: joint_delta, ee_delta_pos or ee_delta_pose."""
-    return CONTROLLERS.lookup(name)()
+def make_controller(name: str, arm: ArmModel | str | None = None) -> Controller:
+    """Build a controller by name (joint_delta, ee_delta_pos or ee_delta_pose) for ``arm`` (a model or its
+    registered name; default the Panda)."""
+    return CONTROLLERS.lookup(name)(get_arm(arm) if isinstance(arm, str) else arm)

@@ -15,14 +15,19 @@ import torch  # noqa: E402
 from sims.api import BACKENDS, BatchedEnv, ObservationSpec, StepResult  # noqa: E402
 from sims.geometry import yaw_to_quat  # noqa: E402
 from sims.mujoco import arm_model  # noqa: E402
-from sims.mujoco.controllers import HOME, ArmState, make_controller  # noqa: E402
+from sims.arms import get_arm  # noqa: E402
+from sims.mujoco.controllers import ArmState, make_controller  # noqa: E402
 from sims.mujoco.domain import make_domain  # noqa: E402
 from sims.mujoco.randomization import Randomization  # noqa: E402
 from sims.mujoco.scene import build_scene_xml  # noqa: E402
 from sims.tasks import make_task  # noqa: E402
 from sims.tasks.base import SceneView  # noqa: E402
 
-STATE_DIM = 7 + 7 + 2 + 3  # joint positions, joint velocities, finger positions, tool position
+
+
+def state_dim(dof: int) -> int:
+    """Proprioception size for an arm of ``dof`` joints: joint positions and velocities, fingers, tool position."""
+    return dof + dof + 2 + 3
 
 
 @BACKENDS.register("mujoco")
@@ -45,6 +50,7 @@ class MujocoTabletopEnv(BatchedEnv):
         autoreset: bool = True,
         num_threads: int = 0,
         domain: str = "sim",
+        arm: str = "panda",
     ):
         if reward_mode not in ("dense", "sparse"):
             raise ValueError(f"reward_mode must be 'dense' or 'sparse', got {reward_mode!r}")
@@ -55,13 +61,14 @@ class MujocoTabletopEnv(BatchedEnv):
                 f"pick control_hz such that 1/(control_hz*timestep) is an integer (e.g. 20 or 50)"
             )
         self.task = make_task(task)
-        self.controller = make_controller(controller)
+        self.arm = get_arm(arm)
+        self.controller = make_controller(controller, self.arm)
         self.substeps = substeps
         self.control_hz = control_hz
         self.reward_mode = reward_mode
         self.randomization = randomization or Randomization()
         self.model = mujoco.MjModel.from_xml_string(
-            build_scene_xml(self.task.cubes, self.task.markers, timestep)
+            build_scene_xml(self.task.cubes, self.task.markers, timestep, self.arm)
         )
         self._bind_fields()
         make_domain(domain).apply(self.model, self.object_geoms)  # before the batch copies the model
@@ -72,7 +79,7 @@ class MujocoTabletopEnv(BatchedEnv):
         super().__init__(
             num_envs,
             self.controller.action_spec,
-            ObservationSpec(STATE_DIM, self.task.privileged_dim, tuple(cameras), height, width),
+            ObservationSpec(state_dim(self.arm.dof), self.task.privileged_dim, tuple(cameras), height, width),
             max_episode_steps or self.task.max_episode_steps,
             terminate_on_success=terminate_on_success,
             autoreset=autoreset,
@@ -106,8 +113,8 @@ class MujocoTabletopEnv(BatchedEnv):
     # ----------------------------------------------------------------- model indices and bound fields
     def _bind_fields(self) -> None:
         m = self.model
-        self.arm_qpos = np.array([m.jnt_qposadr[m.joint(n).id] for n in arm_model.ARM_JOINT_NAMES])
-        self.arm_dof = np.array([m.jnt_dofadr[m.joint(n).id] for n in arm_model.ARM_JOINT_NAMES])
+        self.arm_qpos = np.array([m.jnt_qposadr[m.joint(n).id] for n in self.arm.joint_names])
+        self.arm_dof = np.array([m.jnt_dofadr[m.joint(n).id] for n in self.arm.joint_names])
         self.finger_qpos = np.array([m.jnt_qposadr[m.joint(n).id] for n in arm_model.FINGER_JOINT_NAMES])
         self.cube_qpos = np.array([m.jnt_qposadr[m.joint(c.name).id] for c in self.task.cubes], dtype=np.int64)
         self.cube_dof = np.array([m.jnt_dofadr[m.joint(c.name).id] for c in self.task.cubes], dtype=np.int64)
@@ -144,15 +151,16 @@ class MujocoTabletopEnv(BatchedEnv):
     def lay_out_episode(self, episode, qpos: np.ndarray, ctrl: np.ndarray, mocap_pos: np.ndarray) -> None:
         """Write an episode's initial state into one world's rows qpos [nq], ctrl [nu], mocap_pos [nmocap, 3]:
         the arm at home with open fingers, the cubes, the markers and the matching servo targets."""
-        qpos[self.arm_qpos] = HOME
+        qpos[self.arm_qpos] = self.arm.home
         qpos[self.finger_qpos] = arm_model.FINGER_MAX_OPENING
         for k, adr in enumerate(self.cube_qpos):
             qpos[adr:adr + 3] = episode.cube_pos[k]
             qpos[adr + 3:adr + 7] = yaw_to_quat(episode.cube_yaw[k:k + 1])[0]
         if len(self.task.markers):
             mocap_pos[:] = episode.marker_pos
-        ctrl[:7] = HOME
-        ctrl[7:] = arm_model.FINGER_MAX_OPENING
+        j = self.arm.dof
+        ctrl[:j] = self.arm.home
+        ctrl[j:] = arm_model.FINGER_MAX_OPENING
 
     def _randomize(self, i: int, rng: np.random.Generator) -> None:
         r = self.randomization
@@ -177,15 +185,15 @@ class MujocoTabletopEnv(BatchedEnv):
             jacp, jacr = self.batch.jac(self.hand_body, state.tcp_pos, ids=None if all_envs else env_ids)
             state.jacobian = np.concatenate([jacp, jacr], axis=1)[:, :, self.arm_dof]
         arm_target, finger_target = self.controller.joint_targets(state, actions)
-        self.ctrl[env_ids, :7] = arm_target
-        self.ctrl[env_ids, 7:] = finger_target[:, None]
+        self.ctrl[env_ids, :self.arm.dof] = arm_target
+        self.ctrl[env_ids, self.arm.dof:] = finger_target[:, None]
         ids = None if len(env_ids) == self.num_envs else env_ids
         self.batch.step(ids, nstep=self.substeps, stage=mujoco.mjtStage.mjSTAGE_POS)
 
     def hold_position(self, env_ids=None) -> None:
         """Set the arm servos' targets to the current joint positions (no physics step, no rendering)."""
         ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids)
-        self.ctrl[ids, :7] = self.qpos[ids][:, self.arm_qpos]
+        self.ctrl[ids, :self.arm.dof] = self.qpos[ids][:, self.arm_qpos]
 
     def limit_gripper_force(self, newtons: float) -> float:
         """Cap every finger servo's force at ``newtons`` (never above the model's own range); returns the cap."""

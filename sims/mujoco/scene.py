@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sims.arms import ArmModel, get_arm
 from sims.mujoco import arm_model
 
-ROBOT_BASE_POS = (-0.6, 0.0, 0.0)
 TABLE_TOP_Z = 0.0
 
 
@@ -60,8 +60,10 @@ def _marker_xml(marker: Marker) -> str:
     return f'<body name="{marker.name}" mocap="true" pos="0 0 0.001">{geoms}</body>'
 
 
-def build_scene_xml(cubes: tuple[Cube, ...], markers: tuple[Marker, ...], timestep: float) -> str:
-    """Return the full MJCF string for a tabletop scene with the arm and the given objects."""
+def build_scene_xml(cubes: tuple[Cube, ...], markers: tuple[Marker, ...], timestep: float,
+                    arm: ArmModel | None = None) -> str:
+    """Return the full MJCF string for a tabletop scene with the arm (default: the Panda) and the given objects."""
+    arm = arm or get_arm("panda")
     objects = "".join(_cube_xml(c) for c in cubes) + "".join(_marker_xml(m) for m in markers)
     return f"""
 <mujoco model="embodied_tabletop">
@@ -83,9 +85,9 @@ def build_scene_xml(cubes: tuple[Cube, ...], markers: tuple[Marker, ...], timest
     <geom name="table" type="box" size="0.6 0.7 0.02" pos="-0.15 0 -0.02" material="table"
           contype="1" conaffinity="3" friction="0.8 0.01 0.001"/>
     <camera name="front" pos="0.45 0 0.45" xyaxes="0 1 0 -0.6 0 0.8" fovy="55"/>
-    {arm_model.arm_body(ROBOT_BASE_POS)}
+    {arm_model.arm_body(arm)}
     {objects}
   </worldbody>
-  {arm_model.arm_actuators()}
+  {arm_model.arm_actuators(arm)}
 </mujoco>
 """

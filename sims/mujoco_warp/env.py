@@ -97,8 +97,8 @@ class MujocoWarpTabletopEnv(DeviceBatchedEnv, MujocoTabletopEnv):
             state.jacobian = torch.cat([jacp, jacr], dim=1)[:, :, idx["arm_dof"]].double()
         arm_target, finger_target = self.controller.joint_targets(state, actions.double())
         saved = self.batch.snapshot() if active is not None else None
-        self.ctrl[:, :7] = arm_target
-        self.ctrl[:, 7:] = finger_target[:, None]
+        self.ctrl[:, :self.arm.dof] = arm_target
+        self.ctrl[:, self.arm.dof:] = finger_target[:, None]
         self.batch.step(self.substeps)
         if saved is not None:
             self.batch.restore(saved, ~active)
@@ -141,7 +141,7 @@ class MujocoWarpTabletopEnv(DeviceBatchedEnv, MujocoTabletopEnv):
         """Set the arm servos' targets to the current joint positions (no physics step)."""
         ids = torch.arange(self.num_envs, device=self.device) if env_ids is None else torch.as_tensor(
             env_ids, device=self.device)
-        self.ctrl[ids, :7] = self.qpos[ids][:, self._index["arm_qpos"]]
+        self.ctrl[ids, :self.arm.dof] = self.qpos[ids][:, self._index["arm_qpos"]]
 
     def gripper_force(self) -> torch.Tensor:
         """The largest finger servo force magnitude per world [N] (newtons), on the device."""

@@ -5,14 +5,13 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from sims.mujoco.arm_model import ARM_JOINT_NAMES
 
 
 class ArmCollisionChecker:
-    """``checker(q) -> True`` when arm configuration q [7] keeps ``clearance`` metres from every obstacle.
+    """``checker(q) -> True`` when arm configuration q [J] keeps ``clearance`` metres from every obstacle.
 
-    Every geom of the arm (links, hand, fingers; also the visual-only link geoms, whose contact flags are off
-    in simulation) is tested with ``mj_geomDistance`` against every collidable geom that is not part of the
+    Every collidable geom of the arm (links, hand, fingers; the first link turns above its mount and has none) is
+    tested with ``mj_geomDistance`` against every collidable geom that is not part of the
     arm (table, objects) and not in ``ignore_geoms`` (e.g. the cube being grasped). Fingers stay as in
     ``base_qpos``.
     """
@@ -23,11 +22,13 @@ class ArmCollisionChecker:
         self.data = mujoco.MjData(model)
         if base_qpos is not None:
             self.data.qpos[:] = base_qpos
-        self.qpos_adr = np.array([model.jnt_qposadr[model.joint(name).id] for name in ARM_JOINT_NAMES])
+        arm_joints = [j for j in range(model.njnt) if mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j)
+                      .startswith("joint")]  # joint1..jointJ of sims.mujoco.arm_model
+        self.qpos_adr = np.array([model.jnt_qposadr[j] for j in arm_joints])
         root = model.body("link1").id
         arm_bodies = {b for b in range(model.nbody) if self._descends_from(b, root)}
-        self.arm_geoms = [g for g in range(model.ngeom) if model.geom_bodyid[g] in arm_bodies]
         collidable = (model.geom_contype != 0) | (model.geom_conaffinity != 0)
+        self.arm_geoms = [g for g in range(model.ngeom) if model.geom_bodyid[g] in arm_bodies and collidable[g]]
         ignored = set(ignore_geoms)
         self.obstacles = [g for g in range(model.ngeom) if g not in self.arm_geoms and collidable[g]
                           and model.geom_type[g] != mujoco.mjtGeom.mjGEOM_PLANE and g not in ignored]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sims.mujoco.controllers import JOINT_HIGH, JOINT_LOW, ArmState, EndEffectorController, JointDeltaController
+from sims.mujoco.controllers import ArmState, EndEffectorController, JointDeltaController
 from sims.mujoco.env import MujocoTabletopEnv
 from sims.mujoco.kinematics import ArmKinematics
 from sims.planning.collision import ArmCollisionChecker
@@ -22,8 +22,8 @@ STRAIGHT_STEP = 0.01  # metres between IK points of a straight tool line
 
 def solve_ik(kinematics: ArmKinematics, target: np.ndarray, q0: np.ndarray, iterations: int = 200,
              tolerance: float = 0.002) -> np.ndarray | None:
-    """Joint positions [7] putting the tool centre at ``target`` [3], pointing down; None if not reached."""
-    controller = EndEffectorController(with_rotation=False, max_translation=0.05)
+    """Joint positions [J] putting the tool centre at ``target`` [3], pointing down; None if not reached."""
+    controller = EndEffectorController(with_rotation=False, arm=kinematics.arm, max_translation=0.05)
     q = np.asarray(q0, dtype=np.float64).copy()
     for _ in range(iterations):
         pos, mat = kinematics.tool_pose(q)
@@ -45,7 +45,7 @@ class PlannedExpert:
             raise ValueError("the planner expert drives joints: make the env with controller='joint_delta' "
                              f"(this one uses {type(env.controller).__name__})")
         self.env, self.iterations, self.seed = env, iterations, seed
-        self.kinematics = ArmKinematics()
+        self.kinematics = ArmKinematics(env.arm)
         self.paths: list[list[tuple[np.ndarray, float, int, float]]] = []  # (q, grip, min_steps, speed)
         self.index = np.zeros(env.num_envs, dtype=np.int64)
         self.dwell = np.zeros(env.num_envs, dtype=np.int64)
@@ -77,7 +77,8 @@ class PlannedExpert:
             high = min(start[2], target[2]) >= TRANSIT_HEIGHT
             segment = None
             if high and np.abs(goal - q).max() > 0.2 and checker(q) and checker(goal):
-                planner = InformedRRTStar(checker, JOINT_LOW, JOINT_HIGH, step=0.3, seed=self.seed + world)
+                planner = InformedRRTStar(checker, env.arm.joint_low, env.arm.joint_high, step=0.3,
+                                          seed=self.seed + world)
                 result = planner.plan(q, goal, iterations=self.iterations, shortcut_rounds=50)
                 if result.path is not None:
                     segment = list(result.path[1:])
@@ -114,10 +115,10 @@ class PlannedExpert:
 
     # ----------------------------------------------------------------------------------- execution
     def act(self) -> torch.Tensor:
-        """joint_delta actions [N, 8] towards each env's current path point."""
+        """joint_delta actions [N, J + 1] towards each env's current path point."""
         env = self.env
         max_delta = env.controller.max_delta
-        actions = np.zeros((env.num_envs, 8), dtype=np.float32)
+        actions = np.zeros((env.num_envs, env.arm.dof + 1), dtype=np.float32)
         for i, path in enumerate(self.paths):
             q = env.qpos[i, env.arm_qpos]
             target, grip, min_steps, speed = path[self.index[i]]
@@ -126,6 +127,6 @@ class PlannedExpert:
                 self.dwell[i] = 0
                 target, grip, min_steps, speed = path[self.index[i]]
             self.dwell[i] += 1
-            actions[i, :7] = np.clip((target - q) / max_delta, -speed, speed)
-            actions[i, 7] = grip
+            actions[i, :-1] = np.clip((target - q) / max_delta, -speed, speed)
+            actions[i, -1] = grip
         return torch.from_numpy(actions)
