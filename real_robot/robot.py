@@ -80,7 +80,8 @@ class Robot(abc.ABC):
 
     @property
     def action_features(self) -> dict:
-        """Name -> shape of what ``send_action`` takes, known before connecting."""
+        """Name -> shape of what ``send_action`` takes, known before connecting. One flat layout everywhere (guard,
+        deployment, teleop, recordings): an action is these features concatenated in this order, [J + 1]."""
         return {"joint_positions": (self.num_joints,), "gripper": (1,)}
 
     @property
@@ -143,7 +144,8 @@ class Robot(abc.ABC):
         return obs
 
     def send_action(self, action: np.ndarray) -> np.ndarray:
-        """Command joint targets and gripper [n + 1]; returns the action actually sent (after clamping)."""
+        """Command ``action_features`` concatenated (joint targets [J], gripper opening [1]); returns the action
+        actually sent in the same layout (after clamping to the joint limits and [0, 1])."""
         self._require_connected()
         action = np.asarray(action, dtype=np.float64)
         if action.shape != (self.num_joints + 1,):

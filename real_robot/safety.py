@@ -1,7 +1,8 @@
 """The safety guard between a policy and a robot: always on, counts and logs every intervention.
 
 Per command: reject NaN/inf (hold instead), clamp joint targets to the configured limits, limit the change per
-step to the smaller of ``max_relative_target`` and ``max_joint_velocity * dt``, reject targets whose tool
+step to the smaller of ``max_relative_target`` and ``max_joint_velocity * dt`` (and per joint to the arm model's
+own velocity limit x dt), reject targets whose tool
 position leaves the workspace box (hold instead), limit the gripper's change per step, and never close the
 gripper further while its measured force is at ``max_gripper_force``. ``engage()`` caps the gripper's force in
 the driver (where the SDK takes a limit) and starts the watchdog, which holds position when no command arrives
@@ -161,10 +162,13 @@ class SafetyGuard:
         target = np.clip(action[:n], low, high)
         if not np.allclose(target, action[:n]):
             self._intervene("joint_clamped", "joint target clamped to the joint limits")
-        max_step = min(lim.max_relative_target, lim.max_joint_velocity * self.control_dt)
+        max_step = np.full(n, min(lim.max_relative_target, lim.max_joint_velocity * self.control_dt))  # [J]
+        arm = getattr(self.robot, "arm", None)
+        if arm is not None:  # never faster than the manufacturer's joint velocity limits, whatever the config says
+            max_step = np.minimum(max_step, np.asarray(arm.velocity_limits) * self.control_dt)
         limited = q + np.clip(target - q, -max_step, max_step)
         if not np.allclose(limited, target):
-            self._intervene("step_limited", f"joint change limited to {max_step:.3f} rad per step "
+            self._intervene("step_limited", f"joint change limited to {max_step.min():.3f} rad per step "
                                             f"(asked {np.abs(target - q).max():.3f})")
         if self.forward_kinematics is not None:
             tool = self.forward_kinematics(limited)

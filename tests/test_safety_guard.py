@@ -135,3 +135,26 @@ def test_the_watchdog_stays_quiet_while_commands_keep_arriving_and_holds_once_th
         guard.stop_watchdog()
     assert quiet_holds == 0 and guard.counters["watchdog_holds"] >= 1 and arm.holds >= 1
     assert not any(t.name == "safety-watchdog" for t in threading.enumerate())
+
+
+def test_each_joint_moves_no_faster_than_its_arms_published_velocity_limit():
+    from types import SimpleNamespace
+
+    arm = FakeArm()
+    arm.arm = SimpleNamespace(velocity_limits=(0.4, 2.0, 2.0))  # joint 1 slower than the configured 1.5 rad/s
+    guard = SafetyGuard(arm, SafetyLimits(max_relative_target=1.0, max_joint_velocity=1.5), control_dt=0.05)
+    np.testing.assert_allclose(guard.step(np.array([1.0, 1.0, -1.0, 1.0])), [0.02, 0.075, -0.075, 1.0])
+
+
+def test_action_features_declare_the_flat_layout_send_action_takes_and_returns():
+    from real_robot import make_robot
+
+    with make_robot({"type": "sim_twin", "task": "Reach", "cameras": [], "arm": "xarm6"}) as robot:
+        features = robot.action_features
+        assert list(features) == ["joint_positions", "gripper"] and features["joint_positions"] == (6,)
+        width = sum(shape[0] for shape in features.values())
+        q = robot.get_observation()["joint_positions"]
+        sent = robot.send_action(np.append(q, 2.0))  # gripper beyond [0, 1]
+        assert sent.shape == (width,) and sent[-1] == 1.0
+        with pytest.raises(ValueError, match=r"shape \(7,\)"):
+            robot.send_action(np.zeros(8))
