@@ -103,7 +103,15 @@ class Robot(abc.ABC):
         """Open the SDK connection and the cameras."""
         if self._connected:
             raise DeviceAlreadyConnectedError(f"{self.robot_type} robot is already connected")
-        self._connect()
+        try:
+            self._connect()
+        except (ImportError, ValueError, KeyError):  # a missing SDK or a bad setting: its own message says the fix
+            raise
+        except Exception as error:  # the SDK's own failure (socket closed, refused, timed out): one clear line
+            where = f" at {self.host}" if getattr(self, "host", None) else ""
+            raise ConnectionError(f"could not connect to the {self.robot_type} robot{where} ({type(error).__name__}: "
+                                  f"{error}): check robot.host, the network and that the robot accepts remote "
+                                  "control") from error
         for camera in self.cameras.values():
             camera.connect()
         self._connected = True

@@ -122,3 +122,12 @@ def test_a_vla_reading_seven_joint_proprioception_is_refused_on_a_six_joint_arm(
     monkeypatch.setattr(Robot, "connect", lambda self: pytest.fail("connected"))
     with pytest.raises(ValueError, match="reads 19-D proprioception; the ur5e arm gives 17-D"):
         deploy(str(tmp_path / "vla"), {"type": "sim_twin", "task": "Reach", "cameras": ["front"], "arm": "ur5e"})
+
+
+def test_an_sdk_that_cannot_reach_the_robot_is_one_connection_error_naming_the_host(tmp_path, monkeypatch):
+    import rtde_control
+
+    monkeypatch.setattr(rtde_control, "RTDEControlInterface", mock.Mock(side_effect=RuntimeError("read: End of file")))
+    with pytest.raises(ConnectionError, match=r"could not connect to the ur robot at 10\.0\.0\.9 \(RuntimeError: "
+                                              r"read: End of file\): check robot.host"):
+        deploy(saved_policy(tmp_path, "ur5e"), {"type": "ur", "host": "10.0.0.9"})

@@ -19,7 +19,7 @@ NO_CUDA = "torch finds no CUDA device here"
 # What a command that cannot run on this machine must say (regex), by a pattern of its command line.
 CANNOT_RUN_HERE = {
     r"robot=franka": r"needs the Python module 'franky': pip install 'embodied-vla\[real\]'",
-    r"robot=ur ": r"needs the Python module 'rtde_control': pip install 'embodied-vla\[real\]'",
+    r"robot=ur ": r"could not connect to the ur robot at 192\.168\.1\.10 \(RuntimeError",  # ur_rtde installs here
     r"device=spacemouse": r"HID API is probably not installed",
     r"experiment\.device=cuda": None if torch.cuda.is_available() else NO_CUDA,
     r"env\.backend=maniskill": None if os.environ.get("VK_ICD_FILENAMES") else r"ManiSkill found no Vulkan device",
