@@ -62,7 +62,7 @@ class Robot(abc.ABC):
 
     def __init__(self, joint_low, joint_high, cameras: dict | None = None, arm: str | None = None):
         """``arm``: the ``sims.arms`` model of this robot's kinematics (end-effector control, the guard's workspace
-        check, the policy's proprioception); None for a robot without one (joint-space policies only)."""
+        check, the policy's proprioception); deployment and teleop need one (every shipped driver names its own)."""
         self.joint_low = np.asarray(joint_low, dtype=np.float64)
         self.joint_high = np.asarray(joint_high, dtype=np.float64)
         self.arm = get_arm(arm) if isinstance(arm, str) else arm

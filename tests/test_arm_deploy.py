@@ -66,6 +66,7 @@ def test_an_xarm6_policy_drives_six_servo_angles(tmp_path, monkeypatch):
                  "set_servo_angle_j", "set_gripper_position", "clean_error"):
         getattr(arm, name).return_value = 0
     arm.get_servo_angle.return_value = (0, list(xarm6.home) + [0.0])  # the SDK reports 7 angles on a 6-axis arm
+    arm.axis = 6
     arm.get_gripper_position.return_value = (0, 850.0)
     monkeypatch.setattr(wrapper, "XArmAPI", mock.Mock(return_value=arm))
     report = deploy(saved_policy(tmp_path, "xarm6"), {"type": "xarm", "host": "192.168.1.200", "arm": "xarm6"})
@@ -75,6 +76,19 @@ def test_an_xarm6_policy_drives_six_servo_angles(tmp_path, monkeypatch):
         assert target.shape == (6,) and (target >= xarm6.joint_low).all() and (target <= xarm6.joint_high).all()
     with pytest.raises(ValueError, match="robot=xarm drives UFACTORY xArms"):
         deploy(saved_policy(tmp_path, "xarm6"), {"type": "xarm", "host": "x", "arm": "ur5e"})
+    with pytest.raises(ValueError, match=r"has 6 axes; robot.arm=xarm7 has 7: set robot.arm=xarm6"):
+        deploy(saved_policy(tmp_path, "xarm7"), {"type": "xarm", "host": "x"})  # the default model on an xArm 6
+
+
+@pytest.mark.parametrize("robot, message", [
+    ({"type": "ur", "host": "x", "arm": "panda"}, "robot=ur drives Universal Robots arms"),
+    ({"type": "franka", "host": "x", "arm": "ur5e"}, "robot=franka drives the Panda"),
+])
+def test_a_driver_refuses_an_arm_model_of_another_make(robot, message):
+    from real_robot import make_robot
+
+    with pytest.raises(ValueError, match=message):
+        make_robot(robot)
 
 
 @pytest.mark.parametrize("trained, robot, overrides, message", [

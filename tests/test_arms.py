@@ -92,11 +92,38 @@ def test_envs_controllers_and_states_follow_the_arms_joint_count(name):
     assert moved[0] > 0.08 and abs(moved[1]) < 0.01 and abs(moved[2]) < 0.02, moved
 
 
-@pytest.mark.parametrize("name", ["ur5e", "xarm6", "xarm7"])
-def test_link_capsules_collide_with_the_table(name):
-    env = make_env(task="Reach", num_envs=1, arm=name, autoreset=False)
-    model = env.model
-    links = [model.geom_bodyid[g] for g in range(model.ngeom)
-             if model.geom_contype[g] == 4 and mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY,
-                                                                 model.geom_bodyid[g]).startswith("link")]
-    assert len(links) == get_arm(name).dof - 1  # every link but the first, which turns above its mount
+@pytest.mark.parametrize("name", ["panda", "ur5e", "xarm6", "xarm7"])
+def test_link_capsules_touch_the_table_when_the_arm_is_driven_into_it(name):
+    arm = get_arm(name)
+    model = make_env(task="Reach", num_envs=1, arm=name, autoreset=False).model
+    data = mujoco.MjData(model)
+    qpos_adr = [model.jnt_qposadr[model.joint(j).id] for j in arm.joint_names]
+    table = model.geom("table").id
+    link_geoms = {g for g in range(model.ngeom) if model.geom_contype[g] == 4
+                  and mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, model.geom_bodyid[g]).startswith("link")}
+    assert len(link_geoms) == arm.dof - 1  # every link but the first, which turns above its mount
+    touching = set()
+    for joint in (1, 2):  # bend the shoulder, then the elbow, until the links lie in the table
+        for bend in np.linspace(-2.5, 2.5, 21):
+            q = arm.home.copy()
+            q[joint] = np.clip(q[joint] + bend, arm.joint_low[joint], arm.joint_high[joint])
+            data.qpos[qpos_adr] = q
+            mujoco.mj_forward(model, data)
+            touching |= {int(g) for c in data.contact[:data.ncon] for g in (c.geom1, c.geom2)
+                         if table in (c.geom1, c.geom2) and g in link_geoms}
+    assert touching, "no link ever touched the table"
+
+
+def test_a_dataset_recorded_with_another_arm_is_refused_by_name(tmp_path):
+    from embodied.cli.record_demos import main as record
+    from embodied.data.compatibility import check_datasets
+    from policies import make_policy
+
+    record(["--task", "Reach", "--episodes", "2", "--num-envs", "2", "--arm", "ur5e", "--cameras",
+            "--out", str(tmp_path / "ur")])
+    policy = make_policy("mlp", obs_dim=17, action_dim=4, hidden=[8])
+    check_datasets([str(tmp_path / "ur")], make_env(task="Reach", num_envs=1, arm="ur5e"), policy)  # same arm: fine
+    xarm6 = make_env(task="Reach", num_envs=1, arm="xarm6")  # same sizes (6 joints), another arm
+    with pytest.raises(ValueError, match=r"recorded with the ur5e arm \(robot_type 'embodied_sim_ur5e'\) but "
+                                         r"env.arm=xarm6: train with env.arm=ur5e"):
+        check_datasets([str(tmp_path / "ur")], xarm6, policy)

@@ -53,6 +53,7 @@ def test_xarm_driver_uses_servo_mode_and_the_gripper(monkeypatch):
                  "set_servo_angle_j", "set_gripper_position", "clean_error"):
         getattr(arm, name).return_value = 0
     arm.get_servo_angle.return_value = (0, [0.1] * 7)
+    arm.axis = 7
     arm.get_gripper_position.return_value = (0, 425.0)
     monkeypatch.setattr(wrapper, "XArmAPI", mock.Mock(return_value=arm))
     with make_robot({"type": "xarm", "host": "192.168.1.200"}) as robot:

@@ -33,6 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="action space recorded (default: ee_delta_pos, joint_delta for --expert planner)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--domain", default="sim", help="sim, or shifted: the held-out \"real\" domain")
+    parser.add_argument("--arm", default="panda", help="arm model (sims/arms/: panda, ur5e, xarm7, xarm6)")
     parser.add_argument("--resume", action="store_true",
                         help="append to an existing dataset at --out, in scenes after the last one saved")
     parser.add_argument("--keep-failures", action="store_true", help="also save episodes the expert failed")
@@ -50,14 +51,14 @@ def main(argv=None) -> None:
     out = args.out or os.path.join("demos", args.task.lower())
     controller = args.controller or ("joint_delta" if args.expert == "planner" else "ee_delta_pos")
     env = make_env(task=args.task, num_envs=args.num_envs, controller=controller, cameras=tuple(args.cameras),
-                   image_size=tuple(args.image_size), autoreset=False, domain=args.domain)
+                   image_size=tuple(args.image_size), autoreset=False, domain=args.domain, arm=args.arm)
     features = env_features(env)
     fps = float(env.control_hz)
     try:
         if args.resume:
             writer = LeRobotDatasetWriter.resume(out, fps=fps, features=features)
         else:
-            writer = LeRobotDatasetWriter.create(out, fps=fps, features=features, robot_type="embodied_sim_panda")
+            writer = LeRobotDatasetWriter.create(out, fps=fps, features=features, robot_type=f"embodied_sim_{args.arm}")
     except (FileExistsError, FileNotFoundError, ValueError) as error:  # a taken path, nothing to resume, a mismatch
         sys.exit(f"embodied-record-demos: {error}")
     try:

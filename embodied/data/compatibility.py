@@ -53,6 +53,15 @@ def action_problems(path: str, recorded: dict, expected: dict) -> list[str]:
             f"{list(expected['shape'])}-D {list(wanted)}: {fix}"]
 
 
+def arm_of(robot_type: str | None) -> str | None:
+    """The arm model a dataset of ours names at the end of its ``robot_type`` (``embodied_sim_ur5e``), or None."""
+    from sims.arms import ARMS
+
+    if not robot_type or not robot_type.startswith("embodied_"):
+        return None
+    return next((name for name in ARMS.names() if robot_type.endswith(f"_{name}")), None)
+
+
 def dataset_problems(path: str, env, policy) -> list[str]:
     """Every mismatch between the dataset at ``path`` and what ``env`` and ``policy`` expect, one line each."""
     info = fmt.load_info(path)
@@ -69,6 +78,11 @@ def dataset_problems(path: str, env, policy) -> list[str]:
                             f"{list(expected[name]['shape'])}: record the dataset in this env and "
                             f"{'image size (env.image_size)' if name.startswith(IMAGE_PREFIX) else 'task'}, "
                             "or train in the one it was recorded in")
+    recorded_arm = arm_of(info.get("robot_type"))
+    env_arm = getattr(getattr(env, "arm", None), "name", None)
+    if recorded_arm and env_arm and recorded_arm != env_arm:
+        problems.append(f"{path}: recorded with the {recorded_arm} arm (robot_type {info['robot_type']!r}) but "
+                        f"env.arm={env_arm}: train with env.arm={recorded_arm}, or record with this arm")
     control_hz = getattr(env, "control_hz", None)
     if control_hz and abs(float(info["fps"]) - float(control_hz)) > 1e-6:
         problems.append(f"{path}: recorded at {float(info['fps']):g} fps but the env steps at {float(control_hz):g} "

@@ -57,7 +57,7 @@ def build_session(cfg: DeployConfig):
     is_twin = robot.robot_type == "sim_twin"
     instruction = cfg.instruction or (robot.policy_observation()["instruction"][0] if is_twin else "")
     observe = make_observer(robot, cfg.control_hz, list(getattr(policy, "cameras", [])), instruction, kinematics)
-    recorder = EpisodeRecorder(cfg.record, cfg.control_hz, "embodied_deploy") if cfg.record else None
+    recorder = EpisodeRecorder(cfg.record, cfg.control_hz, f"embodied_deploy_{robot.arm.name}") if cfg.record else None
     ensembler = TemporalEnsembler(cfg.temporal_ensemble) if cfg.temporal_ensemble is not None else None
     loop = DeployLoop(policy, robot, guard, mapper, observe, cfg.control_hz, cfg.max_steps, ensembler, recorder,
                       instruction)

@@ -72,7 +72,7 @@ class TeleopSession:
         self.guard = SafetyGuard(self.robot, as_limits(cfg.safety), control_dt=1.0 / cfg.fps,
                                  forward_kinematics=kinematics.tool_position)
         self.device = make_device(resolve_device(cfg.device))
-        self.recorder = EpisodeRecorder(cfg.dataset, cfg.fps, f"embodied_teleop_{self.robot.robot_type}",
+        self.recorder = EpisodeRecorder(cfg.dataset, cfg.fps, f"embodied_teleop_{self.robot.robot_type}_{self.robot.arm.name}",
                                         append=cfg.resume)
         if cfg.resume and not self.recorder.exists:
             raise FileNotFoundError(f"resume=true but {cfg.dataset} holds no dataset: drop --resume to create it")

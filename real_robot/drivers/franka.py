@@ -21,8 +21,10 @@ class FrankaRobot(Robot):
     """A Franka arm at ``host``; each target replaces the running motion (franky's asynchronous move)."""
 
     def __init__(self, host: str, relative_dynamics_factor: float = 0.1, gripper_speed: float = 0.05,
-                 gripper_force: float = 20.0, cameras: dict | None = None):
-        panda = get_arm("panda")
+                 gripper_force: float = 20.0, cameras: dict | None = None, arm: str = "panda"):
+        if arm != "panda":
+            raise ValueError(f"robot=franka drives the Panda (arm model panda), not robot.arm={arm!r}")
+        panda = get_arm(arm)
         super().__init__(panda.joint_low, panda.joint_high, cameras, arm=panda)
         self.host = host
         self.relative_dynamics_factor = relative_dynamics_factor

@@ -19,6 +19,8 @@ class URRobot(Robot):
     def __init__(self, host: str, control_hz: float = 125.0, speed: float = 0.5, acceleration: float = 0.5,
                  lookahead_time: float = 0.1, gain: float = 300.0, cameras: dict | None = None, arm: str = "ur5e"):
         model = get_arm(arm)
+        if not model.name.startswith("ur"):
+            raise ValueError(f"robot=ur drives Universal Robots arms; robot.arm={arm!r} is not one (use ur5e)")
         super().__init__(model.joint_low, model.joint_high, cameras, arm=model)
         self.host = host
         self.servo_time = 1.0 / control_hz
@@ -31,6 +33,10 @@ class URRobot(Robot):
         rtde_receive = require_sdk("rtde_receive")
         self.control = rtde_control.RTDEControlInterface(self.host)
         self.receive = rtde_receive.RTDEReceiveInterface(self.host)
+        joints = len(self.receive.getActualQ())
+        if joints != self.num_joints:
+            raise ValueError(f"the UR at {self.host} reports {joints} joints; robot.arm={self.arm.name} has "
+                             f"{self.num_joints}: set robot.arm to this robot's model")
 
     def _disconnect(self) -> None:
         try:

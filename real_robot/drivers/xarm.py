@@ -33,6 +33,9 @@ class XArmRobot(Robot):
         wrapper = require_sdk("xarm.wrapper")
         self.api = wrapper.XArmAPI(self.host, is_radian=True, do_not_open=True)
         self.api.connect()
+        if self.api.axis != self.num_joints:  # the SDK pads angles to 7 on a 6-axis arm: check the real count
+            raise ValueError(f"the xArm at {self.host} has {self.api.axis} axes; robot.arm={self.arm.name} has "
+                             f"{self.num_joints}: set robot.arm=xarm{self.api.axis}")
         self.api.clean_error()
         self._ok(self.api.motion_enable(enable=True), "motion_enable")
         self._ok(self.api.set_mode(1), "set_mode(servo)")

@@ -22,8 +22,8 @@ class ArmCollisionChecker:
         self.data = mujoco.MjData(model)
         if base_qpos is not None:
             self.data.qpos[:] = base_qpos
-        arm_joints = [j for j in range(model.njnt) if mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j)
-                      .startswith("joint")]  # joint1..jointJ of sims.mujoco.arm_model
+        arm_joints = [j for j in range(model.njnt)  # joint1..jointJ of sims.mujoco.arm_model
+                      if (mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) or "").startswith("joint")]
         self.qpos_adr = np.array([model.jnt_qposadr[j] for j in arm_joints])
         root = model.body("link1").id
         arm_bodies = {b for b in range(model.nbody) if self._descends_from(b, root)}
