@@ -15,6 +15,14 @@ CUBE_HALF = 0.02
 # The goal of Reach and PickCube. Visual only (success is measured to its centre): large, nearly opaque and on a
 # post to the table, so that a 64 px camera can tell where it floats (README, "pixel VLA").
 FLOATING_GOAL = Marker("goal", "sphere", 0.03, (0.1, 0.9, 0.2, 0.9), stem=0.3)
+# PickCube's goal also marks the table under it (visual only): a camera finds this disc on the table plane as well as
+# it finds the cube, and the sphere's height above it (README, "pixel VLA": the goal's height was the error left).
+GOAL_SHADOW = Marker("goal_shadow", "disc", 0.03, (0.1, 0.9, 0.2, 0.9))
+
+
+def with_shadow(goal: np.ndarray) -> np.ndarray:
+    """Marker positions [2, 3] of a floating goal [1, 3] and its disc on the table top beneath it."""
+    return np.concatenate([goal, goal * np.array([1.0, 1.0, 0.0]) + np.array([0.0, 0.0, 0.001])])
 
 
 @dataclass

@@ -6,7 +6,8 @@ import numpy as np
 
 from sims.arrays import namespace, device
 from sims.mujoco.scene import Cube
-from sims.tasks.base import CUBE_HALF, EpisodeInit, FLOATING_GOAL, SceneView, TASKS, Task, Waypoint, is_grasping
+from sims.tasks.base import (CUBE_HALF, EpisodeInit, FLOATING_GOAL, GOAL_SHADOW, SceneView, TASKS, Task, Waypoint,
+                             is_grasping, with_shadow)
 from sims.tasks.rewards import pick_place_reward
 
 
@@ -15,7 +16,7 @@ class PickCube(Task):
     """Pick up the red cube and move it to the green sphere."""
 
     cubes = (Cube("cube", CUBE_HALF, (0.85, 0.1, 0.1, 1.0)),)
-    markers = (FLOATING_GOAL,)
+    markers = (FLOATING_GOAL, GOAL_SHADOW)  # marker 0 is the goal; 1 marks the table beneath it
     max_episode_steps = 60
     privileged_dim = 17
     success_radius = 0.025
@@ -23,7 +24,7 @@ class PickCube(Task):
     def sample_episode(self, rng: np.random.Generator) -> EpisodeInit:
         cube = np.array([[*rng.uniform([-0.1, -0.1], [0.1, 0.1]), CUBE_HALF]])
         goal = rng.uniform([-0.1, -0.1, 0.08], [0.1, 0.1, 0.25])[None]
-        return EpisodeInit(cube, rng.uniform(-np.pi / 4, np.pi / 4, size=1), goal, "pick up the red cube")
+        return EpisodeInit(cube, rng.uniform(-np.pi / 4, np.pi / 4, size=1), with_shadow(goal), "pick up the red cube")
 
     def privileged(self, view: SceneView) -> np.ndarray:
         xp = namespace(view.cube_pos)
