@@ -116,23 +116,3 @@ def test_scenes_are_refused_for_a_policy_without_a_task_state_head_and_outside_s
     cfg.data.scene_frames = -1
     with pytest.raises(ValueError, match="data.scene_frames must be >= 0"):
         validate(cfg)
-
-
-def test_the_state_estimator_reads_the_images_alone_and_feeds_the_state_token():
-    policy = small_vla(aux_state_coef=1.0, privileged_dim=3, state_estimator=True)
-    g = torch.Generator().manual_seed(2)
-    obs = {"rgb": {"front": torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8, generator=g)},
-           "state": torch.randn(4, 5, generator=g), "privileged": torch.randn(4, 3, generator=g),
-           "instruction": ["a"] * 4}
-    vision = policy._image_features(obs)
-    estimate = policy._estimate_task_state(vision)
-    moved_arm = {**obs, "state": obs["state"] + 5.0}
-    assert torch.equal(policy._fuse(moved_arm)[1], estimate)  # proprioception cannot inform the estimate
-    other_images = {**obs, "rgb": {"front": obs["rgb"]["front"].roll(1, dims=0)}}
-    assert not torch.allclose(policy._fuse(other_images)[1], estimate)
-    assert policy.state_proj.in_features == 5 + 3  # proprioception and the estimate share the state token
-    policy.decoder.forward = lambda *a, **k: pytest.fail("scenes need only the tower and the estimator")
-    target = (obs["privileged"] - policy.task_state_mean) / policy.task_state_std
-    assert torch.allclose(policy.scene_loss(obs), (estimate - target).pow(2).mean())
-    with pytest.raises(ValueError, match="state_estimator learns from the task-state loss"):
-        small_vla(privileged_dim=3, state_estimator=True)

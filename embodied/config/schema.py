@@ -55,7 +55,6 @@ class PolicyConfig:
     detach_value: bool = False
     aux_state_coef: float = 0.0  # vla: SFT also predicts the dataset's task state (environment_state) this much
     random_shift: int = 0  # vla: SFT shifts demonstration images by up to this many pixels (trained vision tower)
-    state_estimator: bool = False  # vla: the task state estimated from the images alone joins the state token
 
 
 @dataclass

@@ -61,6 +61,7 @@ class VLAPolicy(Policy):
             tower.requires_grad_(not frozen)
         self.vision_proj = nn.Linear(self.vision.dim, d)
         self.language_proj = nn.Linear(self.language.dim, d)
+        self.state_proj = nn.Linear(self.state_dim, d)
         self.camera_embedding = nn.Parameter(torch.zeros(len(self.cameras), d))
         head = head_class(head_cfg)
         self.num_queries = head.num_queries(self.chunk_size, self.action_dim)
@@ -75,27 +76,14 @@ class VLAPolicy(Policy):
         # positions, the commanded cube, ...) predicted from the fused tokens. It teaches the towers where
         # things are; the policy still acts from pixels, instruction and proprioception only.
         self.aux_state_coef = float(config.get("aux_state_coef", 0.0))
-        # With ``state_estimator`` the task state is predicted from the images alone (each camera's pooled vision
-        # tokens through an MLP) and the estimate joins proprioception in the state token: the decoder acts on
-        # what the cameras say about the cube and the goal, and the estimate cannot be guessed from the arm's motion.
-        self.state_estimator = bool(config.get("state_estimator", False))
-        privileged_dim = int(config.get("privileged_dim", 0))
-        if self.aux_state_coef or self.state_estimator:
+        if self.aux_state_coef:
+            privileged_dim = int(config.get("privileged_dim", 0))
             if privileged_dim <= 0:
-                raise ValueError("policy.aux_state_coef > 0 and policy.state_estimator need the env's task state "
-                                 "(privileged_dim > 0); set policy.aux_state_coef=0 policy.state_estimator=false "
-                                 "for an env without one")
+                raise ValueError("policy.aux_state_coef > 0 needs the env's task state (privileged_dim > 0); "
+                                 "set policy.aux_state_coef=0 for an env without one")
+            self.task_state_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, privileged_dim))
             self.register_buffer("task_state_mean", torch.zeros(privileged_dim))
             self.register_buffer("task_state_std", torch.ones(privileged_dim))
-        if self.state_estimator:
-            if not self.aux_state_coef:
-                raise ValueError("policy.state_estimator learns from the task-state loss: set policy.aux_state_coef > 0")
-            width = len(self.cameras) * self.vision.dim
-            self.task_state_head = nn.Sequential(nn.Linear(width, 256), nn.GELU(), nn.Linear(256, 256), nn.GELU(),
-                                                 nn.Linear(256, privileged_dim))
-        elif self.aux_state_coef:
-            self.task_state_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, privileged_dim))
-        self.state_proj = nn.Linear(self.state_dim + (privileged_dim if self.state_estimator else 0), d)
         self._instruction_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
@@ -106,13 +94,13 @@ class VLAPolicy(Policy):
             raise ValueError(f"the VLA reads cameras {missing} that the env does not render; add them to env.cameras "
                              f"(env renders {list(observation_spec.cameras)})")
         vla_keys = ("chunk_size", "cameras", "vision", "language", "fusion", "detach_value", "random_shift",
-                    "aux_state_coef", "state_estimator", "n_action_steps")
+                    "aux_state_coef", "n_action_steps")
         head = dict(config.get("head", {"name": "gaussian"}))
         head.setdefault("init_log_std", config.get("init_log_std", -1.0))
         policy = cls({k: config[k] for k in vla_keys if k in config} | {
             "state_dim": observation_spec.state_dim, "action_dim": action_spec.dim, "head": head,
             "privileged_dim": observation_spec.privileged_dim})
-        if policy.aux_state_coef or policy.state_estimator:
+        if policy.aux_state_coef:
             task_states = sample_obs["privileged"].float()
             policy.set_task_state_stats(task_states.mean(0), task_states.std(0))
         states = sample_obs["state"].float()
@@ -181,31 +169,17 @@ class VLAPolicy(Policy):
             obs["language_tokens"], obs["language_mask"] = self._language_tokens(list(obs["instruction"]))
         return obs
 
-    def _image_features(self, obs: dict) -> torch.Tensor:
-        """Vision tokens of every camera [N, P, D_v] (cached, frozen or trained)."""
-        if "vision_tokens" in obs:
-            return obs["vision_tokens"]
-        if self.freeze_vision:
-            with torch.no_grad():
-                return self._vision_tokens(obs)
-        return self._vision_tokens(obs)
-
-    def _estimate_task_state(self, vision: torch.Tensor) -> torch.Tensor:
-        """The z-scored task state [N, E] read from the images alone: each camera's tokens mean-pooled
-        [N, C, D_v], concatenated, through ``task_state_head``."""
-        n = vision.shape[0]
-        per_camera = vision.reshape(n, len(self.cameras), -1, vision.shape[-1]).mean(2)  # [N, C, D_v]
-        return self.task_state_head(per_camera.flatten(1))
-
-    def _fuse(self, obs: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Decoder outputs at the query positions [N, Q, d], and the image-only task-state estimate [N, E]
-        (None without ``state_estimator``)."""
+    def fused(self, obs: dict) -> torch.Tensor:
+        """Decoder outputs at the query positions, [N, Q, d]."""
         state = self.stats.normalize_state(obs["state"])  # [N, S]
         n = state.shape[0]
-        vision = self._image_features(obs)
-        estimate = self._estimate_task_state(vision) if self.state_estimator else None
-        if estimate is not None:
-            state = torch.cat([state, estimate], dim=-1)  # [N, S + E]
+        if "vision_tokens" in obs:
+            vision = obs["vision_tokens"]
+        elif self.freeze_vision:
+            with torch.no_grad():
+                vision = self._vision_tokens(obs)
+        else:
+            vision = self._vision_tokens(obs)
         if "language_tokens" in obs:
             words, word_mask = obs["language_tokens"], obs["language_mask"]
         else:
@@ -217,11 +191,7 @@ class VLAPolicy(Policy):
         mask = torch.cat([word_mask.long(), torch.ones(n, tokens.shape[1] - word_mask.shape[1],
                                                        dtype=torch.long, device=tokens.device)], dim=1)
         out = self.decoder(inputs_embeds=tokens, attention_mask=mask).last_hidden_state
-        return out[:, -self.num_queries:], estimate
-
-    def fused(self, obs: dict) -> torch.Tensor:
-        """Decoder outputs at the query positions, [N, Q, d]."""
-        return self._fuse(obs)[0]
+        return out[:, -self.num_queries:]  # [N, Q, d]
 
     def _value(self, h: torch.Tensor) -> torch.Tensor:
         pooled = h.mean(dim=1)
@@ -254,20 +224,17 @@ class VLAPolicy(Policy):
         obs = batch["obs"]
         if self.random_shift and not self.freeze_vision and "rgb" in obs:
             obs = {**obs, "rgb": {cam: random_shift(images, self.random_shift) for cam, images in obs["rgb"].items()}}
-        h, estimate = self._fuse(obs)  # [N, Q, d], [N, E] or None
+        h = self.fused(obs)  # [N, Q, d]
         loss = self.head.sft_loss(h, self.stats.normalize_action(batch["action"]), valid_steps(batch))
         if self.aux_state_coef and "privileged" in obs:
-            loss = loss + self._task_state_loss(h if estimate is None else estimate, obs["privileged"])
+            loss = loss + self._task_state_loss(h, obs["privileged"])
         return loss
 
-    def _task_state_loss(self, prediction: torch.Tensor, task_state: torch.Tensor) -> torch.Tensor:
-        """``aux_state_coef`` x the mean squared error of the z-scored task state ``task_state`` [N, E] (env
-        units): ``prediction`` is the image-only estimate [N, E] with ``state_estimator``, otherwise the fused
-        query outputs [N, Q, d] that ``task_state_head`` reads."""
+    def _task_state_loss(self, h: torch.Tensor, task_state: torch.Tensor) -> torch.Tensor:
+        """``aux_state_coef`` x the mean squared error of the z-scored task state predicted from the fused
+        query outputs ``h`` [N, Q, d]; ``task_state`` [N, E] in env units."""
         target = (task_state.float() - self.task_state_mean) / self.task_state_std  # [N, E]
-        if not self.state_estimator:
-            prediction = self.task_state_head(prediction.mean(1))
-        return self.aux_state_coef * (prediction - target).pow(2).mean()
+        return self.aux_state_coef * (self.task_state_head(h.mean(1)) - target).pow(2).mean()
 
     @property
     def learns_from_scenes(self) -> bool:
@@ -276,14 +243,9 @@ class VLAPolicy(Policy):
 
     def scene_loss(self, obs: dict) -> torch.Tensor:
         """The task-state loss alone on observations without actions (rendered scenes, no demonstration): the
-        towers must find the objects and the goal from the images where proprioception says nothing of them.
-        With ``state_estimator`` only the vision tower and the estimator run."""
+        towers must find the objects and the goal from the images where proprioception says nothing of them."""
         assert self.learns_from_scenes, "scene_loss needs policy.aux_state_coef > 0"
-        if self.state_estimator:
-            prediction = self._estimate_task_state(self._image_features(obs))
-        else:
-            prediction = self.fused(obs)
-        return self._task_state_loss(prediction, obs["privileged"])
+        return self._task_state_loss(self.fused(obs), obs["privileged"])
 
     def observation_inputs(self) -> list[str]:
         """Proprioception and every camera of ``cameras`` (the instruction comes with every dataset frame)."""
