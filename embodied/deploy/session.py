@@ -22,6 +22,7 @@ from sims.mujoco.kinematics import ArmKinematics
 
 log = logging.getLogger("embodied.deploy")
 
+
 def make_observer(robot, control_hz: float, cameras: list[str], instruction: str, kinematics: ArmKinematics):
     """Robot observation -> the policy's observation: the sim twin's own (exactly what training saw), otherwise
     built from joint readings and cameras."""
