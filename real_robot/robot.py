@@ -14,7 +14,7 @@ import numpy as np
 
 from real_robot.camera import Camera, make_camera
 from real_robot.errors import DeviceAlreadyConnectedError, DeviceNotConnectedError
-from sims.arms import ARMS, get_arm
+from sims.arms import ArmModel, get_arm
 from sims.registry import Registry
 
 # robot type <name>: a driver module in real_robot/drivers/ (found there by itself), or the sim twin
@@ -60,15 +60,11 @@ class Robot(abc.ABC):
     robot_type = ""
     measures_gripper_force = False  # True: observations carry ``gripper_force`` [1] in newtons
 
-    def __init__(self, joint_low, joint_high, cameras: dict | None = None, arm: str | None = None):
-        """``arm``: the ``sims.arms`` model of this robot's kinematics (end-effector control, the guard's workspace
-        check, the policy's proprioception); deployment and teleop need one (every shipped driver names its own)."""
-        self.joint_low = np.asarray(joint_low, dtype=np.float64)
-        self.joint_high = np.asarray(joint_high, dtype=np.float64)
+    def __init__(self, arm: ArmModel | str, cameras: dict | None = None):
+        """``arm``: the ``sims.arms`` model of this robot (its joint limits, and the kinematics of end-effector
+        control, the guard's workspace check and the policy's proprioception)."""
         self.arm = get_arm(arm) if isinstance(arm, str) else arm
-        if self.arm is not None and self.arm.dof != len(self.joint_low):
-            raise ValueError(f"{self.robot_type}: arm model {self.arm.name!r} has {self.arm.dof} joints, the robot "
-                             f"{len(self.joint_low)}: set robot.arm to this robot's arm (available: {sorted(ARMS)})")
+        self.joint_low, self.joint_high = self.arm.joint_low, self.arm.joint_high
         self.cameras = {name: camera if isinstance(camera, Camera) else make_camera(dict(camera))
                         for name, camera in (cameras or {}).items()}
         self._connected = False

@@ -6,7 +6,6 @@ import numpy as np
 
 from real_robot.camera import SimCamera
 from real_robot.robot import Robot, register_robot
-from sims.arms import get_arm
 from sims.mujoco.arm_model import FINGER_MAX_OPENING
 
 MAX_JOINT_STEP = 0.1  # rad per control step: the joint_delta controller's scale
@@ -29,8 +28,7 @@ class SimTwinRobot(Robot):
         self.camera_names, self.image_size = tuple(cameras), tuple(image_size)
         sim_cameras = {name: SimCamera(self._frame_source(name), image_size[1], image_size[0],
                                        fail_after=camera_fail_after) for name in cameras}
-        model = get_arm(arm)
-        super().__init__(model.joint_low, model.joint_high, sim_cameras, arm=model)
+        super().__init__(arm, sim_cameras)
         self.env = None
         self.last_obs = None
         self.last_info: dict = {}

@@ -6,16 +6,14 @@ import mujoco
 import numpy as np
 import torch
 
+from real_robot.robot import IMAGE_PREFIX
 from sims.mujoco.arm_model import FINGER_MAX_OPENING
 from sims.mujoco.controllers import ArmState, JointDeltaController, make_controller
 from sims.mujoco.env import state_dim
 from sims.mujoco.kinematics import ArmKinematics
 
 def robot_kinematics(robot) -> ArmKinematics:
-    """The kinematics of ``robot``'s arm model (``robot.arm``); ValueError naming the fix for a robot without one."""
-    if robot.arm is None:
-        raise ValueError(f"this {robot.robot_type} robot names no arm model, which deployment needs (actions, "
-                         "proprioception, the guard's workspace): pass robot.arm=<one of sims/arms/>")
+    """The kinematics of ``robot``'s arm model (``robot.arm``)."""
     return ArmKinematics(robot.arm)
 
 
@@ -63,8 +61,8 @@ def refuse_mismatch(policy, controller: str, mapper: ActionMapper, robot) -> Non
     if trained.get("controller", controller) != controller:
         problems.append(f"it was trained with env.controller={trained['controller']} and deployment drives "
                         f"controller={controller} (set controller={trained['controller']})")
-    sizes = {key[len("images."):]: shape[:2] for key, shape in robot.observation_features.items()
-             if key.startswith("images.")}
+    sizes = {key[len(IMAGE_PREFIX):]: shape[:2] for key, shape in robot.observation_features.items()
+             if key.startswith(IMAGE_PREFIX)}
     for camera in trained.get("cameras", []):
         if camera in sizes and list(sizes[camera]) != list(trained["image_size"]):
             problems.append(f"it saw {camera} images of {trained['image_size'][0]}x{trained['image_size'][1]} and the "

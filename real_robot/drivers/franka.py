@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from real_robot.robot import Robot, register_robot, require_sdk
-from sims.arms import get_arm
 
 HAND_MAX_WIDTH = 0.08  # metres between the fingers when open
 HAND_MAX_FORCE = 70.0  # newtons, the Franka Hand's continuous grasp force
@@ -24,8 +23,7 @@ class FrankaRobot(Robot):
                  gripper_force: float = 20.0, cameras: dict | None = None, arm: str = "panda"):
         if arm != "panda":
             raise ValueError(f"robot=franka drives the Panda (arm model panda), not robot.arm={arm!r}")
-        panda = get_arm(arm)
-        super().__init__(panda.joint_low, panda.joint_high, cameras, arm=panda)
+        super().__init__(arm, cameras)
         self.host = host
         self.relative_dynamics_factor = relative_dynamics_factor
         self.gripper_speed = gripper_speed

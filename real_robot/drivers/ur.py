@@ -21,7 +21,7 @@ class URRobot(Robot):
         model = get_arm(arm)
         if not model.name.startswith("ur"):
             raise ValueError(f"robot=ur drives Universal Robots arms; robot.arm={arm!r} is not one (use ur5e)")
-        super().__init__(model.joint_low, model.joint_high, cameras, arm=model)
+        super().__init__(model, cameras)
         self.host = host
         self.servo_time = 1.0 / control_hz
         self.speed, self.acceleration, self.lookahead_time, self.gain = speed, acceleration, lookahead_time, gain

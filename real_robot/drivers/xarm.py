@@ -19,7 +19,7 @@ class XArmRobot(Robot):
         model = get_arm(arm)
         if not model.name.startswith("xarm"):
             raise ValueError(f"robot=xarm drives UFACTORY xArms; robot.arm={arm!r} is not one (use xarm7 or xarm6)")
-        super().__init__(model.joint_low, model.joint_high, cameras, arm=model)
+        super().__init__(model, cameras)
         self.host = host
         self.gripper_speed = gripper_speed
         self.api = None
