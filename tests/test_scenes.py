@@ -105,6 +105,35 @@ def test_sft_adds_the_scene_loss_on_a_scene_minibatch_at_every_step(tmp_path, ca
     assert seen == [5, 5, 5]
 
 
+def test_scene_stats_z_score_the_task_state_with_the_equal_mixture_of_demonstrations_and_scenes():
+    policy = small_vla(aux_state_coef=1.0, privileged_dim=2)
+    policy.set_task_state_stats(torch.tensor([0.0, 1.0]), torch.tensor([0.01, 2.0]))  # from the demonstrations
+    scenes = torch.tensor([[0.1, 1.0], [-0.1, 1.0], [0.3, 1.0], [-0.3, 1.0]])  # dim 0: mean 0, variance 0.05
+    policy.add_scene_stats(scenes)
+    # dim 0: mean (0 + 0)/2, variance (1e-4 + 0.05)/2; dim 1: mean (1 + 1)/2, variance (4 + 0)/2
+    assert torch.allclose(policy.task_state_mean, torch.tensor([0.0, 1.0]))
+    assert torch.allclose(policy.task_state_std, torch.tensor([0.0501 / 2, 2.0]).sqrt())
+    policy.set_task_state_stats(torch.tensor([1.0]), torch.tensor([1.0]))
+    policy.add_scene_stats(torch.tensor([[3.0], [3.0]]))  # means 1 and 3: variance (1 + 0)/2 + ((1 - 3)/2)^2
+    assert torch.allclose(policy.task_state_mean, torch.tensor([2.0]))
+    assert torch.allclose(policy.task_state_std, torch.tensor([1.5]).sqrt())
+
+
+def test_sft_widens_the_task_state_statistics_to_the_rendered_scenes(tmp_path, camera_demos):
+    cfg = _sft_config(tmp_path, camera_demos, "vla")
+    cfg.data.scene_frames = 0
+    demo_only = SFTTrainer(cfg).policy
+    cfg = _sft_config(tmp_path / "scenes", camera_demos, "vla")
+    env = make_env(task="Reach", num_envs=4, cameras=("front",), image_size=(32, 32), autoreset=False)
+    scenes = render_scenes(env, 6, seed=cfg.experiment.seed)["privileged"]
+    expected = small_vla(aux_state_coef=1.0, privileged_dim=scenes.shape[1])
+    expected.set_task_state_stats(demo_only.task_state_mean, demo_only.task_state_std)
+    expected.add_scene_stats(scenes)
+    policy = SFTTrainer(cfg).policy
+    assert torch.allclose(policy.task_state_std, expected.task_state_std)
+    assert not torch.allclose(policy.task_state_std, demo_only.task_state_std)
+
+
 def test_scenes_are_refused_for_a_policy_without_a_task_state_head_and_outside_sft(tmp_path, camera_demos):
     for policy, extra in (("mlp", {}), ("vla", {"aux_state_coef": 0.0})):
         with pytest.raises(ValueError, match="data.scene_frames=6 trains an auxiliary task-state head"):

@@ -52,6 +52,7 @@ class SFTTrainer(Run):
                              f"this {cfg.policy.name} policy does not have: use policy=vla with policy.aux_state_coef "
                              "> 0, or set data.scene_frames=0")
         scenes = render_scenes(self.env, cfg.data.scene_frames, cfg.experiment.seed, cfg.experiment.progress)
+        self.policy.add_scene_stats(scenes["privileged"])
         return SceneStream(scenes, cfg.data.scene_batch, cfg.experiment.seed)
 
     def log_step(self) -> int:
