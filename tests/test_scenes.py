@@ -113,9 +113,10 @@ def test_scene_stats_z_score_the_task_state_with_the_equal_mixture_of_demonstrat
     # dim 0: mean (0 + 0)/2, variance (1e-4 + 0.05)/2; dim 1: mean (1 + 1)/2, variance (4 + 0)/2
     assert torch.allclose(policy.task_state_mean, torch.tensor([0.0, 1.0]))
     assert torch.allclose(policy.task_state_std, torch.tensor([0.0501 / 2, 2.0]).sqrt())
+    policy = small_vla(aux_state_coef=1.0, privileged_dim=1)
     policy.set_task_state_stats(torch.tensor([1.0]), torch.tensor([1.0]))
     policy.add_scene_stats(torch.tensor([[3.0], [3.0]]))  # means 1 and 3: variance (1 + 0)/2 + ((1 - 3)/2)^2
-    assert torch.allclose(policy.task_state_mean, torch.tensor([2.0]))
+    assert policy.task_state_mean.shape == (1,) and torch.allclose(policy.task_state_mean, torch.tensor([2.0]))
     assert torch.allclose(policy.task_state_std, torch.tensor([1.5]).sqrt())
 
 
