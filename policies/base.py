@@ -91,10 +91,6 @@ class Policy(nn.Module, abc.ABC):
         """A loss on observations that have no actions (rendered scenes with their task state), added to SFT."""
         raise NotImplementedError(f"{type(self).__name__} cannot learn from scenes without actions")
 
-    def add_scene_stats(self, task_states: torch.Tensor) -> None:
-        """Widen the task-state normalisation to cover the scenes ``scene_loss`` will train on."""
-        raise NotImplementedError(f"{type(self).__name__} cannot learn from scenes without actions")
-
     def set_dataset_stats(self, stats: dict) -> None:
         """Adopt observation normalisation from a LeRobot meta/stats.json (arrays keyed by feature and stat)."""
         raise NotImplementedError(f"{type(self).__name__} cannot take dataset statistics")

@@ -1,13 +1,14 @@
 """Rendered scenes without actions (data.scene_frames): what is rendered, the loss they train, and where they are
 refused."""
 
+import numpy as np
 import pytest
 import torch
 
 from embodied.algorithms.sft import SFTConfig
 from embodied.config.schema import TrainConfig, validate
 from embodied.data.demos import env_features, record_expert_demos
-from embodied.data.scenes import PUSH_STEPS, SCENE_SEED, SceneStream, render_scenes
+from embodied.data.scenes import PUSH_STEPS, SCENE_SEED, SceneStream, render_scenes, stats_with_scenes
 from embodied.data.writer import LeRobotDatasetWriter
 from embodied.runner.sft import SFTTrainer
 from policies import make_policy
@@ -105,34 +106,41 @@ def test_sft_adds_the_scene_loss_on_a_scene_minibatch_at_every_step(tmp_path, ca
     assert seen == [5, 5, 5]
 
 
-def test_scene_stats_z_score_the_task_state_with_the_equal_mixture_of_demonstrations_and_scenes():
-    policy = small_vla(aux_state_coef=1.0, privileged_dim=2)
-    policy.set_task_state_stats(torch.tensor([0.0, 1.0]), torch.tensor([0.01, 2.0]))  # from the demonstrations
+def _stats(mean, std) -> dict:
+    """Dataset statistics of one feature as meta/stats.json holds them (no quantiles)."""
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    return {"mean": mean, "std": std, "min": mean - std, "max": mean + std, "count": np.array([100])}
+
+
+def test_scene_stats_are_the_equal_mixture_of_demonstrations_and_scenes():
+    demos = {"observation.environment_state": _stats([0.0, 1.0], [0.01, 2.0]),
+             "observation.state": _stats([5.0], [1.0])}
     scenes = torch.tensor([[0.1, 1.0], [-0.1, 1.0], [0.3, 1.0], [-0.3, 1.0]])  # dim 0: mean 0, variance 0.05
-    policy.add_scene_stats(scenes)
+    stats = stats_with_scenes(demos, scenes)
     # dim 0: mean (0 + 0)/2, variance (1e-4 + 0.05)/2; dim 1: mean (1 + 1)/2, variance (4 + 0)/2
-    assert torch.allclose(policy.task_state_mean, torch.tensor([0.0, 1.0]))
-    assert torch.allclose(policy.task_state_std, torch.tensor([0.0501 / 2, 2.0]).sqrt())
-    policy = small_vla(aux_state_coef=1.0, privileged_dim=1)
-    policy.set_task_state_stats(torch.tensor([1.0]), torch.tensor([1.0]))
-    policy.add_scene_stats(torch.tensor([[3.0], [3.0]]))  # means 1 and 3: variance (1 + 0)/2 + ((1 - 3)/2)^2
-    assert policy.task_state_mean.shape == (1,) and torch.allclose(policy.task_state_mean, torch.tensor([2.0]))
-    assert torch.allclose(policy.task_state_std, torch.tensor([1.5]).sqrt())
+    assert np.allclose(stats["observation.environment_state"]["mean"], [0.0, 1.0])
+    assert np.allclose(stats["observation.environment_state"]["std"], np.sqrt([0.0501 / 2, 2.0]))
+    assert stats["observation.state"] is demos["observation.state"]
+    one = stats_with_scenes({"observation.environment_state": _stats([1.0], [1.0])}, torch.tensor([[3.0], [3.0]]))
+    # means 1 and 3: variance (1 + 0)/2 + ((1 - 3)/2)^2
+    assert np.allclose(one["observation.environment_state"]["mean"], [2.0])
+    assert np.allclose(one["observation.environment_state"]["std"], np.sqrt([1.5]))
+    alone = stats_with_scenes({"observation.state": _stats([5.0], [1.0])}, scenes)  # demonstrations without it
+    assert np.allclose(alone["observation.environment_state"]["std"], [np.sqrt(0.05), 0.0])
 
 
 def test_sft_widens_the_task_state_statistics_to_the_rendered_scenes(tmp_path, camera_demos):
     cfg = _sft_config(tmp_path, camera_demos, "vla")
     cfg.data.scene_frames = 0
-    demo_only = SFTTrainer(cfg).policy
+    demo_only = SFTTrainer(cfg)
     cfg = _sft_config(tmp_path / "scenes", camera_demos, "vla")
     env = make_env(task="Reach", num_envs=4, cameras=("front",), image_size=(32, 32), autoreset=False)
     scenes = render_scenes(env, 6, seed=cfg.experiment.seed)["privileged"]
-    expected = small_vla(aux_state_coef=1.0, privileged_dim=scenes.shape[1])
-    expected.set_task_state_stats(demo_only.task_state_mean, demo_only.task_state_std)
-    expected.add_scene_stats(scenes)
+    expected = stats_with_scenes(demo_only.data.stats, scenes)["observation.environment_state"]
     policy = SFTTrainer(cfg).policy
-    assert torch.allclose(policy.task_state_std, expected.task_state_std)
-    assert not torch.allclose(policy.task_state_std, demo_only.task_state_std)
+    assert torch.allclose(policy.task_state_mean, torch.as_tensor(expected["mean"], dtype=torch.float32))
+    assert torch.allclose(policy.task_state_std, torch.as_tensor(expected["std"], dtype=torch.float32).clamp(min=0.01))
+    assert not torch.allclose(policy.task_state_std, demo_only.policy.task_state_std)
 
 
 def test_scenes_are_refused_for_a_policy_without_a_task_state_head_and_outside_sft(tmp_path, camera_demos):

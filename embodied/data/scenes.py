@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from tqdm import tqdm
 
+from embodied.data.stats import feature_stats, mixture_stats
 from embodied.rollout.obs import concat, select
 
 SCENE_SEED = 50_000  # reset seeds of wave w: SCENE_SEED + w, apart from demonstrations (0...) and evaluations
@@ -40,6 +41,21 @@ def render_scenes(env, count: int, seed: int, progress: bool = False) -> dict:
             rendered += keep
             bar.update(keep)
     return concat(parts)
+
+
+def stats_with_scenes(dataset_stats: dict, task_states: torch.Tensor) -> dict:
+    """``dataset_stats`` with the task state's replaced by the equal mixture of the demonstrations' and the scenes'
+    (``task_states`` [M, E]; the scenes' alone when the demonstrations have none).
+
+    Each SFT step weighs its demonstration and scene terms equally, so the task state is z-scored over both. With the
+    demonstrations' alone, a quantity nearly constant there (the cube under the open gripper: 1 cm std) but not in
+    the scenes would outweigh the goal's error a hundredfold in the scene loss.
+    """
+    key = "observation.environment_state"
+    scenes = {key: feature_stats(task_states.double().numpy(), is_image=False)}
+    if key not in dataset_stats:
+        return dataset_stats | scenes
+    return dataset_stats | mixture_stats([{key: dataset_stats[key]}, scenes], [0.5, 0.5])
 
 
 class SceneStream:

@@ -247,19 +247,6 @@ class VLAPolicy(Policy):
         assert self.learns_from_scenes, "scene_loss needs policy.aux_state_coef > 0"
         return self._task_state_loss(self.fused(obs), obs["privileged"])
 
-    @torch.no_grad()
-    def add_scene_stats(self, task_states: torch.Tensor) -> None:
-        """Z-score the task state with the equal mixture of the dataset's statistics and those of the scenes
-        ``task_states`` [M, E]: each SFT step weighs its demonstration and scene terms equally. With the
-        dataset's alone, a quantity nearly constant in demonstrations (the cube under the open gripper: 1 cm
-        std) but not in scenes would outweigh the goal's error a hundredfold in the scene loss."""
-        assert self.learns_from_scenes, "add_scene_stats needs policy.aux_state_coef > 0"
-        scenes = task_states.float()
-        mean = (self.task_state_mean + scenes.mean(0)) / 2  # [E]
-        variance = (self.task_state_std ** 2 + scenes.var(0, unbiased=False)) / 2 \
-            + ((self.task_state_mean - scenes.mean(0)) / 2) ** 2
-        self.set_task_state_stats(mean, variance.sqrt())
-
     def observation_inputs(self) -> list[str]:
         """Proprioception and every camera of ``cameras`` (the instruction comes with every dataset frame)."""
         return ["state", *[f"{CAMERA_INPUT}{camera}" for camera in self.cameras]]
