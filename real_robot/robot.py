@@ -64,12 +64,21 @@ class Robot(abc.ABC):
         """``arm``: the ``sims.arms`` model of this robot (its joint limits, and the kinematics of end-effector
         control, the guard's workspace check and the policy's proprioception)."""
         self.arm = get_arm(arm) if isinstance(arm, str) else arm
-        self.joint_low, self.joint_high = self.arm.joint_low, self.arm.joint_high
         self.cameras = {name: camera if isinstance(camera, Camera) else make_camera(dict(camera))
                         for name, camera in (cameras or {}).items()}
         self._connected = False
 
     # ---------------------------------------------------------------------------------------- features
+    @property
+    def joint_low(self) -> np.ndarray:
+        """Lower joint position limits [J] in radians, the arm model's."""
+        return self.arm.joint_low
+
+    @property
+    def joint_high(self) -> np.ndarray:
+        """Upper joint position limits [J] in radians, the arm model's."""
+        return self.arm.joint_high
+
     @property
     def num_joints(self) -> int:
         return len(self.joint_low)
