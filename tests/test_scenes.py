@@ -8,7 +8,8 @@ import torch
 from embodied.algorithms.sft import SFTConfig
 from embodied.config.schema import TrainConfig, validate
 from embodied.data.demos import env_features, record_expert_demos
-from embodied.data.scenes import PUSH_STEPS, SCENE_SEED, SceneStream, render_scenes, stats_with_scenes
+from embodied.data.scenes import (MARKER_SEED, PUSH_STEPS, SCENE_SEED, SceneStream, render_scenes,
+                                  stats_with_scenes)
 from embodied.data.writer import LeRobotDatasetWriter
 from embodied.runner.sft import SFTTrainer
 from policies import make_policy
@@ -106,6 +107,32 @@ def test_sft_adds_the_scene_loss_on_a_scene_minibatch_at_every_step(tmp_path, ca
     assert seen == [5, 5, 5]
 
 
+def test_carried_scenes_hold_the_cube_and_show_the_markers_of_another_reset():
+    env = make_env(task="PickCube", num_envs=4, cameras=("front",), image_size=(32, 32), autoreset=False)
+    driver = make_env(task="PickCube", num_envs=4, autoreset=False)
+    scenes = render_scenes(env, 8, seed=1, driver=driver)  # wave 0 pushed, wave 1 carried
+    goal, cube_from_tool = slice(7, 10), slice(13, 16)  # in PickCube's task state
+    task_state = scenes["privileged"]
+    shown = env.reset(seed=MARKER_SEED + 1)[0]["privileged"][:, goal]
+    heading = driver.reset(seed=SCENE_SEED + 1)[0]["privileged"][:, goal]  # where the expert carried the cube
+    assert torch.allclose(task_state[4:, goal], shown)
+    assert (task_state[4:, goal] - heading).norm(dim=1).min() > 0.02
+    assert task_state[4:, cube_from_tool].norm(dim=1).max() < 0.02  # the cube is in the gripper
+    assert task_state[:4, cube_from_tool].norm(dim=1).min() > 0.04  # a pushed arm does not hold it
+    assert not torch.equal(scenes["rgb"]["front"][4:], env.reset(seed=MARKER_SEED + 1)[0]["rgb"]["front"])
+
+
+def test_sft_renders_carried_scenes_with_a_camera_less_driver(tmp_path, camera_demos):
+    cfg = _sft_config(tmp_path, camera_demos, "vla")
+    cfg.data.carried_scenes = True
+    scenes = SFTTrainer(cfg).scenes.scenes
+    env = make_env(task="Reach", num_envs=4, cameras=("front",), image_size=(32, 32), autoreset=False)
+    driver = make_env(task="Reach", num_envs=4, autoreset=False)
+    expected = render_scenes(env, 6, seed=cfg.experiment.seed, driver=driver)
+    assert torch.equal(scenes["privileged"], expected["privileged"])
+    assert torch.equal(scenes["rgb"]["front"], expected["rgb"]["front"])
+
+
 def _stats(mean, std) -> dict:
     """Dataset statistics of one feature as meta/stats.json holds them (no quantiles)."""
     mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
@@ -153,4 +180,7 @@ def test_scenes_are_refused_for_a_policy_without_a_task_state_head_and_outside_s
         validate(cfg)
     cfg.data.scene_frames = -1
     with pytest.raises(ValueError, match="data.scene_frames must be >= 0"):
+        validate(cfg)
+    cfg.data.scene_frames, cfg.data.carried_scenes = 0, True
+    with pytest.raises(ValueError, match="set data.scene_frames > 0"):
         validate(cfg)

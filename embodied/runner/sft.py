@@ -51,7 +51,10 @@ class SFTTrainer(Run):
             raise ValueError(f"data.scene_frames={cfg.data.scene_frames} trains an auxiliary task-state head that "
                              f"this {cfg.policy.name} policy does not have: use policy=vla with policy.aux_state_coef "
                              "> 0, or set data.scene_frames=0")
-        scenes = render_scenes(self.env, cfg.data.scene_frames, cfg.experiment.seed, cfg.experiment.progress)
+        driver = build_env(cfg, self.env.num_envs, autoreset=False, cameras=()) if cfg.data.carried_scenes else None
+        scenes = render_scenes(self.env, cfg.data.scene_frames, cfg.experiment.seed, cfg.experiment.progress, driver)
+        if driver is not None:
+            driver.close()
         self.policy.set_dataset_stats(stats_with_scenes(self.data.stats, scenes["privileged"]))
         return SceneStream(scenes, cfg.data.scene_batch, cfg.experiment.seed)
 
