@@ -85,6 +85,22 @@ def test_a_floating_goal_stands_on_a_stem_down_to_the_table(task):
     assert not image[row, col, 1] > image[row, col, 0] + 40
 
 
+def test_the_side_camera_sees_the_goal_height_and_an_unknown_camera_error_lists_the_cameras():
+    env = make_env(task="PickCube", num_envs=1, image_size=(64, 64), autoreset=False)
+    env.reset(seed=0)
+    env.qpos[0, env.cube_qpos[0]:env.cube_qpos[0] + 3] = [5.0, 5.0, -5.0]  # nothing in front of the goal
+    rows = []
+    for z in (0.08, 0.25):  # the ends of PickCube's goal heights
+        env.mocap_pos[0, 0] = [0.05, 0.0, z]
+        image = env.render_frames("side")[0].astype(int)
+        row, col = _pixel(env, "side", [0.05, 0.0, z])
+        assert image[row, col, 1] > image[row, col, 0] + 40, (z, image[row, col])  # the green sphere is there
+        rows.append(row)
+    assert rows[0] - rows[1] > 15  # 17 cm of height: more than a quarter of the image
+    with pytest.raises(ValueError, match="the scene has \\['front', 'side', 'wrist'\\]"):
+        make_env(task="PickCube", num_envs=1, cameras=("top",))
+
+
 @pytest.mark.parametrize("task", TASKS)
 def test_gymnasium_registration_passes_check_env(task):
     env = gym.make(f"embodied/{task}-v0")

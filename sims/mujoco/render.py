@@ -16,7 +16,8 @@ class BatchRenderer:
     def __init__(self, model: mujoco.MjModel, cameras: tuple[str, ...], height: int, width: int):
         for camera in cameras:
             if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
-                raise ValueError(f"unknown camera {camera!r}; the scene has 'front' and 'wrist'")
+                names = [model.camera(i).name for i in range(model.ncam)]
+                raise ValueError(f"unknown camera {camera!r}; the scene has {names}")
         self.model = model  # a private copy: per-env visual randomisation is written into it
         self.cameras = cameras
         self.data = mujoco.MjData(model)

@@ -85,6 +85,7 @@ def build_scene_xml(cubes: tuple[Cube, ...], markers: tuple[Marker, ...], timest
     <geom name="table" type="box" size="0.6 0.7 0.02" pos="-0.15 0 -0.02" material="table"
           contype="1" conaffinity="3" friction="0.8 0.01 0.001"/>
     <camera name="front" pos="0.45 0 0.45" xyaxes="0 1 0 -0.6 0 0.8" fovy="55"/>
+    <camera name="side" pos="0 -0.6 0.2" xyaxes="1 0 0 0 0.164 0.986" fovy="50"/>
     {arm_model.arm_body(arm)}
     {objects}
   </worldbody>
