@@ -1,6 +1,8 @@
 """Rendered scenes without actions (data.scene_frames): what is rendered, the loss they train, and where they are
 refused."""
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 import torch
@@ -8,8 +10,8 @@ import torch
 from embodied.algorithms.sft import SFTConfig
 from embodied.config.schema import TrainConfig, validate
 from embodied.data.demos import env_features, record_expert_demos
-from embodied.data.scenes import (MARKER_SEED, PUSH_STEPS, SCENE_SEED, SceneStream, render_scenes,
-                                  stats_with_scenes)
+from embodied.data.scenes import (MARKER_SEED, PUSH_STEPS, SCENE_SEED, SceneStream, carried_scene_problem,
+                                  render_scenes, stats_with_scenes)
 from embodied.data.writer import LeRobotDatasetWriter
 from embodied.runner.sft import SFTTrainer
 from policies import make_policy
@@ -110,16 +112,39 @@ def test_sft_adds_the_scene_loss_on_a_scene_minibatch_at_every_step(tmp_path, ca
 def test_carried_scenes_hold_the_cube_and_show_the_markers_of_another_reset():
     env = make_env(task="PickCube", num_envs=4, cameras=("front",), image_size=(32, 32), autoreset=False)
     driver = make_env(task="PickCube", num_envs=4, autoreset=False)
-    scenes = render_scenes(env, 8, seed=1, driver=driver)  # wave 0 pushed, wave 1 carried
+    scenes = render_scenes(env, 16, seed=1, driver=driver)  # waves: pushed, carried, pushed, carried
     goal, cube_from_tool = slice(7, 10), slice(13, 16)  # in PickCube's task state
     task_state = scenes["privileged"]
     shown = env.reset(seed=MARKER_SEED + 1)[0]["privileged"][:, goal]
     heading = driver.reset(seed=SCENE_SEED + 1)[0]["privileged"][:, goal]  # where the expert carried the cube
-    assert torch.allclose(task_state[4:, goal], shown)
-    assert (task_state[4:, goal] - heading).norm(dim=1).min() > 0.02
-    assert task_state[4:, cube_from_tool].norm(dim=1).max() < 0.02  # the cube is in the gripper
+    assert torch.allclose(task_state[4:8, goal], shown)
+    assert (task_state[4:8, goal] - heading).norm(dim=1).min() > 0.02
+    assert task_state[4:8, cube_from_tool].norm(dim=1).max() < 0.02  # the cube is in the gripper
     assert task_state[:4, cube_from_tool].norm(dim=1).min() > 0.04  # a pushed arm does not hold it
-    assert not torch.equal(scenes["rgb"]["front"][4:], env.reset(seed=MARKER_SEED + 1)[0]["rgb"]["front"])
+    assert not torch.equal(scenes["rgb"]["front"][4:8], env.reset(seed=MARKER_SEED + 1)[0]["rgb"]["front"])
+    spec, generator = env.action_spec, torch.Generator().manual_seed(1)
+    pushes = [spec.low + (spec.high - spec.low) * torch.rand(4, spec.dim, generator=generator) for _ in range(2)]
+    obs, _ = env.reset(seed=SCENE_SEED + 2)
+    for _ in range(PUSH_STEPS[1]):  # the second pushed wave (wave 2) takes the second push length
+        obs, *_ = env.step(pushes[1])
+    assert torch.equal(scenes["state"][8:12], obs["state"])
+
+
+def test_carried_scenes_survive_short_episodes_and_are_refused_where_they_cannot_be_staged(tmp_path, camera_demos):
+    env = make_env(task="PickCube", num_envs=2, cameras=("front",), image_size=(32, 32), autoreset=False,
+                   max_episode_steps=5)
+    driver = make_env(task="PickCube", num_envs=2, autoreset=False, max_episode_steps=5)
+    assert render_scenes(env, 4, seed=1, driver=driver)["state"].shape[0] == 4  # CARRY_STEPS[0] > 5 steps
+    assert carried_scene_problem(driver) is None
+    assert "end-effector" in carried_scene_problem(make_env(task="PickCube", num_envs=1, controller="joint_delta"))
+    assert "point at its markers" in carried_scene_problem(make_env(task="PushCube", num_envs=1))
+    cfg = _sft_config(tmp_path, camera_demos, "vla")
+    cfg.data.carried_scenes = True
+    with patch("embodied.runner.sft.carried_scene_problem", return_value="no expert"), \
+            patch("embodied.runner.sft.render_scenes") as render, \
+            pytest.raises(ValueError, match="data.carried_scenes=true: no expert; set data.carried_scenes=false"):
+        SFTTrainer(cfg)
+    render.assert_not_called()
 
 
 def test_sft_renders_carried_scenes_with_a_camera_less_driver(tmp_path, camera_demos):
@@ -182,5 +207,5 @@ def test_scenes_are_refused_for_a_policy_without_a_task_state_head_and_outside_s
     with pytest.raises(ValueError, match="data.scene_frames must be >= 0"):
         validate(cfg)
     cfg.data.scene_frames, cfg.data.carried_scenes = 0, True
-    with pytest.raises(ValueError, match="set data.scene_frames > 0"):
+    with pytest.raises(ValueError, match="set data.scene_frames above 32"):
         validate(cfg)

@@ -69,7 +69,7 @@ class DataConfig:
     # policy's auxiliary head beside the demonstrations (policy=vla; embodied/data/scenes.py); 0: none
     scene_frames: int = 0
     scene_batch: int = 32  # scenes per SFT step
-    carried_scenes: bool = False  # every other scene wave: the expert's arm holding the cube, the goal moved elsewhere
+    carried_scenes: bool = False  # every other scene wave: the expert's arm part of the way, the markers moved elsewhere
 
 
 @dataclass
@@ -177,8 +177,9 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.data.scene_frames == 0 or algorithm_of(cfg.algo).trainer == "sft",
          f"data.scene_frames trains alongside demonstrations in algo=sft; algo={cfg.algo.name} does not read it: "
          "set data.scene_frames=0"),
-        (not cfg.data.carried_scenes or cfg.data.scene_frames > 0,
-         "data.carried_scenes=true makes half of the data.scene_frames scenes carried ones: set data.scene_frames > 0"),
+        (not cfg.data.carried_scenes or cfg.data.scene_frames > cfg.experiment.eval_num_envs,
+         "data.carried_scenes=true stages every other wave of experiment.eval_num_envs scenes as a carried one: set "
+         f"data.scene_frames above {cfg.experiment.eval_num_envs} (got {cfg.data.scene_frames})"),
         (cfg.experiment.eval_episodes >= 1, f"experiment.eval_episodes must be >= 1, got {cfg.experiment.eval_episodes}"),
         (cfg.experiment.eval_num_envs >= 1,
          f"experiment.eval_num_envs must be >= 1 (worlds evaluated side by side), got {cfg.experiment.eval_num_envs}"),

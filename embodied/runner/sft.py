@@ -12,7 +12,7 @@ from embodied.config.schema import TrainConfig, validate
 from embodied.runner.logger import RunLogger
 from embodied.runner.builders import build_env, build_policy
 from embodied.data.compatibility import check_datasets
-from embodied.data.scenes import SceneStream, render_scenes, stats_with_scenes
+from embodied.data.scenes import SceneStream, carried_scene_problem, render_scenes, stats_with_scenes
 from embodied.runner.sft_steps import demonstrations, sft_step
 from embodied.runner.interrupt import GracefulStop
 from embodied.runner.run import Run, refuse_reused_folder
@@ -52,9 +52,15 @@ class SFTTrainer(Run):
                              f"this {cfg.policy.name} policy does not have: use policy=vla with policy.aux_state_coef "
                              "> 0, or set data.scene_frames=0")
         driver = build_env(cfg, self.env.num_envs, autoreset=False, cameras=()) if cfg.data.carried_scenes else None
-        scenes = render_scenes(self.env, cfg.data.scene_frames, cfg.experiment.seed, cfg.experiment.progress, driver)
-        if driver is not None:
-            driver.close()
+        try:
+            problem = carried_scene_problem(driver) if driver is not None else None
+            if problem:
+                raise ValueError(f"data.carried_scenes=true: {problem}; set data.carried_scenes=false")
+            scenes = render_scenes(self.env, cfg.data.scene_frames, cfg.experiment.seed, cfg.experiment.progress,
+                                   driver)
+        finally:
+            if driver is not None:
+                driver.close()
         self.policy.set_dataset_stats(stats_with_scenes(self.data.stats, scenes["privileged"]))
         return SceneStream(scenes, cfg.data.scene_batch, cfg.experiment.seed)
 

@@ -108,6 +108,7 @@ class Task(abc.ABC):
     privileged_dim: int = 0
     params_dim: int = 0
     instructions_vary: bool = False  # whether episodes of this task get different instruction texts
+    params_follow_markers: bool = False  # True: params derive from where the markers are, so they cannot move alone
 
     @abc.abstractmethod
     def sample_episode(self, rng: np.random.Generator) -> EpisodeInit:

@@ -22,6 +22,7 @@ class PushCube(Task):
     max_episode_steps = 50
     privileged_dim = 18
     params_dim = 2  # unit push direction in the table plane
+    params_follow_markers = True  # the push direction points at the goal
     success_radius = 0.05
     push_offset = CUBE_HALF + 0.01  # tool centre behind the cube centre, along the push direction
     behind_tolerance = 0.02  # metres from the push point at which pushing counts
