@@ -1,19 +1,21 @@
 """Pixel VLA learning: SFT from camera images (+ proprioception, + instruction) against two state-MLP bounds.
 
 Run: python benchmarks/vla_learning.py [--tasks Reach PickCube LangPlaceCube] [--seeds 1 2] [--variants ...]
-Per task the scripted expert records ``--demos`` episodes with the front and wrist cameras at 64x64 (kept in
-``--data``, reused when there). Each variant is trained with ``algo=sft`` exactly as
+Per task the scripted expert records ``--demos`` episodes with the front, wrist and side cameras at 64x64 (kept
+in ``--data``, reused when there). Each variant is trained with ``algo=sft`` exactly as
 ``embodied-train algo=sft policy=... env=... data.paths=[...]`` composes it (Hydra, the shipped configs), then
 evaluated over ``--eval-episodes`` fixed episodes with deterministic actions:
 - mlp_privileged: the state MLP reading proprioception + privileged task state (the upper bound);
 - mlp_proprio: the same MLP reading proprioception only (it cannot know where the target is: the lower bound);
-- vla: ``policy=vla`` with its defaults (the configuration this benchmark selected), plus any ``--variants``.
+- vla: ``experiment=vla_sft`` (``policy=vla`` with its defaults and the rendered scenes: the recipe this benchmark
+  selected), plus any ``--variants`` (each adds its overrides to it).
 Ablations of the VLA on the same episodes:
 - image_swapped: every env is shown the camera images of another episode (success must fall to the
   proprioception-only level, proving the image is used);
 - instruction_swapped (LangPlaceCube): each episode's instruction names another cube and another target,
   and success is scored for the new instruction (language grounding, not a fixed habit).
-Columns: success_once, success_at_end, SFT seconds (training only), batch-1 inference ms per action chunk.
+Columns: success_once, success_at_end, SFT seconds (training only; the JSON's setup_seconds has the loading of
+the demonstrations and the rendering of the scenes), batch-1 inference ms per action chunk.
 Writes benchmarks/results/vla_learning.json.
 """
 
@@ -40,13 +42,13 @@ from sims.tasks.lang_place import CUBE_COLOURS, TARGET_COLOURS  # noqa: E402
 ENV_GROUPS = {"Reach": "reach", "PickCube": "pick_cube", "LangPlaceCube": "lang_place_cube"}
 DEMOS = {"Reach": 100, "PickCube": 200, "LangPlaceCube": 300}
 VLA_STEPS = {"Reach": 6000, "PickCube": 10000, "LangPlaceCube": 4000}  # SFT steps of the VLA variants (<= 20 min)
-CAMERAS = ("front", "wrist")
+CAMERAS = ("front", "wrist", "side")
 BOUNDS = {"mlp_privileged": ["policy=mlp", "policy.obs_keys=[state,privileged]", "algo.sft_steps=2000"],
           "mlp_proprio": ["policy=mlp", "policy.obs_keys=[state]", "algo.sft_steps=2000"]}
 
 
 def record(task: str, root: str, episodes: int) -> str:
-    """The task's expert dataset with both cameras (recorded once, reused)."""
+    """The task's expert dataset with every camera of CAMERAS (recorded once, reused)."""
     path = os.path.join(root, task.lower())
     if os.path.isfile(os.path.join(path, "meta", "info.json")):
         return path
@@ -140,7 +142,9 @@ def run_variant(task: str, name: str, overrides: list[str], data: str, seed: int
 
     out = os.path.join(args.runs, f"{task}_{name}_s{seed}")
     cfg = compose(task, data, seed, out, overrides, args.eval_episodes)
-    trainer = SFTTrainer(cfg)
+    start = time.perf_counter()
+    trainer = SFTTrainer(cfg)  # loads the demonstrations and renders data.scene_frames scenes
+    setup_seconds = time.perf_counter() - start
     start = time.perf_counter()
     trainer.train()  # ends with the trainer's own evaluation, excluded from the seconds below
     sft_seconds = time.perf_counter() - start - trainer.eval_seconds
@@ -148,7 +152,8 @@ def run_variant(task: str, name: str, overrides: list[str], data: str, seed: int
     cameras = tuple(cfg.env.cameras)
     env = make_env(task=task, num_envs=32, cameras=cameras, autoreset=False)
     row = {"task": task, "variant": name, "seed": seed, "overrides": overrides, "episodes": args.eval_episodes,
-           **success(policy, env, args.eval_episodes, args.eval_seed), "sft_seconds": sft_seconds,
+           **success(policy, env, args.eval_episodes, args.eval_seed), "setup_seconds": setup_seconds,
+           "sft_seconds": sft_seconds,
            "sft_steps": cfg.algo.sft_steps}
     if cameras and name.startswith("vla"):
         row["inference_ms"] = inference_ms(policy, env)
@@ -195,7 +200,7 @@ def main() -> None:
           "SFT s | ms/chunk |\n|---|---|---|---|---|---|---|---|---|", flush=True)
     for task in args.tasks:
         data = record(task, args.data, DEMOS[task])
-        variants = {"vla": ["policy=vla", f"experiment.torch_threads={args.threads}",
+        variants = {"vla": ["experiment=vla_sft", f"experiment.torch_threads={args.threads}",
                             f"algo.sft_steps={args.vla_steps or VLA_STEPS[task]}"]}
         for spec in args.variants:
             name, _, overrides = spec.partition("=")

@@ -10,6 +10,7 @@ from hydra import compose, initialize_config_dir
 from embodied.algorithms import AlgoConfig, algorithm_of
 from embodied.algorithms.opd import OPDConfig
 from embodied.cli import train as train_cli
+from embodied.config.schema import validate
 from sims.registry import REGISTRIES, Registry
 from sims.tasks import TASKS
 
@@ -79,3 +80,14 @@ def test_an_algorithm_is_chosen_by_its_config_group_with_its_own_settings():
     with initialize_config_dir(config_dir=train_cli.CONFIG_DIR, version_base=None):  # a policy config may set
         sft_vla = compose("train", overrides=["algo=sft", "policy=vla"])  # algo keys: the algo group loads first
     assert sft_vla.algo.ema_decay == 0.999
+
+
+def test_experiment_vla_sft_is_the_pixel_recipe_on_any_task():
+    with initialize_config_dir(config_dir=train_cli.CONFIG_DIR, version_base=None):
+        cfg = compose("train", overrides=["experiment=vla_sft", "env=pick_cube", "data.paths=[demos/pick_cube]"])
+    typed = train_cli.to_typed(cfg, train_cli.TrainConfig, "t")
+    validate(typed)
+    assert (typed.algo.name, typed.policy.name, typed.algo.sft_steps) == ("sft", "vla", 10000)
+    assert (typed.data.scene_frames, typed.data.carried_scenes) == (4096, True)
+    assert list(typed.env.cameras) == list(typed.policy.cameras) == ["front", "wrist", "side"]
+    assert typed.experiment.name == "PickCube_vla_sft" and typed.experiment.output_dir == "runs/PickCube_vla_sft"
