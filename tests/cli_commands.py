@@ -54,7 +54,7 @@ def run_command(line: str, monkeypatch) -> str:
     if "--help" in args or "-h" in args:
         tiny = []
     elif program == "embodied-train":
-        tiny = TINY[program] + (SFT_TINY if "algo=sft" in args else []) + train_budget(args)
+        tiny = TINY[program] + train_budget(args)
     else:
         tiny = TINY[program]
     monkeypatch.setattr(sys, "argv", [program, *args, *tiny])
@@ -74,7 +74,8 @@ def run_command(line: str, monkeypatch) -> str:
 
 
 def train_budget(args: list[str]) -> list[str]:
-    """Four envs per env worker and stage; RL-Co's SFT stage and critic warm-up shrunk where the config has them."""
+    """Four envs per env worker and stage; SFT steps, rendered scenes, RL-Co's SFT stage and critic warm-up shrunk
+    where the composed config has them (``experiment=vla_sft`` picks algo=sft without saying so)."""
     from hydra import compose, initialize_config_dir
 
     from embodied.cli.train import _config_path
@@ -84,5 +85,7 @@ def train_budget(args: list[str]) -> list[str]:
         cfg = compose("train", overrides=args)
     workers = cfg.dist.num_env_workers if cfg.dist.backend != "single" else 1
     return [f"env.num_envs={4 * workers * cfg.dist.pipeline_stages}"] + \
+        (SFT_TINY if "sft_steps" in cfg.algo else []) + \
+        (["data.scene_frames=8"] if cfg.data.scene_frames else []) + \
         (["algo.sft_stage_steps=2"] if cfg.algo.sft_stage_steps else []) + \
         (["algo.critic_warmup_iterations=1"] if cfg.algo.critic_warmup_iterations else [])

@@ -2,8 +2,8 @@
 
 Examples:
   embodied-record-demos                                        # 50 PickCube episodes, front camera 64x64
-  embodied-record-demos --task StackCube --episodes 200 --out demos/stack_cube --cameras front wrist
-  embodied-record-demos --out demos/pick_cube --cameras front wrist --resume  # append (same cameras)
+  embodied-record-demos --task StackCube --episodes 200 --out demos/stack_cube --cameras front wrist side
+  embodied-record-demos --out demos/pick_cube --cameras front wrist side --resume  # append (same cameras)
   embodied-record-demos --task StackCube --expert planner      # IK + joint-space Informed RRT* (joint_delta actions)
 Only successful episodes are kept unless --keep-failures. Train on the result with
   embodied-train algo=sft env=pick_cube data.paths=[demos/pick_cube] experiment.name=PickCube_sft
