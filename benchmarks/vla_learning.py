@@ -41,7 +41,7 @@ from sims.tasks.lang_place import CUBE_COLOURS, TARGET_COLOURS  # noqa: E402
 
 ENV_GROUPS = {"Reach": "reach", "PickCube": "pick_cube", "LangPlaceCube": "lang_place_cube"}
 DEMOS = {"Reach": 100, "PickCube": 200, "LangPlaceCube": 300}
-VLA_STEPS = {"Reach": 6000, "PickCube": 10000, "LangPlaceCube": 4000}  # SFT steps of the VLA variants (<= 20 min)
+VLA_STEPS = {"Reach": 6000, "PickCube": 10000, "LangPlaceCube": 4000}  # SFT steps of the VLA variants (README: times)
 CAMERAS = ("front", "wrist", "side")
 BOUNDS = {"mlp_privileged": ["policy=mlp", "policy.obs_keys=[state,privileged]", "algo.sft_steps=2000"],
           "mlp_proprio": ["policy=mlp", "policy.obs_keys=[state]", "algo.sft_steps=2000"]}
