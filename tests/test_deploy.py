@@ -266,7 +266,7 @@ def test_temporal_ensembling_weights_the_oldest_prediction_most_and_forgets_on_r
 
 @pytest.mark.parametrize("controller, action", [
     ("ee_delta_pos", [0.3, -0.2, 0.1, -0.5]),
-    ("ee_delta_pose", [0.3, -0.2, 0.1, 0.2, -0.1, 0.3, 0.5]),
+    ("ee_delta_pose", [0.25, -0.15, 0.1, 0.1, -0.05, 0.15, 0.5]),  # inside the joint-step cap: mapped back as sent
     ("joint_delta", [0.1, -0.2, 0.3, 0.0, 0.5, -0.4, 0.2, 1.0]),
 ])
 def test_sent_commands_map_back_to_the_controller_action(controller, action):
@@ -296,3 +296,29 @@ def test_a_policy_reading_a_camera_the_robot_lacks_is_refused_before_connecting(
     monkeypatch.setattr(Robot, "connect", lambda self: pytest.fail("connected to a robot it cannot feed"))
     with pytest.raises(ValueError, match=r"reads cameras \['wrist'\] .* has \['front'\]"):
         deploy(tmp_path, policy_dir)
+
+
+def test_end_effector_steps_stay_inside_the_default_guard_and_keep_their_direction():
+    """The IK controller caps every joint's step at the guard's default limit at 20 Hz, scaling the whole step, so a
+    deployed policy moves as it did in training (uncapped, the twin clipped 10% of a PickCube VLA's steps)."""
+    from embodied.deploy.mapping import ActionMapper
+    from real_robot.safety import SafetyLimits
+    from sims.arms import get_arm
+    from sims.mujoco.kinematics import ArmKinematics
+
+    arm, limits = get_arm("panda"), SafetyLimits()
+    guard_step = np.minimum(min(limits.max_relative_target, limits.max_joint_velocity / 20.0),
+                            np.asarray(arm.velocity_limits) / 20.0)  # [J] rad per command at 20 Hz
+    capped = ActionMapper("ee_delta_pos", ArmKinematics(arm))
+    free = ActionMapper("ee_delta_pos", ArmKinematics(arm))
+    free.controller.max_joint_step = None
+    rng = np.random.default_rng(0)
+    largest_free = 0.0
+    for _ in range(40):
+        q = arm.home + rng.uniform(-0.4, 0.4, arm.dof)
+        action = np.append(rng.choice([-1.0, 1.0], 3), 1.0)  # full speed along a diagonal
+        step, free_step = capped(action, q)[:7] - q, free(action, q)[:7] - q
+        largest_free = max(largest_free, np.abs(free_step).max())
+        assert (np.abs(step) <= guard_step + 1e-9).all()
+        np.testing.assert_allclose(step, free_step * (np.abs(step).max() / np.abs(free_step).max()), atol=1e-9)
+    assert largest_free > 1.5 * guard_step.max()  # the uncapped steps do go past the guard's limit

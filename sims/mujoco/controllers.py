@@ -20,6 +20,8 @@ from sims.registry import Registry
 # Tool-centre box: the lowest height keeps the finger pads (12 mm half height) 3 mm above the table top.
 WORKSPACE_LOW = (-0.45, -0.35, 0.015)
 WORKSPACE_HIGH = (0.3, 0.35, 0.45)
+# rad per command: the safety guard's default joint-step limit (real_robot/safety.py: 1.5 rad/s at the default 20 Hz)
+MAX_JOINT_STEP = 0.075
 TOP_DOWN = np.diag([1.0, -1.0, -1.0])  # tool frame of the home pose: z axis pointing at the table
 
 
@@ -74,15 +76,20 @@ class EndEffectorController(Controller):
     (``max_rotation`` rad, world frame), and a gripper command. Solved by damped least-squares IK with a
     null-space pull towards the home posture. Without rotation the tool keeps pointing straight down.
     The commanded tool position is clipped to the box ``workspace_low``..``workspace_high`` (metres, world
-    frame), so a policy cannot drive the fingers into the table or out of the arm's useful reach.
+    frame), so a policy cannot drive the fingers into the table or out of the arm's useful reach. The IK step is
+    scaled down as a whole (the tool's direction kept) until no joint moves more than ``max_joint_step`` rad per
+    command: the same cap a real arm's safety guard applies, so that a policy trained here is not slowed down only
+    once deployed (None: no cap).
     """
 
     needs_jacobian = True
 
     def __init__(self, with_rotation: bool, arm: ArmModel | None = None, max_translation: float = 0.05,
                  max_rotation: float = 0.25, damping: float = 0.05, nullspace_gain: float = 0.2,
-                 workspace_low=WORKSPACE_LOW, workspace_high=WORKSPACE_HIGH):
+                 workspace_low=WORKSPACE_LOW, workspace_high=WORKSPACE_HIGH,
+                 max_joint_step: float | None = MAX_JOINT_STEP):
         super().__init__(arm)
+        self.max_joint_step = max_joint_step
         self.with_rotation = with_rotation
         self.max_translation = max_translation
         self.max_rotation = max_rotation
@@ -116,6 +123,9 @@ class EndEffectorController(Controller):
         if self.arm.dof > 6:  # a redundant arm: use the spare joints to stay near the home posture
             nullspace = const(q, np.eye(self.arm.dof))[None] - pinv @ jac  # [n, J, J]
             dq = dq + (nullspace @ ((const(q, self.home) - q) * self.nullspace_gain)[:, :, None])[:, :, 0]
+        if self.max_joint_step is not None:  # one scale per env: the joints keep their proportions
+            largest = xp.max(xp.abs(dq), axis=1, keepdims=True)  # [n, 1]
+            dq = dq * xp.minimum(const(q, 1.0), self.max_joint_step / xp.maximum(largest, const(q, 1e-12)))
         target = clip(q + dq, const(q, self.joint_low), const(q, self.joint_high))
         return target, gripper_target(actions[:, -1])
 
