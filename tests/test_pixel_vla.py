@@ -188,9 +188,9 @@ def test_pixel_vla_learns_reach_from_images_and_fails_when_shown_another_episode
     swapped = success(vla, SwappedImages(env), 64, seed=1000)["success_once"]
     blind = success(proprio, env, 64, seed=1000)["success_once"]
     # Measured (seed 1, 64 episodes each, the 3 cm goal on its post): another episode's images 0.00-0.03,
-    # proprioception only 0.08; pixels vary with bit-level differences of one 1500-step run: 0.66 (last weights, 1
-    # torch thread), 0.47 (weight average, the policy=vla default, 1 thread), 0.78 / 0.86 (last / average, 2 threads),
-    # 0.86 in an earlier session. At 64 px, 100 demos and 6000 steps the same policy reaches 0.94-1.0
-    # (benchmarks/vla_learning.py); this is the 4-minute version. 23 of 64 successes at a true rate of 0.15 has
-    # probability below 1e-4, so the proprioception-only level cannot pass.
-    assert blind <= 0.15 and pixels >= 0.35 and swapped <= 0.15, (blind, pixels, swapped)
+    # proprioception only 0.08, 0.16 since the controller caps each joint's step; pixels vary with bit-level
+    # differences of one 1500-step run: 0.47-0.86 before the cap, 0.73 with it (weight average, 1 torch thread).
+    # At 64 px, 100 demos and 6000 steps the same policy reaches 0.94-1.0 (benchmarks/vla_learning.py); this is the
+    # 4-minute version. 29 of 64 successes at a true rate of 0.25 has
+    # probability 3e-4, so the proprioception-only level cannot pass.
+    assert blind <= 0.25 and pixels >= 0.45 and swapped <= 0.25, (blind, pixels, swapped)
