@@ -191,6 +191,6 @@ def test_pixel_vla_learns_reach_from_images_and_fails_when_shown_another_episode
     # proprioception only 0.08, 0.16 since the controller caps each joint's step; pixels vary with bit-level
     # differences of one 1500-step run: 0.47-0.86 before the cap, 0.73 with it (weight average, 1 torch thread).
     # At 64 px, 100 demos and 6000 steps the same policy reaches 0.94-1.0 (benchmarks/vla_learning.py); this is the
-    # 4-minute version. 29 of 64 successes at a true rate of 0.25 has
-    # probability 3e-4, so the proprioception-only level cannot pass.
+    # 4-minute version. 29 of 64 successes at a true rate of 0.25 has probability 3e-4, so the proprioception-only
+    # level cannot pass.
     assert blind <= 0.25 and pixels >= 0.45 and swapped <= 0.25, (blind, pixels, swapped)
