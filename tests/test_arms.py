@@ -88,8 +88,10 @@ def test_envs_controllers_and_states_follow_the_arms_joint_count(name):
     start = obs["state"][0, -3:].clone()
     for _ in range(4):
         obs, *_ = ee.step(torch.tensor([[1.0, 0.0, 0.0, 1.0]] * 2))  # +x, targets 5 cm ahead of the tool
-    moved = obs["state"][0, -3:] - start  # the Panda: 0.099 along x, 0.000 along y, -0.006 along z
-    assert moved[0] > 0.08 and abs(moved[1]) < 0.01 and abs(moved[2]) < 0.02, moved
+    # the Panda: 0.099 along x, 0.000 along y, -0.006 along z; the joint-step cap (0.075 rad per command) slows the
+    # six-joint arms, whose shoulders carry more of the move: the UR5e 0.060, the xArm6 0.045
+    moved = obs["state"][0, -3:] - start
+    assert moved[0] > 0.04 and abs(moved[1]) < 0.01 and abs(moved[2]) < 0.02, moved
 
 
 @pytest.mark.parametrize("name", ["panda", "ur5e", "xarm6", "xarm7"])
