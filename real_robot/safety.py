@@ -60,6 +60,16 @@ class SafetyLimits:
         self.workspace_low, self.workspace_high = tuple(low.tolist()), tuple(high.tolist())
 
 
+def joint_step_limit(limits: SafetyLimits, control_dt: float, joints: int, arm=None) -> np.ndarray:
+    """The largest change per command of each joint [J] (rad): the smaller of ``max_relative_target`` and
+    ``max_joint_velocity * control_dt``, and never faster than the arm model's own velocity limits, whatever the
+    config says."""
+    step = np.full(joints, min(limits.max_relative_target, limits.max_joint_velocity * control_dt))
+    if arm is not None:
+        step = np.minimum(step, np.asarray(arm.velocity_limits) * control_dt)
+    return step
+
+
 def _finite_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -162,10 +172,7 @@ class SafetyGuard:
         target = np.clip(action[:n], low, high)
         if not np.allclose(target, action[:n]):
             self._intervene("joint_clamped", "joint target clamped to the joint limits")
-        max_step = np.full(n, min(lim.max_relative_target, lim.max_joint_velocity * self.control_dt))  # [J]
-        arm = getattr(self.robot, "arm", None)
-        if arm is not None:  # never faster than the manufacturer's joint velocity limits, whatever the config says
-            max_step = np.minimum(max_step, np.asarray(arm.velocity_limits) * self.control_dt)
+        max_step = joint_step_limit(lim, self.control_dt, n, getattr(self.robot, "arm", None))  # [J]
         limited = q + np.clip(target - q, -max_step, max_step)
         if not np.allclose(limited, target):
             self._intervene("step_limited", f"joint change limited to {max_step.min():.3f} rad per step "

@@ -302,13 +302,12 @@ def test_end_effector_steps_stay_inside_the_default_guard_and_keep_their_directi
     """The IK controller caps every joint's step at the guard's default limit at 20 Hz, scaling the whole step, so a
     deployed policy moves as it did in training (uncapped, the twin clipped 10% of a PickCube VLA's steps)."""
     from embodied.deploy.mapping import ActionMapper
-    from real_robot.safety import SafetyLimits
+    from real_robot.safety import SafetyLimits, joint_step_limit
     from sims.arms import get_arm
     from sims.mujoco.kinematics import ArmKinematics
 
-    arm, limits = get_arm("panda"), SafetyLimits()
-    guard_step = np.minimum(min(limits.max_relative_target, limits.max_joint_velocity / 20.0),
-                            np.asarray(arm.velocity_limits) / 20.0)  # [J] rad per command at 20 Hz
+    arm = get_arm("panda")
+    guard_step = joint_step_limit(SafetyLimits(), 1 / 20, arm.dof, arm)  # [J] rad per command at 20 Hz
     capped = ActionMapper("ee_delta_pos", ArmKinematics(arm))
     free = ActionMapper("ee_delta_pos", ArmKinematics(arm))
     free.controller.max_joint_step = None
