@@ -50,6 +50,11 @@ def test_bad_train_values_stop_with_one_line(in_tmp, monkeypatch, override, mess
     assert not os.path.exists(in_tmp / "runs" / "bad" / "checkpoints")  # nothing trained
 
 
+def test_an_unknown_sft_precision_is_refused_by_name(in_tmp, monkeypatch):
+    result = run_train(["algo=sft", "data.paths=[demos]", "algo.precision=fp16", "experiment.name=bad"], monkeypatch)
+    assert "algo.precision must be one of ['bf16', 'fp32'], got 'fp16'" in result and "\n" not in result, result
+
+
 def test_free_form_sections_still_take_new_keys(in_tmp, monkeypatch):
     """``policy.vision`` is a dict handed to the encoder: its keys are the encoder's to check."""
     cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), {"policy": {"vision": {"name": "tiny", "width": 8}}})

@@ -20,6 +20,34 @@ def test_spatial_softmax_returns_the_coordinates_of_a_peak_and_the_centre_of_a_f
     assert torch.allclose(keypoints[1], torch.zeros(3, 2), atol=1e-6)  # uniform weights: the mean of the grid
 
 
+def test_spatial_softmax_keeps_fp32_precision_under_bf16_autocast():
+    torch.manual_seed(0)
+    maps = (torch.randn(2, 4, 16, 16) * 8).round() / 8  # exactly representable in bf16: no input rounding
+    exact = SpatialSoftmax()(maps)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = SpatialSoftmax()(maps.bfloat16())  # a conv trunk under autocast hands over bf16 maps
+    assert mixed.dtype == torch.float32
+    assert (mixed - exact).abs().max() < 1e-5  # bf16 arithmetic would be off by ~4e-3 (8 mantissa bits)
+
+
+def test_a_bf16_sft_step_trains_the_fp32_weights_with_the_loss_near_fp32():
+    from embodied.runner.sft_steps import sft_step
+
+    data = batch()
+    losses, weights = {}, {}
+    for precision in ("fp32", "bf16"):
+        policy = small_vla()
+        optimizer = torch.optim.SGD(policy.parameters(), lr=0.1)
+        torch.manual_seed(5)
+        losses[precision] = sft_step(policy, optimizer, data, max_grad_norm=1e9, precision=precision)["sft_loss"]
+        weights[precision] = policy.vision.trunk[0].weight.detach()
+    assert weights["bf16"].dtype == torch.float32 and losses["bf16"] != losses["fp32"]  # autocast did engage
+    assert abs(losses["bf16"] - losses["fp32"]) < 0.01 * abs(losses["fp32"])  # same loss to bf16's precision
+    start = small_vla().vision.trunk[0].weight.detach()
+    moved = {p: (w - start).abs().sum() for p, w in weights.items()}
+    assert moved["bf16"] > 0 and abs(moved["bf16"] - moved["fp32"]) < 0.1 * moved["fp32"]  # the same step, nearly
+
+
 def test_keypoint_encoder_gives_one_token_per_image_with_gradients_to_the_first_conv():
     encoder = ConvKeypointEncoder(channels=8, keypoints=6)
     tokens = encoder(torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8))

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from embodied.algorithms.config import AlgoConfig
 from embodied.algorithms.registry import Algorithm, register_algorithm
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # algo.precision -> the autocast dtype of the forward pass
 
 
 @dataclass
@@ -16,6 +20,9 @@ class SFTConfig(AlgoConfig):
     name: str = "sft"
     sft_steps: int = 2000  # gradient steps
     sft_eval_interval: int = 500  # steps between evaluations in simulation (0: only at the end)
+    # fp32 | bf16: the forward pass under bfloat16 autocast (weights, optimiser and evaluation stay fp32). Fast where
+    # the hardware has bf16 units (CPUs with AMX or AVX512-BF16, GPUs from Ampere on); slower than fp32 elsewhere.
+    precision: str = "fp32"
 
 
 def sft_checks(cfg) -> list[tuple[bool, str]]:
@@ -23,6 +30,8 @@ def sft_checks(cfg) -> list[tuple[bool, str]]:
     return [
         (bool(cfg.data.paths), "algo=sft needs data.paths=[<LeRobot dataset dir>, ...]"),
         (cfg.algo.sft_steps >= 1, f"algo.sft_steps must be >= 1, got {cfg.algo.sft_steps}"),
+        (cfg.algo.precision in PRECISIONS, f"algo.precision must be one of {sorted(PRECISIONS)}, got "
+                                           f"{cfg.algo.precision!r}"),
         (not cfg.resume, "resume=true is not supported for algo=sft yet: start a new run (SFT runs are short)"),
     ]
 

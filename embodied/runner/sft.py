@@ -90,7 +90,7 @@ class SFTTrainer(Run):
             lr = set_annealed_lr(self.optimizer, a.learning_rate, self.iteration, a.sft_steps) if a.anneal_lr \
                 else a.learning_rate
             scenes = next(self.scenes) if self.scenes is not None else None
-            stats = sft_step(self.policy, self.optimizer, next(self.data), a.max_grad_norm, scenes) | \
+            stats = sft_step(self.policy, self.optimizer, next(self.data), a.max_grad_norm, scenes, a.precision) | \
                 {"learning_rate": lr}
             if self.average is not None:
                 self.average.update()

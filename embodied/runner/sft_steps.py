@@ -8,20 +8,24 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from embodied.algorithms.sft import PRECISIONS
 from embodied.data.batches import DemoStream
 from embodied.rollout.device_bridge import to_device
 
 
-def sft_step(policy, optimizer, batch: dict, max_grad_norm: float, scenes: dict | None = None) -> dict:
-    """One gradient step on ``policy.sft_loss(batch)`` (+ ``policy.scene_loss(scenes)`` when scenes are given);
-    returns the losses, gradient norm and step time."""
+def sft_step(policy, optimizer, batch: dict, max_grad_norm: float, scenes: dict | None = None,
+             precision: str = "fp32") -> dict:
+    """One gradient step on ``policy.sft_loss(batch)`` (+ ``policy.scene_loss(scenes)`` when scenes are given),
+    the forward pass in ``precision``; returns the losses, gradient norm and step time."""
     start = time.perf_counter()
-    loss = policy.sft_loss(to_device(batch, policy.device))  # demonstrations load on the CPU
-    stats = {"sft_loss": loss.item()}
-    if scenes is not None:
-        scene_loss = policy.scene_loss(to_device(scenes, policy.device))
-        stats["scene_loss"] = scene_loss.item()
-        loss = loss + scene_loss
+    dtype = PRECISIONS[precision]
+    with torch.autocast(torch.device(policy.device).type, dtype=dtype, enabled=dtype is not None):
+        loss = policy.sft_loss(to_device(batch, policy.device))  # demonstrations load on the CPU
+        stats = {"sft_loss": loss.item()}
+        if scenes is not None:
+            scene_loss = policy.scene_loss(to_device(scenes, policy.device))
+            stats["scene_loss"] = scene_loss.item()
+            loss = loss + scene_loss
     optimizer.zero_grad()
     loss.backward()
     grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm).item()

@@ -24,8 +24,9 @@ class SpatialSoftmax(nn.Module):
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=maps.device),
                                 torch.linspace(-1, 1, w, device=maps.device), indexing="ij")
         grid = torch.stack([xs.flatten(), ys.flatten()], dim=-1)  # [HW, 2]
-        weights = torch.softmax(maps.flatten(2) / self.log_temperature.exp(), dim=-1)  # [B, C, HW]
-        return weights @ grid  # [B, C, 2]
+        with torch.autocast(maps.device.type, enabled=False):  # fp32 even under bf16 autocast: sub-cell precision
+            weights = torch.softmax(maps.float().flatten(2) / self.log_temperature.exp(), dim=-1)  # [B, C, HW]
+            return weights @ grid  # [B, C, 2]
 
 
 class ConvKeypointEncoder(nn.Module):

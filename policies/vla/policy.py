@@ -224,10 +224,11 @@ class VLAPolicy(Policy):
         obs = batch["obs"]
         if self.random_shift and not self.freeze_vision and "rgb" in obs:
             obs = {**obs, "rgb": {cam: random_shift(images, self.random_shift) for cam, images in obs["rgb"].items()}}
-        h = self.fused(obs)  # [N, Q, d]
-        loss = self.head.sft_loss(h, self.stats.normalize_action(batch["action"]), valid_steps(batch))
-        if self.aux_state_coef and "privileged" in obs:
-            loss = loss + self._task_state_loss(h, obs["privileged"])
+        h = self.fused(obs).float()  # [N, Q, d]; under bf16 autocast the heads and losses still run in fp32
+        with torch.autocast(h.device.type, enabled=False):
+            loss = self.head.sft_loss(h, self.stats.normalize_action(batch["action"]), valid_steps(batch))
+            if self.aux_state_coef and "privileged" in obs:
+                loss = loss + self._task_state_loss(h, obs["privileged"])
         return loss
 
     def _task_state_loss(self, h: torch.Tensor, task_state: torch.Tensor) -> torch.Tensor:
@@ -245,7 +246,9 @@ class VLAPolicy(Policy):
         """The task-state loss alone on observations without actions (rendered scenes, no demonstration): the
         towers must find the objects and the goal from the images where proprioception says nothing of them."""
         assert self.learns_from_scenes, "scene_loss needs policy.aux_state_coef > 0"
-        return self._task_state_loss(self.fused(obs), obs["privileged"])
+        h = self.fused(obs).float()  # [N, Q, d]
+        with torch.autocast(h.device.type, enabled=False):
+            return self._task_state_loss(h, obs["privileged"])
 
     def observation_inputs(self) -> list[str]:
         """Proprioception and every camera of ``cameras`` (the instruction comes with every dataset frame)."""
