@@ -321,3 +321,24 @@ def test_end_effector_steps_stay_inside_the_default_guard_and_keep_their_directi
         assert (np.abs(step) <= guard_step + 1e-9).all()
         np.testing.assert_allclose(step, free_step * (np.abs(step).max() / np.abs(free_step).max()), atol=1e-9)
     assert largest_free > 1.5 * guard_step.max()  # the uncapped steps do go past the guard's limit
+
+
+def test_the_simulated_gripper_moves_at_the_guards_rate_and_squeezes_at_its_force():
+    """The sim's fingers close at most the guard's default max_gripper_step per command and their servos stop at its
+    max_gripper_force, so a policy trained in sim grasps on a guarded arm as it did in training."""
+    from real_robot.safety import SafetyLimits
+    from sims.mujoco.arm_model import FINGER_MAX_OPENING
+
+    limits = SafetyLimits()
+    env = make_env(task="PickCube", num_envs=2, autoreset=False)
+    env.reset(seed=0)
+    fingers = env.finger_actuators
+    assert (env.model.actuator_forcerange[fingers] == [-limits.max_gripper_force, limits.max_gripper_force]).all()
+    close = torch.tensor([[0.0, 0.0, 0.0, -1.0], [0.0, 0.0, 0.0, 1.0]])  # env 0 closes from open, env 1 stays open
+    openings = []
+    for _ in range(3):
+        env.step(close)
+        openings.append(env.ctrl[:, env.arm.dof] / FINGER_MAX_OPENING)  # the fingers' commanded opening
+    np.testing.assert_allclose(openings, [[1 - limits.max_gripper_step, 1], [1 - 2 * limits.max_gripper_step, 1],
+                                          [0, 1]], atol=1e-12)
+    env.close()

@@ -12,6 +12,7 @@ import math
 from sims.arms import ArmModel
 
 FINGER_MAX_OPENING = 0.04  # metres per finger
+FINGER_MAX_FORCE = 20.0  # newtons per finger servo: the safety guard's default max_gripper_force
 HAND_TO_TCP = 0.1034  # flange to the centre of the finger pads
 FINGER_JOINT_NAMES = ("finger_left", "finger_right")
 
@@ -103,6 +104,7 @@ def arm_actuators(arm: ArmModel) -> str:
         )
     for name in FINGER_JOINT_NAMES:
         lines.append(
-            f'<position name="act_{name}" joint="{name}" kp="1000" kv="50" ctrlrange="0 0.04" forcerange="-30 30"/>'
+            f'<position name="act_{name}" joint="{name}" kp="1000" kv="50" ctrlrange="0 0.04" '
+            f'forcerange="-{FINGER_MAX_FORCE:g} {FINGER_MAX_FORCE:g}"/>'
         )
     return "<actuator>" + "".join(lines) + "</actuator>"

@@ -22,6 +22,9 @@ WORKSPACE_LOW = (-0.45, -0.35, 0.015)
 WORKSPACE_HIGH = (0.3, 0.35, 0.45)
 # rad per command: the safety guard's default joint-step limit (real_robot/safety.py: 1.5 rad/s at the default 20 Hz)
 MAX_JOINT_STEP = 0.075
+# gripper opening (0 closed .. 1 open) per command: the safety guard's default max_gripper_step, which it counts from
+# the last command, as the controller counts from the fingers' current target
+MAX_GRIPPER_STEP = 0.5
 TOP_DOWN = np.diag([1.0, -1.0, -1.0])  # tool frame of the home pose: z axis pointing at the table
 
 
@@ -33,6 +36,7 @@ class ArmState:
     tcp_pos: np.ndarray  # [n, 3]
     tcp_mat: np.ndarray  # [n, 3, 3]
     jacobian: np.ndarray | None  # [n, 6, J] (translational rows, then rotational) or None
+    finger_target: np.ndarray | None = None  # [n] the finger servos' current target (m); None: no gripper rate limit
 
 
 def gripper_target(command):
@@ -45,10 +49,20 @@ class Controller(abc.ABC):
 
     action_spec: ActionSpec
     needs_jacobian = False
+    max_gripper_step: float | None = MAX_GRIPPER_STEP  # None: the fingers jump to any commanded opening
 
     def __init__(self, arm: ArmModel | None = None):
         self.arm = arm or get_arm("panda")
         self.joint_low, self.joint_high, self.home = self.arm.joint_low, self.arm.joint_high, self.arm.home
+
+    def finger_targets(self, state: ArmState, command):
+        """Finger targets [n] (m) for gripper commands [n] in [-1, 1], at most ``max_gripper_step`` of the full
+        opening away from the current targets (``state.finger_target``; where it is None, no limit)."""
+        target = gripper_target(command)
+        if state.finger_target is None or self.max_gripper_step is None:
+            return target
+        step = self.max_gripper_step * FINGER_MAX_OPENING
+        return clip(target, state.finger_target - step, state.finger_target + step)
 
     @abc.abstractmethod
     def joint_targets(self, state: ArmState, actions):
@@ -68,7 +82,7 @@ class JointDeltaController(Controller):
         q = state.q
         j = self.arm.dof
         target = clip(q + actions[:, :j] * self.max_delta, const(q, self.joint_low), const(q, self.joint_high))
-        return target, gripper_target(actions[:, j])
+        return target, self.finger_targets(state, actions[:, j])
 
 
 class EndEffectorController(Controller):
@@ -127,7 +141,7 @@ class EndEffectorController(Controller):
             largest = xp.max(xp.abs(dq), axis=1, keepdims=True)  # [n, 1]
             dq = dq * xp.minimum(const(q, 1.0), self.max_joint_step / xp.maximum(largest, const(q, 1e-12)))
         target = clip(q + dq, const(q, self.joint_low), const(q, self.joint_high))
-        return target, gripper_target(actions[:, -1])
+        return target, self.finger_targets(state, actions[:, -1])
 
 
 # name -> a function arm -> controller (arm None: the Panda)

@@ -179,6 +179,7 @@ class MujocoTabletopEnv(BatchedEnv):
             tcp_pos=self.site_xpos[env_ids, self.tcp_site],
             tcp_mat=self.site_xmat[env_ids, self.tcp_site].reshape(-1, 3, 3),
             jacobian=None,
+            finger_target=self.ctrl[env_ids, self.arm.dof],
         )
         if self.controller.needs_jacobian:
             all_envs = len(env_ids) == self.num_envs

@@ -91,6 +91,7 @@ class MujocoWarpTabletopEnv(DeviceBatchedEnv, MujocoTabletopEnv):
             tcp_pos=self.site_xpos[:, self.tcp_site].double(),
             tcp_mat=self.site_xmat[:, self.tcp_site].double(),
             jacobian=None,
+            finger_target=self.ctrl[:, self.arm.dof].double(),
         )
         if self.controller.needs_jacobian:
             jacp, jacr = self.batch.jac(self.hand_body, state.tcp_pos)
