@@ -66,11 +66,28 @@ def test_nan_actions_hold_and_stop(tmp_path, policy_dir, monkeypatch):
     assert len(dataset) == 3
 
 
+def test_a_gripper_slammed_shut_and_open_moves_at_the_trained_rate_and_the_guard_has_nothing_to_clip(
+        tmp_path, policy_dir, monkeypatch):
+    """The deploy mapping limits the gripper as the simulator's controllers do (half the opening per command, from
+    the opening last sent), so a policy's gripper moves as in training and the guard's same default never fires."""
+    calls = []
+
+    def three_shut_three_open(self, obs):
+        calls.append(1)
+        return torch.tensor([[0.0, 0.0, 0.0, -1.0 if (len(calls) - 1) // 3 % 2 == 0 else 1.0]])
+
+    monkeypatch.setattr(MLPPolicy, "select_action", three_shut_three_open)
+    report, dataset = deploy(tmp_path, policy_dir)
+    openings = dataset.columns["action.joint_targets"][:, 7]  # sent, from the measured 1.0 (open) at the start
+    np.testing.assert_allclose(openings, [0.5, 0, 0, 0.5, 1, 1] * 2, atol=1e-3)
+    assert report.interventions.get("gripper_limited", 0) == 0, report.interventions
+
+
 def test_a_one_radian_jump_is_limited(tmp_path, policy_dir, monkeypatch):
     from embodied.deploy import mapping
 
     monkeypatch.setattr(mapping.ActionMapper, "__call__",
-                        lambda self, action, q: np.concatenate([q + 1.0, [1.0]]))
+                        lambda self, action, q, gripper=None: np.concatenate([q + 1.0, [1.0]]))
     report, dataset = deploy(tmp_path, policy_dir, safety={"max_relative_target": 0.05})
     assert report.outcome == "timeout" and report.interventions["step_limited"] == 12
     sent, states = dataset.columns["action.joint_targets"], dataset.columns["observation.state"]
@@ -81,7 +98,7 @@ def test_episodes_start_from_a_fresh_scene_and_count_their_own_interventions(tmp
     from embodied.deploy import mapping
 
     monkeypatch.setattr(mapping.ActionMapper, "__call__",
-                        lambda self, action, q: np.concatenate([q + 1.0, [1.0]]))
+                        lambda self, action, q, gripper=None: np.concatenate([q + 1.0, [1.0]]))
     cfg = DeployConfig(policy_path=policy_dir, robot={"type": "sim_twin", "task": "Reach", "cameras": []},
                        control_hz=100.0, max_steps=5, episodes=2, record=str(tmp_path / "rollouts"),
                        safety={"max_relative_target": 0.05})
@@ -203,7 +220,7 @@ SimTwinRobot._write_targets = write
 """
 ONE_RADIAN_JUMP = """import numpy
 from embodied.deploy.mapping import ActionMapper
-ActionMapper.__call__ = lambda self, action, q: numpy.concatenate([q + 1.0, [1.0]])
+ActionMapper.__call__ = lambda self, action, q, gripper=None: numpy.concatenate([q + 1.0, [1.0]])
 """
 STALL_ONCE = CALL_COUNTER + """from policies.mlp import MLPPolicy
 original = MLPPolicy.select_action

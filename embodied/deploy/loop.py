@@ -58,8 +58,10 @@ class DeployLoop:
         report.periods_ms = rate.periods_ms
         try:
             self.guard.engage()  # gripper force cap + watchdog
+            gripper = None  # the opening last sent; the first step starts from the measured one
             while report.steps < self.max_steps:
                 robot_obs = self.guard.observe()
+                gripper = float(robot_obs["gripper"][0]) if gripper is None else gripper
                 obs = self.observe(robot_obs)
                 try:
                     action = self._policy_action(obs)
@@ -70,7 +72,8 @@ class DeployLoop:
                     report.outcome = "nan_action: the policy produced a non-finite action; the robot holds"
                     break
                 q = robot_obs["joint_positions"]
-                sent = self.guard.step(self.mapper(action, q), robot_obs)
+                sent = self.guard.step(self.mapper(action, q, gripper), robot_obs)
+                gripper = float(sent[-1])
                 if self.recorder is not None:
                     self.recorder.add(obs["state"][0].numpy(), robot_obs, self.mapper.sent_to_action(sent, q), sent,
                                       action, self.instruction)

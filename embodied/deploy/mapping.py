@@ -25,10 +25,13 @@ class ActionMapper:
         self.controller = make_controller(controller, kinematics.arm)
         self.kinematics = kinematics
 
-    def __call__(self, action: np.ndarray, q: np.ndarray) -> np.ndarray:
+    def __call__(self, action: np.ndarray, q: np.ndarray, gripper: float | None = None) -> np.ndarray:
+        """``gripper``: the opening last sent (at an episode's start: the measured one); the new opening moves at
+        most the controller's ``max_gripper_step`` from it, as in simulation (None: no limit here)."""
         tcp_pos, tcp_mat = self.kinematics.tool_pose(q)
         state = ArmState(q=q[None], tcp_pos=tcp_pos[None], tcp_mat=tcp_mat[None],
-                         jacobian=self.kinematics.jacobian(q)[None] if self.controller.needs_jacobian else None)
+                         jacobian=self.kinematics.jacobian(q)[None] if self.controller.needs_jacobian else None,
+                         finger_target=None if gripper is None else np.array([gripper * FINGER_MAX_OPENING]))
         arm, finger = self.controller.joint_targets(state, np.clip(action, -1.0, 1.0)[None].astype(np.float64))
         return np.concatenate([arm[0], [finger[0] / FINGER_MAX_OPENING]])
 
