@@ -35,13 +35,17 @@ def test_a_bf16_sft_step_trains_the_fp32_weights_with_the_loss_near_fp32():
 
     data = batch()
     losses, weights = {}, {}
+    head_inputs = []
     for precision in ("fp32", "bf16"):
         policy = small_vla()
+        policy.head.mean.register_forward_hook(lambda module, args, out: head_inputs.append(
+            (args[0].dtype, out.dtype)))
         optimizer = torch.optim.SGD(policy.parameters(), lr=0.1)
         torch.manual_seed(5)
         losses[precision] = sft_step(policy, optimizer, data, max_grad_norm=1e9, precision=precision)["sft_loss"]
         weights[precision] = policy.vision.trunk[0].weight.detach()
     assert weights["bf16"].dtype == torch.float32 and losses["bf16"] != losses["fp32"]  # autocast did engage
+    assert set(head_inputs) == {(torch.float32, torch.float32)}  # the head ran in fp32 under autocast too
     assert abs(losses["bf16"] - losses["fp32"]) < 0.01 * abs(losses["fp32"])  # same loss to bf16's precision
     start = small_vla().vision.trunk[0].weight.detach()
     moved = {p: (w - start).abs().sum() for p, w in weights.items()}

@@ -39,6 +39,20 @@ def test_sft_on_expert_demos_learns_reach(tmp_path, reach_demos):
     assert before <= 0.3 and after >= 0.9, (before, after)
 
 
+def test_sft_steps_run_in_the_configured_precision(tmp_path, reach_demos, monkeypatch):
+    from embodied.runner import sft
+
+    seen = []
+    step = sft.sft_step
+    monkeypatch.setattr(sft, "sft_step", lambda *args: seen.append(args[-1]) or step(*args))
+    cfg = TrainConfig()
+    cfg.algo = SFTConfig(sft_steps=2, sft_eval_interval=0, precision="bf16")
+    cfg.data.paths = [reach_demos]
+    cfg.experiment.output_dir, cfg.experiment.progress, cfg.experiment.eval_episodes = str(tmp_path), False, 2
+    SFTTrainer(cfg).train()
+    assert seen == ["bf16", "bf16"]
+
+
 def test_anchor_gradient_reaches_the_parameters(reach_demos):
     torch.manual_seed(0)
     policy = make_policy("mlp", obs_dim=25, action_dim=4, hidden=[32])
