@@ -138,7 +138,9 @@ def test_residual_ppo_improves_an_sft_base_on_pickcube(tmp_path):
     """Shortened benchmarks/residual.py: 10 expert demos -> SFT base (s0 = 0.30 measured), then residual PPO;
     measured 0.47 after 192k env-steps on 2026-11-22's install; 0.41 after 288k on a fresh install of 2026-12-02
     (same s0). Since the controller caps each joint's step (2026-12-04): s0 0.28, 0.23 after 288k, 0.64 after 576k,
-    so the run is now 576k env-steps (0.89 after 640k in the benchmark, before the cap)."""
+    so the run is now 576k env-steps (0.89 after 640k in the benchmark, before the cap). Since the simulated gripper
+    also closes at the guard's rate and force (2026-12-05): s0 0.125, 0.48 after 576k (fresh clone, 64 episodes), so
+    the base may start lower; the gain of 12 points is what the test is about."""
     from embodied.data.demos import env_features, record_expert_demos
     from embodied.data.writer import LeRobotDatasetWriter
     from embodied.runner.sft import SFTTrainer
@@ -159,7 +161,7 @@ def test_residual_ppo_improves_an_sft_base_on_pickcube(tmp_path):
     cfg.experiment.total_env_steps, cfg.experiment.eval_interval, cfg.experiment.checkpoint_interval = 576_000, 0, 0
     cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path / "residual"), False
     final = Trainer(cfg).train()["success_once"]
-    assert 0.15 <= s0 <= 0.5 and final >= s0 + 0.12, (s0, final)
+    assert 0.08 <= s0 <= 0.5 and final >= s0 + 0.12, (s0, final)
 
 
 def test_bc_warm_start_of_the_correction_then_ppo_from_it(tmp_path):
