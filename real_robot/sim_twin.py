@@ -44,8 +44,9 @@ class SimTwinRobot(Robot):
                             cameras=self.camera_names,
                             image_size=self.image_size, autoreset=False, max_episode_steps=10**9,
                             control_hz=self.control_hz, timestep=1.0 / (self.control_hz * substeps), num_threads=1)
-        self.env.controller.max_gripper_step = None  # the fingers follow every command, as hardware does: the guard
-        self.last_obs, self.last_info = self.env.reset(seed=self.seed)  # and the deploy mapping limit the rate
+        # the fingers follow every command, as hardware does: the guard and the deploy mapping limit the rate
+        self.env.controller.max_gripper_step = None
+        self.last_obs, self.last_info = self.env.reset(seed=self.seed)
 
     def reset_scene(self, seed: int | None = None) -> bool:
         """Start a new episode of the task (a fresh scene drawn from ``seed``)."""
