@@ -64,7 +64,6 @@ def _run(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point; ``--help`` prints this module's docstring, the config groups and the composed config."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     quiet_third_party_logs()
     if "--list" in sys.argv[1:]:
         print_registered()
