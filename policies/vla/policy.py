@@ -59,6 +59,14 @@ class VLAPolicy(Policy):
         self.pool_language = pool == "mean"
         for tower, frozen in ((self.vision, self.freeze_vision), (self.language, self.freeze_language)):
             tower.requires_grad_(not frozen)
+        # vision.film: the instruction embedding modulates the vision tower (FiLM), so its features can single out
+        # the objects the instruction names (LangPlaceCube: one of three cubes, one of three targets)
+        self.film = bool(vision_cfg.get("film", False))
+        if self.film:
+            if not hasattr(self.vision, "condition_on"):
+                raise ValueError(f"policy.vision.film=true needs a vision encoder that takes the instruction "
+                                 f"(keypoints), not {vision_cfg.get('name')!r}; set policy.vision.film=false")
+            self.vision.condition_on(self.language.dim)
         self.vision_proj = nn.Linear(self.vision.dim, d)
         self.language_proj = nn.Linear(self.language.dim, d)
         self.state_proj = nn.Linear(self.state_dim, d)
@@ -154,36 +162,44 @@ class VLAPolicy(Policy):
         rows = [self._instruction_cache[t] for t in texts]
         return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
 
-    def _vision_tokens(self, obs: dict) -> torch.Tensor:
-        """Image features of every camera [N, P, D_v] (cameras concatenated, camera embedding added later)."""
-        return torch.cat([self.vision(obs["rgb"][cam]) for cam in self.cameras], dim=1)
+    def _vision_tokens(self, obs: dict, words: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
+        """Image features of every camera [N, P, D_v] (cameras concatenated, camera embedding added later); with
+        ``vision.film`` the tower also reads the instruction: the masked mean of ``words`` [N, L, D_l]."""
+        if not self.film:
+            return torch.cat([self.vision(obs["rgb"][cam]) for cam in self.cameras], dim=1)
+        weights = word_mask.to(words.dtype)[..., None]  # [N, L, 1]
+        condition = (words * weights).sum(1) / weights.sum(1).clamp(min=1)  # [N, D_l]
+        return torch.cat([self.vision(obs["rgb"][cam], condition) for cam in self.cameras], dim=1)
+
+    def _instruction(self, obs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Instruction tokens [N, L, D_l] and mask [N, L]: cached in ``obs`` or encoded now."""
+        if "language_tokens" in obs:
+            return obs["language_tokens"], obs["language_mask"]
+        return self._language_tokens(list(obs["instruction"]))
 
     @torch.no_grad()
     def cache_features(self, obs: dict) -> dict:
         """Replace raw inputs of frozen towers by their features, so RL epochs do not re-run them."""
         obs = dict(obs)
-        if self.freeze_vision and "vision_tokens" not in obs:
-            obs["vision_tokens"] = self._vision_tokens(obs)
-            obs.pop("rgb", None)
         if self.freeze_language and "language_tokens" not in obs:
             obs["language_tokens"], obs["language_mask"] = self._language_tokens(list(obs["instruction"]))
+        if self.freeze_vision and "vision_tokens" not in obs:
+            obs["vision_tokens"] = self._vision_tokens(obs, *self._instruction(obs))
+            obs.pop("rgb", None)
         return obs
 
     def fused(self, obs: dict) -> torch.Tensor:
         """Decoder outputs at the query positions, [N, Q, d]."""
         state = self.stats.normalize_state(obs["state"])  # [N, S]
         n = state.shape[0]
+        words, word_mask = self._instruction(obs)
         if "vision_tokens" in obs:
             vision = obs["vision_tokens"]
         elif self.freeze_vision:
             with torch.no_grad():
-                vision = self._vision_tokens(obs)
+                vision = self._vision_tokens(obs, words, word_mask)
         else:
-            vision = self._vision_tokens(obs)
-        if "language_tokens" in obs:
-            words, word_mask = obs["language_tokens"], obs["language_mask"]
-        else:
-            words, word_mask = self._language_tokens(list(obs["instruction"]))
+            vision = self._vision_tokens(obs, words, word_mask)
         per_camera = vision.shape[1] // len(self.cameras)
         image = self.vision_proj(vision) + self.camera_embedding.repeat_interleave(per_camera, dim=0)  # [N, P, d]
         tokens = torch.cat([self.language_proj(words), image, self.state_proj(state)[:, None],
