@@ -17,11 +17,14 @@ them: at most the steps after the last flush are lost.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 
 import numpy as np
 import torch
+
+from embodied.data.lerobot_format import atomic_write_bytes, atomic_write_json
 
 MANIFEST = "manifest.json"
 
@@ -156,15 +159,17 @@ class ReplayBuffer:
         for key in (self.finals[ends[0]] if ends else {}):
             arrays[f"final/{key}"] = np.stack([self.finals[end][key].cpu().numpy() for end in ends])
         name = f"segment_{first:012d}_{self.steps:012d}.npz"
-        _atomic_write(os.path.join(self.directory, name), lambda f: np.savez(f, **arrays))
+        packed = io.BytesIO()
+        np.savez(packed, **arrays)
+        atomic_write_bytes(os.path.join(self.directory, name), packed.getvalue())
         self.segments.append(name)
         self.flushed = self.steps
         self.segments = [s for s in self.segments if _segment_end(s) > self.steps - self.capacity]
         manifest = {"capacity": self.capacity, "num_envs": self.num_envs, "n_step": self.n_step,
                     "gamma": self.gamma, "steps": self.steps, "segments": self.segments}
-        _atomic_write(os.path.join(self.directory, MANIFEST), lambda f: f.write(json.dumps(manifest).encode()))
+        atomic_write_json(os.path.join(self.directory, MANIFEST), manifest)
         for stale in set(os.listdir(self.directory)) - set(self.segments) - {MANIFEST}:
-            if stale.startswith("segment_") and not stale.endswith(".tmp"):
+            if stale.startswith("segment_") and ".tmp" not in stale:
                 os.remove(os.path.join(self.directory, stale))
 
     @classmethod
@@ -199,16 +204,6 @@ def _segment_start(name: str) -> int:
 
 def _segment_end(name: str) -> int:
     return int(name.split("_")[2].split(".")[0])
-
-
-def _atomic_write(path: str, write) -> None:
-    """``write(file)`` into ``path.tmp``, fsync, then rename over ``path``: readers see the old or the new file."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def sample_mixture(sources: dict[str, ReplayBuffer], ratios: dict[str, float], batch_size: int,
