@@ -61,6 +61,19 @@ def test_free_form_sections_still_take_new_keys(in_tmp, monkeypatch):
     assert unknown_keys(cfg, TrainConfig) == []
 
 
+@pytest.mark.parametrize("override, message", [
+    ("+policy.vision.flim=true", "policy.vision.flim is not a setting of the 'tiny' encoder; policy.vision takes "
+                                 "['name', 'freeze', 'film', 'dim']"),
+    ("+policy.language.max_token=8", "policy.language.max_token is not a setting of the 'tiny' encoder; "
+                                     "policy.language takes ['name', 'freeze', 'pool', 'dim', 'max_tokens']"),
+])
+def test_an_encoder_setting_that_nothing_reads_stops_the_run_with_one_line(in_tmp, monkeypatch, override, message):
+    result = run_train(["policy=vla", "policy.vision.name=tiny", "policy.language.name=tiny", "policy.cameras=[front]",
+                        "policy.aux_state_coef=0", override, "experiment.name=bad"], monkeypatch)
+    assert message in result and "\n" not in result, result
+    assert not os.path.exists(in_tmp / "runs" / "bad" / "checkpoints")  # nothing trained
+
+
 @pytest.mark.parametrize("command, key", [("embodied-deploy +policy_dir=x", "policy_dir"),
                                           ("embodied-teleop +episode=3", "episode")])
 def test_deploy_and_teleop_refuse_unknown_keys(in_tmp, monkeypatch, command, key):

@@ -22,20 +22,39 @@ VISION_ENCODERS = Registry("vision encoder", package="policies.vla", key="policy
 LANGUAGE_ENCODERS = Registry("language encoder", package="policies.vla", key="policy.language.name")
 
 
-def register_vision(name: str) -> Callable:
-    """Decorator: make a vision encoder buildable by ``vision.name``."""
-    return VISION_ENCODERS.register(name)
+# settings of policy.vision / policy.language that the VLA reads itself, whatever the encoder
+POLICY_SETTINGS = {"policy.vision": ("name", "freeze", "film"), "policy.language": ("name", "freeze", "pool")}
 
 
-def register_language(name: str) -> Callable:
-    """Decorator: make a language encoder buildable by ``language.name``."""
-    return LANGUAGE_ENCODERS.register(name)
+def register_vision(name: str, settings: tuple = ()) -> Callable:
+    """Decorator: make a vision encoder buildable by ``vision.name``; ``settings``: the keys its builder reads."""
+    return _register(VISION_ENCODERS, name, settings)
+
+
+def register_language(name: str, settings: tuple = ()) -> Callable:
+    """Decorator: make a language encoder buildable by ``language.name``; ``settings``: the keys its builder reads."""
+    return _register(LANGUAGE_ENCODERS, name, settings)
+
+
+def _register(registry: Registry, name: str, settings: tuple) -> Callable:
+    def wrap(builder):
+        builder.settings = tuple(settings)
+        return registry.register(name)(builder)
+
+    return wrap
 
 
 def build_encoder(registry: Registry, config: dict) -> nn.Module:
     """Build ``config['name']`` from ``registry`` (vision or language encoders); unknown names list the
-    available ones."""
-    return registry.lookup(config.get("name"))(config)
+    available ones, and a key that neither the encoder nor the VLA reads (a typo such as ``flim``) is refused."""
+    builder = registry.lookup(config.get("name"))
+    section = "policy.vision" if registry is VISION_ENCODERS else "policy.language"
+    known = (*POLICY_SETTINGS[section], *builder.settings)
+    unknown = sorted(set(config) - set(known))
+    if unknown:
+        raise ValueError(f"{section}.{unknown[0]} is not a setting of the {config.get('name')!r} encoder; "
+                         f"{section} takes {list(known)}")
+    return builder(config)
 
 
 def _require_transformers():
@@ -103,12 +122,12 @@ def _mobilenet(config: dict) -> nn.Module:
     return MobileNetV2Encoder()
 
 
-@register_vision("tiny")
+@register_vision("tiny", settings=("dim",))
 def _tiny_vision(config: dict) -> nn.Module:
     return TinyConvEncoder(int(config.get("dim", 32)))
 
 
-@register_vision("hf")
+@register_vision("hf", settings=("path", "image_size"))
 def _hf_vision(config: dict) -> nn.Module:
     if not config.get("path"):
         raise ValueError("vision encoder 'hf' needs policy.vision.path: a local directory or hub id of a "
@@ -164,24 +183,24 @@ def minilm_path() -> str:
     return os.path.join(list(spec.submodule_search_locations)[0], "model")
 
 
-@register_language("minilm")
+@register_language("minilm", settings=("max_tokens",))
 def _minilm(config: dict) -> nn.Module:
     return HFTextEncoder(minilm_path(), int(config.get("max_tokens", 32)))
 
 
-@register_language("hf")
+@register_language("hf", settings=("path", "max_tokens"))
 def _hf_language(config: dict) -> nn.Module:
     if not config.get("path"):
         raise ValueError("language encoder 'hf' needs policy.language.path: a local directory of a text encoder")
     return HFTextEncoder(config["path"], int(config.get("max_tokens", 32)))
 
 
-@register_language("tiny")
+@register_language("tiny", settings=("dim", "max_tokens"))
 def _tiny_language(config: dict) -> nn.Module:
     return TinyTextEncoder(int(config.get("dim", 32)), max_tokens=int(config.get("max_tokens", 16)))
 
 
-@register_vision("keypoints")
+@register_vision("keypoints", settings=("channels", "keypoints"))
 def _keypoints(config: dict) -> nn.Module:
     from policies.vla.keypoints import ConvKeypointEncoder
 
