@@ -198,6 +198,28 @@ def test_auxiliary_task_state_loss_is_the_weighted_mse_of_the_z_scored_target():
         small_vla(aux_state_coef=1.0)
 
 
+def test_aux_state_dims_scores_only_that_part_of_the_task_state():
+    data = batch()
+    plain = small_vla()
+    aux = small_vla(aux_state_coef=0.5, privileged_dim=3, aux_state_dims=[1, 3])
+    aux.load_state_dict(plain.state_dict(), strict=False)
+    mean, std = torch.tensor([1.0, 0.0, -1.0]), torch.tensor([2.0, 1.0, 4.0])
+    aux.set_task_state_stats(mean, std)
+    torch.nn.init.zeros_(aux.task_state_head[2].weight)
+    torch.nn.init.zeros_(aux.task_state_head[2].bias)
+    expected = 0.5 * ((data["obs"]["privileged"][:, 1:] - mean[1:]) / std[1:]).pow(2).mean()  # dims 1 and 2 only
+    torch.manual_seed(3)
+    with_aux = aux.sft_loss(data)
+    torch.manual_seed(3)
+    assert torch.allclose(with_aux - plain.sft_loss(data), expected, atol=1e-5)
+    with_aux.backward()
+    grad = aux.task_state_head[2].weight.grad  # [3, d]
+    assert grad[0].abs().sum() == 0 and grad[1:].abs().sum() > 0  # dim 0 is not scored
+    for bad in ([2, 2], [0, 4], [1]):
+        with pytest.raises(ValueError, match=r"policy.aux_state_dims must be \[first, stop\)"):
+            small_vla(aux_state_coef=0.5, privileged_dim=3, aux_state_dims=bad)
+
+
 def test_auxiliary_head_and_its_statistics_survive_save_and_load(tmp_path):
     policy = small_vla(aux_state_coef=1.0, privileged_dim=3)
     policy.set_task_state_stats(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.5, 0.001, 2.0]))

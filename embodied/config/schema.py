@@ -54,6 +54,7 @@ class PolicyConfig:
     head: dict = field(default_factory=lambda: {"name": "gaussian"})  # gaussian | token | flow
     detach_value: bool = False
     aux_state_coef: float = 0.0  # vla: SFT also predicts the dataset's task state (environment_state) this much
+    aux_state_dims: Optional[list] = None  # vla: [first, stop) of the task state that loss scores (null: all of it)
     random_shift: int = 0  # vla: SFT shifts demonstration images by up to this many pixels (trained vision tower)
 
 

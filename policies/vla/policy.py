@@ -33,6 +33,16 @@ def build_decoder(fusion: dict) -> nn.Module:
     return transformers.AutoModel.from_config(config)
 
 
+def task_state_slice(dims, privileged_dim: int) -> slice:
+    """``policy.aux_state_dims`` ([first, stop) of the task state, or None: all of it) as a slice, checked."""
+    if dims is None:
+        return slice(0, privileged_dim)
+    if len(dims) != 2 or not all(isinstance(i, int) for i in dims) or not 0 <= dims[0] < dims[1] <= privileged_dim:
+        raise ValueError(f"policy.aux_state_dims must be [first, stop) with 0 <= first < stop <= {privileged_dim} "
+                         f"(the env's task-state size), or null for all of it; got {list(dims)}")
+    return slice(dims[0], dims[1])
+
+
 @register_policy("vla")
 class VLAPolicy(Policy):
     """Vision-language-action policy with a selectable action head and a value head on the shared backbone."""
@@ -90,6 +100,7 @@ class VLAPolicy(Policy):
                 raise ValueError("policy.aux_state_coef > 0 needs the env's task state (privileged_dim > 0); "
                                  "set policy.aux_state_coef=0 for an env without one")
             self.task_state_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, privileged_dim))
+            self.aux_state_dims = task_state_slice(config.get("aux_state_dims"), privileged_dim)
             self.register_buffer("task_state_mean", torch.zeros(privileged_dim))
             self.register_buffer("task_state_std", torch.ones(privileged_dim))
         self._instruction_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -102,7 +113,7 @@ class VLAPolicy(Policy):
             raise ValueError(f"the VLA reads cameras {missing} that the env does not render; add them to env.cameras "
                              f"(env renders {list(observation_spec.cameras)})")
         vla_keys = ("chunk_size", "cameras", "vision", "language", "fusion", "detach_value", "random_shift",
-                    "aux_state_coef", "n_action_steps")
+                    "aux_state_coef", "aux_state_dims", "n_action_steps")
         head = dict(config.get("head", {"name": "gaussian"}))
         head.setdefault("init_log_std", config.get("init_log_std", -1.0))
         policy = cls({k: config[k] for k in vla_keys if k in config} | {
@@ -249,9 +260,10 @@ class VLAPolicy(Policy):
 
     def _task_state_loss(self, h: torch.Tensor, task_state: torch.Tensor) -> torch.Tensor:
         """``aux_state_coef`` x the mean squared error of the z-scored task state predicted from the fused
-        query outputs ``h`` [N, Q, d]; ``task_state`` [N, E] in env units."""
+        query outputs ``h`` [N, Q, d], over the ``aux_state_dims`` of it; ``task_state`` [N, E] in env units."""
         target = (task_state.float() - self.task_state_mean) / self.task_state_std  # [N, E]
-        return self.aux_state_coef * (self.task_state_head(h.mean(1)) - target).pow(2).mean()
+        error = (self.task_state_head(h.mean(1)) - target)[:, self.aux_state_dims]  # [N, E'] the scored part
+        return self.aux_state_coef * error.pow(2).mean()
 
     @property
     def learns_from_scenes(self) -> bool:
