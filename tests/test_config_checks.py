@@ -62,9 +62,9 @@ def test_free_form_sections_still_take_new_keys(in_tmp, monkeypatch):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("+policy.vision.flim=true", "policy.vision.flim is not a setting of the 'tiny' encoder; policy.vision takes "
+    ("+policy.vision.flim=true", "policy.vision.flim: not a setting of the 'tiny' encoder; policy.vision takes "
                                  "['name', 'freeze', 'film', 'dim']"),
-    ("+policy.language.max_token=8", "policy.language.max_token is not a setting of the 'tiny' encoder; "
+    ("+policy.language.max_token=8", "policy.language.max_token: not a setting of the 'tiny' encoder; "
                                      "policy.language takes ['name', 'freeze', 'pool', 'dim', 'max_tokens']"),
 ])
 def test_an_encoder_setting_that_nothing_reads_stops_the_run_with_one_line(in_tmp, monkeypatch, override, message):

@@ -215,18 +215,18 @@ def test_aux_state_dims_scores_only_that_part_of_the_task_state():
     with_aux.backward()
     grad = aux.task_state_head[2].weight.grad  # [3, d]
     assert grad[0].abs().sum() == 0 and grad[1:].abs().sum() > 0  # dim 0 is not scored
-    for bad in ([2, 2], [0, 4], [1]):
+    for bad in ([2, 2], [0, 4], [1], 2, [True, 3]):
         with pytest.raises(ValueError, match=r"policy.aux_state_dims must be \[first, stop\)"):
             small_vla(aux_state_coef=0.5, privileged_dim=3, aux_state_dims=bad)
 
 
 def test_auxiliary_head_and_its_statistics_survive_save_and_load(tmp_path):
-    policy = small_vla(aux_state_coef=1.0, privileged_dim=3)
+    policy = small_vla(aux_state_coef=1.0, privileged_dim=3, aux_state_dims=[1, 3])
     policy.set_task_state_stats(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.5, 0.001, 2.0]))
     assert torch.allclose(policy.task_state_std, torch.tensor([0.5, 0.01, 2.0]))  # floored at 0.01
     policy.save_pretrained(str(tmp_path / "p"))
     loaded = from_pretrained(str(tmp_path / "p"))
-    assert torch.equal(loaded.task_state_mean, policy.task_state_mean)
+    assert torch.equal(loaded.task_state_mean, policy.task_state_mean) and loaded.aux_state_dims == slice(1, 3)
     data = batch()
     torch.manual_seed(0)
     a = policy.sft_loss(data)

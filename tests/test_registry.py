@@ -102,3 +102,4 @@ def test_experiment_vla_sft_lang_is_the_pixel_recipe_with_film_and_the_focused_t
         "LangPlaceCube", "sft", 10000, 4096)
     assert typed.policy.vision == {"name": "keypoints", "freeze": False, "film": True}
     assert (typed.policy.aux_state_coef, list(typed.policy.aux_state_dims)) == (20.0, [21, 43])
+    assert typed.experiment.name == "LangPlaceCube_vla_sft_lang"

@@ -49,11 +49,11 @@ def build_encoder(registry: Registry, config: dict) -> nn.Module:
     available ones, and a key that neither the encoder nor the VLA reads (a typo such as ``flim``) is refused."""
     builder = registry.lookup(config.get("name"))
     section = "policy.vision" if registry is VISION_ENCODERS else "policy.language"
-    known = (*POLICY_SETTINGS[section], *builder.settings)
+    known = (*POLICY_SETTINGS[section], *getattr(builder, "settings", ()))
     unknown = sorted(set(config) - set(known))
     if unknown:
-        raise ValueError(f"{section}.{unknown[0]} is not a setting of the {config.get('name')!r} encoder; "
-                         f"{section} takes {list(known)}")
+        names = ", ".join(f"{section}.{key}" for key in unknown)
+        raise ValueError(f"{names}: not a setting of the {config.get('name')!r} encoder; {section} takes {list(known)}")
     return builder(config)
 
 

@@ -37,9 +37,10 @@ def task_state_slice(dims, privileged_dim: int) -> slice:
     """``policy.aux_state_dims`` ([first, stop) of the task state, or None: all of it) as a slice, checked."""
     if dims is None:
         return slice(0, privileged_dim)
-    if len(dims) != 2 or not all(isinstance(i, int) for i in dims) or not 0 <= dims[0] < dims[1] <= privileged_dim:
+    if (not isinstance(dims, (list, tuple)) or len(dims) != 2 or not all(type(i) is int for i in dims)
+            or not 0 <= dims[0] < dims[1] <= privileged_dim):
         raise ValueError(f"policy.aux_state_dims must be [first, stop) with 0 <= first < stop <= {privileged_dim} "
-                         f"(the env's task-state size), or null for all of it; got {list(dims)}")
+                         f"(the env's task-state size), or null for all of it; got {dims!r}")
     return slice(dims[0], dims[1])
 
 
