@@ -48,7 +48,7 @@ def build_encoder(registry: Registry, config: dict) -> nn.Module:
     """Build ``config['name']`` from ``registry`` (vision or language encoders); unknown names list the
     available ones, and a key that neither the encoder nor the VLA reads (a typo such as ``flim``) is refused."""
     builder = registry.lookup(config.get("name"))
-    section = "policy.vision" if registry is VISION_ENCODERS else "policy.language"
+    section = registry.key.removesuffix(".name")  # policy.vision | policy.language
     known = (*POLICY_SETTINGS[section], *getattr(builder, "settings", ()))
     unknown = sorted(set(config) - set(known))
     if unknown:
