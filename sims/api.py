@@ -45,6 +45,8 @@ class ObservationSpec:
     cameras: tuple[str, ...]
     image_height: int
     image_width: int
+    # [first, stop) of the task state that says what goes where (Task.goal_state_dims); None: all of it
+    goal_state_dims: tuple[int, int] | None = None
 
 
 @dataclass

@@ -220,6 +220,32 @@ def test_aux_state_dims_scores_only_that_part_of_the_task_state():
             small_vla(aux_state_coef=0.5, privileged_dim=3, aux_state_dims=bad)
 
 
+def test_the_task_declares_which_part_of_its_state_the_auxiliary_loss_scores():
+    from policies.vla.policy import VLAPolicy
+    from sims import make_env
+    from sims.api import ActionSpec, ObservationSpec
+
+    env = make_env(task="LangPlaceCube", num_envs=4, autoreset=False)
+    obs, _ = env.reset(seed=0)
+    task_state = obs["privileged"].reshape(4, -1)
+    env.close()
+    assert env.observation_spec.goal_state_dims == (21, 43)
+    # the 21 numbers left out are the three cube poses (position, quaternion), resting on the table
+    assert torch.allclose(task_state[:, :21].reshape(4, 3, 7)[:, :, 2], torch.full((4, 3), 0.02), atol=2e-3)
+    assert torch.equal(task_state[:, 30:33].sum(1), torch.ones(4))  # the kept part starts after the 9 target numbers
+    spec = ObservationSpec(5, 3, ("front",), 32, 32, goal_state_dims=(1, 3))
+    sample = {"state": torch.randn(8, 5), "privileged": torch.randn(8, 3)}
+    config = {"vision": {"name": "keypoints", "channels": 8, "keypoints": 4}, "language": {"name": "tiny"},
+              "fusion": {"hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64}, "cameras": ["front"]}
+    build = lambda **extra: VLAPolicy.for_env(  # noqa: E731
+        {**config, **extra}, spec, ActionSpec(4, -1.0, 1.0, tuple("abcd")), sample)
+    assert build(aux_state_coef=1.0).aux_state_dims == slice(1, 3)  # null: what the task declares
+    assert build(aux_state_coef=1.0, aux_state_dims=[0, 3]).aux_state_dims == slice(0, 3)  # an override wins
+    assert not hasattr(build(aux_state_coef=0.0), "aux_state_dims")
+    with pytest.raises(ValueError, match=r"policy.aux_state_dims=\[1, 3\] .* policy.aux_state_coef=0 turns off"):
+        small_vla(aux_state_coef=0.0, aux_state_dims=[1, 3])
+
+
 def test_auxiliary_head_and_its_statistics_survive_save_and_load(tmp_path):
     policy = small_vla(aux_state_coef=1.0, privileged_dim=3, aux_state_dims=[1, 3])
     policy.set_task_state_stats(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.5, 0.001, 2.0]))

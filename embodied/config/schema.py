@@ -54,7 +54,9 @@ class PolicyConfig:
     head: dict = field(default_factory=lambda: {"name": "gaussian"})  # gaussian | token | flow
     detach_value: bool = False
     aux_state_coef: float = 0.0  # vla: SFT also predicts the dataset's task state (environment_state) this much
-    aux_state_dims: Optional[list] = None  # vla: [first, stop) of the task state that loss scores (null: all of it)
+    # vla: [first, stop) of the task state that loss scores; null: the part the task declares (Task.goal_state_dims:
+    # LangPlaceCube leaves out the cube poses), or all of it
+    aux_state_dims: Optional[list] = None
     random_shift: int = 0  # vla: SFT shifts demonstration images by up to this many pixels (trained vision tower)
 
 

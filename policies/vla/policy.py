@@ -104,6 +104,10 @@ class VLAPolicy(Policy):
             self.aux_state_dims = task_state_slice(config.get("aux_state_dims"), privileged_dim)
             self.register_buffer("task_state_mean", torch.zeros(privileged_dim))
             self.register_buffer("task_state_std", torch.ones(privileged_dim))
+        elif config.get("aux_state_dims") is not None:
+            raise ValueError(f"policy.aux_state_dims={config['aux_state_dims']!r} scores a part of the auxiliary "
+                             f"task-state loss, which policy.aux_state_coef=0 turns off; set a coefficient > 0 or "
+                             f"policy.aux_state_dims=null")
         self._instruction_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
@@ -117,7 +121,11 @@ class VLAPolicy(Policy):
                     "aux_state_coef", "aux_state_dims", "n_action_steps")
         head = dict(config.get("head", {"name": "gaussian"}))
         head.setdefault("init_log_std", config.get("init_log_std", -1.0))
-        policy = cls({k: config[k] for k in vla_keys if k in config} | {
+        sized = {k: config[k] for k in vla_keys if k in config}
+        task_dims = observation_spec.goal_state_dims
+        if sized.get("aux_state_coef") and sized.get("aux_state_dims") is None and task_dims is not None:
+            sized["aux_state_dims"] = list(task_dims)  # the part of the task state the task says matters
+        policy = cls(sized | {
             "state_dim": observation_spec.state_dim, "action_dim": action_spec.dim, "head": head,
             "privileged_dim": observation_spec.privileged_dim})
         if policy.aux_state_coef:

@@ -79,7 +79,8 @@ class MujocoTabletopEnv(BatchedEnv):
         super().__init__(
             num_envs,
             self.controller.action_spec,
-            ObservationSpec(state_dim(self.arm.dof), self.task.privileged_dim, tuple(cameras), height, width),
+            ObservationSpec(state_dim(self.arm.dof), self.task.privileged_dim, tuple(cameras), height, width,
+                            self.task.goal_state_dims),
             max_episode_steps or self.task.max_episode_steps,
             terminate_on_success=terminate_on_success,
             autoreset=autoreset,

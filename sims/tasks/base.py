@@ -106,6 +106,9 @@ class Task(abc.ABC):
     markers: tuple[Marker, ...] = ()
     max_episode_steps: int = 50
     privileged_dim: int = 0
+    # [first, stop) of the task state that says which object goes where, when the rest (e.g. distractor poses)
+    # would drown it in a loss that scores the whole state (the VLA's auxiliary loss); None: all of it
+    goal_state_dims: tuple[int, int] | None = None
     params_dim: int = 0
     instructions_vary: bool = False  # whether episodes of this task get different instruction texts
     params_follow_markers: bool = False  # True: params derive from where the markers are, so they cannot move alone

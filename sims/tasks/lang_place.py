@@ -26,6 +26,7 @@ class LangPlaceCube(Task):
     markers = tuple(Marker(f"target_{t}", "disc", 0.035, rgba) for t, rgba in TARGET_COLOURS.items())
     max_episode_steps = 80
     privileged_dim = 3 * 7 + 3 * 3 + 3 + 3 + 3 + 3 + 1
+    goal_state_dims = (3 * 7, privileged_dim)  # all but the cube poses: targets, named cube and target, offsets, grasp
     params_dim = 2  # index of the commanded cube, index of the commanded target
     instructions_vary = True
     target_radius = 0.03
