@@ -93,13 +93,14 @@ def test_experiment_vla_sft_is_the_pixel_recipe_on_any_task():
     assert typed.experiment.name == "PickCube_vla_sft" and typed.experiment.output_dir == "runs/PickCube_vla_sft"
 
 
-def test_experiment_vla_sft_lang_is_the_pixel_recipe_with_film_and_the_focused_task_state_on_lang_place_cube():
+def test_experiment_vla_sft_on_lang_place_cube_has_film_and_the_task_declared_aux_state():
     with initialize_config_dir(config_dir=train_cli.CONFIG_DIR, version_base=None):
-        cfg = compose("train", overrides=["experiment=vla_sft_lang", "data.paths=[demos/lang_place_cube]"])
+        cfg = compose("train", overrides=["experiment=vla_sft", "env=lang_place_cube",
+                                          "data.paths=[demos/lang_place_cube]"])
     typed = train_cli.to_typed(cfg, train_cli.TrainConfig, "t")
     validate(typed)
     assert (typed.env.task, typed.algo.name, typed.algo.sft_steps, typed.data.scene_frames) == (
         "LangPlaceCube", "sft", 10000, 4096)
     assert typed.policy.vision == {"name": "keypoints", "freeze": False, "film": True}
-    assert (typed.policy.aux_state_coef, list(typed.policy.aux_state_dims)) == (20.0, [21, 43])
-    assert typed.experiment.name == "LangPlaceCube_vla_sft_lang"
+    assert (typed.policy.aux_state_coef, typed.policy.aux_state_dims) == (20.0, None)  # null: the task's [21, 43)
+    assert typed.experiment.name == "LangPlaceCube_vla_sft"
