@@ -49,7 +49,7 @@ def build_encoder(registry: Registry, config: dict) -> nn.Module:
     available ones, and a key that neither the encoder nor the VLA reads (a typo such as ``flim``) is refused."""
     builder = registry.lookup(config.get("name"))
     section = registry.key.removesuffix(".name")  # policy.vision | policy.language
-    known = (*POLICY_SETTINGS[section], *getattr(builder, "settings", ()))
+    known = (*POLICY_SETTINGS[section], *builder.settings)
     unknown = sorted(set(config) - set(known))
     if unknown:
         names = ", ".join(f"{section}.{key}" for key in unknown)
