@@ -75,6 +75,13 @@ class Policy(nn.Module, abc.ABC):
         """State value [N]."""
         return self.act(obs)[2]
 
+    reparameterized = False  # True: ``rsample`` gives differentiable bounded samples (off-policy actor-critics)
+
+    def rsample(self, obs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterised action chunk [N, T, A] inside the action bounds and its log-probability [N]."""
+        raise NotImplementedError(f"{type(self).__name__} has no reparameterised samples; off-policy algorithms "
+                                  "(algo=sac) train policy=tanh_mlp")
+
     def critic_parameters(self) -> list:
         """Parameters of the value function alone (trained by themselves during a critic warm-up)."""
         raise NotImplementedError(f"{type(self).__name__} has no separate critic; set algo.critic_warmup_iterations=0")

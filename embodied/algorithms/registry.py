@@ -32,7 +32,8 @@ class Algorithm:
     the loss (``kl_term``: a frozen copy of the starting policy when algo.kl_coef > 0; ``needs_teacher``: the saved
     policy at ``algo.teacher``, scored on its own inputs).
 
-    trainer: "rl" (collect with the policy, update with the loss) or "sft" (gradient steps on datasets).
+    trainer: "rl" (collect with the policy, update with the loss), "sft" (gradient steps on datasets) or
+    "offpolicy" (env steps into a replay buffer, gradient steps on samples of it).
     checks: ``cfg -> [(ok, message naming the bad value and the fix), ...]`` over the whole TrainConfig.
     """
 
@@ -43,8 +44,8 @@ class Algorithm:
     summary: str = ""  # one line for ``embodied-train --list``
 
     def __post_init__(self):
-        if self.trainer not in ("rl", "sft"):
-            raise ValueError(f"Algorithm {self.name!r}: trainer must be 'rl' or 'sft', got {self.trainer!r}")
+        if self.trainer not in ("rl", "sft", "offpolicy"):
+            raise ValueError(f"Algorithm {self.name!r}: trainer must be 'rl', 'sft' or 'offpolicy', got {self.trainer!r}")
         if not (isinstance(self.config, type) and issubclass(self.config, AlgoConfig)):
             raise ValueError(f"Algorithm {self.name!r}: config must be AlgoConfig or a subclass of it")
 

@@ -1,13 +1,15 @@
-"""The training loop an algorithm declares (``Algorithm.trainer``): the RL loop or the dataset (SFT) loop."""
+"""The training loop an algorithm declares (``Algorithm.trainer``): the RL loop, the dataset (SFT) loop or the
+off-policy (replay buffer) loop."""
 
 from __future__ import annotations
 
 from embodied.algorithms import algorithm_of
 from embodied.config.schema import TrainConfig
+from embodied.runner.offpolicy import OffPolicyTrainer
 from embodied.runner.sft import SFTTrainer
 from embodied.runner.trainer import Trainer
 
-LOOPS = {"rl": Trainer, "sft": SFTTrainer}
+LOOPS = {"rl": Trainer, "sft": SFTTrainer, "offpolicy": OffPolicyTrainer}
 
 
 def make_trainer(cfg: TrainConfig):

@@ -1,0 +1,112 @@
+"""SAC (soft actor-critic, Haarnoja et al. 2018) declared in one file: its settings, its three losses, the target
+update and its ``Algorithm``. The loop that collects steps into the replay buffer and calls these is
+embodied/runner/offpolicy.py.
+
+Q is defined on the executed action: SAC trains policies that predict one action per step (``policy=tanh_mlp``;
+chunked heads would need Q on whole chunks). Critics are an ensemble (``num_critics``): the target takes the
+minimum over a random subset of ``critic_subset`` target members (2 of 2: clipped double Q; 2 of 10: RLPD / REDQ).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from embodied.algorithms.config import AlgoConfig
+from embodied.algorithms.registry import Algorithm, register_algorithm
+
+ACTOR_Q = {"min": lambda q: q.min(dim=0).values, "mean": lambda q: q.mean(dim=0)}  # how the actor reads [E, B]
+
+
+@dataclass
+class SACConfig(AlgoConfig):
+    """SAC's settings (``algo=sac``); ``rollout_steps`` is the env steps of every env between log lines."""
+
+    name: str = "sac"
+    gamma: float = 0.99
+    learning_rate: float = 3e-4  # the actor's
+    critic_learning_rate: float = 3e-4  # the critics' and the temperature's
+    batch_size: int = 256  # transitions per gradient update
+    tau: float = 0.005  # target critics move this fraction towards the critics after every update
+    utd_ratio: float = 0.5  # gradient updates per env-step (summed over envs): the update-to-data ratio
+    learning_starts: int = 5000  # env-steps of uniform random actions before the first update
+    buffer_size: int = 1_000_000  # env-steps kept (all envs together)
+    n_step: int = 1  # n-step returns in the critic target
+    num_critics: int = 2
+    critic_subset: int = 2  # target: the minimum over this many randomly chosen target critics
+    critic_hidden: list = field(default_factory=lambda: [256, 256])
+    critic_layer_norm: bool = True
+    actor_q: str = "min"  # how the actor's loss combines the critics: min | mean (RLPD)
+    init_temperature: float = 1.0
+    target_entropy: Optional[float] = None  # null: -(action dims)
+
+
+def critic_target(policy, target_critic, batch: dict, alpha: torch.Tensor, subset: int,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Soft n-step target [B]: ``reward + discount * (min_subset Q'(s', a') - alpha * log pi(a'|s'))``, a' ~ pi(s').
+
+    batch: next_obs, reward [B] (the n-step return), discount [B] (gamma^n, or 0 after a termination).
+    """
+    with torch.no_grad():
+        next_action, next_logprob = policy.rsample(batch["next_obs"])  # [B, 1, A], [B]
+        q_next = target_critic(policy.features(batch["next_obs"]), next_action[:, 0])  # [E, B]
+        members = torch.randperm(q_next.shape[0], generator=generator)[:subset]
+        soft_value = q_next[members].min(dim=0).values - alpha * next_logprob  # [B]
+        return batch["reward"] + batch["discount"] * soft_value
+
+
+def critic_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Sum over members of each member's mean squared error: ``q`` [E, B] against ``target`` [B]."""
+    return (q - target).pow(2).mean(dim=1).sum()
+
+
+def actor_loss(policy, critic, obs: dict, alpha: torch.Tensor, actor_q: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``mean(alpha * log pi(a|s) - Q(s, a))`` with a ~ pi(s) reparameterised; returns it and log pi [B]."""
+    action, logprob = policy.rsample(obs)  # [B, 1, A], [B]
+    q = critic(policy.features(obs).detach(), action[:, 0])  # [E, B]; critic weights get grads, not stepped here
+    return (alpha * logprob - ACTOR_Q[actor_q](q)).mean(), logprob
+
+
+def temperature_loss(log_alpha: torch.Tensor, logprob: torch.Tensor, target_entropy: float) -> torch.Tensor:
+    """``-alpha * mean(log pi + target_entropy)``: alpha grows while the entropy is below its target."""
+    return -(log_alpha.exp() * (logprob.detach() + target_entropy)).mean()
+
+
+@torch.no_grad()
+def soft_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) -> None:
+    """``target <- tau * source + (1 - tau) * target``, parameter by parameter."""
+    for t, s in zip(target.parameters(), source.parameters()):
+        t.lerp_(s, tau)
+
+
+def sac_checks(cfg) -> list[tuple[bool, str]]:
+    """Settings SAC can run with, and a policy it can train."""
+    from policies.base import POLICIES
+
+    a = cfg.algo
+    policy_cls = POLICIES.lookup(cfg.policy.name)
+    return [
+        (policy_cls.reparameterized, f"algo={a.name} needs a policy with reparameterised bounded samples "
+                                     f"(policy=tanh_mlp), not policy={cfg.policy.name}"),
+        (cfg.policy.chunk_size == 1, f"algo={a.name} learns Q of single actions: set policy.chunk_size=1"),
+        (a.batch_size >= 1, f"algo.batch_size must be >= 1, got {a.batch_size}"),
+        (0 < a.tau <= 1, f"algo.tau must be in (0, 1], got {a.tau}"),
+        (a.utd_ratio > 0, f"algo.utd_ratio must be > 0 (gradient updates per env-step), got {a.utd_ratio}"),
+        (a.learning_starts >= 0, f"algo.learning_starts must be >= 0, got {a.learning_starts}"),
+        (a.n_step >= 1, f"algo.n_step must be >= 1, got {a.n_step}"),
+        (a.buffer_size > a.n_step * cfg.env.num_envs,
+         f"algo.buffer_size={a.buffer_size} must exceed algo.n_step x env.num_envs = {a.n_step * cfg.env.num_envs}"),
+        (1 <= a.critic_subset <= a.num_critics,
+         f"algo.critic_subset must be in [1, algo.num_critics={a.num_critics}], got {a.critic_subset}"),
+        (a.actor_q in ACTOR_Q, f"algo.actor_q must be one of {sorted(ACTOR_Q)}, got {a.actor_q!r}"),
+        (a.init_temperature > 0, f"algo.init_temperature must be > 0, got {a.init_temperature}"),
+        (a.critic_learning_rate > 0, f"algo.critic_learning_rate must be > 0, got {a.critic_learning_rate}"),
+        (not cfg.resume, f"resume=true is not supported for algo={a.name} yet: start a new run"),
+        (cfg.dist.backend == "single", f"algo={a.name} runs its envs in this process for now: use dist=single"),
+    ]
+
+
+register_algorithm(Algorithm("sac", SACConfig, trainer="offpolicy", checks=sac_checks,
+                             summary="soft actor-critic from a replay buffer (twin or ensemble Q, auto temperature)"))

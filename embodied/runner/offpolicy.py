@@ -1,0 +1,153 @@
+"""The loop of ``trainer="offpolicy"`` algorithms (SAC): step every env, store the steps in a replay buffer, take
+``algo.utd_ratio`` gradient updates per env-step on samples of it, log, evaluate, save.
+
+One iteration is ``algo.rollout_steps`` steps of every env; ``experiment.eval_interval`` counts iterations.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import torch
+from tqdm import tqdm
+
+from embodied.algorithms import sac
+from embodied.config.schema import TrainConfig, validate
+from embodied.data.replay import ReplayBuffer
+from embodied.rollout.episode_stats import EpisodeStats
+from embodied.runner.builders import build_env, build_policy
+from embodied.runner.interrupt import GracefulStop
+from embodied.runner.logger import RunLogger
+from embodied.runner.run import Run, refuse_reused_folder
+from embodied.runner.trainer import load_initial_weights
+from policies.critics import QEnsemble
+
+
+class OffPolicyTrainer(Run):
+    """Owns the env, the actor (the policy), the Q ensemble with its target, the temperature and the replay buffer
+    of one run; ``train()`` returns the final evaluation metrics."""
+
+    def __init__(self, cfg: TrainConfig):
+        validate(cfg)
+        super().__init__(cfg, cfg.experiment.output_dir)
+        a = cfg.algo
+        torch.set_num_threads(cfg.experiment.torch_threads)
+        torch.manual_seed(cfg.experiment.seed)
+        self.env = build_env(cfg, cfg.env.num_envs, autoreset=True)
+        self.policy = build_policy(cfg, self.env, cfg.experiment.seed)
+        if cfg.init_from:
+            load_initial_weights(self.policy, cfg.init_from)
+        action_dim = self.env.action_spec.dim
+        feature_dim = self.policy.normalizer.mean.numel()
+        self.critic = QEnsemble(feature_dim, action_dim, list(a.critic_hidden), a.num_critics, a.critic_layer_norm)
+        self.critic.to(self.policy.device)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(a.init_temperature), device=self.policy.device, requires_grad=True)
+        self.target_entropy = -float(action_dim) if a.target_entropy is None else float(a.target_entropy)
+        value_head = {id(p) for p in self.policy.critic_parameters()}  # the policy's V head: SAC does not train it
+        actor = [p for p in self.policy.parameters() if p.requires_grad and id(p) not in value_head]
+        self.actor_optimizer = torch.optim.Adam(actor, lr=a.learning_rate)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=a.critic_learning_rate)
+        self.temperature_optimizer = torch.optim.Adam([self.log_alpha], lr=a.critic_learning_rate)
+        n = cfg.env.num_envs
+        self.buffer = ReplayBuffer(max(a.buffer_size // n, a.n_step + 1), n, a.n_step, a.gamma,
+                                   device=str(self.policy.device))
+        self.generator = torch.Generator().manual_seed(cfg.experiment.seed)  # buffer samples, critic subsets
+        self.owed_updates = 0.0  # utd_ratio x env-steps not yet turned into updates
+        refuse_reused_folder(self.output_dir)
+
+    def _action(self, obs: dict) -> torch.Tensor:
+        """Uniform random actions [N, A] before ``learning_starts`` env-steps, then samples of the policy."""
+        spec = self.env.action_spec
+        if self.counters["env_steps"] < self.cfg.algo.learning_starts:
+            u = torch.rand(self.env.num_envs, spec.dim, generator=self.generator).to(self.policy.device)
+            return spec.low + (spec.high - spec.low) * u
+        with torch.no_grad():
+            return self.policy.act(obs)[0][:, 0]  # [N, A]
+
+    def update(self) -> dict:
+        """One gradient step of the critics, the actor and the temperature, then the target critics."""
+        a, policy = self.cfg.algo, self.policy
+        batch = self.buffer.sample(a.batch_size, self.generator)
+        alpha = self.log_alpha.exp().detach()
+        target = sac.critic_target(policy, self.target_critic, batch, alpha, a.critic_subset, self.generator)
+        q = self.critic(policy.features(batch["obs"]).detach(), batch["action"])  # [E, B]
+        critic_loss = sac.critic_loss(q, target)
+        self.critic_optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic_optimizer.step()
+        actor_loss, logprob = sac.actor_loss(policy, self.critic, batch["obs"], alpha, a.actor_q)
+        self.actor_optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor_optimizer.step()
+        temperature_loss = sac.temperature_loss(self.log_alpha, logprob, self.target_entropy)
+        self.temperature_optimizer.zero_grad()
+        temperature_loss.backward()
+        self.temperature_optimizer.step()
+        sac.soft_update(self.target_critic, self.critic, a.tau)
+        return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(), "q": q.mean().item(),
+                "temperature": alpha.item(), "entropy": -logprob.mean().item()}
+
+    def _collect_and_learn(self, obs: dict, episodes: EpisodeStats) -> tuple[dict, dict]:
+        """``rollout_steps`` steps of every env, each followed by the updates it pays for; returns the next
+        observation and the mean update statistics."""
+        a, n = self.cfg.algo, self.env.num_envs
+        totals: dict[str, float] = {}
+        updates = 0
+        for _ in range(a.rollout_steps):
+            action = self._action(obs)
+            next_obs, reward, terminated, truncated, info = self.env.step(action)
+            final = info.get("final_obs")
+            self.buffer.add(self.policy.cache_features(obs), action, reward, terminated, truncated,
+                            None if final is None else self.policy.cache_features(final))
+            episodes.update(reward, torch.ones_like(reward, dtype=torch.long), info["success"],
+                            terminated | truncated)
+            if self.counters["env_steps"] < a.learning_starts and hasattr(self.policy, "update_normalizer"):
+                self.policy.update_normalizer(obs)  # statistics settle on the random phase, then stay fixed
+            obs = next_obs
+            self.counters["env_steps"] += n
+            if self.counters["env_steps"] >= a.learning_starts and len(self.buffer):
+                self.owed_updates += a.utd_ratio * n
+                while self.owed_updates >= 1:
+                    for key, value in self.update().items():
+                        totals[key] = totals.get(key, 0.0) + value
+                    updates += 1
+                    self.owed_updates -= 1
+        self.counters["updates"] = self.counters.get("updates", 0) + updates
+        return obs, {key: value / updates for key, value in totals.items()}
+
+    def train(self) -> dict:
+        """Run to ``experiment.total_env_steps``; returns the final evaluation metrics (``{"interrupted_at":
+        iteration}`` after Ctrl-C, with the policy saved as it is)."""
+        cfg, x = self.cfg, self.cfg.experiment
+        per_iteration = cfg.algo.rollout_steps * self.env.num_envs
+        total_iters = max(1, x.total_env_steps // per_iteration)
+        self._train_start, self.eval_seconds = time.perf_counter(), 0.0
+        logger = RunLogger(self.output_dir)
+        bar = tqdm(total=total_iters, disable=not x.progress, desc=x.name, unit="it", dynamic_ncols=True)
+        obs, _ = self.env.reset(seed=x.seed)
+        episodes = EpisodeStats(self.env.num_envs, self.policy.device)
+        last_success = None
+        stop = GracefulStop(enabled=True)
+        with stop:
+            while self.iteration < total_iters and not stop.requested:
+                start = time.perf_counter()
+                obs, stats = self._collect_and_learn(obs, episodes)
+                seconds = time.perf_counter() - start
+                self.iteration += 1
+                steps = self.counters["env_steps"]
+                rollout = episodes.pop_summary() | {"env_steps_per_s": per_iteration / max(seconds, 1e-9)}
+                logger.scalars("rollout", rollout, steps)
+                logger.scalars("train", stats | {"iteration_time_s": seconds}, steps)
+                last_success = rollout.get("success_once", last_success)
+                if x.eval_interval and self.iteration % x.eval_interval == 0 and self.iteration < total_iters:
+                    last_success = self.run_eval(logger, video=x.video)["success_once"]
+                known = {} if last_success is None else {"success": f"{last_success:.2f}"}
+                bar.set_postfix(known | {"fps": f"{rollout['env_steps_per_s']:.0f}", "steps": steps})
+                bar.update(1)
+        bar.close()
+        final = self.conclude(logger, stop.requested, sft_steps=0)
+        self.env.close()
+        return final
