@@ -8,6 +8,7 @@ import torch
 
 from embodied.algorithms import sac
 from embodied.config.schema import validate
+from embodied.data.replay import sample_mixture
 from policies.critics import QEnsemble
 from policies.tanh_mlp import TanhGaussianMLPPolicy
 from tests.test_training import config
@@ -137,3 +138,30 @@ def test_sac_learns_reach_from_its_replay_buffer(tmp_path):
     metrics = trainer.train()
     assert metrics["success_once"] >= 0.8, metrics
     assert trainer.counters["updates"] == (8000 - 2000) * 0.5 + 8  # utd 0.5 from the step that reaches 2000
+
+
+
+def test_rlpd_collects_expert_episodes_into_a_demo_buffer_and_samples_half_of_each_batch_from_it(tmp_path,
+                                                                                                  monkeypatch):
+    import embodied.runner.offpolicy as offpolicy
+    from embodied.rollout.episode_stats import EpisodeStats
+
+    cfg = config(tmp_path, algo__name="rlpd", policy__name="tanh_mlp", env__num_envs=4, algo__demo_episodes=6,
+                 algo__batch_size=64, algo__learning_starts=80, algo__rollout_steps=20, experiment__total_env_steps=80)
+    trainer = offpolicy.OffPolicyTrainer(cfg)
+    demos = trainer.demos
+    assert (demos.store["terminated"] | demos.store["truncated"])[:demos.steps].sum() >= 6  # the episodes asked for
+    obs, _ = trainer.env.reset(seed=0)
+    trainer._collect_and_learn(obs, EpisodeStats(4))  # 20 steps of uniform random actions, no update yet
+    online_reward = trainer.buffer.store["reward"][:trainer.buffer.steps].mean()
+    assert demos.store["reward"][:demos.steps].mean() > online_reward + 0.2  # Reach's dense reward: expert > random
+    sources = []
+
+    def recording_mixture(buffers, ratios, batch_size, generator):
+        batch = sample_mixture(buffers, ratios, batch_size, generator)
+        sources.append(dict(zip(buffers, [int((batch["source"] == i).sum()) for i in range(len(buffers))])))
+        return batch
+
+    monkeypatch.setattr(offpolicy, "sample_mixture", recording_mixture)
+    trainer.update()
+    assert sources == [{"online": 32, "demos": 32}]

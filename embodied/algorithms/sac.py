@@ -41,6 +41,10 @@ class SACConfig(AlgoConfig):
     actor_q: str = "min"  # how the actor's loss combines the critics: min | mean (RLPD)
     init_temperature: float = 1.0
     target_entropy: Optional[float] = None  # null: -(action dims)
+    # demonstrations: this many episodes of the task's scripted expert, collected in simulation before training into
+    # a buffer of their own; each batch then takes demo_ratio of its transitions from it (RLPD: 0.5)
+    demo_episodes: int = 0
+    demo_ratio: float = 0.5
 
 
 def critic_target(policy, target_critic, batch: dict, alpha: torch.Tensor, subset: int,
@@ -102,6 +106,9 @@ def sac_checks(cfg) -> list[tuple[bool, str]]:
          f"algo.critic_subset must be in [1, algo.num_critics={a.num_critics}], got {a.critic_subset}"),
         (a.actor_q in ACTOR_Q, f"algo.actor_q must be one of {sorted(ACTOR_Q)}, got {a.actor_q!r}"),
         (a.init_temperature > 0, f"algo.init_temperature must be > 0, got {a.init_temperature}"),
+        (a.demo_episodes >= 0, f"algo.demo_episodes must be >= 0, got {a.demo_episodes}"),
+        (0 < a.demo_ratio < 1 or a.demo_episodes == 0,
+         f"algo.demo_ratio must be in (0, 1) with demonstrations, got {a.demo_ratio}"),
         (a.critic_learning_rate > 0, f"algo.critic_learning_rate must be > 0, got {a.critic_learning_rate}"),
         (not cfg.resume, f"resume=true is not supported for algo={a.name} yet: start a new run"),
         (cfg.dist.backend == "single", f"algo={a.name} runs its envs in this process for now: use dist=single"),

@@ -1,7 +1,9 @@
 """The loop of ``trainer="offpolicy"`` algorithms (SAC): step every env, store the steps in a replay buffer, take
 ``algo.utd_ratio`` gradient updates per env-step on samples of it, log, evaluate, save.
 
-One iteration is ``algo.rollout_steps`` steps of every env; ``experiment.eval_interval`` counts iterations.
+One iteration is ``algo.rollout_steps`` steps of every env; ``experiment.eval_interval`` counts iterations. With
+``algo.demo_episodes`` the task's scripted expert first plays that many episodes in simulation into a buffer of their
+own, and every batch takes ``algo.demo_ratio`` of its transitions from it (RLPD's symmetric sampling).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from tqdm import tqdm
 
 from embodied.algorithms import sac
 from embodied.config.schema import TrainConfig, validate
-from embodied.data.replay import ReplayBuffer
+from embodied.data.replay import ReplayBuffer, sample_mixture
 from embodied.rollout.episode_stats import EpisodeStats
 from embodied.runner.builders import build_env, build_policy
 from embodied.runner.interrupt import GracefulStop
@@ -23,6 +25,34 @@ from embodied.runner.logger import RunLogger
 from embodied.runner.run import Run, refuse_reused_folder
 from embodied.runner.trainer import load_initial_weights
 from policies.critics import QEnsemble
+
+DEMO_SEED_OFFSET = 7919  # the expert's scenes: away from the training envs' (seed) and the evaluation's (eval_seed)
+
+
+def expert_buffer(cfg: TrainConfig, policy, episodes: int) -> ReplayBuffer:
+    """``episodes`` episodes of the task's scripted expert, played in simulation, as a replay buffer of their own
+    (the observations the policy reads, the env's rewards, terminations and truncations)."""
+    from sims.experts import WaypointExpert
+
+    a = cfg.algo
+    n = min(episodes, cfg.env.num_envs)
+    env = build_env(cfg, n, autoreset=True)
+    expert = WaypointExpert(env)  # re-plans every env whose episode just started
+    waves = math.ceil(episodes / n)  # each env ends an episode within max_episode_steps
+    buffer = ReplayBuffer(waves * env.max_episode_steps + a.n_step + 1, n, a.n_step, a.gamma,
+                          device=str(policy.device))
+    obs, _ = env.reset(seed=cfg.experiment.seed + DEMO_SEED_OFFSET)
+    ended = 0
+    while ended < episodes:
+        action = expert.act()
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        final = info.get("final_obs")
+        buffer.add(policy.cache_features(obs), action, reward, terminated, truncated,
+                   None if final is None else policy.cache_features(final))
+        ended += int((terminated | truncated).sum())
+        obs = next_obs
+    env.close()
+    return buffer
 
 
 class OffPolicyTrainer(Run):
@@ -55,6 +85,7 @@ class OffPolicyTrainer(Run):
         self.buffer = ReplayBuffer(max(a.buffer_size // n, a.n_step + 1), n, a.n_step, a.gamma,
                                    device=str(self.policy.device))
         self.generator = torch.Generator().manual_seed(cfg.experiment.seed)  # buffer samples, critic subsets
+        self.demos = expert_buffer(cfg, self.policy, a.demo_episodes) if a.demo_episodes else None
         self.owed_updates = 0.0  # utd_ratio x env-steps not yet turned into updates
         refuse_reused_folder(self.output_dir)
 
@@ -70,7 +101,11 @@ class OffPolicyTrainer(Run):
     def update(self) -> dict:
         """One gradient step of the critics, the actor and the temperature, then the target critics."""
         a, policy = self.cfg.algo, self.policy
-        batch = self.buffer.sample(a.batch_size, self.generator)
+        if self.demos is None:
+            batch = self.buffer.sample(a.batch_size, self.generator)
+        else:
+            batch = sample_mixture({"online": self.buffer, "demos": self.demos},
+                                   {"online": 1 - a.demo_ratio, "demos": a.demo_ratio}, a.batch_size, self.generator)
         alpha = self.log_alpha.exp().detach()
         target = sac.critic_target(policy, self.target_critic, batch, alpha, a.critic_subset, self.generator)
         q = self.critic(policy.features(batch["obs"]).detach(), batch["action"])  # [E, B]
@@ -144,6 +179,8 @@ class OffPolicyTrainer(Run):
                 last_success = rollout.get("success_once", last_success)
                 if x.eval_interval and self.iteration % x.eval_interval == 0 and self.iteration < total_iters:
                     last_success = self.run_eval(logger, video=x.video)["success_once"]
+                    if self.solved(last_success):
+                        total_iters = self.iteration
                 known = {} if last_success is None else {"success": f"{last_success:.2f}"}
                 bar.set_postfix(known | {"fps": f"{rollout['env_steps_per_s']:.0f}", "steps": steps})
                 bar.update(1)
