@@ -159,3 +159,21 @@ def test_the_kl_reference_follows_the_loss_not_the_algorithm_name(tmp_path):
     trainer = Trainer(cfg)
     assert trainer.reference is not None and trainer.own_reference is trainer.reference
     assert trainer.train()["episodes"] == 2
+
+
+def test_a_run_stops_at_the_first_evaluation_that_reaches_stop_at_success(tmp_path):
+    # PPO on Reach: 0.9 or more before 24k env-steps (test_ppo_learns_reach); the budget here is 64k
+    cfg = config(tmp_path, experiment__total_env_steps=64_000, experiment__eval_interval=2,
+                 experiment__stop_at_success=0.9, experiment__checkpoint_interval=0, experiment__video=False)
+    trainer = Trainer(cfg)
+    trainer.train()
+    in_loop = [entry["success_once"] for entry in trainer.eval_history[:-1]]  # the last one: the final evaluation
+    assert in_loop[-1] >= 0.9 and all(success < 0.9 for success in in_loop[:-1]), in_loop
+    assert trainer.counters["env_steps"] == trainer.eval_history[-2]["env_steps"] < 64_000
+
+
+def test_stop_at_success_needs_evaluations_during_the_run(tmp_path):
+    from embodied.config.schema import validate
+
+    with pytest.raises(ValueError, match="experiment.eval_interval > 0"):
+        validate(config(tmp_path, experiment__stop_at_success=0.8, experiment__eval_interval=0))

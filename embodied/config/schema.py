@@ -86,6 +86,7 @@ class ExperimentConfig:
     eval_episodes: int = 64
     eval_num_envs: int = 32
     eval_seed: int = 10_000
+    stop_at_success: Optional[float] = None  # RL runs end at the first evaluation whose success_once reaches this
     video: bool = True  # an mp4 of evaluation episode 0 per evaluation (64 px, a few KB); false turns it off
     video_cameras: list = field(default_factory=lambda: ["front"])
     checkpoint_interval: int = 10
@@ -183,6 +184,10 @@ def validate(cfg: TrainConfig) -> None:
         (not cfg.data.carried_scenes or cfg.data.scene_frames > cfg.experiment.eval_num_envs,
          "data.carried_scenes=true stages every other wave of experiment.eval_num_envs scenes as a carried one: set "
          f"data.scene_frames above {cfg.experiment.eval_num_envs} (got {cfg.data.scene_frames})"),
+        (cfg.experiment.stop_at_success is None or (0 < cfg.experiment.stop_at_success <= 1
+                                                     and cfg.experiment.eval_interval > 0),
+         f"experiment.stop_at_success={cfg.experiment.stop_at_success} needs a value in (0, 1] and evaluations "
+         f"during the run (experiment.eval_interval > 0, got {cfg.experiment.eval_interval})"),
         (cfg.experiment.eval_episodes >= 1, f"experiment.eval_episodes must be >= 1, got {cfg.experiment.eval_episodes}"),
         (cfg.experiment.eval_num_envs >= 1,
          f"experiment.eval_num_envs must be >= 1 (worlds evaluated side by side), got {cfg.experiment.eval_num_envs}"),

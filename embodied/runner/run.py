@@ -61,6 +61,11 @@ class Run:
                 logger.video(f"eval_iter_{self.iteration:06d}", frames, fps=20)
         return metrics
 
+    def solved(self, success: float | None) -> bool:
+        """Whether ``experiment.stop_at_success`` is set and an evaluation's ``success`` reached it."""
+        threshold = self.cfg.experiment.stop_at_success
+        return threshold is not None and success is not None and success >= threshold
+
     def finish(self, final: dict, wall_seconds: float, sft_steps: int) -> None:
         """Save the final policy and write ``summary.json`` (after the final evaluation, on rank 0)."""
         self.policy.save_pretrained(os.path.join(self.output_dir, "final_policy"))

@@ -61,6 +61,9 @@ class Trainer(Run):
             raise ValueError("data-parallel learners (WORLD_SIZE > 1) run with dist=single, without resume and "
                              "without an SFT stage for now: drop resume=true / dist=ray, run the SFT stage first "
                              "(algo=sft, then init_from=<its final_policy>), or run one process")
+        if self.world > 1 and cfg.experiment.stop_at_success is not None:
+            raise ValueError("experiment.stop_at_success ends a run on rank 0's evaluation, which the other "
+                             "data-parallel learners do not see: set experiment.stop_at_success=null under torchrun")
         if self.world > 1 and ":" in cfg.experiment.device:
             raise ValueError(f"experiment.device={cfg.experiment.device!r} under torchrun would put every rank on "
                              "one GPU: use experiment.device=cuda (each rank takes the GPU of its LOCAL_RANK)")
@@ -231,6 +234,8 @@ class Trainer(Run):
             lead = self.rank == 0
             if lead and x.eval_interval and self.iteration % x.eval_interval == 0 and self.iteration < total_iters:
                 last_success = self.run_eval(logger, video=x.video)["success_once"]
+                if self.solved(last_success):
+                    total_iters = self.iteration  # ends the loop (one learner: checked when the run is built)
             if lead and x.checkpoint_interval and self.iteration % x.checkpoint_interval == 0:
                 self._save_checkpoint()
             known = {} if last_success is None else {"success": f"{last_success:.2f}"}
