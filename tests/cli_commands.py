@@ -74,8 +74,8 @@ def run_command(line: str, monkeypatch) -> str:
 
 
 def train_budget(args: list[str]) -> list[str]:
-    """Four envs per env worker and stage; SFT steps, rendered scenes, RL-Co's SFT stage and critic warm-up shrunk
-    where the composed config has them (``experiment=vla_sft`` picks algo=sft without saying so)."""
+    """Four envs per env worker and stage; SFT steps, rendered scenes, RL-Co's SFT stage, critic warm-up, off-policy
+    random steps and expert episodes shrunk where the composed config has them (``experiment=vla_sft`` picks algo=sft without saying so)."""
     from hydra import compose, initialize_config_dir
 
     from embodied.cli.train import _config_path
@@ -88,4 +88,6 @@ def train_budget(args: list[str]) -> list[str]:
         (SFT_TINY if "sft_steps" in cfg.algo else []) + \
         (["data.scene_frames=8"] if cfg.data.scene_frames else []) + \
         (["algo.sft_stage_steps=2"] if cfg.algo.sft_stage_steps else []) + \
-        (["algo.critic_warmup_iterations=1"] if cfg.algo.critic_warmup_iterations else [])
+        (["algo.critic_warmup_iterations=1"] if cfg.algo.critic_warmup_iterations else []) + \
+        (["algo.learning_starts=0"] if "learning_starts" in cfg.algo else []) + \
+        (["algo.demo_episodes=2"] if cfg.algo.get("demo_episodes") else [])

@@ -1,0 +1,110 @@
+"""Sample efficiency of the RL algorithms on state tasks: env-steps and seconds to 80% evaluation success.
+
+Run: python benchmarks/sample_efficiency.py [--tasks PushCube PickCube] [--seeds 1 2] [--methods ppo sac rlpd]
+Each method trains exactly as ``embodied-train`` composes it (Hydra, the shipped configs) with
+``experiment.stop_at_success=0.8``: the run ends at the first evaluation (64 episodes, the trainer's eval seed) that
+reaches 80% success_once, or at its method's budget of env-steps (``--budgets``). Methods:
+- ppo: ``algo=ppo policy=mlp`` (64 envs), the project's on-policy baseline;
+- sac: ``algo=sac policy=tanh_mlp`` (16 envs) from scratch;
+- rlpd: ``algo=rlpd policy=tanh_mlp`` (16 envs), half of each batch from 20 scripted-expert episodes.
+Columns: env-steps and training seconds (evaluations excluded) to 80%, the final success, and the env-steps ratio
+to PPO on the same task and seed (the issue's goal: SAC <= 1/3 of PPO on PushCube). Writes
+benchmarks/results/sample_efficiency.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import torch  # noqa: E402
+from results_io import write_results  # noqa: E402
+
+TASKS = {"PushCube": "push_cube", "PickCube": "pick_cube", "Reach": "reach"}
+METHODS = {
+    # env-steps per iteration: 64 envs x 50 steps (ppo), 16 x 50 (off-policy); evaluations every 9.6k / 4k env-steps
+    "ppo": ["algo=ppo", "policy=mlp", "env.num_envs=64", "experiment.eval_interval=3"],
+    "sac": ["algo=sac", "policy=tanh_mlp", "env.num_envs=16", "experiment.eval_interval=5"],
+    "rlpd": ["algo=rlpd", "policy=tanh_mlp", "env.num_envs=16", "experiment.eval_interval=5"],
+}
+THRESHOLD = 0.8
+# env-steps at most: PPO reaches 80% on PushCube near 320k (tests/test_training.py); off-policy runs are cut where they
+# could no longer meet the issue's goal (1/3 of PPO's env-steps) and cost ~10x more CPU per env-step
+BUDGETS = {"ppo": 480_000, "sac": 160_000, "rlpd": 160_000}
+
+
+def compose(task: str, method: str, seed: int, out: str, budget: int, threads: int):
+    """The TrainConfig ``embodied-train env=<task> <method's overrides>`` would run, stopping at 80%."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from embodied.cli.train import _config_path
+
+    with initialize_config_dir(config_dir=_config_path(), version_base=None):
+        cfg = hydra_compose("train", overrides=[
+            f"env={TASKS[task]}", *METHODS[method], f"experiment.seed={seed}", f"experiment.output_dir={out}",
+            f"experiment.total_env_steps={budget}", f"experiment.stop_at_success={THRESHOLD}",
+            "experiment.progress=false", "experiment.video=false", "experiment.checkpoint_interval=0",
+            f"experiment.torch_threads={threads}", f"experiment.update_threads={threads}"])
+    return OmegaConf.to_object(cfg)
+
+
+def run(task: str, method: str, seed: int, args) -> dict:
+    """Train one method until 80% or the budget; the row of the table."""
+    from embodied.runner.loops import make_trainer
+
+    out = os.path.join(args.runs, f"{task}_{method}_s{seed}")
+    budget = args.budgets[method]
+    trainer = make_trainer(compose(task, method, seed, out, budget, args.threads))
+    final = trainer.train()
+    in_loop = trainer.eval_history[:-1]  # the last entry is the final evaluation
+    reached = next((e for e in in_loop if e["success_once"] >= THRESHOLD), None)
+    return {"task": task, "method": method, "seed": seed, "budget": budget,
+            "env_steps_to_80": reached["env_steps"] if reached else None,
+            "seconds_to_80": reached["seconds"] if reached else None,
+            "final_success": final["success_once"], "env_steps": trainer.counters["env_steps"],
+            "curve": [(e["env_steps"], e["success_once"]) for e in in_loop]}
+
+
+def format_row(row: dict, ppo: dict | None) -> str:
+    steps = row["env_steps_to_80"]
+    ratio = "-"
+    if ppo and ppo["env_steps_to_80"] and steps:
+        ratio = f"{steps / ppo['env_steps_to_80']:.2f}"
+    reached = f"{steps:,}" if steps else f"> {row['env_steps']:,}"
+    seconds = f"{row['seconds_to_80']:.0f}" if steps else "-"
+    return (f"| {row['task']} | {row['method']} | {row['seed']} | {reached} | {seconds} | {row['final_success']:.3f} | "
+            f"{ratio} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=["PushCube", "PickCube"], choices=list(TASKS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--budgets", nargs="*", default=[], metavar="METHOD=ENV_STEPS",
+                        help=f"env-steps at most per run of a method (defaults: {BUDGETS})")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each run")
+    parser.add_argument("--runs", default="runs/sample_efficiency")
+    parser.add_argument("--out", default="benchmarks/results/sample_efficiency.json")
+    args = parser.parse_args()
+    args.budgets = BUDGETS | {name: int(steps) for name, _, steps in (b.partition("=") for b in args.budgets)}
+    torch.set_num_threads(args.threads)
+    rows = []
+    print("| task | method | seed | env-steps to 80% | seconds to 80% | final success | env-steps / PPO's |\n"
+          "|---|---|---|---|---|---|---|", flush=True)
+    for task in args.tasks:
+        for seed in args.seeds:
+            ppo = None
+            for method in args.methods:
+                row = run(task, method, seed, args)
+                ppo = row if method == "ppo" else ppo
+                rows.append(row)
+                print(format_row(row, ppo), flush=True)
+                write_results(args.out, {"rows": rows, "threshold": THRESHOLD, "methods": METHODS})
+
+
+if __name__ == "__main__":
+    main()
