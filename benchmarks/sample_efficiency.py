@@ -69,6 +69,7 @@ def run(task: str, method: str, seed: int, args) -> dict:
 
 
 def format_row(row: dict, ppo: dict | None) -> str:
+    """One markdown row; the env-steps ratio to ``ppo``'s row of the same task and seed when both reached 80%."""
     steps = row["env_steps_to_80"]
     ratio = "-"
     if ppo and ppo["env_steps_to_80"] and steps:
@@ -80,6 +81,7 @@ def format_row(row: dict, ppo: dict | None) -> str:
 
 
 def main() -> None:
+    """Train every method on every task and seed; print the table and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=["PushCube", "PickCube"], choices=list(TASKS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2])

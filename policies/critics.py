@@ -19,6 +19,7 @@ class EnsembleLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(members, 1, out_dim).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[E, B, in] -> [E, B, out]."""
         return torch.baddbmm(self.bias, x, self.weight)
 
 

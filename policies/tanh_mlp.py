@@ -57,6 +57,7 @@ class TanhGaussianMLPPolicy(MLPPolicy):
         return torch.tanh(u), self._squashed_log_prob(dist, u).sum(dim=(1, 2))
 
     def act(self, obs):
+        """A sampled action [N, 1, A] in (-1, 1), its per-dimension log-prob and the (unused by SAC) value."""
         x = self.features(obs)
         dist = self._distribution(x)
         u = dist.sample()
@@ -70,4 +71,5 @@ class TanhGaussianMLPPolicy(MLPPolicy):
         return self._squashed_log_prob(dist, u), dist.entropy(), self.critic(x).squeeze(-1)
 
     def deterministic_action(self, obs):
+        """``tanh`` of the Gaussian's mean, [N, 1, A]."""
         return torch.tanh(self._mean_log_std(self.features(obs))[0])

@@ -177,3 +177,5 @@ def test_stop_at_success_needs_evaluations_during_the_run(tmp_path):
 
     with pytest.raises(ValueError, match="experiment.eval_interval > 0"):
         validate(config(tmp_path, experiment__stop_at_success=0.8, experiment__eval_interval=0))
+    with pytest.raises(ValueError, match="algo=sft runs its algo.sft_steps"):
+        validate(config(tmp_path, algo__name="sft", data__paths=["demos"], experiment__stop_at_success=0.8))

@@ -147,9 +147,11 @@ def test_rlpd_collects_expert_episodes_into_a_demo_buffer_and_samples_half_of_ea
     from embodied.rollout.episode_stats import EpisodeStats
 
     cfg = config(tmp_path, algo__name="rlpd", policy__name="tanh_mlp", env__num_envs=4, algo__demo_episodes=6,
-                 algo__batch_size=64, algo__learning_starts=80, algo__rollout_steps=20, experiment__total_env_steps=80)
+                 algo__batch_size=64, algo__learning_starts=100, algo__rollout_steps=20, experiment__total_env_steps=80)
     trainer = offpolicy.OffPolicyTrainer(cfg)
     demos = trainer.demos
+    expert_states = demos.steps * 4
+    assert trainer.policy.normalizer.count == expert_states  # the statistics include what random actions never reach
     assert (demos.store["terminated"] | demos.store["truncated"])[:demos.steps].sum() >= 6  # the episodes asked for
     obs, _ = trainer.env.reset(seed=0)
     trainer._collect_and_learn(obs, EpisodeStats(4))  # 20 steps of uniform random actions, no update yet

@@ -33,6 +33,8 @@ def sft_checks(cfg) -> list[tuple[bool, str]]:
         (cfg.algo.precision in PRECISIONS, f"algo.precision must be one of {sorted(PRECISIONS)}, got "
                                            f"{cfg.algo.precision!r}"),
         (not cfg.resume, "resume=true is not supported for algo=sft yet: start a new run (SFT runs are short)"),
+        (cfg.experiment.stop_at_success is None, "experiment.stop_at_success ends RL runs; algo=sft runs its "
+                                                 "algo.sft_steps: set experiment.stop_at_success=null"),
     ]
 
 

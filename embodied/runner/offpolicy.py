@@ -86,8 +86,17 @@ class OffPolicyTrainer(Run):
                                    device=str(self.policy.device))
         self.generator = torch.Generator().manual_seed(cfg.experiment.seed)  # buffer samples, critic subsets
         self.demos = expert_buffer(cfg, self.policy, a.demo_episodes) if a.demo_episodes else None
+        if self.demos is not None and hasattr(self.policy, "update_normalizer"):
+            self.policy.update_normalizer(self._stored_observations(self.demos))  # states random actions never reach
         self.owed_updates = 0.0  # utd_ratio x env-steps not yet turned into updates
         refuse_reused_folder(self.output_dir)
+
+    @staticmethod
+    def _stored_observations(buffer: ReplayBuffer) -> dict:
+        """Every observation ``buffer`` holds, flat over steps and envs ([steps x N, ...] per key)."""
+        steps = min(buffer.steps, buffer.capacity)
+        return {key[len("obs/"):]: value[:steps].flatten(0, 1) for key, value in buffer.store.items()
+                if key.startswith("obs/") and "/" not in key[len("obs/"):]}
 
     def _action(self, obs: dict) -> torch.Tensor:
         """Uniform random actions [N, A] before ``learning_starts`` env-steps, then samples of the policy."""
@@ -140,7 +149,7 @@ class OffPolicyTrainer(Run):
             episodes.update(reward, torch.ones_like(reward, dtype=torch.long), info["success"],
                             terminated | truncated)
             if self.counters["env_steps"] < a.learning_starts and hasattr(self.policy, "update_normalizer"):
-                self.policy.update_normalizer(obs)  # statistics settle on the random phase, then stay fixed
+                self.policy.update_normalizer(obs)  # statistics settle on the random phase (and demos), then stay fixed
             obs = next_obs
             self.counters["env_steps"] += n
             if self.counters["env_steps"] >= a.learning_starts and len(self.buffer):
