@@ -37,18 +37,13 @@ BUDGETS = {"ppo": 480_000, "sac": 160_000, "rlpd": 160_000}
 
 def compose(task: str, method: str, seed: int, out: str, budget: int, threads: int):
     """The TrainConfig ``embodied-train env=<task> <method's overrides>`` would run, stopping at 80%."""
-    from hydra import compose as hydra_compose, initialize_config_dir
-    from omegaconf import OmegaConf
+    from embodied.cli.train import compose_train_config
 
-    from embodied.cli.train import _config_path
-
-    with initialize_config_dir(config_dir=_config_path(), version_base=None):
-        cfg = hydra_compose("train", overrides=[
-            f"env={TASKS[task]}", *METHODS[method], f"experiment.seed={seed}", f"experiment.output_dir={out}",
-            f"experiment.total_env_steps={budget}", f"experiment.stop_at_success={THRESHOLD}",
-            "experiment.progress=false", "experiment.video=false", "experiment.checkpoint_interval=0",
-            f"experiment.torch_threads={threads}", f"experiment.update_threads={threads}"])
-    return OmegaConf.to_object(cfg)
+    return compose_train_config([
+        f"env={TASKS[task]}", *METHODS[method], f"experiment.seed={seed}", f"experiment.output_dir={out}",
+        f"experiment.total_env_steps={budget}", f"experiment.stop_at_success={THRESHOLD}",
+        "experiment.progress=false", "experiment.video=false", "experiment.checkpoint_interval=0",
+        f"experiment.torch_threads={threads}", f"experiment.update_threads={threads}"])
 
 
 def run(task: str, method: str, seed: int, args) -> dict:

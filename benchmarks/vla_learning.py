@@ -64,17 +64,12 @@ def record(task: str, root: str, episodes: int) -> str:
 
 def compose(task: str, data: str, seed: int, out: str, overrides: list[str], eval_episodes: int):
     """The TrainConfig ``embodied-train algo=sft env=<task> data.paths=[data] <overrides>`` would run."""
-    from hydra import compose as hydra_compose, initialize_config_dir
-    from omegaconf import OmegaConf
+    from embodied.cli.train import compose_train_config
 
-    from embodied.cli.train import _config_path
-
-    with initialize_config_dir(config_dir=_config_path(), version_base=None):
-        cfg = hydra_compose("train", overrides=[
-            "algo=sft", f"env={ENV_GROUPS[task]}", f"data.paths=[{data}]", f"experiment.seed={seed}",
-            f"experiment.output_dir={out}", f"experiment.eval_episodes={eval_episodes}", "experiment.progress=false",
-            "algo.sft_eval_interval=0", *overrides])
-    return OmegaConf.to_object(cfg)
+    return compose_train_config([
+        "algo=sft", f"env={ENV_GROUPS[task]}", f"data.paths=[{data}]", f"experiment.seed={seed}",
+        f"experiment.output_dir={out}", f"experiment.eval_episodes={eval_episodes}", "experiment.progress=false",
+        "algo.sft_eval_interval=0", *overrides])
 
 
 class SwappedImages:

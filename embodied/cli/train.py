@@ -39,6 +39,15 @@ for _name in ALGORITHMS.names():  # configs/algo/<name>.yaml starts from its alg
 log = logging.getLogger("embodied-train")  # Hydra sends it to the terminal and to <run>/hydra/train.log
 
 
+def compose_train_config(overrides: list[str]) -> TrainConfig:
+    """The TrainConfig ``embodied-train <overrides>`` would run, composed without starting it (benchmarks)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=_config_path(), version_base=None):
+        return OmegaConf.to_object(compose("train", overrides=overrides))
+
+
 def _run(cfg: DictConfig) -> None:
     from embodied.runner.loops import make_trainer
 
