@@ -69,7 +69,7 @@ def critic_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def actor_loss(policy, critic, obs: dict, alpha: torch.Tensor, actor_q: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``mean(alpha * log pi(a|s) - Q(s, a))`` with a ~ pi(s) reparameterised; returns it and log pi [B]."""
     action, logprob = policy.rsample(obs)  # [B, 1, A], [B]
-    q = critic(policy.features(obs).detach(), action[:, 0])  # [E, B]; critic weights get grads, not stepped here
+    q = critic(policy.features(obs).detach(), action[:, 0])  # [E, B]; only the actor is stepped on this loss
     return (alpha * logprob - ACTOR_Q[actor_q](q)).mean(), logprob
 
 

@@ -122,10 +122,12 @@ class OffPolicyTrainer(Run):
         self.critic_optimizer.zero_grad()
         critic_loss.backward()
         self.critic_optimizer.step()
+        self.critic.requires_grad_(False)  # the actor's backward pass reaches the action, not the critic's weights
         actor_loss, logprob = sac.actor_loss(policy, self.critic, batch["obs"], alpha, a.actor_q)
         self.actor_optimizer.zero_grad()
         actor_loss.backward()
         self.actor_optimizer.step()
+        self.critic.requires_grad_(True)
         temperature_loss = sac.temperature_loss(self.log_alpha, logprob, self.target_entropy)
         self.temperature_optimizer.zero_grad()
         temperature_loss.backward()
