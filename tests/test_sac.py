@@ -144,7 +144,6 @@ def test_sac_learns_reach_from_its_replay_buffer(tmp_path):
 def test_rlpd_collects_expert_episodes_into_a_demo_buffer_and_samples_half_of_each_batch_from_it(tmp_path,
                                                                                                   monkeypatch):
     import embodied.runner.offpolicy as offpolicy
-    from embodied.rollout.episode_stats import EpisodeStats
 
     cfg = config(tmp_path, algo__name="rlpd", policy__name="tanh_mlp", env__num_envs=4, algo__demo_episodes=6,
                  algo__batch_size=64, algo__learning_starts=100, algo__rollout_steps=20, experiment__total_env_steps=80)
@@ -153,8 +152,7 @@ def test_rlpd_collects_expert_episodes_into_a_demo_buffer_and_samples_half_of_ea
     expert_states = demos.steps * 4
     assert trainer.policy.normalizer.count == expert_states  # the statistics include what random actions never reach
     assert (demos.store["terminated"] | demos.store["truncated"])[:demos.steps].sum() >= 6  # the episodes asked for
-    obs, _ = trainer.env.reset(seed=0)
-    trainer._collect_and_learn(obs, EpisodeStats(4))  # 20 steps of uniform random actions, no update yet
+    trainer._collect_and_learn()  # 20 steps of uniform random actions, no update yet
     online_reward = trainer.buffer.store["reward"][:trainer.buffer.steps].mean()
     assert demos.store["reward"][:demos.steps].mean() > online_reward + 0.2  # Reach's dense reward: expert > random
     sources = []

@@ -110,7 +110,6 @@ def sac_checks(cfg) -> list[tuple[bool, str]]:
         (0 < a.demo_ratio < 1 or a.demo_episodes == 0,
          f"algo.demo_ratio must be in (0, 1) with demonstrations, got {a.demo_ratio}"),
         (a.critic_learning_rate > 0, f"algo.critic_learning_rate must be > 0, got {a.critic_learning_rate}"),
-        (not cfg.resume, f"resume=true is not supported for algo={a.name} yet: start a new run"),
         (cfg.dist.backend == "single", f"algo={a.name} runs its envs in this process for now: use dist=single"),
     ]
 

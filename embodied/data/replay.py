@@ -9,10 +9,13 @@ instructions first, e.g. with ``policy.cache_features``). A sample of step t giv
 discount of that observation's value: ``gamma^(k+1)``, or 0 when the episode terminated (a truncated episode is
 bootstrapped from its last observation).
 
-With a ``directory`` the buffer is durable: every ``flush_every`` steps the new steps go to one segment file, written
-to a temporary name and renamed into place, then the manifest listing the segments is replaced the same way, so a
-kill -9 at any moment leaves the last complete manifest and every segment it names. ``ReplayBuffer.open`` reloads
-them: at most the steps after the last flush are lost.
+With a ``directory`` the buffer is durable: every ``flush_every`` steps (or at each ``flush()`` call, with
+``flush_every=None``) the new steps go to one segment file, written to a temporary name and renamed into place, then
+the manifest listing the segments is replaced the same way, so a kill -9 at any moment leaves the last complete
+manifest and every segment it names. ``ReplayBuffer.open`` reloads them: at most the steps after the last flush are
+lost. The segments the previous flush needed are kept too, so ``open(..., steps=<that flush's steps>)`` can go back
+one flush (a run killed between flushing its buffer and writing the checkpoint of the same moment resumes from its
+previous checkpoint, with the buffer as it was then).
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ class ReplayBuffer:
     """The last ``capacity`` steps of ``num_envs`` envs, sampled as n-step transitions (``n_step``, ``gamma``)."""
 
     def __init__(self, capacity: int, num_envs: int, n_step: int = 1, gamma: float = 0.99,
-                 directory: str | None = None, flush_every: int = 1000, device: str = "cpu"):
+                 directory: str | None = None, flush_every: int | None = 1000, device: str = "cpu"):
         if capacity <= n_step or n_step < 1 or num_envs < 1 or not 0.0 <= gamma <= 1.0:
             raise ValueError(f"replay buffer needs capacity > n_step >= 1, num_envs >= 1 and 0 <= gamma <= 1, got "
                              f"capacity={capacity} n_step={n_step} num_envs={num_envs} gamma={gamma}")
@@ -87,7 +90,7 @@ class ReplayBuffer:
             self.finals[(self.steps, env)] = {k: v[env].to(self.device) for k, v in flat_items(final_obs).items()}
         self.steps += 1
         self._forget_overwritten_finals()
-        if self.directory and self.steps - self.flushed >= self.flush_every:
+        if self.directory and self.flush_every and self.steps - self.flushed >= self.flush_every:
             self.flush()
 
     def _forget_overwritten_finals(self) -> None:
@@ -163,8 +166,8 @@ class ReplayBuffer:
         np.savez(packed, **arrays)
         atomic_write_bytes(os.path.join(self.directory, name), packed.getvalue())
         self.segments.append(name)
-        self.flushed = self.steps
-        self.segments = [s for s in self.segments if _segment_end(s) > self.steps - self.capacity]
+        previous, self.flushed = self.flushed, self.steps
+        self.segments = [s for s in self.segments if _segment_end(s) > previous - self.capacity]  # open(steps=previous)
         manifest = {"capacity": self.capacity, "num_envs": self.num_envs, "n_step": self.n_step,
                     "gamma": self.gamma, "steps": self.steps, "segments": self.segments}
         atomic_write_json(os.path.join(self.directory, MANIFEST), manifest)
@@ -173,16 +176,28 @@ class ReplayBuffer:
                 os.remove(os.path.join(self.directory, stale))
 
     @classmethod
-    def open(cls, directory: str, flush_every: int = 1000, device: str = "cpu") -> "ReplayBuffer":
-        """The buffer as its last complete flush to ``directory`` left it."""
+    def open(cls, directory: str, flush_every: int | None = 1000, device: str = "cpu",
+             steps: int | None = None) -> "ReplayBuffer":
+        """The buffer as its last complete flush to ``directory`` left it, or as the flush at ``steps`` left it (the
+        last or the one before: what a checkpoint written after that flush recorded)."""
         path = os.path.join(directory, MANIFEST)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no replay buffer in {directory} ({MANIFEST} missing)")
         with open(path) as f:
             manifest = json.load(f)
+        steps = manifest["steps"] if steps is None else steps
         buffer = cls(manifest["capacity"], manifest["num_envs"], manifest["n_step"], manifest["gamma"],
                      directory, flush_every, device)
-        for name in manifest["segments"]:
+        names = [name for name in manifest["segments"] if _segment_end(name) <= steps]
+        cursor = steps  # the kept steps must be one unbroken run of segments back to steps - capacity
+        for name in reversed(names):
+            if _segment_end(name) == cursor:
+                cursor = _segment_start(name)
+        if cursor > max(0, steps - buffer.capacity):
+            raise ValueError(f"the replay buffer in {directory} cannot be restored to step {steps}: its segments "
+                             f"({manifest['segments']}) hold no unbroken record of steps {max(0, steps - buffer.capacity)}"
+                             f" to {steps}; start a new run (resume=false) in a new folder")
+        for name in names:
             first, end = _segment_start(name), _segment_end(name)
             with np.load(os.path.join(directory, name)) as segment:
                 store = {k[len("store/"):]: torch.from_numpy(segment[k]) for k in segment.files if k.startswith("store/")}
@@ -192,8 +207,8 @@ class ReplayBuffer:
                 for row, (step, env) in enumerate(segment["final_index"].tolist()):
                     buffer.finals[(step, env)] = {k[len("final/"):]: torch.from_numpy(segment[k][row]).to(buffer.device)
                                                   for k in final_keys}
-        buffer.steps = buffer.flushed = manifest["steps"]
-        buffer.segments = list(manifest["segments"])
+        buffer.steps = buffer.flushed = steps
+        buffer.segments = names
         buffer._forget_overwritten_finals()
         return buffer
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
+from typing import Callable
 
 import torch
 
@@ -59,6 +61,23 @@ def latest_checkpoint(directory: str) -> str | None:
     """Newest complete checkpoint folder under ``directory``, or None."""
     complete = complete_checkpoints(directory)
     return complete[0] if complete else None
+
+
+def resume_latest(output_dir: str, load: Callable[[str], None]) -> str:
+    """``load(path)`` the newest checkpoint under ``<output_dir>/checkpoints`` that reads (a damaged one is named and
+    skipped for the one before); returns its path."""
+    complete = complete_checkpoints(os.path.join(output_dir, "checkpoints"))
+    if not complete:
+        raise FileNotFoundError(f"resume=true but no checkpoint under {output_dir}/checkpoints; "
+                                "start without resume or point experiment.output_dir at the old run")
+    for path in complete:
+        try:
+            load(path)
+        except CorruptCheckpoint as damaged:
+            logging.getLogger("embodied-train").warning(f"warning: {damaged}; trying the previous checkpoint")
+            continue
+        return path
+    raise FileNotFoundError(f"resume=true but no checkpoint under {output_dir}/checkpoints can be read")
 
 
 def read_checkpoint(path: str) -> tuple:

@@ -4,12 +4,17 @@
 One iteration is ``algo.rollout_steps`` steps of every env; ``experiment.eval_interval`` counts iterations. With
 ``algo.demo_episodes`` the task's scripted expert first plays that many episodes in simulation into a buffer of their
 own, and every batch takes ``algo.demo_ratio`` of its transitions from it (RLPD's symmetric sampling).
+
+Every ``experiment.checkpoint_interval`` iterations (and at the end, or after Ctrl-C) the replay buffer is flushed to
+``<run>/replay`` and a checkpoint written to ``<run>/checkpoints``; ``resume=true`` continues exactly from the last one,
+after a kill -9 too (the buffer is reopened as the checkpoint recorded it).
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 
 import torch
@@ -20,6 +25,8 @@ from embodied.config.schema import TrainConfig, validate
 from embodied.data.replay import ReplayBuffer, sample_mixture
 from embodied.rollout.episode_stats import EpisodeStats
 from embodied.runner.builders import build_env, build_policy
+from embodied.runner.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, resume_latest,
+                                        run_identity, save_checkpoint)
 from embodied.runner.interrupt import GracefulStop
 from embodied.runner.logger import RunLogger
 from embodied.runner.run import Run, refuse_reused_folder
@@ -55,9 +62,30 @@ def expert_buffer(cfg: TrainConfig, policy, episodes: int) -> ReplayBuffer:
     return buffer
 
 
+class OffPolicyRollout:
+    """The env of an off-policy run, its current observation and its unfinished episodes' bookkeeping; its
+    ``state_dict`` is what a checkpoint keeps of them (the env's snapshot, for exact resume)."""
+
+    def __init__(self, env, seed: int, device):
+        self.env = env
+        self.obs, _ = env.reset(seed=seed)
+        self.episodes = EpisodeStats(env.num_envs, device)
+
+    def state_dict(self) -> dict:
+        """Env snapshot and episode bookkeeping."""
+        return {"env": self.env.get_state(), "stats": self.episodes.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a ``state_dict`` snapshot."""
+        self.obs = self.env.set_state(state["env"])
+        self.episodes.load_state_dict(state["stats"])
+
+
 class OffPolicyTrainer(Run):
     """Owns the env, the actor (the policy), the Q ensemble with its target, the temperature and the replay buffer
     of one run; ``train()`` returns the final evaluation metrics."""
+
+    resumable = True  # resume=true continues from the last checkpoint and the replay buffer flushed with it
 
     def __init__(self, cfg: TrainConfig):
         validate(cfg)
@@ -82,14 +110,46 @@ class OffPolicyTrainer(Run):
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=a.critic_learning_rate)
         self.temperature_optimizer = torch.optim.Adam([self.log_alpha], lr=a.critic_learning_rate)
         n = cfg.env.num_envs
-        self.buffer = ReplayBuffer(max(a.buffer_size // n, a.n_step + 1), n, a.n_step, a.gamma,
-                                   device=str(self.policy.device))
+        self.replay_dir = os.path.join(self.output_dir, "replay")
+        if not cfg.resume:
+            refuse_reused_folder(self.output_dir)
+        self.buffer = ReplayBuffer(max(a.buffer_size // n, a.n_step + 1), n, a.n_step, a.gamma, self.replay_dir,
+                                   flush_every=None, device=str(self.policy.device))  # flushed with each checkpoint
         self.generator = torch.Generator().manual_seed(cfg.experiment.seed)  # buffer samples, critic subsets
         self.demos = expert_buffer(cfg, self.policy, a.demo_episodes) if a.demo_episodes else None
         if self.demos is not None and hasattr(self.policy, "update_normalizer"):
             self.policy.update_normalizer(self._stored_observations(self.demos))  # states random actions never reach
         self.owed_updates = 0.0  # utd_ratio x env-steps not yet turned into updates
-        refuse_reused_folder(self.output_dir)
+        self.rollout = OffPolicyRollout(self.env, cfg.experiment.seed, self.policy.device)
+        if cfg.resume:
+            path = resume_latest(self.output_dir, self._load_checkpoint)
+            print(f"resumed from {path} at iteration {self.iteration}")
+
+    def _save_checkpoint(self) -> None:
+        """Flush the replay buffer, then write everything ``resume=true`` needs to continue exactly from here."""
+        self.buffer.flush()
+        extra = {"critic": self.critic.state_dict(), "target_critic": self.target_critic.state_dict(),
+                 "critic_optimizer": self.critic_optimizer.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
+                 "temperature_optimizer": self.temperature_optimizer.state_dict(),
+                 "generator": self.generator.get_state(), "owed_updates": self.owed_updates,
+                 "buffer_steps": self.buffer.steps}
+        save_checkpoint(os.path.join(self.output_dir, "checkpoints"), self.iteration, self.policy,
+                        self.actor_optimizer, self.rollout, self.counters, run_identity(self.cfg), extra=extra)
+
+    def _load_checkpoint(self, path: str) -> None:
+        """Restore the run from the checkpoint at ``path`` and the replay buffer as that checkpoint recorded it."""
+        self.iteration, self.counters, extra = load_checkpoint(path, self.policy, self.actor_optimizer, self.rollout,
+                                                               run_identity(self.cfg))
+        self.critic.load_state_dict(extra["critic"])
+        self.target_critic.load_state_dict(extra["target_critic"])
+        self.critic_optimizer.load_state_dict(extra["critic_optimizer"])
+        with torch.no_grad():
+            self.log_alpha.copy_(extra["log_alpha"])
+        self.temperature_optimizer.load_state_dict(extra["temperature_optimizer"])
+        self.generator.set_state(extra["generator"])
+        self.owed_updates = float(extra["owed_updates"])
+        self.buffer = ReplayBuffer.open(self.replay_dir, flush_every=None, device=str(self.policy.device),
+                                        steps=int(extra["buffer_steps"]))
 
     @staticmethod
     def _stored_observations(buffer: ReplayBuffer) -> dict:
@@ -136,12 +196,13 @@ class OffPolicyTrainer(Run):
         return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(), "q": q.mean().item(),
                 "temperature": alpha.item(), "entropy": -logprob.mean().item()}
 
-    def _collect_and_learn(self, obs: dict, episodes: EpisodeStats) -> tuple[dict, dict]:
-        """``rollout_steps`` steps of every env, each followed by the updates it pays for; returns the next
-        observation and the mean update statistics."""
+    def _collect_and_learn(self) -> dict:
+        """``rollout_steps`` steps of every env, each followed by the updates it pays for; returns the mean update
+        statistics."""
         a, n = self.cfg.algo, self.env.num_envs
         totals: dict[str, float] = {}
         updates = 0
+        obs, episodes = self.rollout.obs, self.rollout.episodes
         for _ in range(a.rollout_steps):
             action = self._action(obs)
             next_obs, reward, terminated, truncated, info = self.env.step(action)
@@ -152,7 +213,7 @@ class OffPolicyTrainer(Run):
                             terminated | truncated)
             if self.counters["env_steps"] < a.learning_starts and hasattr(self.policy, "update_normalizer"):
                 self.policy.update_normalizer(obs)  # statistics settle on the random phase (and demos), then stay fixed
-            obs = next_obs
+            obs = self.rollout.obs = next_obs
             self.counters["env_steps"] += n
             if self.counters["env_steps"] >= a.learning_starts and len(self.buffer):
                 self.owed_updates += a.utd_ratio * n
@@ -162,29 +223,28 @@ class OffPolicyTrainer(Run):
                     updates += 1
                     self.owed_updates -= 1
         self.counters["updates"] = self.counters.get("updates", 0) + updates
-        return obs, {key: value / updates for key, value in totals.items()}
+        return {key: value / updates for key, value in totals.items()}
 
     def train(self) -> dict:
         """Run to ``experiment.total_env_steps``; returns the final evaluation metrics (``{"interrupted_at":
-        iteration}`` after Ctrl-C, with the policy saved as it is)."""
+        iteration}`` after Ctrl-C, with a checkpoint and the policy saved as it is)."""
         cfg, x = self.cfg, self.cfg.experiment
         per_iteration = cfg.algo.rollout_steps * self.env.num_envs
         total_iters = max(1, x.total_env_steps // per_iteration)
         self._train_start, self.eval_seconds = time.perf_counter(), 0.0
         logger = RunLogger(self.output_dir)
-        bar = tqdm(total=total_iters, disable=not x.progress, desc=x.name, unit="it", dynamic_ncols=True)
-        obs, _ = self.env.reset(seed=x.seed)
-        episodes = EpisodeStats(self.env.num_envs, self.policy.device)
+        bar = tqdm(total=total_iters, initial=self.iteration, disable=not x.progress, desc=x.name, unit="it",
+                   dynamic_ncols=True)
         last_success = None
         stop = GracefulStop(enabled=True)
         with stop:
             while self.iteration < total_iters and not stop.requested:
                 start = time.perf_counter()
-                obs, stats = self._collect_and_learn(obs, episodes)
+                stats = self._collect_and_learn()
                 seconds = time.perf_counter() - start
                 self.iteration += 1
                 steps = self.counters["env_steps"]
-                rollout = episodes.pop_summary() | {"env_steps_per_s": per_iteration / max(seconds, 1e-9)}
+                rollout = self.rollout.episodes.pop_summary() | {"env_steps_per_s": per_iteration / max(seconds, 1e-9)}
                 logger.scalars("rollout", rollout, steps)
                 logger.scalars("train", stats | {"iteration_time_s": seconds}, steps)
                 last_success = rollout.get("success_once", last_success)
@@ -192,10 +252,16 @@ class OffPolicyTrainer(Run):
                     last_success = self.run_eval(logger, video=x.video)["success_once"]
                     if self.solved(last_success):
                         total_iters = self.iteration
+                if x.checkpoint_interval and self.iteration % x.checkpoint_interval == 0:
+                    self._save_checkpoint()
                 known = {} if last_success is None else {"success": f"{last_success:.2f}"}
                 bar.set_postfix(known | {"fps": f"{rollout['env_steps_per_s']:.0f}", "steps": steps})
                 bar.update(1)
         bar.close()
+        checkpoints = os.path.join(self.output_dir, "checkpoints")
+        if (stop.requested or x.checkpoint_interval) and \
+                latest_checkpoint(checkpoints) != checkpoint_path(checkpoints, self.iteration):
+            self._save_checkpoint()  # the last iteration: resume goes on from it
         final = self.conclude(logger, stop.requested, sft_steps=0)
         self.env.close()
         return final

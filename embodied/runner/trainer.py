@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import logging
 import os
 import time
 
@@ -18,8 +17,8 @@ from embodied.dist.collector import make_collector
 from embodied.dist.data_parallel import init_from_env, min_over_ranks, sync_from_rank0
 from embodied.rollout.merge import sub_seed
 from embodied.runner.builders import build_env, build_policy, load_teacher
-from embodied.runner.checkpoint import (CorruptCheckpoint, checkpoint_path, complete_checkpoints, latest_checkpoint,
-                                        load_checkpoint, run_identity, save_checkpoint)
+from embodied.runner.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, resume_latest,
+                                        run_identity, save_checkpoint)
 from embodied.runner.interrupt import GracefulStop
 from embodied.runner.logger import RunLogger
 from embodied.runner.run import Run, refuse_reused_folder
@@ -110,25 +109,18 @@ class Trainer(Run):
 
     def _resume(self) -> str:
         """Load the newest readable checkpoint (a damaged one is named and skipped); returns its path."""
-        complete = complete_checkpoints(os.path.join(self.output_dir, "checkpoints"))
-        if not complete:
-            raise FileNotFoundError(f"resume=true but no checkpoint under {self.output_dir}/checkpoints; "
-                                    "start without resume or point experiment.output_dir at the old run")
-        for path in complete:
-            try:
-                self.iteration, self.counters, extra = load_checkpoint(
-                    path, self.policy, self.optimizer, self.collector, run_identity(self.cfg), self.own_reference)
-            except CorruptCheckpoint as damaged:
-                logging.getLogger("embodied-train").warning(f"warning: {damaged}; trying the previous checkpoint")
-                continue
-            if self.own_reference is not None and not os.path.isdir(os.path.join(path, "reference")):
-                self.own_reference.load_state_dict(self.policy.state_dict())  # written before references were saved
-            if self.critic_optimizer is not None and "critic_optimizer" in extra:
-                self.critic_optimizer.load_state_dict(extra["critic_optimizer"])
-            if self.anchor is not None and "anchor_rng" in extra:
-                self.anchor.generator.set_state(extra["anchor_rng"])  # the next demonstration batches, as before
-            return path
-        raise FileNotFoundError(f"resume=true but no checkpoint under {self.output_dir}/checkpoints can be read")
+        return resume_latest(self.output_dir, self._load_checkpoint)
+
+    def _load_checkpoint(self, path: str) -> None:
+        """Restore this run from the checkpoint at ``path`` (CorruptCheckpoint when a file cannot be read)."""
+        self.iteration, self.counters, extra = load_checkpoint(
+            path, self.policy, self.optimizer, self.collector, run_identity(self.cfg), self.own_reference)
+        if self.own_reference is not None and not os.path.isdir(os.path.join(path, "reference")):
+            self.own_reference.load_state_dict(self.policy.state_dict())  # written before references were saved
+        if self.critic_optimizer is not None and "critic_optimizer" in extra:
+            self.critic_optimizer.load_state_dict(extra["critic_optimizer"])
+        if self.anchor is not None and "anchor_rng" in extra:
+            self.anchor.generator.set_state(extra["anchor_rng"])  # the next demonstration batches, as before
 
     @property
     def own_reference(self):

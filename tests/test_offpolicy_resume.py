@@ -1,0 +1,108 @@
+"""Off-policy runs (SAC, RLPD) resume exactly: after Ctrl-C, and after a kill -9 that lands between flushing the
+replay buffer and writing the checkpoint of the same iteration (the buffer is reopened as the previous checkpoint
+recorded it)."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from embodied.data.replay import ReplayBuffer
+from tests.test_training import config
+
+ITERATION = 4 * 10  # env-steps per iteration: 4 envs x 10 steps
+# a ring of 25 steps per env, so the buffer wraps; a checkpoint every 3 iterations (30 steps per env)
+SETTINGS = dict(algo__name="sac", policy__name="tanh_mlp", env__num_envs=4, algo__rollout_steps=10,
+                algo__learning_starts=40, algo__batch_size=16, algo__buffer_size=100,
+                experiment__eval_interval=0, experiment__eval_episodes=2, experiment__eval_num_envs=2,
+                experiment__checkpoint_interval=3)
+
+KILLED_RUN = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+import tests.conftest
+import embodied.runner.offpolicy as offpolicy
+from tests.test_offpolicy_resume import settings
+
+save = offpolicy.save_checkpoint
+
+def save_or_die(directory, iteration, *args, **kwargs):
+    if iteration == 6:  # the buffer has just been flushed at iteration 6; its checkpoint is never written
+        os.kill(os.getpid(), signal.SIGKILL)
+    return save(directory, iteration, *args, **kwargs)
+
+offpolicy.save_checkpoint = save_or_die
+offpolicy.OffPolicyTrainer(settings({path!r}, 7)).train()
+"""
+
+
+def settings(path, iterations: int, resume: bool = False):
+    """The TrainConfig of a small SAC run on Reach of ``iterations`` iterations."""
+    cfg = config(path, experiment__total_env_steps=iterations * ITERATION, **SETTINGS)
+    cfg.resume = resume
+    return cfg
+
+
+def run(path, iterations: int, resume: bool = False) -> dict:
+    from embodied.runner.offpolicy import OffPolicyTrainer
+
+    return OffPolicyTrainer(settings(path, iterations, resume)).train()
+
+
+def weights(path) -> dict:
+    return load_file(os.path.join(path, "final_policy", "model.safetensors"))
+
+
+def same_weights(a, b) -> bool:
+    a, b = weights(a), weights(b)
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_kill_9_between_the_buffer_flush_and_the_checkpoint_resumes_exactly(tmp_path):
+    full = run(tmp_path / "full", 7)
+    cut = tmp_path / "cut"
+    killed = subprocess.run([sys.executable, "-c", KILLED_RUN.format(root=os.getcwd(), path=str(cut))],
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert sorted(os.listdir(cut / "checkpoints")) == ["iter_000003"]
+    assert ReplayBuffer.open(str(cut / "replay")).steps == 60  # flushed at iteration 6, after its checkpoint's data
+    resumed = run(cut, 7, resume=True)  # from iteration 3: the buffer as it was at 30 steps per env
+    assert resumed == full
+    assert same_weights(tmp_path / "full", cut)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues_exactly(tmp_path, monkeypatch):
+    import embodied.runner.offpolicy as offpolicy
+
+    full = run(tmp_path / "full", 5)
+    collect, calls = offpolicy.OffPolicyTrainer._collect_and_learn, []
+
+    def collect_then_ctrl_c(self):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives while the second iteration collects
+        return collect(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(offpolicy.OffPolicyTrainer, "_collect_and_learn", collect_then_ctrl_c)
+        assert run(tmp_path / "cut", 5) == {"interrupted_at": 2}
+    assert sorted(os.listdir(tmp_path / "cut" / "checkpoints")) == ["iter_000002"]  # off the interval of 3
+    assert run(tmp_path / "cut", 5, resume=True) == full
+    assert same_weights(tmp_path / "full", tmp_path / "cut")
+
+
+def test_a_buffer_cannot_be_reopened_where_no_unbroken_record_reaches(tmp_path):
+    buffer = ReplayBuffer(capacity=5, num_envs=1, directory=str(tmp_path), flush_every=None)
+    step = dict(obs={"state": torch.zeros(1, 2)}, action=torch.zeros(1, 1), reward=torch.zeros(1),
+                terminated=torch.zeros(1, dtype=torch.bool), truncated=torch.zeros(1, dtype=torch.bool))
+    for flush_at in (3, 6, 12, 18):
+        while buffer.steps < flush_at:
+            buffer.add(**step)
+        buffer.flush()
+    assert ReplayBuffer.open(str(tmp_path), steps=12).steps == 12  # the flush before the last: still kept
+    with pytest.raises(ValueError, match="cannot be restored to step 6"):
+        ReplayBuffer.open(str(tmp_path), steps=6)  # two flushes back: steps 1 to 5 are gone
