@@ -35,6 +35,14 @@ class TanhGaussianMLPPolicy(MLPPolicy):
         self.actor = mlp([int(config["obs_dim"]), *hidden, 2 * self.action_dim], out_gain=0.01)
         del self.log_std  # the log-std is the actor's second half of outputs
 
+    @classmethod
+    def for_env(cls, config, observation_spec, action_spec, sample_obs):
+        """Refuses an env whose action box is not [-1, 1]: tanh's range is the whole action space."""
+        if (action_spec.low, action_spec.high) != (-1.0, 1.0):
+            raise ValueError(f"policy=tanh_mlp acts in [-1, 1] but this env's actions span [{action_spec.low}, "
+                             f"{action_spec.high}]: use an env with normalised actions")
+        return super().for_env(config, observation_spec, action_spec, sample_obs)
+
     def _mean_log_std(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, raw = self.actor(x).chunk(2, dim=-1)  # [N, A] each
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(raw) + 1)

@@ -128,6 +128,20 @@ def test_sac_refuses_a_policy_without_reparameterised_samples(tmp_path):
         validate(cfg)
 
 
+def test_tanh_policy_refuses_an_action_box_other_than_minus_one_to_one():
+    import dataclasses
+
+    from sims import make_env
+
+    env = make_env(task="Reach", num_envs=1)
+    obs, _ = env.reset(seed=0)
+    wide = dataclasses.replace(env.action_spec, low=-2.0, high=2.0)
+    with pytest.raises(ValueError, match=r"acts in \[-1, 1\] but this env's actions span \[-2.0, 2.0\]"):
+        TanhGaussianMLPPolicy.for_env({}, env.observation_spec, wide, obs)
+    assert TanhGaussianMLPPolicy.for_env({}, env.observation_spec, env.action_spec, obs).action_dim == env.action_spec.dim
+    env.close()
+
+
 def test_sac_learns_reach_from_its_replay_buffer(tmp_path):
     from embodied.runner.offpolicy import OffPolicyTrainer
 

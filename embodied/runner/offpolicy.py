@@ -165,7 +165,7 @@ class OffPolicyTrainer(Run):
             u = torch.rand(self.env.num_envs, spec.dim, generator=self.generator).to(self.policy.device)
             return spec.low + (spec.high - spec.low) * u
         with torch.no_grad():
-            return self.policy.act(obs)[0][:, 0]  # [N, A]
+            return self.policy.rsample(obs)[0][:, 0]  # [N, A]: the actor alone, no value head
 
     def update(self) -> dict:
         """One gradient step of the critics, the actor and the temperature, then the target critics."""
