@@ -37,6 +37,16 @@ def test_critic_target_is_reward_plus_discounted_soft_min_of_the_target_critics(
     torch.testing.assert_close(target, torch.tensor([1.0 + 0.9 * 3.5, 0.5]))
 
 
+def test_critic_target_without_backup_entropy_leaves_out_the_log_prob_term():
+    actor = FixedActor(torch.zeros(2, 1, 1), torch.tensor([-1.0, 2.0]))
+    q_next = torch.tensor([[5.0, 1.0], [3.0, 4.0]])  # [E=2, B=2]
+    batch = {"next_obs": {"state": torch.zeros(2, 3)}, "reward": torch.tensor([1.0, 0.5]),
+             "discount": torch.tensor([0.9, 0.9])}
+    target = sac.critic_target(actor, lambda features, action: q_next, batch, torch.tensor(0.5), subset=2,
+                               backup_entropy=False)
+    torch.testing.assert_close(target, torch.tensor([1.0 + 0.9 * 3.0, 0.5 + 0.9 * 1.0]))  # min Q' alone
+
+
 def test_critic_target_takes_the_minimum_over_a_random_subset_of_members():
     actor = FixedActor(torch.zeros(1, 1, 1), torch.zeros(1))
     q_next = torch.tensor([[1.0], [2.0], [3.0], [4.0]])  # [E=4, B=1]
@@ -153,6 +163,23 @@ def test_sac_learns_reach_from_its_replay_buffer(tmp_path):
     assert metrics["success_once"] >= 0.8, metrics
     assert trainer.counters["updates"] == (8000 - 2000) * 0.5 + 8  # utd 0.5 from the step that reaches 2000
 
+
+
+def test_above_one_update_per_env_step_the_actor_steps_once_per_env_step_after_the_critics(tmp_path, monkeypatch):
+    import embodied.runner.offpolicy as offpolicy
+
+    cfg = config(tmp_path, algo__name="rlpd", policy__name="tanh_mlp", env__num_envs=4, algo__demo_episodes=4,
+                 algo__batch_size=8, algo__learning_starts=0, algo__rollout_steps=3, algo__utd_ratio=4.0)
+    trainer = offpolicy.OffPolicyTrainer(cfg)
+    assert trainer.target_entropy == -0.5 * trainer.env.action_spec.dim  # RLPD's -|A| / 2
+    actor_steps = []
+    actor_loss = offpolicy.sac.actor_loss
+    monkeypatch.setattr(offpolicy.sac, "actor_loss", lambda *args: actor_steps.append(1) or actor_loss(*args))
+    stats = trainer._collect_and_learn()
+    # the first step stores the transition the second completes; then 2 steps of 4 envs, 4 critic updates each
+    assert trainer.counters["updates"] == 2 * 4 * 4
+    assert len(actor_steps) == 2 * 4  # one actor step per env-step
+    assert {"critic_loss", "actor_loss", "temperature"} <= set(stats)
 
 
 def test_rlpd_collects_expert_episodes_into_a_demo_buffer_and_samples_half_of_each_batch_from_it(tmp_path,

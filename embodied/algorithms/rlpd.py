@@ -27,6 +27,7 @@ class RLPDConfig(SACConfig):
     demo_episodes: int = 20
     demo_ratio: float = 0.5
     utd_ratio: float = 1.0
+    target_entropy_scale: float = 0.5  # -|A| / 2, as RLPD's code
     learning_starts: int = 1000  # the demonstrations are there from the start
 
 

@@ -30,7 +30,9 @@ class SACConfig(AlgoConfig):
     critic_learning_rate: float = 3e-4  # the critics' and the temperature's
     batch_size: int = 256  # transitions per gradient update
     tau: float = 0.005  # target critics move this fraction towards the critics after every update
-    utd_ratio: float = 0.5  # gradient updates per env-step (summed over envs): the update-to-data ratio
+    # critic updates per env-step (summed over envs): the update-to-data ratio; the actor and the temperature take one
+    # step per env-step, after the critics' (every round(utd_ratio) critic updates when utd_ratio > 1, as RLPD's code)
+    utd_ratio: float = 0.5
     learning_starts: int = 5000  # env-steps of uniform random actions before the first update
     buffer_size: int = 1_000_000  # env-steps kept (all envs together)
     n_step: int = 1  # n-step returns in the critic target
@@ -40,7 +42,9 @@ class SACConfig(AlgoConfig):
     critic_layer_norm: bool = True
     actor_q: str = "min"  # how the actor's loss combines the critics: min | mean (RLPD)
     init_temperature: float = 1.0
-    target_entropy: Optional[float] = None  # null: -(action dims)
+    target_entropy: Optional[float] = None  # null: -target_entropy_scale x (action dims)
+    target_entropy_scale: float = 1.0
+    backup_entropy: bool = True  # the critic target includes -alpha log pi(a'|s') (RLPD turns it off on sparse tasks)
     # demonstrations: this many episodes of the task's scripted expert, collected in simulation before training into
     # a buffer of their own; each batch then takes demo_ratio of its transitions from it (RLPD: 0.5)
     demo_episodes: int = 0
@@ -48,8 +52,9 @@ class SACConfig(AlgoConfig):
 
 
 def critic_target(policy, target_critic, batch: dict, alpha: torch.Tensor, subset: int,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Soft n-step target [B]: ``reward + discount * (min_subset Q'(s', a') - alpha * log pi(a'|s'))``, a' ~ pi(s').
+                  generator: torch.Generator | None = None, backup_entropy: bool = True) -> torch.Tensor:
+    """Soft n-step target [B]: ``reward + discount * (min_subset Q'(s', a') - alpha * log pi(a'|s'))``, a' ~ pi(s')
+    (without the ``- alpha * log pi`` term when ``backup_entropy`` is false).
 
     batch: next_obs, reward [B] (the n-step return), discount [B] (gamma^n, or 0 after a termination).
     """
@@ -57,7 +62,9 @@ def critic_target(policy, target_critic, batch: dict, alpha: torch.Tensor, subse
         next_action, next_logprob = policy.rsample(batch["next_obs"])  # [B, 1, A], [B]
         q_next = target_critic(policy.features(batch["next_obs"]), next_action[:, 0])  # [E, B]
         members = torch.randperm(q_next.shape[0], generator=generator)[:subset]
-        soft_value = q_next[members].min(dim=0).values - alpha * next_logprob  # [B]
+        soft_value = q_next[members].min(dim=0).values  # [B]
+        if backup_entropy:
+            soft_value = soft_value - alpha * next_logprob
         return batch["reward"] + batch["discount"] * soft_value
 
 
@@ -85,6 +92,11 @@ def soft_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) ->
         t.lerp_(s, tau)
 
 
+def critic_updates_per_actor_update(utd_ratio: float) -> int:
+    """How many critic updates come before each actor and temperature step: round(utd_ratio), at least 1."""
+    return max(1, round(utd_ratio))
+
+
 def sac_checks(cfg) -> list[tuple[bool, str]]:
     """Settings SAC can run with, and a policy it can train."""
     from policies.base import POLICIES
@@ -106,6 +118,7 @@ def sac_checks(cfg) -> list[tuple[bool, str]]:
          f"algo.critic_subset must be in [1, algo.num_critics={a.num_critics}], got {a.critic_subset}"),
         (a.actor_q in ACTOR_Q, f"algo.actor_q must be one of {sorted(ACTOR_Q)}, got {a.actor_q!r}"),
         (a.init_temperature > 0, f"algo.init_temperature must be > 0, got {a.init_temperature}"),
+        (a.target_entropy_scale > 0, f"algo.target_entropy_scale must be > 0, got {a.target_entropy_scale}"),
         (a.demo_episodes >= 0, f"algo.demo_episodes must be >= 0, got {a.demo_episodes}"),
         (0 < a.demo_ratio < 1 or a.demo_episodes == 0,
          f"algo.demo_ratio must be in (0, 1) with demonstrations, got {a.demo_ratio}"),

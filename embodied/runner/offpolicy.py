@@ -1,5 +1,6 @@
 """The loop of ``trainer="offpolicy"`` algorithms (SAC): step every env, store the steps in a replay buffer, take
-``algo.utd_ratio`` gradient updates per env-step on samples of it, log, evaluate, save.
+``algo.utd_ratio`` critic updates per env-step on samples of it (the actor and the temperature one step per env-step,
+after ``round(utd_ratio)`` critic updates when that is above 1), log, evaluate, save.
 
 One iteration is ``algo.rollout_steps`` steps of every env; ``experiment.eval_interval`` counts iterations. With
 ``algo.demo_episodes`` the task's scripted expert first plays that many episodes in simulation into a buffer of their
@@ -103,7 +104,8 @@ class OffPolicyTrainer(Run):
         self.critic.to(self.policy.device)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(a.init_temperature), device=self.policy.device, requires_grad=True)
-        self.target_entropy = -float(action_dim) if a.target_entropy is None else float(a.target_entropy)
+        self.target_entropy = -a.target_entropy_scale * action_dim if a.target_entropy is None else \
+            float(a.target_entropy)
         value_head = {id(p) for p in self.policy.critic_parameters()}  # the policy's V head: SAC does not train it
         actor = [p for p in self.policy.parameters() if p.requires_grad and id(p) not in value_head]
         self.actor_optimizer = torch.optim.Adam(actor, lr=a.learning_rate)
@@ -167,8 +169,9 @@ class OffPolicyTrainer(Run):
         with torch.no_grad():
             return self.policy.rsample(obs)[0][:, 0]  # [N, A]: the actor alone, no value head
 
-    def update(self) -> dict:
-        """One gradient step of the critics, the actor and the temperature, then the target critics."""
+    def update(self, step_actor: bool = True) -> dict:
+        """One gradient step of the critics, then (with ``step_actor``) of the actor and the temperature, then the
+        target critics move."""
         a, policy = self.cfg.algo, self.policy
         if self.demos is None:
             batch = self.buffer.sample(a.batch_size, self.generator)
@@ -176,32 +179,36 @@ class OffPolicyTrainer(Run):
             batch = sample_mixture({"online": self.buffer, "demos": self.demos},
                                    {"online": 1 - a.demo_ratio, "demos": a.demo_ratio}, a.batch_size, self.generator)
         alpha = self.log_alpha.exp().detach()
-        target = sac.critic_target(policy, self.target_critic, batch, alpha, a.critic_subset, self.generator)
+        target = sac.critic_target(policy, self.target_critic, batch, alpha, a.critic_subset, self.generator,
+                                   a.backup_entropy)
         q = self.critic(policy.features(batch["obs"]).detach(), batch["action"])  # [E, B]
         critic_loss = sac.critic_loss(q, target)
         self.critic_optimizer.zero_grad()
         critic_loss.backward()
         self.critic_optimizer.step()
-        self.critic.requires_grad_(False)  # the actor's backward pass reaches the action, not the critic's weights
-        actor_loss, logprob = sac.actor_loss(policy, self.critic, batch["obs"], alpha, a.actor_q)
-        self.actor_optimizer.zero_grad()
-        actor_loss.backward()
-        self.actor_optimizer.step()
-        self.critic.requires_grad_(True)
-        temperature_loss = sac.temperature_loss(self.log_alpha, logprob, self.target_entropy)
-        self.temperature_optimizer.zero_grad()
-        temperature_loss.backward()
-        self.temperature_optimizer.step()
+        stats = {"critic_loss": critic_loss.item(), "q": q.mean().item()}
+        if step_actor:
+            self.critic.requires_grad_(False)  # the actor's backward pass reaches the action, not the critic's weights
+            actor_loss, logprob = sac.actor_loss(policy, self.critic, batch["obs"], alpha, a.actor_q)
+            self.actor_optimizer.zero_grad()
+            actor_loss.backward()
+            self.actor_optimizer.step()
+            self.critic.requires_grad_(True)
+            temperature_loss = sac.temperature_loss(self.log_alpha, logprob, self.target_entropy)
+            self.temperature_optimizer.zero_grad()
+            temperature_loss.backward()
+            self.temperature_optimizer.step()
+            stats |= {"actor_loss": actor_loss.item(), "temperature": alpha.item(), "entropy": -logprob.mean().item()}
         sac.soft_update(self.target_critic, self.critic, a.tau)
-        return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(), "q": q.mean().item(),
-                "temperature": alpha.item(), "entropy": -logprob.mean().item()}
+        return stats
 
     def _collect_and_learn(self) -> dict:
         """``rollout_steps`` steps of every env, each followed by the updates it pays for; returns the mean update
         statistics."""
         a, n = self.cfg.algo, self.env.num_envs
+        per_actor_step = sac.critic_updates_per_actor_update(a.utd_ratio)
         totals: dict[str, float] = {}
-        updates = 0
+        counts: dict[str, int] = {}
         obs, episodes = self.rollout.obs, self.rollout.episodes
         for _ in range(a.rollout_steps):
             action = self._action(obs)
@@ -218,12 +225,13 @@ class OffPolicyTrainer(Run):
             if self.counters["env_steps"] >= a.learning_starts and len(self.buffer):
                 self.owed_updates += a.utd_ratio * n
                 while self.owed_updates >= 1:
-                    for key, value in self.update().items():
+                    updates = self.counters.get("updates", 0) + 1
+                    for key, value in self.update(step_actor=updates % per_actor_step == 0).items():
                         totals[key] = totals.get(key, 0.0) + value
-                    updates += 1
+                        counts[key] = counts.get(key, 0) + 1
+                    self.counters["updates"] = updates
                     self.owed_updates -= 1
-        self.counters["updates"] = self.counters.get("updates", 0) + updates
-        return {key: value / updates for key, value in totals.items()}
+        return {key: value / counts[key] for key, value in totals.items()}
 
     def train(self) -> dict:
         """Run to ``experiment.total_env_steps``; returns the final evaluation metrics (``{"interrupted_at":
