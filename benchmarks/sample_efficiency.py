@@ -6,15 +6,19 @@ Each method trains exactly as ``embodied-train`` composes it (Hydra, the shipped
 reaches 80% success_once, or at its method's budget of env-steps (``--budgets``). Methods:
 - ppo: ``algo=ppo policy=mlp`` (64 envs), the project's on-policy baseline;
 - sac: ``algo=sac policy=tanh_mlp`` (16 envs) from scratch;
-- rlpd: ``algo=rlpd policy=tanh_mlp`` (16 envs), half of each batch from 20 scripted-expert episodes.
+- rlpd: ``algo=rlpd policy=tanh_mlp`` (16 envs), half of each batch from 20 scripted-expert episodes;
+- ppo_sft: PPO from an SFT start on 20 scripted-expert episodes (``experiment=rl_co`` on them: 2,000 SFT steps, then
+  PPO with the SFT anchor), recorded once under ``--data``; its first evaluation is the SFT policy's, at 0 env-steps.
 Columns: env-steps and training seconds (evaluations excluded) to 80%, the final success, and the env-steps ratio
-to PPO on the same task and seed (the issue's goal: SAC <= 1/3 of PPO on PushCube). Writes
+to PPO on the same task and seed (the issue's goals: SAC <= 1/3 of PPO from scratch on PushCube, RLPD <= 1/5 of PPO
+from the SFT start on PickCube: run ``--methods ppo_sft rlpd``, the ratio is then to ppo_sft). Writes
 benchmarks/results/sample_efficiency.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -28,19 +32,45 @@ METHODS = {
     "ppo": ["algo=ppo", "policy=mlp", "env.num_envs=64", "experiment.eval_interval=3"],
     "sac": ["algo=sac", "policy=tanh_mlp", "env.num_envs=16", "experiment.eval_interval=5"],
     "rlpd": ["algo=rlpd", "policy=tanh_mlp", "env.num_envs=16", "experiment.eval_interval=5"],
+    "ppo_sft": ["experiment=rl_co", "policy=mlp", "env.num_envs=64", "experiment.eval_interval=3",
+                "data.paths=['{demos}']", "data.anchor_paths=['{demos}']"],
 }
+BASELINES = ("ppo", "ppo_sft")  # the methods a ratio is taken to (the last of them run before, per task and seed)
+DEMOS = 20  # scripted-expert episodes of rlpd (played in its run) and ppo_sft (recorded under --data)
 THRESHOLD = 0.8
 # env-steps at most: PPO reaches 80% on PushCube near 320k (tests/test_training.py); off-policy runs are cut where they
 # could no longer meet the issue's goal (1/3 of PPO's env-steps) and cost ~10x more CPU per env-step
-BUDGETS = {"ppo": 480_000, "sac": 160_000, "rlpd": 160_000}
+BUDGETS = {"ppo": 480_000, "sac": 160_000, "rlpd": 160_000, "ppo_sft": 480_000}
 
 
-def compose(task: str, method: str, seed: int, out: str, budget: int, threads: int):
+def record(task: str, root: str) -> str:
+    """``DEMOS`` scripted-expert episodes of ``task`` (state only) as a LeRobot dataset (recorded once, reused)."""
+    from embodied.data.demos import env_features, record_expert_demos
+    from embodied.data.writer import LeRobotDatasetWriter
+    from sims import make_env
+
+    path = os.path.join(root, f"{task.lower()}_{DEMOS}")
+    info = os.path.join(path, "meta", "info.json")
+    if os.path.isfile(info):
+        with open(info) as f:
+            episodes = json.load(f)["total_episodes"]
+        if episodes != DEMOS:
+            raise SystemExit(f"{path} holds {episodes} episodes, not {DEMOS} (a recording cut short?): delete it")
+        return path
+    env = make_env(task=task, num_envs=DEMOS, autoreset=False)
+    writer = LeRobotDatasetWriter.create(path, fps=float(env.control_hz), features=env_features(env))
+    record_expert_demos(env, writer, DEMOS, seed=0, progress=False)
+    env.close()
+    return path
+
+
+def compose(task: str, method: str, seed: int, out: str, budget: int, threads: int, demos: str = ""):
     """The TrainConfig ``embodied-train env=<task> <method's overrides>`` would run, stopping at 80%."""
     from embodied.cli.train import compose_train_config
 
     return compose_train_config([
-        f"env={TASKS[task]}", *METHODS[method], f"experiment.seed={seed}", f"experiment.output_dir={out}",
+        f"env={TASKS[task]}", *(o.format(demos=demos) for o in METHODS[method]), f"experiment.seed={seed}",
+        f"experiment.output_dir={out}",
         f"experiment.total_env_steps={budget}", f"experiment.stop_at_success={THRESHOLD}",
         "experiment.progress=false", "experiment.video=false", "experiment.checkpoint_interval=0",
         f"experiment.torch_threads={threads}", f"experiment.update_threads={threads}"])
@@ -52,7 +82,8 @@ def run(task: str, method: str, seed: int, args) -> dict:
 
     out = os.path.join(args.runs, f"{task}_{method}_s{seed}")
     budget = args.budgets[method]
-    trainer = make_trainer(compose(task, method, seed, out, budget, args.threads))
+    demos = record(task, args.data) if "{demos}" in " ".join(METHODS[method]) else ""
+    trainer = make_trainer(compose(task, method, seed, out, budget, args.threads, demos))
     final = trainer.train()
     in_loop = trainer.eval_history[:-1]  # the last entry is the final evaluation
     reached = next((e for e in in_loop if e["success_once"] >= THRESHOLD), None)
@@ -63,14 +94,15 @@ def run(task: str, method: str, seed: int, args) -> dict:
             "curve": [(e["env_steps"], e["success_once"]) for e in in_loop]}
 
 
-def format_row(row: dict, ppo: dict | None) -> str:
-    """One markdown row; the env-steps ratio to ``ppo``'s row of the same task and seed when both reached 80%."""
+def format_row(row: dict, baseline: dict | None) -> str:
+    """One markdown row; the env-steps ratio to ``baseline`` (a PPO row of the same task and seed) when both reached
+    80%."""
     steps = row["env_steps_to_80"]
     ratio = "-"
-    if ppo and ppo["env_steps_to_80"] and steps:
-        ratio = f"{steps / ppo['env_steps_to_80']:.2f}"
-    reached = f"{steps:,}" if steps else f"> {row['env_steps']:,}"
-    seconds = f"{row['seconds_to_80']:.0f}" if steps else "-"
+    if baseline and baseline is not row and baseline["env_steps_to_80"] and steps is not None:
+        ratio = f"{steps / baseline['env_steps_to_80']:.2f} ({baseline['method']})"
+    reached = f"{steps:,}" if steps is not None else f"> {row['env_steps']:,}"
+    seconds = f"{row['seconds_to_80']:.0f}" if steps is not None else "-"
     return (f"| {row['task']} | {row['method']} | {row['seed']} | {reached} | {seconds} | {row['final_success']:.3f} | "
             f"{ratio} |")
 
@@ -85,21 +117,23 @@ def main() -> None:
                         help=f"env-steps at most per run of a method (defaults: {BUDGETS})")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each run")
     parser.add_argument("--runs", default="runs/sample_efficiency")
+    parser.add_argument("--data", default="demos/sample_efficiency", help="where ppo_sft's expert datasets are kept")
     parser.add_argument("--out", default="benchmarks/results/sample_efficiency.json")
     args = parser.parse_args()
     args.budgets = BUDGETS | {name: int(steps) for name, _, steps in (b.partition("=") for b in args.budgets)}
     torch.set_num_threads(args.threads)
     rows = []
-    print("| task | method | seed | env-steps to 80% | seconds to 80% | final success | env-steps / PPO's |\n"
+    print("| task | method | seed | env-steps to 80% | seconds to 80% | final success | env-steps / baseline's |\n"
           "|---|---|---|---|---|---|---|", flush=True)
     for task in args.tasks:
         for seed in args.seeds:
-            ppo = None
+            baseline = None
             for method in args.methods:
                 row = run(task, method, seed, args)
-                ppo = row if method == "ppo" else ppo
+                row["ratio_to"] = baseline["method"] if baseline and method not in BASELINES else None
+                baseline = row if method in BASELINES else baseline
                 rows.append(row)
-                print(format_row(row, ppo), flush=True)
+                print(format_row(row, baseline), flush=True)
                 write_results(args.out, {"rows": rows, "threshold": THRESHOLD, "methods": METHODS})
 
 

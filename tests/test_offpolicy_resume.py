@@ -15,9 +15,10 @@ from embodied.data.replay import ReplayBuffer
 from tests.test_training import config
 
 ITERATION = 4 * 10  # env-steps per iteration: 4 envs x 10 steps
-# a ring of 25 steps per env, so the buffer wraps; a checkpoint every 3 iterations (30 steps per env)
+# a ring of 25 steps per env, so the buffer wraps; a checkpoint every 3 iterations (30 steps per env); 6.8 critic
+# updates per step of the 4 envs (a fraction owed across checkpoints), the actor after every second one
 SETTINGS = dict(algo__name="sac", policy__name="tanh_mlp", env__num_envs=4, algo__rollout_steps=10,
-                algo__learning_starts=40, algo__batch_size=16, algo__buffer_size=100,
+                algo__learning_starts=40, algo__batch_size=16, algo__buffer_size=100, algo__utd_ratio=1.7,
                 experiment__eval_interval=0, experiment__eval_episodes=2, experiment__eval_num_envs=2,
                 experiment__checkpoint_interval=3)
 
@@ -31,12 +32,12 @@ from tests.test_offpolicy_resume import settings
 save = offpolicy.save_checkpoint
 
 def save_or_die(directory, iteration, *args, **kwargs):
-    if iteration == 6:  # the buffer has just been flushed at iteration 6; its checkpoint is never written
+    if iteration == 9:  # the buffer has just been flushed at iteration 9; its checkpoint is never written
         os.kill(os.getpid(), signal.SIGKILL)
     return save(directory, iteration, *args, **kwargs)
 
 offpolicy.save_checkpoint = save_or_die
-offpolicy.OffPolicyTrainer(settings({path!r}, 7)).train()
+offpolicy.OffPolicyTrainer(settings({path!r}, 10)).train()
 """
 
 
@@ -47,10 +48,12 @@ def settings(path, iterations: int, resume: bool = False):
     return cfg
 
 
-def run(path, iterations: int, resume: bool = False) -> dict:
+def run(path, iterations: int, resume: bool = False) -> tuple[dict, dict]:
+    """The final evaluation and the unfinished episodes' bookkeeping of a run."""
     from embodied.runner.offpolicy import OffPolicyTrainer
 
-    return OffPolicyTrainer(settings(path, iterations, resume)).train()
+    trainer = OffPolicyTrainer(settings(path, iterations, resume))
+    return trainer.train(), trainer.rollout.episodes.state_dict()
 
 
 def weights(path) -> dict:
@@ -62,23 +65,29 @@ def same_weights(a, b) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def same_episodes(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_kill_9_between_the_buffer_flush_and_the_checkpoint_resumes_exactly(tmp_path):
-    full = run(tmp_path / "full", 7)
+    full, full_episodes = run(tmp_path / "full", 10)
     cut = tmp_path / "cut"
     killed = subprocess.run([sys.executable, "-c", KILLED_RUN.format(root=os.getcwd(), path=str(cut))],
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    assert sorted(os.listdir(cut / "checkpoints")) == ["iter_000003"]
-    assert ReplayBuffer.open(str(cut / "replay")).steps == 60  # flushed at iteration 6, after its checkpoint's data
-    resumed = run(cut, 7, resume=True)  # from iteration 3: the buffer as it was at 30 steps per env
+    assert sorted(os.listdir(cut / "checkpoints")) == ["iter_000003", "iter_000006"]
+    assert ReplayBuffer.open(str(cut / "replay")).steps == 90  # flushed at iteration 9, after its checkpoint's data
+    # from iteration 6: the buffer as it was at 60 steps per env (steps 35-59, with the episode ends at step 49)
+    resumed, resumed_episodes = run(cut, 10, resume=True)
     assert resumed == full
     assert same_weights(tmp_path / "full", cut)
+    assert same_episodes(full_episodes, resumed_episodes)
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_continues_exactly(tmp_path, monkeypatch):
     import embodied.runner.offpolicy as offpolicy
 
-    full = run(tmp_path / "full", 5)
+    full, full_episodes = run(tmp_path / "full", 5)
     collect, calls = offpolicy.OffPolicyTrainer._collect_and_learn, []
 
     def collect_then_ctrl_c(self):
@@ -89,10 +98,12 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues_exactly(tmp_path, monkey
 
     with monkeypatch.context() as patch:
         patch.setattr(offpolicy.OffPolicyTrainer, "_collect_and_learn", collect_then_ctrl_c)
-        assert run(tmp_path / "cut", 5) == {"interrupted_at": 2}
+        assert run(tmp_path / "cut", 5)[0] == {"interrupted_at": 2}
     assert sorted(os.listdir(tmp_path / "cut" / "checkpoints")) == ["iter_000002"]  # off the interval of 3
-    assert run(tmp_path / "cut", 5, resume=True) == full
+    resumed, resumed_episodes = run(tmp_path / "cut", 5, resume=True)
+    assert resumed == full
     assert same_weights(tmp_path / "full", tmp_path / "cut")
+    assert same_episodes(full_episodes, resumed_episodes)
 
 
 def test_a_buffer_cannot_be_reopened_where_no_unbroken_record_reaches(tmp_path):
@@ -106,3 +117,19 @@ def test_a_buffer_cannot_be_reopened_where_no_unbroken_record_reaches(tmp_path):
     assert ReplayBuffer.open(str(tmp_path), steps=12).steps == 12  # the flush before the last: still kept
     with pytest.raises(ValueError, match="cannot be restored to step 6"):
         ReplayBuffer.open(str(tmp_path), steps=6)  # two flushes back: steps 1 to 5 are gone
+
+
+def test_a_damaged_segment_is_named_in_a_one_line_error_and_a_cut_write_is_swept(tmp_path):
+    buffer = ReplayBuffer(capacity=5, num_envs=1, directory=str(tmp_path), flush_every=None)
+    step = dict(obs={"state": torch.zeros(1, 2)}, action=torch.zeros(1, 1), reward=torch.zeros(1),
+                terminated=torch.zeros(1, dtype=torch.bool), truncated=torch.zeros(1, dtype=torch.bool))
+    for _ in range(3):
+        buffer.add(**step)
+    buffer.flush()
+    (tmp_path / "segment_000000000003_000000000006.npz.tmp-99").write_bytes(b"half a segment")
+    assert ReplayBuffer.open(str(tmp_path)).steps == 3
+    assert not any(".tmp" in name for name in os.listdir(tmp_path))
+    segment = tmp_path / buffer.segments[0]
+    segment.write_bytes(segment.read_bytes()[:40])
+    with pytest.raises(ValueError, match=f"segment {segment} cannot be read"):
+        ReplayBuffer.open(str(tmp_path))

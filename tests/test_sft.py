@@ -117,8 +117,8 @@ def test_critic_warmup_moves_only_the_value_function(tmp_path, reach_demos):
     assert moved == {n for n in before if n.startswith("critic.")}
 
 
-def test_an_rl_run_with_an_sft_stage_starts_from_the_demonstrations(tmp_path, reach_demos):
-    """RL-Co stage 1 inside the RL run: the SFT'd policy is evaluated (Reach: solved) and saved before PPO."""
+def sft_stage_config(tmp_path, reach_demos) -> TrainConfig:
+    """PPO on Reach for 80 env-steps after 300 SFT steps on the expert demos (anchored to them)."""
     cfg = TrainConfig()
     cfg.env.num_envs, cfg.algo.rollout_steps = 8, 10
     cfg.algo.sft_stage_steps, cfg.algo.anchor_coef = 300, 0.1
@@ -126,12 +126,26 @@ def test_an_rl_run_with_an_sft_stage_starts_from_the_demonstrations(tmp_path, re
     cfg.experiment.total_env_steps, cfg.experiment.eval_interval, cfg.experiment.checkpoint_interval = 80, 0, 0
     cfg.experiment.eval_episodes, cfg.experiment.eval_num_envs = 16, 16
     cfg.experiment.output_dir, cfg.experiment.progress = str(tmp_path), False
-    trainer = Trainer(cfg)
+    return cfg
+
+
+def test_an_rl_run_with_an_sft_stage_starts_from_the_demonstrations(tmp_path, reach_demos):
+    """RL-Co stage 1 inside the RL run: the SFT'd policy is evaluated (Reach: solved) and saved before PPO."""
+    trainer = Trainer(sft_stage_config(tmp_path, reach_demos))
     assert trainer.run_eval(None, video=False)["success_once"] <= 0.3
     trainer.train()
     assert trainer.stage1_metrics["success_once"] >= 0.9
     assert trainer.eval_history[1]["env_steps"] == 0 and (tmp_path / "stage1_policy" / "model.safetensors").is_file()
     assert trainer.counters["env_steps"] == 80
+
+
+def test_a_run_whose_sft_stage_reaches_stop_at_success_takes_no_env_step(tmp_path, reach_demos):
+    cfg = sft_stage_config(tmp_path, reach_demos)
+    cfg.experiment.eval_interval, cfg.experiment.stop_at_success = 1, 0.9
+    trainer = Trainer(cfg)
+    trainer.train()
+    assert trainer.stage1_metrics["success_once"] >= 0.9
+    assert trainer.counters["env_steps"] == 0 and [e["env_steps"] for e in trainer.eval_history] == [0, 0]
 
 
 def test_an_sft_stage_without_demonstrations_is_a_clear_error():

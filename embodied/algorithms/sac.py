@@ -30,8 +30,8 @@ class SACConfig(AlgoConfig):
     critic_learning_rate: float = 3e-4  # the critics' and the temperature's
     batch_size: int = 256  # transitions per gradient update
     tau: float = 0.005  # target critics move this fraction towards the critics after every update
-    # critic updates per env-step (summed over envs): the update-to-data ratio; the actor and the temperature take one
-    # step per env-step, after the critics' (every round(utd_ratio) critic updates when utd_ratio > 1, as RLPD's code)
+    # critic updates per env-step (summed over envs): the update-to-data ratio; the actor and the temperature step after
+    # every max(1, round(utd_ratio))-th critic update (with a whole utd_ratio >= 1: once per env-step, as RLPD's code)
     utd_ratio: float = 0.5
     learning_starts: int = 5000  # env-steps of uniform random actions before the first update
     buffer_size: int = 1_000_000  # env-steps kept (all envs together)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import zipfile
 
 import numpy as np
 import torch
@@ -197,20 +198,32 @@ class ReplayBuffer:
             raise ValueError(f"the replay buffer in {directory} cannot be restored to step {steps}: its segments "
                              f"({manifest['segments']}) hold no unbroken record of steps {max(0, steps - buffer.capacity)}"
                              f" to {steps}; start a new run (resume=false) in a new folder")
+        for stale in os.listdir(directory):  # a write that a kill -9 cut short
+            if ".tmp" in stale:
+                os.remove(os.path.join(directory, stale))
         for name in names:
-            first, end = _segment_start(name), _segment_end(name)
-            with np.load(os.path.join(directory, name)) as segment:
-                store = {k[len("store/"):]: torch.from_numpy(segment[k]) for k in segment.files if k.startswith("store/")}
-                for offset, step in enumerate(range(first, end)):
-                    buffer._write_row(step, {k: v[offset] for k, v in store.items()})
-                final_keys = [k for k in segment.files if k.startswith("final/")]
-                for row, (step, env) in enumerate(segment["final_index"].tolist()):
-                    buffer.finals[(step, env)] = {k[len("final/"):]: torch.from_numpy(segment[k][row]).to(buffer.device)
-                                                  for k in final_keys}
+            try:
+                buffer._load_segment(os.path.join(directory, name))
+            except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+                raise ValueError(f"replay buffer segment {os.path.join(directory, name)} cannot be read "
+                                 f"({type(error).__name__}: {error}); start a new run (resume=false) in a new folder"
+                                 ) from None
         buffer.steps = buffer.flushed = steps
         buffer.segments = names
         buffer._forget_overwritten_finals()
         return buffer
+
+    def _load_segment(self, path: str) -> None:
+        """Write the steps and episode ends of one segment file into the ring."""
+        name = os.path.basename(path)
+        with np.load(path) as segment:
+            store = {k[len("store/"):]: torch.from_numpy(segment[k]) for k in segment.files if k.startswith("store/")}
+            for offset, step in enumerate(range(_segment_start(name), _segment_end(name))):
+                self._write_row(step, {k: v[offset] for k, v in store.items()})
+            final_keys = [k for k in segment.files if k.startswith("final/")]
+            for row, (step, env) in enumerate(segment["final_index"].tolist()):
+                self.finals[(step, env)] = {k[len("final/"):]: torch.from_numpy(segment[k][row]).to(self.device)
+                                            for k in final_keys}
 
 
 def _segment_start(name: str) -> int:

@@ -1,6 +1,6 @@
 """The loop of ``trainer="offpolicy"`` algorithms (SAC): step every env, store the steps in a replay buffer, take
-``algo.utd_ratio`` critic updates per env-step on samples of it (the actor and the temperature one step per env-step,
-after ``round(utd_ratio)`` critic updates when that is above 1), log, evaluate, save.
+``algo.utd_ratio`` critic updates per env-step on samples of it (the actor and the temperature after every
+``max(1, round(utd_ratio))``-th: once per env-step for a whole ratio >= 1, as RLPD's code), log, evaluate, save.
 
 One iteration is ``algo.rollout_steps`` steps of every env; ``experiment.eval_interval`` counts iterations. With
 ``algo.demo_episodes`` the task's scripted expert first plays that many episodes in simulation into a buffer of their
@@ -136,12 +136,20 @@ class OffPolicyTrainer(Run):
                  "generator": self.generator.get_state(), "owed_updates": self.owed_updates,
                  "buffer_steps": self.buffer.steps}
         save_checkpoint(os.path.join(self.output_dir, "checkpoints"), self.iteration, self.policy,
-                        self.actor_optimizer, self.rollout, self.counters, run_identity(self.cfg), extra=extra)
+                        self.actor_optimizer, self.rollout, self.counters, self._identity(), extra=extra)
+
+    def _identity(self) -> dict:
+        """The settings a checkpoint's state depends on: ``run_identity``'s, the buffer's and the critics' shape."""
+        a = self.cfg.algo
+        return run_identity(self.cfg) | {"algo.buffer_size": a.buffer_size, "algo.n_step": a.n_step,
+                                         "algo.gamma": a.gamma, "algo.num_critics": a.num_critics,
+                                         "algo.critic_hidden": list(a.critic_hidden),
+                                         "algo.critic_layer_norm": a.critic_layer_norm}
 
     def _load_checkpoint(self, path: str) -> None:
         """Restore the run from the checkpoint at ``path`` and the replay buffer as that checkpoint recorded it."""
         self.iteration, self.counters, extra = load_checkpoint(path, self.policy, self.actor_optimizer, self.rollout,
-                                                               run_identity(self.cfg))
+                                                               self._identity())
         self.critic.load_state_dict(extra["critic"])
         self.target_critic.load_state_dict(extra["target_critic"])
         self.critic_optimizer.load_state_dict(extra["critic_optimizer"])
@@ -150,8 +158,9 @@ class OffPolicyTrainer(Run):
         self.temperature_optimizer.load_state_dict(extra["temperature_optimizer"])
         self.generator.set_state(extra["generator"])
         self.owed_updates = float(extra["owed_updates"])
-        self.buffer = ReplayBuffer.open(self.replay_dir, flush_every=None, device=str(self.policy.device),
-                                        steps=int(extra["buffer_steps"]))
+        if extra["buffer_steps"]:  # a checkpoint before the first step (Ctrl-C at once) keeps the empty buffer
+            self.buffer = ReplayBuffer.open(self.replay_dir, flush_every=None, device=str(self.policy.device),
+                                            steps=int(extra["buffer_steps"]))
 
     @staticmethod
     def _stored_observations(buffer: ReplayBuffer) -> dict:

@@ -165,6 +165,8 @@ class Trainer(Run):
         last_success = None  # shown once known: an evaluation, or episodes that ended in a rollout
         if cfg.algo.sft_stage_steps and self.iteration == 0:
             last_success = self._run_sft_stage(logger)
+            if self.solved(last_success):
+                total_iters = 0  # experiment.stop_at_success: the SFT policy already reaches it
         stop = GracefulStop(enabled=self.world == 1)
         with stop:
             self._train_iterations(total_iters, logger, bar, last_success, stop)
