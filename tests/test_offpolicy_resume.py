@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from embodied.data.replay import ReplayBuffer
+from tests.ctrl_c import ctrl_c_on_call
 from tests.test_training import config
 
 ITERATION = 4 * 10  # env-steps per iteration: 4 envs x 10 steps
@@ -88,16 +89,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues_exactly(tmp_path, monkey
     import embodied.runner.offpolicy as offpolicy
 
     full, full_episodes = run(tmp_path / "full", 5)
-    collect, calls = offpolicy.OffPolicyTrainer._collect_and_learn, []
-
-    def collect_then_ctrl_c(self):
-        calls.append(1)
-        if len(calls) == 2:
-            os.kill(os.getpid(), signal.SIGINT)  # arrives while the second iteration collects
-        return collect(self)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(offpolicy.OffPolicyTrainer, "_collect_and_learn", collect_then_ctrl_c)
+    with ctrl_c_on_call(monkeypatch, offpolicy.OffPolicyTrainer, "_collect_and_learn", 2):  # the second iteration
         assert run(tmp_path / "cut", 5)[0] == {"interrupted_at": 2}
     assert sorted(os.listdir(tmp_path / "cut" / "checkpoints")) == ["iter_000002"]  # off the interval of 3
     resumed, resumed_episodes = run(tmp_path / "cut", 5, resume=True)

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from embodied.rollout.step_collector import StepCollector
 from embodied.runner.trainer import Trainer
+from tests.ctrl_c import ctrl_c_on_call
 from tests.test_training import config
 
 BUDGET = dict(env__num_envs=4, algo__rollout_steps=10, experiment__eval_interval=0, experiment__eval_episodes=2,
@@ -33,17 +34,8 @@ def test_ctrl_c_saves_and_resume_continues_exactly(tmp_path, monkeypatch):
     _, full = run(tmp_path / "full", 5)
     assert os.path.isdir(tmp_path / "full" / "checkpoints" / "iter_000005")  # the last one, off the interval of 10
 
-    collect, calls = StepCollector.collect, []
     handler_before = signal.getsignal(signal.SIGINT)  # the default, or SIG_IGN in a background job
-
-    def collect_then_ctrl_c(self):
-        calls.append(1)
-        if len(calls) == 3:
-            os.kill(os.getpid(), signal.SIGINT)  # arrives while the third iteration collects
-        return collect(self)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(StepCollector, "collect", collect_then_ctrl_c)
+    with ctrl_c_on_call(monkeypatch, StepCollector, "collect", 3):  # while the third iteration collects
         _, interrupted = run(tmp_path / "cut", 5)
     assert interrupted == {"interrupted_at": 3}  # the third iteration finished, then the run stopped
     assert os.path.isdir(tmp_path / "cut" / "checkpoints" / "iter_000003")

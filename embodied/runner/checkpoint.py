@@ -63,6 +63,14 @@ def latest_checkpoint(directory: str) -> str | None:
     return complete[0] if complete else None
 
 
+def needs_final_checkpoint(output_dir: str, iteration: int, interrupted: bool, checkpoint_interval: int) -> bool:
+    """Whether a run ending at ``iteration`` saves one more checkpoint (so resume goes on from there): after Ctrl-C or
+    with periodic checkpoints on, unless the newest complete checkpoint is already this iteration's."""
+    checkpoints = os.path.join(output_dir, "checkpoints")
+    return bool(interrupted or checkpoint_interval) and \
+        latest_checkpoint(checkpoints) != checkpoint_path(checkpoints, iteration)
+
+
 def resume_latest(output_dir: str, load: Callable[[str], None]) -> str:
     """``load(path)`` the newest checkpoint under ``<output_dir>/checkpoints`` that reads (a damaged one is named and
     skipped for the one before); returns its path."""

@@ -26,8 +26,8 @@ from embodied.config.schema import TrainConfig, validate
 from embodied.data.replay import ReplayBuffer, sample_mixture
 from embodied.rollout.episode_stats import EpisodeStats
 from embodied.runner.builders import build_env, build_policy
-from embodied.runner.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, resume_latest,
-                                        run_identity, save_checkpoint)
+from embodied.runner.checkpoint import (load_checkpoint, needs_final_checkpoint, resume_latest, run_identity,
+                                        save_checkpoint)
 from embodied.runner.interrupt import GracefulStop
 from embodied.runner.logger import RunLogger
 from embodied.runner.run import Run, refuse_reused_folder
@@ -275,10 +275,8 @@ class OffPolicyTrainer(Run):
                 bar.set_postfix(known | {"fps": f"{rollout['env_steps_per_s']:.0f}", "steps": steps})
                 bar.update(1)
         bar.close()
-        checkpoints = os.path.join(self.output_dir, "checkpoints")
-        if (stop.requested or x.checkpoint_interval) and \
-                latest_checkpoint(checkpoints) != checkpoint_path(checkpoints, self.iteration):
-            self._save_checkpoint()  # the last iteration: resume goes on from it
+        if needs_final_checkpoint(self.output_dir, self.iteration, stop.requested, x.checkpoint_interval):
+            self._save_checkpoint()
         final = self.conclude(logger, stop.requested, sft_steps=0)
         self.env.close()
         return final

@@ -17,8 +17,8 @@ from embodied.dist.collector import make_collector
 from embodied.dist.data_parallel import init_from_env, min_over_ranks, sync_from_rank0
 from embodied.rollout.merge import sub_seed
 from embodied.runner.builders import build_env, build_policy, load_teacher
-from embodied.runner.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, resume_latest,
-                                        run_identity, save_checkpoint)
+from embodied.runner.checkpoint import (load_checkpoint, needs_final_checkpoint, resume_latest, run_identity,
+                                        save_checkpoint)
 from embodied.runner.interrupt import GracefulStop
 from embodied.runner.logger import RunLogger
 from embodied.runner.run import Run, refuse_reused_folder
@@ -172,9 +172,7 @@ class Trainer(Run):
             self._train_iterations(total_iters, logger, bar, last_success, stop)
         bar.close()
         lead = self.rank == 0
-        checkpoints = os.path.join(self.output_dir, "checkpoints")
-        if lead and (stop.requested or x.checkpoint_interval) and latest_checkpoint(checkpoints) != \
-                checkpoint_path(checkpoints, self.iteration):  # the last iteration: resume goes on from it
+        if lead and needs_final_checkpoint(self.output_dir, self.iteration, stop.requested, x.checkpoint_interval):
             self._save_checkpoint()
         final = self.conclude(logger, stop.requested, cfg.algo.sft_stage_steps, lead)
         if hasattr(self.collector, "close"):
