@@ -23,6 +23,8 @@ from typing import Callable
 import numpy as np
 
 from real_robot.errors import SafetyStop
+from sims.mujoco.arm_model import FINGER_MAX_FORCE
+from sims.mujoco.controllers import MAX_GRIPPER_STEP, MAX_JOINT_VELOCITY
 
 log = logging.getLogger("real_robot.safety")
 
@@ -33,9 +35,10 @@ class SafetyLimits:
     every limit positive and finite (the joint margin may be 0), gripper step at most 1, workspace low < high."""
 
     max_relative_target: float = 0.1  # rad: largest joint change per command
-    max_joint_velocity: float = 1.5  # rad/s
-    max_gripper_step: float = 0.5  # largest gripper opening change per command (opening in [0, 1])
-    max_gripper_force: float = 20.0  # newtons: capped in the driver, and no further closing once reached
+    # the next three are the simulator's own limits, so a policy trained there is not slowed down once deployed
+    max_joint_velocity: float = MAX_JOINT_VELOCITY  # rad/s (1.5)
+    max_gripper_step: float = MAX_GRIPPER_STEP  # largest gripper opening change per command (opening in [0, 1]; 0.5)
+    max_gripper_force: float = FINGER_MAX_FORCE  # newtons (20): capped in the driver, no further closing once reached
     workspace_low: tuple = (-0.45, -0.4, 0.005)  # m: tool-centre box, world frame
     workspace_high: tuple = (0.35, 0.4, 0.6)  # m
     watchdog_s: float = 0.5  # s: hold when no fresh command arrives within this time

@@ -8,7 +8,6 @@ from real_robot.camera import SimCamera
 from real_robot.robot import Robot, register_robot
 from sims.mujoco.arm_model import FINGER_MAX_OPENING
 
-MAX_JOINT_STEP = 0.1  # rad per control step: the joint_delta controller's scale
 BASE_TIMESTEP = 0.005  # physics step (s) the tasks are tuned for; adjusted slightly so any control rate fits
 
 
@@ -68,7 +67,7 @@ class SimTwinRobot(Robot):
         import torch
 
         q = self.last_obs["state"][0, :self.num_joints].numpy().astype(np.float64)
-        delta = np.clip((joints - q) / MAX_JOINT_STEP, -1.0, 1.0)
+        delta = np.clip((joints - q) / self.env.controller.max_delta, -1.0, 1.0)  # joint_delta's scale (rad)
         action = torch.tensor(np.concatenate([delta, [2.0 * gripper - 1.0]]), dtype=torch.float32)[None]
         self.last_obs, _, _, _, self.last_info = self.env.step(action)
 

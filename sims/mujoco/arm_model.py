@@ -12,7 +12,7 @@ import math
 from sims.arms import ArmModel
 
 FINGER_MAX_OPENING = 0.04  # metres per finger
-FINGER_MAX_FORCE = 20.0  # newtons per finger servo: the safety guard's default max_gripper_force
+FINGER_MAX_FORCE = 20.0  # newtons per finger servo: also the safety guard's default max_gripper_force
 HAND_TO_TCP = 0.1034  # flange to the centre of the finger pads
 FINGER_JOINT_NAMES = ("finger_left", "finger_right")
 

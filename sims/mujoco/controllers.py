@@ -20,10 +20,10 @@ from sims.registry import Registry
 # Tool-centre box: the lowest height keeps the finger pads (12 mm half height) 3 mm above the table top.
 WORKSPACE_LOW = (-0.45, -0.35, 0.015)
 WORKSPACE_HIGH = (0.3, 0.35, 0.45)
-# rad per command: the safety guard's default joint-step limit (real_robot/safety.py: 1.5 rad/s at the default 20 Hz)
-MAX_JOINT_STEP = 0.075
-# gripper opening (0 closed .. 1 open) per command: the safety guard's default max_gripper_step, which it counts from
-# the last command, as the controller counts from the fingers' current target
+MAX_JOINT_VELOCITY = 1.5  # rad/s: the safety guard's default (real_robot/safety.py takes its defaults from here)
+MAX_JOINT_STEP = MAX_JOINT_VELOCITY / 20.0  # rad per command at the envs' default 20 Hz: 0.075
+# gripper opening (0 closed .. 1 open) per command: also the safety guard's default max_gripper_step, which it counts
+# from the last command, as the controller counts from the fingers' current target
 MAX_GRIPPER_STEP = 0.5
 TOP_DOWN = np.diag([1.0, -1.0, -1.0])  # tool frame of the home pose: z axis pointing at the table
 
