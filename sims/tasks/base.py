@@ -75,11 +75,13 @@ def reach_reward(distance):
 
 
 def is_grasping(view: SceneView, cube):
-    """Whether the fingers are closed on cube index ``cube`` [N] (pads near it, gap about the cube's width)."""
+    """Whether the fingers are closed on cube index ``cube`` [N]: pads near it, gap between the cube's width and the
+    diagonal of its face (the tool's yaw is fixed, so the fingers close across a cube turned up to 45 degrees to them;
+    an open gripper is 0.08 apart)."""
     pos = view.cube_pos[row_index(cube), cube]
     near = norm(view.tcp_pos - pos) < 0.02
     gap = view.finger_gap
-    return near & (gap > 2 * CUBE_HALF - 0.005) & (gap < 2 * CUBE_HALF + 0.004)
+    return near & (gap > 2 * CUBE_HALF - 0.005) & (gap < 2 * CUBE_HALF * np.sqrt(2.0) + 0.004)
 
 
 def sample_separated_xy(rng: np.random.Generator, count: int, low, high, min_dist: float) -> np.ndarray:
