@@ -39,25 +39,24 @@ DEMO_SEED_OFFSET = 7919  # the expert's scenes: away from the training envs' (se
 
 def expert_buffer(cfg: TrainConfig, policy, episodes: int) -> ReplayBuffer:
     """``episodes`` episodes of the task's scripted expert, played in simulation, as a replay buffer of their own
-    (the observations the policy reads, the env's rewards, terminations and truncations)."""
+    (the observations the policy reads, the env's rewards, terminations and truncations): one env per episode, played
+    until each has ended once (one that ends early starts another, cut when the last first episode ends)."""
     from sims.experts import WaypointExpert
 
     a = cfg.algo
-    n = min(episodes, cfg.env.num_envs)
-    env = build_env(cfg, n, autoreset=True)
+    env = build_env(cfg, episodes, autoreset=True)
     expert = WaypointExpert(env)  # re-plans every env whose episode just started
-    waves = math.ceil(episodes / n)  # each env ends an episode within max_episode_steps
-    buffer = ReplayBuffer(waves * env.max_episode_steps + a.n_step + 1, n, a.n_step, a.gamma,
+    buffer = ReplayBuffer(env.max_episode_steps + a.n_step + 1, episodes, a.n_step, a.gamma,
                           device=str(policy.device))
     obs, _ = env.reset(seed=cfg.experiment.seed + DEMO_SEED_OFFSET)
-    ended = 0
-    while ended < episodes:
+    ended = torch.zeros(episodes, dtype=torch.bool)
+    while not ended.all():
         action = expert.act()
         next_obs, reward, terminated, truncated, info = env.step(action)
         final = info.get("final_obs")
         buffer.add(policy.cache_features(obs), action, reward, terminated, truncated,
                    None if final is None else policy.cache_features(final))
-        ended += int((terminated | truncated).sum())
+        ended |= (terminated | truncated).cpu()
         obs = next_obs
     env.close()
     return buffer
