@@ -87,7 +87,8 @@ def test_experiment_vla_sft_is_the_pixel_recipe_on_any_task():
         cfg = compose("train", overrides=["experiment=vla_sft", "env=pick_cube", "data.paths=[demos/pick_cube]"])
     typed = train_cli.to_typed(cfg, train_cli.TrainConfig, "t")
     validate(typed)
-    assert (typed.algo.name, typed.policy.name, typed.algo.sft_steps) == ("sft", "vla", 10000)
+    assert (typed.algo.name, typed.policy.name, typed.algo.sft_steps, typed.algo.learning_rate) == (
+        "sft", "vla", 8000, 6e-4)
     assert (typed.data.scene_frames, typed.data.carried_scenes) == (4096, True)
     assert list(typed.env.cameras) == list(typed.policy.cameras) == ["front", "wrist", "side"]
     assert typed.experiment.name == "PickCube_vla_sft" and typed.experiment.output_dir == "runs/PickCube_vla_sft"
@@ -100,7 +101,7 @@ def test_experiment_vla_sft_on_lang_place_cube_has_film_and_the_task_declared_au
     typed = train_cli.to_typed(cfg, train_cli.TrainConfig, "t")
     validate(typed)
     assert (typed.env.task, typed.algo.name, typed.algo.sft_steps, typed.data.scene_frames) == (
-        "LangPlaceCube", "sft", 10000, 4096)
+        "LangPlaceCube", "sft", 8000, 4096)
     assert typed.policy.vision == {"name": "keypoints", "freeze": False, "film": True}
     assert (typed.policy.aux_state_coef, typed.policy.aux_state_dims) == (20.0, None)  # null: the task's [21, 43)
     assert typed.experiment.name == "LangPlaceCube_vla_sft"
