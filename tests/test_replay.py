@@ -61,6 +61,18 @@ def test_the_ring_keeps_the_last_capacity_steps_and_samples_only_complete_transi
         ReplayBuffer(5, 2).add(**(step_data(4) | {"final_obs": None}))
 
 
+def test_returns_to_go_sum_discounted_rewards_to_each_episodes_end():
+    buffer = filled(7, capacity=20, n_step=1, gamma=0.5)
+    returns = buffer.returns_to_go()
+    # env 0 terminates at t=4 (rewards t): 4, 3 + 2, 2 + 2.5, ...; t=5, 6 run to the last stored step
+    # env 1 is truncated at t=5 (rewards t + 0.1): its tail after t=5 counts 0
+    expected = torch.tensor([[1.625, 1.978125], [3.25, 3.75625], [4.5, 5.3125], [5.0, 6.425], [4.0, 6.65],
+                             [8.0, 5.1], [6.0, 6.1]])
+    torch.testing.assert_close(returns, expected)
+    with pytest.raises(ValueError, match="wrapped"):
+        filled(7, capacity=4).returns_to_go()
+
+
 def test_a_mixture_draws_each_source_in_its_ratio():
     online, demos = filled(8, capacity=10), filled(8, capacity=10)
     batch = sample_mixture({"online": online, "demos": demos}, {"online": 0.75, "demos": 0.25}, 64,

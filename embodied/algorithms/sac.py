@@ -49,6 +49,17 @@ class SACConfig(AlgoConfig):
     # a buffer of their own; each batch then takes demo_ratio of its transitions from it (RLPD: 0.5)
     demo_episodes: int = 0
     demo_ratio: float = 0.5
+    # behaviour cloning on the batch's demonstration rows, added to the actor's loss with weight bc_coef x mean|Q|
+    # (TD3+BC's scale-free weighting), only where Q rates the demonstrated action above the policy's (Nair et al.
+    # 2018's Q filter, so the term fades once the policy does better than the demonstrations); 0: off
+    bc_coef: float = 0.0
+    # offline pre-training before the first env-step: this many gradient steps on the demonstrations alone, the critics
+    # with Cal-QL's conservative term (weight cql_alpha, num of sampled actions of each kind cql_actions; see calql.py).
+    # A pre-trained actor then acts from the first env-step (WSRL's warm-up until learning_starts, no random actions)
+    # and the observation statistics stay the demonstrations'
+    pretrain_steps: int = 0
+    cql_alpha: float = 5.0
+    cql_actions: int = 4
 
 
 def critic_target(policy, target_critic, batch: dict, alpha: torch.Tensor, subset: int,
@@ -78,6 +89,22 @@ def actor_loss(policy, critic, obs: dict, alpha: torch.Tensor, actor_q: str) -> 
     action, logprob = policy.rsample(obs)  # [B, 1, A], [B]
     q = critic(policy.features(obs).detach(), action[:, 0])  # [E, B]; only the actor is stepped on this loss
     return (alpha * logprob - ACTOR_Q[actor_q](q)).mean(), logprob
+
+
+def q_filtered_bc_loss(policy, critic, obs: dict, demo_action: torch.Tensor) -> torch.Tensor:
+    """``mean|Q| x mean(filter x ||mode(s) - a_demo||^2)`` over demonstration rows: the policy's deterministic action
+    pulled towards the demonstrated one where the critics' mean rates ``a_demo`` above it (``filter`` 1, else 0).
+
+    obs: [D, ...] demonstration observations; demo_action [D, A]. Gradients reach the actor only.
+    """
+    mode = policy.deterministic_action(obs)[:, 0]  # [D, A]
+    with torch.no_grad():
+        features = policy.features(obs)
+        q_demo = critic(features, demo_action).mean(dim=0)  # [D]
+        q_mode = critic(features, mode).mean(dim=0)  # [D]
+        keep = (q_demo > q_mode).float()  # [D]
+        scale = torch.cat([q_demo, q_mode]).abs().mean()
+    return scale * (keep * (mode - demo_action).pow(2).sum(dim=-1)).mean()
 
 
 def temperature_loss(log_alpha: torch.Tensor, logprob: torch.Tensor, target_entropy: float) -> torch.Tensor:
@@ -120,9 +147,16 @@ def sac_checks(cfg) -> list[tuple[bool, str]]:
         (a.init_temperature > 0, f"algo.init_temperature must be > 0, got {a.init_temperature}"),
         (a.target_entropy_scale > 0, f"algo.target_entropy_scale must be > 0, got {a.target_entropy_scale}"),
         (a.demo_episodes >= 0, f"algo.demo_episodes must be >= 0, got {a.demo_episodes}"),
-        (0 < a.demo_ratio < 1 or a.demo_episodes == 0,
-         f"algo.demo_ratio must be in (0, 1) with demonstrations, got {a.demo_ratio}"),
+        (0 <= a.demo_ratio < 1 or a.demo_episodes == 0,
+         f"algo.demo_ratio must be in [0, 1) with demonstrations (0: for pre-training only), got {a.demo_ratio}"),
+        (a.pretrain_steps >= 0, f"algo.pretrain_steps must be >= 0, got {a.pretrain_steps}"),
+        (a.pretrain_steps == 0 or a.demo_episodes > 0,
+         "algo.pretrain_steps pre-trains on demonstrations: set algo.demo_episodes >= 1"),
+        (a.cql_alpha >= 0, f"algo.cql_alpha must be >= 0, got {a.cql_alpha}"),
+        (a.cql_actions >= 1, f"algo.cql_actions must be >= 1, got {a.cql_actions}"),
         (a.critic_learning_rate > 0, f"algo.critic_learning_rate must be > 0, got {a.critic_learning_rate}"),
+        (a.bc_coef >= 0, f"algo.bc_coef must be >= 0, got {a.bc_coef}"),
+        (a.bc_coef == 0 or a.demo_episodes > 0, "algo.bc_coef clones demonstrations: set algo.demo_episodes >= 1"),
         (cfg.dist.backend == "single", f"algo={a.name} runs its envs in this process for now: use dist=single"),
     ]
 

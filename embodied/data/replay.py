@@ -147,7 +147,23 @@ class ReplayBuffer:
         slot = (step % self.capacity).to(self.device)
         return {"obs": nested({key[4:]: self.store[key][slot, env] for key in obs_keys}),
                 "action": self.store["action"][slot, env], "reward": returns, "next_obs": nested(next_obs),
-                "discount": discount}
+                "discount": discount, "slot": slot, "env": env.to(self.device)}
+
+    def returns_to_go(self) -> torch.Tensor:
+        """Discounted reward-to-go of every stored step [steps, N]: the sum of ``gamma^k r`` to the end of its
+        episode (a truncated episode's, or the last stored step's, tail counts 0). Cal-QL's lower bound on Q.
+        Only for a buffer that never wrapped (a demonstration buffer)."""
+        if self.steps > self.capacity:
+            raise ValueError(f"returns_to_go needs every step of each episode: this buffer wrapped ({self.steps} "
+                             f"steps in {self.capacity} slots)")
+        reward = self.store["reward"][:self.steps].float()  # [T, N]
+        ended = self.store["terminated"][:self.steps] | self.store["truncated"][:self.steps]  # [T, N]
+        returns = torch.zeros_like(reward)
+        following = torch.zeros_like(reward[0])  # [N]: the return of the step after t, 0 past an episode's end
+        for t in range(self.steps - 1, -1, -1):
+            following = reward[t] + self.gamma * following * (~ended[t]).float()
+            returns[t] = following
+        return returns
 
     # ---------------------------------------------------------------------------------------------- durability
     def flush(self) -> None:

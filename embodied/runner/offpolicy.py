@@ -22,9 +22,11 @@ import torch
 from tqdm import tqdm
 
 from embodied.algorithms import sac
+from embodied.algorithms.calql import calql_regularizer
 from embodied.config.schema import TrainConfig, validate
 from embodied.data.replay import ReplayBuffer, sample_mixture
 from embodied.rollout.episode_stats import EpisodeStats
+from embodied.rollout.obs import select
 from embodied.runner.builders import build_env, build_policy
 from embodied.runner.checkpoint import (load_checkpoint, needs_final_checkpoint, resume_latest, run_identity,
                                         save_checkpoint)
@@ -118,8 +120,11 @@ class OffPolicyTrainer(Run):
                                    flush_every=None, device=str(self.policy.device))  # flushed with each checkpoint
         self.generator = torch.Generator().manual_seed(cfg.experiment.seed)  # buffer samples, critic subsets
         self.demos = expert_buffer(cfg, self.policy, a.demo_episodes) if a.demo_episodes else None
-        if self.demos is not None and hasattr(self.policy, "update_normalizer"):
+        if self.demos is not None and hasattr(self.policy, "update_normalizer") and not cfg.init_from:
             self.policy.update_normalizer(self._stored_observations(self.demos))  # states random actions never reach
+        # a pre-trained actor (pre-training here or init_from) acts from the first env-step, and the statistics its
+        # inputs were normalised with stay fixed
+        self.pretrained = bool(a.pretrain_steps or cfg.init_from)
         self.owed_updates = 0.0  # utd_ratio x env-steps not yet turned into updates
         self.rollout = OffPolicyRollout(self.env, cfg.experiment.seed, self.policy.device)
         if cfg.resume:
@@ -169,21 +174,38 @@ class OffPolicyTrainer(Run):
                 if key.startswith("obs/") and "/" not in key[len("obs/"):]}
 
     def _action(self, obs: dict) -> torch.Tensor:
-        """Uniform random actions [N, A] before ``learning_starts`` env-steps, then samples of the policy."""
+        """Uniform random actions [N, A] before ``learning_starts`` env-steps (unless the actor is pre-trained), then
+        samples of the policy."""
         spec = self.env.action_spec
-        if self.counters["env_steps"] < self.cfg.algo.learning_starts:
+        if self.counters["env_steps"] < self.cfg.algo.learning_starts and not self.pretrained:
             u = torch.rand(self.env.num_envs, spec.dim, generator=self.generator).to(self.policy.device)
             return spec.low + (spec.high - spec.low) * u
         with torch.no_grad():
             return self.policy.rsample(obs)[0][:, 0]  # [N, A]: the actor alone, no value head
 
-    def update(self, step_actor: bool = True) -> dict:
+    def pretrain(self, logger: RunLogger) -> None:
+        """``algo.pretrain_steps`` updates on the demonstrations alone, the critics with Cal-QL's conservative term;
+        logged under ``pretrain/`` by step."""
+        a = self.cfg.algo
+        returns = self.demos.returns_to_go()  # [T, N]: Cal-QL's floor under Q of the policy's actions
+        bar = tqdm(range(a.pretrain_steps), disable=not self.cfg.experiment.progress, desc="pre-training", unit="step")
+        for step in bar:
+            batch = self.demos.sample(a.batch_size, self.generator)
+            batch["source"] = torch.ones_like(batch["env"])  # every row is a demonstration (for the BC term)
+            stats = self.update(batch=batch, conservative=returns[batch["slot"], batch["env"]])
+            if (step + 1) % 100 == 0:
+                logger.scalars("pretrain", stats, step + 1)
+        self.counters["pretrain_steps"] = a.pretrain_steps
+
+    def update(self, step_actor: bool = True, batch: dict | None = None,
+               conservative: torch.Tensor | None = None) -> dict:
         """One gradient step of the critics, then (with ``step_actor``) of the actor and the temperature, then the
-        target critics move."""
+        target critics move. ``batch``: a given batch instead of a sample of the replay buffers; ``conservative``
+        [B]: the batch's returns-to-go, which switch on Cal-QL's term (offline pre-training)."""
         a, policy = self.cfg.algo, self.policy
-        if self.demos is None:
+        if batch is None and (self.demos is None or a.demo_ratio == 0):
             batch = self.buffer.sample(a.batch_size, self.generator)
-        else:
+        elif batch is None:
             batch = sample_mixture({"online": self.buffer, "demos": self.demos},
                                    {"online": 1 - a.demo_ratio, "demos": a.demo_ratio}, a.batch_size, self.generator)
         alpha = self.log_alpha.exp().detach()
@@ -191,13 +213,25 @@ class OffPolicyTrainer(Run):
                                    a.backup_entropy)
         q = self.critic(policy.features(batch["obs"]).detach(), batch["action"])  # [E, B]
         critic_loss = sac.critic_loss(q, target)
+        stats = {"critic_loss": critic_loss.item(), "q": q.mean().item()}
+        if "source" in batch and batch["source"].unique().numel() == 2:  # RLPD's mixture: Q of each source apart
+            stats |= {"q_online": q[:, batch["source"] == 0].mean().item(),
+                      "q_demos": q[:, batch["source"] == 1].mean().item()}
+        if conservative is not None and a.cql_alpha:
+            gap = calql_regularizer(policy, self.critic, batch, q, conservative, a.cql_actions, self.generator)
+            critic_loss = critic_loss + a.cql_alpha * gap
+            stats["cql_gap"] = gap.item()
         self.critic_optimizer.zero_grad()
         critic_loss.backward()
         self.critic_optimizer.step()
-        stats = {"critic_loss": critic_loss.item(), "q": q.mean().item()}
         if step_actor:
             self.critic.requires_grad_(False)  # the actor's backward pass reaches the action, not the critic's weights
             actor_loss, logprob = sac.actor_loss(policy, self.critic, batch["obs"], alpha, a.actor_q)
+            if a.bc_coef and "source" in batch:  # batches with demonstration rows
+                demo = torch.nonzero(batch["source"] == 1).flatten()  # sample_mixture's index of "demos"
+                bc = sac.q_filtered_bc_loss(policy, self.critic, select(batch["obs"], demo), batch["action"][demo])
+                actor_loss = actor_loss + a.bc_coef * bc
+                stats["bc_loss"] = bc.item()
             self.actor_optimizer.zero_grad()
             actor_loss.backward()
             self.actor_optimizer.step()
@@ -226,7 +260,8 @@ class OffPolicyTrainer(Run):
                             None if final is None else self.policy.cache_features(final))
             episodes.update(reward, torch.ones_like(reward, dtype=torch.long), info["success"],
                             terminated | truncated)
-            if self.counters["env_steps"] < a.learning_starts and hasattr(self.policy, "update_normalizer"):
+            if self.counters["env_steps"] < a.learning_starts and hasattr(self.policy, "update_normalizer") \
+                    and not self.pretrained:
                 self.policy.update_normalizer(obs)  # statistics settle on the random phase (and demos), then stay fixed
             obs = self.rollout.obs = next_obs
             self.counters["env_steps"] += n
@@ -252,6 +287,9 @@ class OffPolicyTrainer(Run):
         bar = tqdm(total=total_iters, initial=self.iteration, disable=not x.progress, desc=x.name, unit="it",
                    dynamic_ncols=True)
         last_success = None
+        if self.cfg.algo.pretrain_steps and not self.counters.get("pretrain_steps"):
+            self.pretrain(logger)
+            self.run_eval(logger, video=False)  # the pre-trained policy's success, at 0 env-steps
         stop = GracefulStop(enabled=True)
         with stop:
             while self.iteration < total_iters and not stop.requested:

@@ -1,0 +1,38 @@
+"""WSRL (Zhou et al. 2025, "Efficient Online RL Fine-Tuning Need Not Retain Offline Data") declared as an algorithm:
+Cal-QL pre-training on the demonstrations (``algo.pretrain_steps``), a warm-up of ``algo.learning_starts`` env-steps
+played by the pre-trained policy with no updates, then SAC on the online buffer alone: the demonstrations are not
+sampled again (``algo.demo_ratio=0``). ``algo.learning_starts=0`` is the ablation without the warm-up, where the
+first updates see a handful of online transitions and the paper reports the pre-trained success collapsing.
+The losses and the loop are SAC's and Cal-QL's (sac.py, calql.py, embodied/runner/offpolicy.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from embodied.algorithms.registry import Algorithm, register_algorithm
+from embodied.algorithms.sac import SACConfig, sac_checks
+
+
+@dataclass
+class WSRLConfig(SACConfig):
+    """WSRL's settings (``algo=wsrl``): SAC's, with pre-training on 20 demonstrations and a warm-up."""
+
+    name: str = "wsrl"
+    demo_episodes: int = 20
+    demo_ratio: float = 0.0  # the demonstrations serve the pre-training only
+    pretrain_steps: int = 5000
+    learning_starts: int = 5000  # the warm-up: env-steps of the pre-trained policy before the first online update
+    utd_ratio: float = 1.0
+    actor_q: str = "mean"
+    target_entropy_scale: float = 0.5
+
+
+def wsrl_checks(cfg) -> list[tuple[bool, str]]:
+    """SAC's checks, and a pre-training to warm-start from."""
+    return sac_checks(cfg) + [(cfg.algo.pretrain_steps > 0,
+                               "algo=wsrl fine-tunes a pre-trained policy: set algo.pretrain_steps >= 1")]
+
+
+register_algorithm(Algorithm("wsrl", WSRLConfig, trainer="offpolicy", checks=wsrl_checks,
+                             summary="Cal-QL pre-training on demonstrations, a warm-up, then SAC without them"))

@@ -1,0 +1,95 @@
+"""Offline pre-training and demonstration terms of the off-policy algorithms against hand-computed values: Cal-QL's
+conservative gap (calibrated by returns-to-go) and the Q-filtered behaviour-cloning term."""
+
+import math
+
+import torch
+
+from embodied.algorithms import sac
+from embodied.algorithms.calql import calql_regularizer
+
+POLICY_ACTION = 0.5
+
+
+class FixedActor:
+    """Features are the observation itself; every sample is POLICY_ACTION with log-probability -1."""
+
+    def rsample(self, obs):
+        rows = obs["state"].shape[0]
+        return torch.full((rows, 1, 1), POLICY_ACTION), torch.full((rows,), -1.0)
+
+    def features(self, obs):
+        return obs["state"]
+
+
+def lookup_critic(features, action):
+    """One member: Q 3 for the policy's action, 1 for any other (the uniform samples)."""
+    return torch.where(action[:, 0] == POLICY_ACTION, 3.0, 1.0)[None]  # [1, B]
+
+
+def test_calql_gap_is_logsumexp_of_weighted_sampled_q_minus_data_q_with_policy_q_floored_at_the_return():
+    batch = {"obs": {"state": torch.zeros(1, 2)}, "next_obs": {"state": torch.ones(1, 2)}}
+    q_data = torch.tensor([[2.0]], requires_grad=True)  # [E=1, B=1]
+    # returns-to-go 4 > Q 3 of the policy's actions: both policy terms become 4 - (-1) = 5
+    gap = calql_regularizer(FixedActor(), lookup_critic, batch, q_data, torch.tensor([4.0]), num_actions=1)
+    uniform = 1.0 + math.log(2.0)  # Q 1 of the uniform action minus its log density log(1/2)
+    assert gap.item() == torch.logsumexp(torch.tensor([uniform, 5.0, 5.0]), 0).item() - 2.0
+    gap.backward()
+    assert q_data.grad.item() == -1.0  # the data's Q is pushed up, one per member and row
+    # a return-to-go below Q leaves the policy's Q as it is: 3 - (-1) = 4
+    low = calql_regularizer(FixedActor(), lookup_critic, batch, q_data, torch.tensor([0.0]), num_actions=1)
+    assert low.item() == torch.logsumexp(torch.tensor([uniform, 4.0, 4.0]), 0).item() - 2.0
+
+
+class ParameterActor:
+    """Deterministic actions are a parameter [D, 1, A]; features are the observation."""
+
+    def __init__(self, modes):
+        self.modes = torch.nn.Parameter(torch.tensor(modes))
+
+    def deterministic_action(self, obs):
+        return self.modes
+
+    def features(self, obs):
+        return obs["state"]
+
+
+def test_bc_term_pulls_the_policy_to_demonstrations_only_where_q_rates_them_higher():
+    actor = ParameterActor([[[1.0]], [[0.5]]])  # D=2 rows, A=1
+    demo_action = torch.tensor([[0.0], [0.0]])
+    preferred = torch.tensor([0.0, 0.5])  # Q peaks at the demo action in row 0, at the policy's in row 1
+
+    def critic(features, action):
+        return -(action[:, 0] - preferred).pow(2)[None]  # [E=1, D]
+
+    loss = sac.q_filtered_bc_loss(actor, critic, {"state": torch.zeros(2, 3)}, demo_action)
+    # row 0 kept (Q 0 > -1), row 1 filtered (Q -0.25 < 0); scale mean|Q| = (0 + 0.25 + 1 + 0) / 4
+    assert loss.item() == 0.3125 * (1.0 ** 2 + 0.0) / 2
+    loss.backward()
+    torch.testing.assert_close(actor.modes.grad.flatten(), torch.tensor([0.3125 * 2 * 1.0 / 2, 0.0]))
+
+
+def test_wsrl_pretrains_on_demos_then_its_policy_plays_the_warm_up_and_online_batches_skip_the_demos(tmp_path,
+                                                                                                     monkeypatch):
+    import embodied.runner.offpolicy as offpolicy
+    from embodied.runner.logger import RunLogger
+    from tests.test_training import config
+
+    cfg = config(tmp_path, algo__name="wsrl", policy__name="tanh_mlp", env__num_envs=4, algo__demo_episodes=4,
+                 algo__pretrain_steps=3, algo__batch_size=8, algo__learning_starts=12, algo__rollout_steps=2)
+    trainer = offpolicy.OffPolicyTrainer(cfg)
+    demo_states = trainer.policy.normalizer.count.item()
+    gaps = []
+    regularizer = offpolicy.calql_regularizer
+    monkeypatch.setattr(offpolicy, "calql_regularizer", lambda *args: gaps.append(1) or regularizer(*args))
+    trainer.pretrain(RunLogger(str(tmp_path)))
+    assert len(gaps) == 3 and trainer.counters["pretrain_steps"] == 3
+    acted = []
+    rsample = trainer.policy.rsample
+    monkeypatch.setattr(trainer.policy, "rsample", lambda obs: acted.append(len(obs["state"])) or rsample(obs))
+    trainer._collect_and_learn()  # 2 steps of 4 envs: inside the 12 env-step warm-up
+    assert acted == [4, 4] and "updates" not in trainer.counters  # the pre-trained policy acts, nothing is updated
+    assert trainer.policy.normalizer.count.item() == demo_states  # its input statistics stay the demonstrations'
+    monkeypatch.setattr(offpolicy, "sample_mixture", lambda *args: (_ for _ in ()).throw(AssertionError("mixed")))
+    trainer._collect_and_learn()  # the warm-up ends: online updates from the online buffer alone
+    assert trainer.counters["updates"] > 0 and len(gaps) == 3  # no conservative term online
