@@ -67,6 +67,8 @@ def test_bc_term_pulls_the_policy_to_demonstrations_only_where_q_rates_them_high
     assert loss.item() == 0.3125 * (1.0 ** 2 + 0.0) / 2
     loss.backward()
     torch.testing.assert_close(actor.modes.grad.flatten(), torch.tensor([0.3125 * 2 * 1.0 / 2, 0.0]))
+    unfiltered = sac.q_filtered_bc_loss(actor, critic, {"state": torch.zeros(2, 3)}, demo_action, q_filter=False)
+    assert unfiltered.item() == 0.3125 * (1.0 ** 2 + 0.5 ** 2) / 2  # offline pre-training clones every row
 
 
 def test_wsrl_pretrains_on_demos_then_its_policy_plays_the_warm_up_and_online_batches_skip_the_demos(tmp_path,

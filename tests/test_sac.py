@@ -192,7 +192,9 @@ def test_rlpd_collects_expert_episodes_into_a_demo_buffer_and_samples_half_of_ea
     demos = trainer.demos
     expert_states = demos.steps * demos.num_envs  # one env per expert episode
     assert trainer.policy.normalizer.count == expert_states  # the statistics include what random actions never reach
-    assert (demos.store["terminated"] | demos.store["truncated"])[:demos.steps].sum() == 6  # the episodes asked for
+    ends = (demos.store["terminated"] | demos.store["truncated"])[:demos.steps]  # [steps, envs]
+    assert ends.sum() == 6  # the episodes asked for
+    assert int(torch.nonzero(ends.any(1)).max()) < len(demos)  # their final transitions can be sampled too
     trainer._collect_and_learn()  # 20 steps of uniform random actions, no update yet
     online_reward = trainer.buffer.store["reward"][:trainer.buffer.steps].mean()
     assert demos.store["reward"][:demos.steps].mean() > online_reward + 0.2  # Reach's dense reward: expert > random

@@ -50,8 +50,9 @@ class SACConfig(AlgoConfig):
     demo_episodes: int = 0
     demo_ratio: float = 0.5
     # behaviour cloning on the batch's demonstration rows, added to the actor's loss with weight bc_coef x mean|Q|
-    # (TD3+BC's scale-free weighting), only where Q rates the demonstrated action above the policy's (Nair et al.
-    # 2018's Q filter, so the term fades once the policy does better than the demonstrations); 0: off
+    # (TD3+BC's scale-free weighting); online only where Q rates the demonstrated action above the policy's (Nair et
+    # al. 2018's Q filter, so the term fades once the policy does better than the demonstrations), in offline
+    # pre-training on every row; 0: off
     bc_coef: float = 0.0
     # offline pre-training before the first env-step: this many gradient steps on the demonstrations alone, the critics
     # with Cal-QL's conservative term (weight cql_alpha, num of sampled actions of each kind cql_actions; see calql.py).
@@ -91,9 +92,10 @@ def actor_loss(policy, critic, obs: dict, alpha: torch.Tensor, actor_q: str) -> 
     return (alpha * logprob - ACTOR_Q[actor_q](q)).mean(), logprob
 
 
-def q_filtered_bc_loss(policy, critic, obs: dict, demo_action: torch.Tensor) -> torch.Tensor:
+def q_filtered_bc_loss(policy, critic, obs: dict, demo_action: torch.Tensor, q_filter: bool = True) -> torch.Tensor:
     """``mean|Q| x mean(filter x ||mode(s) - a_demo||^2)`` over demonstration rows: the policy's deterministic action
-    pulled towards the demonstrated one where the critics' mean rates ``a_demo`` above it (``filter`` 1, else 0).
+    pulled towards the demonstrated one where the critics' mean rates ``a_demo`` above it (``filter`` 1, else 0;
+    every row with ``q_filter`` false, as in offline pre-training, where the critics are still being fitted).
 
     obs: [D, ...] demonstration observations; demo_action [D, A]. Gradients reach the actor only.
     """
@@ -102,7 +104,7 @@ def q_filtered_bc_loss(policy, critic, obs: dict, demo_action: torch.Tensor) -> 
         features = policy.features(obs)
         q_demo = critic(features, demo_action).mean(dim=0)  # [D]
         q_mode = critic(features, mode).mean(dim=0)  # [D]
-        keep = (q_demo > q_mode).float()  # [D]
+        keep = (q_demo > q_mode).float() if q_filter else torch.ones_like(q_demo)  # [D]
         scale = torch.cat([q_demo, q_mode]).abs().mean()
     return scale * (keep * (mode - demo_action).pow(2).sum(dim=-1)).mean()
 

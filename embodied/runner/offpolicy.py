@@ -42,7 +42,8 @@ DEMO_SEED_OFFSET = 7919  # the expert's scenes: away from the training envs' (se
 def expert_buffer(cfg: TrainConfig, policy, episodes: int) -> ReplayBuffer:
     """``episodes`` episodes of the task's scripted expert, played in simulation, as a replay buffer of their own
     (the observations the policy reads, the env's rewards, terminations and truncations): one env per episode, played
-    until each has ended once (one that ends early starts another, cut when the last first episode ends)."""
+    until each has ended once (one that ends early starts another), then ``n_step`` steps more, so that the buffer's
+    last sampled transitions are the episodes' final ones (a buffer samples only steps with n steps stored after)."""
     from sims.experts import WaypointExpert
 
     a = cfg.algo
@@ -52,7 +53,9 @@ def expert_buffer(cfg: TrainConfig, policy, episodes: int) -> ReplayBuffer:
                           device=str(policy.device))
     obs, _ = env.reset(seed=cfg.experiment.seed + DEMO_SEED_OFFSET)
     ended = torch.zeros(episodes, dtype=torch.bool)
-    while not ended.all():
+    steps_after = 0  # steps stored since every env's first episode ended
+    while steps_after < a.n_step:
+        steps_after += int(bool(ended.all()))
         action = expert.act()
         next_obs, reward, terminated, truncated, info = env.step(action)
         final = info.get("final_obs")
@@ -229,7 +232,8 @@ class OffPolicyTrainer(Run):
             actor_loss, logprob = sac.actor_loss(policy, self.critic, batch["obs"], alpha, a.actor_q)
             if a.bc_coef and "source" in batch:  # batches with demonstration rows
                 demo = torch.nonzero(batch["source"] == 1).flatten()  # sample_mixture's index of "demos"
-                bc = sac.q_filtered_bc_loss(policy, self.critic, select(batch["obs"], demo), batch["action"][demo])
+                bc = sac.q_filtered_bc_loss(policy, self.critic, select(batch["obs"], demo), batch["action"][demo],
+                                            q_filter=conservative is None)  # unfiltered in offline pre-training
                 actor_loss = actor_loss + a.bc_coef * bc
                 stats["bc_loss"] = bc.item()
             self.actor_optimizer.zero_grad()
