@@ -3,6 +3,8 @@ conservative gap (calibrated by returns-to-go) and the Q-filtered behaviour-clon
 
 import math
 
+import pytest
+
 import torch
 
 from embodied.algorithms import sac
@@ -95,3 +97,24 @@ def test_wsrl_pretrains_on_demos_then_its_policy_plays_the_warm_up_and_online_ba
     monkeypatch.setattr(offpolicy, "sample_mixture", lambda *args: (_ for _ in ()).throw(AssertionError("mixed")))
     trainer._collect_and_learn()  # the warm-up ends: online updates from the online buffer alone
     assert trainer.counters["updates"] > 0 and len(gaps) == 3  # no conservative term online
+
+
+@pytest.mark.parametrize("floor", [True, False])
+def test_pretraining_targets_are_floored_at_the_demonstrations_returns_to_go(tmp_path, monkeypatch, floor):
+    import embodied.runner.offpolicy as offpolicy
+    from embodied.runner.logger import RunLogger
+    from tests.test_training import config
+
+    cfg = config(tmp_path, algo__name="wsrl", policy__name="tanh_mlp", env__num_envs=4, algo__demo_episodes=4,
+                 algo__pretrain_steps=1, algo__batch_size=8, algo__pretrain_return_floor=floor)
+    trainer = offpolicy.OffPolicyTrainer(cfg)
+    targets = []
+    critic_loss = offpolicy.sac.critic_loss
+    monkeypatch.setattr(offpolicy.sac, "critic_target", lambda *args: torch.full((8,), -100.0))  # TD far below
+    monkeypatch.setattr(offpolicy.sac, "critic_loss", lambda q, target: targets.append(target) or critic_loss(q, target))
+    trainer.pretrain(RunLogger(str(tmp_path)))
+    returns = set(trainer.demos.returns_to_go().flatten().tolist())
+    if floor:  # Reach's dense reward is positive: every target is the sampled step's return-to-go
+        assert all(value in returns and value > 0 for value in targets[0].tolist())
+    else:
+        assert targets[0].tolist() == [-100.0] * 8

@@ -61,6 +61,10 @@ class SACConfig(AlgoConfig):
     pretrain_steps: int = 0
     cql_alpha: float = 5.0
     cql_actions: int = 4
+    # pre-training's TD targets floored at the demonstration's discounted return-to-go (Wilcox et al. 2022, MCAC): Q
+    # reaches the demonstrations' value in a few hundred updates instead of one Bellman backup per target-network
+    # time constant (1 / tau updates)
+    pretrain_return_floor: bool = True
 
 
 def critic_target(policy, target_critic, batch: dict, alpha: torch.Tensor, subset: int,

@@ -187,24 +187,25 @@ class OffPolicyTrainer(Run):
             return self.policy.rsample(obs)[0][:, 0]  # [N, A]: the actor alone, no value head
 
     def pretrain(self, logger: RunLogger) -> None:
-        """``algo.pretrain_steps`` updates on the demonstrations alone, the critics with Cal-QL's conservative term;
-        logged under ``pretrain/`` by step."""
+        """``algo.pretrain_steps`` updates on the demonstrations alone, the critics with Cal-QL's conservative term
+        (and targets floored at the returns-to-go with ``algo.pretrain_return_floor``); logged under ``pretrain/``."""
         a = self.cfg.algo
         returns = self.demos.returns_to_go()  # [T, N]: Cal-QL's floor under Q of the policy's actions
         bar = tqdm(range(a.pretrain_steps), disable=not self.cfg.experiment.progress, desc="pre-training", unit="step")
         for step in bar:
             batch = self.demos.sample(a.batch_size, self.generator)
             batch["source"] = torch.ones_like(batch["env"])  # every row is a demonstration (for the BC term)
-            stats = self.update(batch=batch, conservative=returns[batch["slot"], batch["env"]])
+            stats = self.update(batch=batch, returns_to_go=returns[batch["slot"], batch["env"]])
             if (step + 1) % 100 == 0:
                 logger.scalars("pretrain", stats, step + 1)
         self.counters["pretrain_steps"] = a.pretrain_steps
 
     def update(self, step_actor: bool = True, batch: dict | None = None,
-               conservative: torch.Tensor | None = None) -> dict:
+               returns_to_go: torch.Tensor | None = None) -> dict:
         """One gradient step of the critics, then (with ``step_actor``) of the actor and the temperature, then the
-        target critics move. ``batch``: a given batch instead of a sample of the replay buffers; ``conservative``
-        [B]: the batch's returns-to-go, which switch on Cal-QL's term (offline pre-training)."""
+        target critics move. ``batch``: a given batch instead of a sample of the replay buffers; ``returns_to_go``
+        [B]: the batch's returns-to-go, which switch on offline pre-training's terms (Cal-QL's gap, the targets'
+        return floor, BC without the Q filter)."""
         a, policy = self.cfg.algo, self.policy
         if batch is None and (self.demos is None or a.demo_ratio == 0):
             batch = self.buffer.sample(a.batch_size, self.generator)
@@ -214,14 +215,16 @@ class OffPolicyTrainer(Run):
         alpha = self.log_alpha.exp().detach()
         target = sac.critic_target(policy, self.target_critic, batch, alpha, a.critic_subset, self.generator,
                                    a.backup_entropy)
+        if returns_to_go is not None and a.pretrain_return_floor:
+            target = torch.maximum(target, returns_to_go)  # MCAC: the demonstration's return is a value it reached
         q = self.critic(policy.features(batch["obs"]).detach(), batch["action"])  # [E, B]
         critic_loss = sac.critic_loss(q, target)
         stats = {"critic_loss": critic_loss.item(), "q": q.mean().item()}
         if "source" in batch and batch["source"].unique().numel() == 2:  # RLPD's mixture: Q of each source apart
             stats |= {"q_online": q[:, batch["source"] == 0].mean().item(),
                       "q_demos": q[:, batch["source"] == 1].mean().item()}
-        if conservative is not None and a.cql_alpha:
-            gap = calql_regularizer(policy, self.critic, batch, q, conservative, a.cql_actions, self.generator)
+        if returns_to_go is not None and a.cql_alpha:
+            gap = calql_regularizer(policy, self.critic, batch, q, returns_to_go, a.cql_actions, self.generator)
             critic_loss = critic_loss + a.cql_alpha * gap
             stats["cql_gap"] = gap.item()
         self.critic_optimizer.zero_grad()
@@ -233,7 +236,7 @@ class OffPolicyTrainer(Run):
             if a.bc_coef and "source" in batch:  # batches with demonstration rows
                 demo = torch.nonzero(batch["source"] == 1).flatten()  # sample_mixture's index of "demos"
                 bc = sac.q_filtered_bc_loss(policy, self.critic, select(batch["obs"], demo), batch["action"][demo],
-                                            q_filter=conservative is None)  # unfiltered in offline pre-training
+                                            q_filter=returns_to_go is None)  # unfiltered in offline pre-training
                 actor_loss = actor_loss + a.bc_coef * bc
                 stats["bc_loss"] = bc.item()
             self.actor_optimizer.zero_grad()
