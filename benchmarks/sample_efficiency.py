@@ -7,6 +7,8 @@ reaches 80% success_once, or at its method's budget of env-steps (``--budgets``)
 - ppo: ``algo=ppo policy=mlp`` (64 envs), the project's on-policy baseline;
 - sac: ``algo=sac policy=tanh_mlp`` (16 envs) from scratch;
 - rlpd: ``algo=rlpd policy=tanh_mlp`` (16 envs), half of each batch from 20 scripted-expert episodes;
+- rlpd_bc: RLPD with the Q-filtered BC term on its demonstration rows (``algo.bc_coef=1.0``) and the actor on the
+  critics' minimum (``algo.actor_q=min``);
 - wsrl: ``algo=wsrl policy=tanh_mlp`` (16 envs): Cal-QL pre-training on 20 scripted-expert episodes (its evaluation
   at 0 env-steps is the pre-trained policy's), a warm-up played by it, then SAC without the demonstrations;
 - wsrl_no_warmup: the same with ``algo.learning_starts=0`` (the ablation that should show the collapse);
@@ -36,6 +38,8 @@ METHODS = {
     "ppo": ["algo=ppo", "policy=mlp", "env.num_envs=64", "experiment.eval_interval=3"],
     "sac": ["algo=sac", "policy=tanh_mlp", "env.num_envs=16", "experiment.eval_interval=5"],
     "rlpd": ["algo=rlpd", "policy=tanh_mlp", "env.num_envs=16", "experiment.eval_interval=5"],
+    "rlpd_bc": ["algo=rlpd", "policy=tanh_mlp", "env.num_envs=16", "experiment.eval_interval=5", "algo.bc_coef=1.0",
+                "algo.actor_q=min"],
     "wsrl": ["algo=wsrl", "policy=tanh_mlp", "env.num_envs=16", "experiment.eval_interval=5"],
     "wsrl_no_warmup": ["algo=wsrl", "policy=tanh_mlp", "env.num_envs=16", "experiment.eval_interval=5",
                        "algo.learning_starts=0"],
@@ -48,8 +52,8 @@ THRESHOLD = 0.8
 DIP_WINDOW = 10_000  # env-steps after the start in which WSRL must keep its pre-trained success
 # env-steps at most: PPO reaches 80% on PushCube near 320k (tests/test_training.py); off-policy runs are cut where they
 # could no longer meet the issue's goal (1/3 of PPO's env-steps) and cost ~10x more CPU per env-step
-BUDGETS = {"ppo": 480_000, "sac": 160_000, "rlpd": 160_000, "wsrl": 160_000, "wsrl_no_warmup": 160_000,
-           "ppo_sft": 480_000}
+BUDGETS = {"ppo": 480_000, "sac": 160_000, "rlpd": 160_000, "rlpd_bc": 160_000, "wsrl": 160_000,
+           "wsrl_no_warmup": 160_000, "ppo_sft": 480_000}
 
 
 def record(task: str, root: str) -> str:
