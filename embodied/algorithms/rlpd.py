@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from embodied.algorithms.registry import Algorithm, register_algorithm
-from embodied.algorithms.sac import SACConfig, sac_checks
+from embodied.algorithms.sac import SACConfig, has_demonstrations, sac_checks
 
 
 @dataclass
@@ -33,8 +33,8 @@ class RLPDConfig(SACConfig):
 
 def rlpd_checks(cfg) -> list[tuple[bool, str]]:
     """SAC's checks, and demonstrations to sample from."""
-    return sac_checks(cfg) + [(cfg.algo.demo_episodes > 0, "algo=rlpd samples half of each batch from "
-                                                           "demonstrations: set algo.demo_episodes >= 1")]
+    return sac_checks(cfg) + [(has_demonstrations(cfg), "algo=rlpd samples half of each batch from demonstrations: "
+                                                        "set algo.demo_episodes >= 1 or data.paths")]
 
 
 register_algorithm(Algorithm("rlpd", RLPDConfig, trainer="offpolicy", checks=rlpd_checks,

@@ -46,7 +46,8 @@ class SACConfig(AlgoConfig):
     target_entropy_scale: float = 1.0
     backup_entropy: bool = True  # the critic target includes -alpha log pi(a'|s') (RLPD turns it off on sparse tasks)
     # demonstrations: this many episodes of the task's scripted expert, collected in simulation before training into
-    # a buffer of their own; each batch then takes demo_ratio of its transitions from it (RLPD: 0.5)
+    # a buffer of their own (0 with data.paths: the episodes of those LeRobot datasets, which need next.reward); each
+    # batch then takes demo_ratio of its transitions from it (RLPD: 0.5)
     demo_episodes: int = 0
     demo_ratio: float = 0.5
     # behaviour cloning on the batch's demonstration rows, added to the actor's loss with weight bc_coef x mean|Q|
@@ -130,6 +131,11 @@ def critic_updates_per_actor_update(utd_ratio: float) -> int:
     return max(1, round(utd_ratio))
 
 
+def has_demonstrations(cfg) -> bool:
+    """Whether the run has demonstrations: the scripted expert's (``algo.demo_episodes``) or datasets' (``data.paths``)."""
+    return cfg.algo.demo_episodes > 0 or bool(cfg.data.paths)
+
+
 def sac_checks(cfg) -> list[tuple[bool, str]]:
     """Settings SAC can run with, and a policy it can train."""
     from policies.base import POLICIES
@@ -153,16 +159,20 @@ def sac_checks(cfg) -> list[tuple[bool, str]]:
         (a.init_temperature > 0, f"algo.init_temperature must be > 0, got {a.init_temperature}"),
         (a.target_entropy_scale > 0, f"algo.target_entropy_scale must be > 0, got {a.target_entropy_scale}"),
         (a.demo_episodes >= 0, f"algo.demo_episodes must be >= 0, got {a.demo_episodes}"),
-        (0 <= a.demo_ratio < 1 or a.demo_episodes == 0,
+        (a.demo_episodes == 0 or not cfg.data.paths,
+         f"algo.demo_episodes={a.demo_episodes} plays the scripted expert and data.paths names recorded "
+         "demonstrations: set algo.demo_episodes=0 to learn from the datasets (or drop data.paths)"),
+        (0 <= a.demo_ratio < 1 or not has_demonstrations(cfg),
          f"algo.demo_ratio must be in [0, 1) with demonstrations (0: for pre-training only), got {a.demo_ratio}"),
         (a.pretrain_steps >= 0, f"algo.pretrain_steps must be >= 0, got {a.pretrain_steps}"),
-        (a.pretrain_steps == 0 or a.demo_episodes > 0,
-         "algo.pretrain_steps pre-trains on demonstrations: set algo.demo_episodes >= 1"),
+        (a.pretrain_steps == 0 or has_demonstrations(cfg),
+         "algo.pretrain_steps pre-trains on demonstrations: set algo.demo_episodes >= 1 or data.paths"),
         (a.cql_alpha >= 0, f"algo.cql_alpha must be >= 0, got {a.cql_alpha}"),
         (a.cql_actions >= 1, f"algo.cql_actions must be >= 1, got {a.cql_actions}"),
         (a.critic_learning_rate > 0, f"algo.critic_learning_rate must be > 0, got {a.critic_learning_rate}"),
         (a.bc_coef >= 0, f"algo.bc_coef must be >= 0, got {a.bc_coef}"),
-        (a.bc_coef == 0 or a.demo_episodes > 0, "algo.bc_coef clones demonstrations: set algo.demo_episodes >= 1"),
+        (a.bc_coef == 0 or has_demonstrations(cfg),
+         "algo.bc_coef clones demonstrations: set algo.demo_episodes >= 1 or data.paths"),
         (cfg.dist.backend == "single", f"algo={a.name} runs its envs in this process for now: use dist=single"),
     ]
 

@@ -15,7 +15,8 @@ import argparse
 import os
 import sys
 
-from embodied.data.demos import EXPERTS, env_features, next_wave, record_expert_demos
+from embodied.data import lerobot_format as fmt
+from embodied.data.demos import EXPERTS, REWARD, env_features, next_wave, record_expert_demos
 from embodied.data.writer import LeRobotDatasetWriter
 
 
@@ -54,6 +55,9 @@ def main(argv=None) -> None:
                    image_size=tuple(args.image_size), autoreset=False, domain=args.domain, arm=args.arm)
     features = env_features(env)
     fps = float(env.control_hz)
+    if args.resume and os.path.isfile(os.path.join(out, "meta", "info.json")) and \
+            REWARD not in fmt.load_info(out)["features"]:
+        del features[REWARD]  # a dataset recorded before rewards were goes on without them
     try:
         if args.resume:
             writer = LeRobotDatasetWriter.resume(out, fps=fps, features=features)

@@ -9,13 +9,18 @@ from tqdm import tqdm
 from embodied.data.writer import LeRobotDatasetWriter
 
 
+REWARD = "next.reward"  # LeRobot's name for the reward of the step that starts at a frame
+
+
 def env_features(env) -> dict:
-    """LeRobot features of a batched env's observations and actions (state, task state, cameras, action)."""
+    """LeRobot features of a batched env's observations, actions and rewards (state, task state, cameras, action,
+    the step's reward: off-policy RL learns from the demonstrations' rewards)."""
     o, a = env.observation_spec, env.action_spec
     features = {
         "observation.state": {"dtype": "float32", "shape": [o.state_dim], "names": None},
         "observation.environment_state": {"dtype": "float32", "shape": [o.privileged_dim], "names": None},
         "action": {"dtype": "float32", "shape": [a.dim], "names": list(a.names)},
+        REWARD: {"dtype": "float32", "shape": [1], "names": None},
     }
     for cam in o.cameras:
         features[f"observation.images.{cam}"] = {"dtype": "video", "shape": [o.image_height, o.image_width, 3]}
@@ -81,9 +86,12 @@ def record_expert_demos(env, writer: LeRobotDatasetWriter, num_episodes: int, se
         success = torch.zeros(env.num_envs, dtype=torch.bool)
         for _ in range(env.max_episode_steps):
             action = policy.act()
-            for i in range(env.num_envs):
-                buffers[i].append((frame_of(obs, action, i), obs["instruction"][i]))
-            obs, _, term, trunc, info = env.step(action)
+            frames = [(frame_of(obs, action, i), obs["instruction"][i]) for i in range(env.num_envs)]
+            obs, reward, term, trunc, info = env.step(action)
+            for i, (frame, instruction) in enumerate(frames):
+                if REWARD in writer.features:  # (a dataset recorded before rewards were, resumed, has none)
+                    frame[REWARD] = np.array([float(reward[i])], dtype=np.float32)
+                buffers[i].append((frame, instruction))
             success |= info["success"]
             if (term | trunc).all():
                 break

@@ -4,7 +4,8 @@
 
 One iteration is ``algo.rollout_steps`` steps of every env; ``experiment.eval_interval`` counts iterations. With
 ``algo.demo_episodes`` the task's scripted expert first plays that many episodes in simulation into a buffer of their
-own, and every batch takes ``algo.demo_ratio`` of its transitions from it (RLPD's symmetric sampling).
+own (or ``data.paths`` names LeRobot datasets with rewards to read them from), and every batch takes
+``algo.demo_ratio`` of its transitions from it (RLPD's symmetric sampling).
 
 Every ``experiment.checkpoint_interval`` iterations (and at the end, or after Ctrl-C) the replay buffer is flushed to
 ``<run>/replay`` and a checkpoint written to ``<run>/checkpoints``; ``resume=true`` continues exactly from the last one,
@@ -24,6 +25,8 @@ from tqdm import tqdm
 from embodied.algorithms import sac
 from embodied.algorithms.calql import calql_regularizer
 from embodied.config.schema import TrainConfig, validate
+from embodied.data.compatibility import check_datasets
+from embodied.data.dataset_replay import replay_from_datasets
 from embodied.data.replay import ReplayBuffer, sample_mixture
 from embodied.rollout.episode_stats import EpisodeStats
 from embodied.rollout.obs import select
@@ -122,7 +125,7 @@ class OffPolicyTrainer(Run):
         self.buffer = ReplayBuffer(max(a.buffer_size // n, a.n_step + 1), n, a.n_step, a.gamma, self.replay_dir,
                                    flush_every=None, device=str(self.policy.device))  # flushed with each checkpoint
         self.generator = torch.Generator().manual_seed(cfg.experiment.seed)  # buffer samples, critic subsets
-        self.demos = expert_buffer(cfg, self.policy, a.demo_episodes) if a.demo_episodes else None
+        self.demos = self._demonstrations()
         if self.demos is not None and hasattr(self.policy, "update_normalizer") and not cfg.init_from:
             self.policy.update_normalizer(self._stored_observations(self.demos))  # states random actions never reach
         # a pre-trained actor (pre-training here or init_from) acts from the first env-step, and the statistics its
@@ -133,6 +136,18 @@ class OffPolicyTrainer(Run):
         if cfg.resume:
             path = resume_latest(self.output_dir, self._load_checkpoint)
             print(f"resumed from {path} at iteration {self.iteration}")
+
+    def _demonstrations(self) -> ReplayBuffer | None:
+        """The demonstration buffer: ``algo.demo_episodes`` of the scripted expert, or the episodes of the LeRobot
+        datasets ``data.paths`` (checked against the env and policy first), or None."""
+        cfg = self.cfg
+        if cfg.algo.demo_episodes:
+            return expert_buffer(cfg, self.policy, cfg.algo.demo_episodes)
+        if not cfg.data.paths:
+            return None
+        check_datasets(list(cfg.data.paths), self.env, self.policy)
+        return replay_from_datasets(list(cfg.data.paths), self.policy.observation_inputs(), cfg.algo.n_step,
+                                    cfg.algo.gamma, device=str(self.policy.device))
 
     def _save_checkpoint(self) -> None:
         """Flush the replay buffer, then write everything ``resume=true`` needs to continue exactly from here."""
