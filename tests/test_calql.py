@@ -111,7 +111,8 @@ def test_pretraining_targets_are_floored_at_the_demonstrations_returns_to_go(tmp
     targets = []
     critic_loss = offpolicy.sac.critic_loss
     monkeypatch.setattr(offpolicy.sac, "critic_target", lambda *args: torch.full((8,), -100.0))  # TD far below
-    monkeypatch.setattr(offpolicy.sac, "critic_loss", lambda q, target: targets.append(target) or critic_loss(q, target))
+    monkeypatch.setattr(offpolicy.sac, "critic_loss",
+                        lambda q, target: targets.append(target) or critic_loss(q, target))
     trainer.pretrain(RunLogger(str(tmp_path)))
     returns = set(trainer.demos.returns_to_go().flatten().tolist())
     if floor:  # Reach's dense reward is positive: every target is the sampled step's return-to-go

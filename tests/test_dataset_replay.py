@@ -101,6 +101,8 @@ def test_expert_episodes_and_datasets_together_are_refused(tmp_path):
                     algo__demo_episodes=0))
     with pytest.raises(ValueError, match="demonstrations"):
         validate(config(tmp_path, algo__name="rlpd", policy__name="tanh_mlp", algo__demo_episodes=0))
+    with pytest.raises(ValueError, match="algo.demo_ratio=0 samples no demonstrations"):
+        validate(config(tmp_path, algo__name="rlpd", policy__name="tanh_mlp", algo__demo_ratio=0.0))
 
 
 def test_resuming_a_recording_made_before_rewards_goes_on_without_them(tmp_path):

@@ -56,7 +56,7 @@ class SACConfig(AlgoConfig):
     # pre-training on every row; 0: off
     bc_coef: float = 0.0
     # offline pre-training before the first env-step: this many gradient steps on the demonstrations alone, the critics
-    # with Cal-QL's conservative term (weight cql_alpha, num of sampled actions of each kind cql_actions; see calql.py).
+    # with Cal-QL's conservative term (weight cql_alpha, cql_actions sampled actions of each kind; see calql.py).
     # A pre-trained actor then acts from the first env-step (WSRL's warm-up until learning_starts, no random actions)
     # and the observation statistics stay the demonstrations'
     pretrain_steps: int = 0
@@ -132,7 +132,8 @@ def critic_updates_per_actor_update(utd_ratio: float) -> int:
 
 
 def has_demonstrations(cfg) -> bool:
-    """Whether the run has demonstrations: the scripted expert's (``algo.demo_episodes``) or datasets' (``data.paths``)."""
+    """Whether the run has demonstrations: the scripted expert's (``algo.demo_episodes``) or datasets'
+    (``data.paths``)."""
     return cfg.algo.demo_episodes > 0 or bool(cfg.data.paths)
 
 
@@ -164,6 +165,9 @@ def sac_checks(cfg) -> list[tuple[bool, str]]:
          "demonstrations: set algo.demo_episodes=0 to learn from the datasets (or drop data.paths)"),
         (0 <= a.demo_ratio < 1 or not has_demonstrations(cfg),
          f"algo.demo_ratio must be in [0, 1) with demonstrations (0: for pre-training only), got {a.demo_ratio}"),
+        (a.demo_ratio > 0 or a.pretrain_steps > 0 or not has_demonstrations(cfg),
+         "algo.demo_ratio=0 samples no demonstrations online and algo.pretrain_steps=0 pre-trains on none: set one "
+         "of them, or drop the demonstrations"),
         (a.pretrain_steps >= 0, f"algo.pretrain_steps must be >= 0, got {a.pretrain_steps}"),
         (a.pretrain_steps == 0 or has_demonstrations(cfg),
          "algo.pretrain_steps pre-trains on demonstrations: set algo.demo_episodes >= 1 or data.paths"),
