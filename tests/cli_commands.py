@@ -75,7 +75,7 @@ def run_command(line: str, monkeypatch) -> str:
 
 def train_budget(args: list[str]) -> list[str]:
     """Four envs per env worker and stage; SFT steps, rendered scenes, RL-Co's SFT stage, critic warm-up, off-policy
-    random steps and expert episodes shrunk where the composed config has them (``experiment=vla_sft`` picks algo=sft without saying so)."""
+    random steps, expert episodes and pre-training shrunk where the composed config has them (``experiment=vla_sft`` picks algo=sft without saying so)."""
     from hydra import compose, initialize_config_dir
 
     from embodied.cli.train import _config_path
@@ -90,4 +90,5 @@ def train_budget(args: list[str]) -> list[str]:
         (["algo.sft_stage_steps=2"] if cfg.algo.sft_stage_steps else []) + \
         (["algo.critic_warmup_iterations=1"] if cfg.algo.critic_warmup_iterations else []) + \
         (["algo.learning_starts=0"] if "learning_starts" in cfg.algo else []) + \
-        (["algo.demo_episodes=2"] if cfg.algo.get("demo_episodes") else [])
+        (["algo.demo_episodes=2"] if cfg.algo.get("demo_episodes") else []) + \
+        (["algo.pretrain_steps=2"] if cfg.algo.get("pretrain_steps") else [])
