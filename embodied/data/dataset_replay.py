@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from embodied.data.compatibility import FEATURE_OF_INPUT
 from embodied.data.demos import REWARD
 from embodied.data.reader import LeRobotDataset
 from embodied.data.replay import ReplayBuffer
-
-OBSERVATION_FEATURES = {"state": "observation.state", "privileged": "observation.environment_state"}
 
 
 def replay_from_datasets(paths: list[str], obs_keys: list[str], n_step: int, gamma: float,
@@ -19,19 +18,18 @@ def replay_from_datasets(paths: list[str], obs_keys: list[str], n_step: int, gam
     T frames gives T - 1 transitions, the last one truncated (bootstrapped from the episode's last frame: recorded
     episodes run to the time limit or stop at success, neither of which is a termination). A shorter episode starts
     again where it ends until the longest has played (repeated transitions, never padding), and ``n_step`` rows more
-    make the final transitions sampleable."""
-    unknown = [key for key in obs_keys if key not in OBSERVATION_FEATURES]
+    make the final transitions sampleable. The observation and action features are ``check_datasets``' to check
+    (embodied/data/compatibility.py); this refuses state inputs it cannot read and datasets without rewards."""
+    unknown = [key for key in obs_keys if key not in FEATURE_OF_INPUT]
     if unknown:
-        raise ValueError(f"demonstrations from datasets give state observations {sorted(OBSERVATION_FEATURES)}, not "
+        raise ValueError(f"demonstrations from datasets give state observations {sorted(FEATURE_OF_INPUT)}, not "
                          f"{unknown}: train a state policy (policy.obs_keys=[state, privileged]) or use "
                          "algo.demo_episodes (the scripted expert in simulation)")
     episodes = []
     for path in paths:
         dataset = LeRobotDataset(path)
-        needed = [REWARD, "action", *(OBSERVATION_FEATURES[key] for key in obs_keys)]
-        missing = [feature for feature in needed if feature not in dataset.columns]
-        if missing:
-            raise ValueError(f"{path} has no {missing}: off-policy demonstrations need the reward of every step; "
+        if REWARD not in dataset.columns:
+            raise ValueError(f"{path} has no {REWARD!r}: off-policy demonstrations need the reward of every step; "
                              "record them with embodied-record-demos (it writes next.reward) or use "
                              "algo.demo_episodes (the scripted expert in simulation)")
         for row in dataset.episodes:
@@ -39,7 +37,7 @@ def replay_from_datasets(paths: list[str], obs_keys: list[str], n_step: int, gam
             if end - start >= 2:  # one transition at least
                 episodes.append({key: dataset.columns[feature][start:end] for key, feature in
                                  [("action", "action"), ("reward", REWARD)] +
-                                 [(key, OBSERVATION_FEATURES[key]) for key in obs_keys]})
+                                 [(key, FEATURE_OF_INPUT[key]) for key in obs_keys]})
     if not episodes:
         raise ValueError(f"{paths}: no episode with two frames or more")
     lengths = np.array([len(episode["action"]) - 1 for episode in episodes])  # transitions per episode
@@ -48,12 +46,13 @@ def replay_from_datasets(paths: list[str], obs_keys: list[str], n_step: int, gam
     for t in range(steps):
         index = t % lengths  # [E]: the transition each episode plays at row t
         last = torch.as_tensor(index == lengths - 1)
-
-        def frames(key, offset=0):
-            return torch.as_tensor(np.stack([episode[key][i + offset] for episode, i in zip(episodes, index)]))
-
-        obs = {key: frames(key).float() for key in obs_keys}
-        final = {key: frames(key, 1).float() for key in obs_keys} if bool(last.any()) else None
-        buffer.add(obs, frames("action").float(), frames("reward").float().reshape(-1), torch.zeros_like(last),
-                   last, final)
+        obs = {key: _frames(episodes, key, index) for key in obs_keys}
+        final = {key: _frames(episodes, key, index + 1) for key in obs_keys} if bool(last.any()) else None
+        buffer.add(obs, _frames(episodes, "action", index), _frames(episodes, "reward", index).reshape(-1),
+                   torch.zeros_like(last), last, final)
     return buffer
+
+
+def _frames(episodes: list[dict], key: str, index: np.ndarray) -> torch.Tensor:
+    """Frame ``index[e]`` of ``key`` from each episode e, stacked as float [E, ...]."""
+    return torch.as_tensor(np.stack([episode[key][i] for episode, i in zip(episodes, index)])).float()
