@@ -89,3 +89,41 @@ def test_evaluation_does_not_depend_on_num_envs():
         env = make_env(task="Reach", num_envs=n, autoreset=False)
         results.append(evaluate(policy, env, num_episodes=16, seed=3)[0])
     assert results[0] == results[1]
+
+
+class HalfActionPolicy(torch.nn.Module):
+    """Reparameterised samples that are always 0.5 (log-prob 0); caches the state only."""
+
+    device = torch.device("cpu")
+
+    def rsample(self, obs):
+        n = obs["state"].shape[0]
+        return torch.full((n, 1, 1), 0.5), torch.zeros(n)
+
+    def cache_features(self, obs):
+        return {"state": obs["state"]}
+
+
+def test_transition_collector_keeps_final_observations_and_its_share_of_the_random_phase():
+    from embodied.algorithms.sac import SACConfig
+    from embodied.rollout.transition_collector import TransitionCollector
+
+    algo = TransitionCollector.share(SACConfig(rollout_steps=4, learning_starts=5), workers=2)
+    assert algo.learning_starts == 3  # ceil(5 / 2): the run's 5 random env-steps split over two workers
+    parts = []
+    for seed in (0, 1):
+        collector = TransitionCollector(ScriptedOutcomeEnv(num_envs=2, max_episode_steps=2), HalfActionPolicy(), algo)
+        collector.start(seed)
+        batch, metrics = collector.collect()
+        assert metrics["env_steps"] == 8 and metrics["episodes"] == 4
+        parts.append(batch)
+    batch = TransitionCollector.merge(parts)
+    assert batch["action"].shape == (4, 4, 1) and batch["obs"]["state"].shape == (4, 4, 1)
+    actions = batch["action"][..., 0]
+    assert (actions[2:] == 0.5).all()  # env-steps 4 and 6 of each worker: past its 3 random ones, the policy acts
+    assert (actions[:2] != 0.5).all() and actions[:2].abs().max() <= 1  # env-steps 0 and 2: uniform random
+    assert torch.equal(batch["obs"]["state"][:, 0, 0], torch.tensor([0.0, 1.0, 0.0, 1.0]))  # auto-reset after 2
+    assert torch.equal(batch["truncated"][:, 0], torch.tensor([False, True, False, True]))
+    assert not batch["terminated"].any()
+    # where an episode ended, the final observation (2 steps elapsed), not the next episode's first (0)
+    assert torch.equal(batch["final_obs"]["state"][[1, 3], :, 0], torch.full((2, 4), 2.0))

@@ -1,11 +1,14 @@
-"""Env workers: local and Ray pools give identical runs, a dead Ray worker is restarted, pipelined rollouts."""
+"""Env workers: local and Ray pools give identical runs (on-policy and off-policy), a dead Ray worker is restarted,
+pipelined rollouts."""
 
 import pytest
 import torch
 
 from embodied.algorithms.grpo import GRPOConfig
+from embodied.algorithms.sac import SACConfig
 from embodied.config.schema import TrainConfig, validate
 from embodied.rollout.merge import merge_metrics
+from embodied.runner.loops import make_trainer
 from embodied.runner.trainer import Trainer
 from tests.final_eval import assert_final_metrics_are_the_saved_policys
 
@@ -46,18 +49,31 @@ def grpo(cfg: TrainConfig) -> TrainConfig:
     return cfg
 
 
-@pytest.mark.parametrize("algo", ["ppo", "grpo"])
+def sac(cfg: TrainConfig) -> TrainConfig:
+    """SAC on Reach: 40 random env-steps (20 in each worker), then half an update per env-step into its buffer."""
+    cfg.algo = SACConfig(rollout_steps=10, learning_starts=40, batch_size=16)
+    cfg.policy.name = "tanh_mlp"
+    return cfg
+
+
+SETUPS = {"ppo": lambda cfg: cfg, "grpo": grpo, "sac": sac}
+
+
+@pytest.mark.parametrize("algo", SETUPS)
 def test_ray_workers_train_exactly_like_local_workers(tmp_path, ray_cluster, algo):
-    setup = grpo if algo == "grpo" else (lambda cfg: cfg)
-    local = Trainer(setup(config(tmp_path, "local")))
+    setup = SETUPS[algo]
+    local = make_trainer(setup(config(tmp_path, "local")))
     local.train()
-    remote = Trainer(setup(config(tmp_path, "ray")))
+    remote = make_trainer(setup(config(tmp_path, "ray")))
     remote.train()
     assert remote.counters == local.counters
     a, b = weights(local), weights(remote)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    untrained = Trainer(config(tmp_path / "fresh", "local")).policy.state_dict()
+    untrained = make_trainer(setup(config(tmp_path / "fresh", "local"))).policy.state_dict()
     assert not torch.equal(a["actor.0.weight"], untrained["actor.0.weight"])
+    if algo == "sac":  # every env's steps reached the learner's buffer (30 of each of 8 envs), each paid for with
+        # half an update from the step that reaches the 40 random env-steps on (that step's 8 env-steps too)
+        assert local.buffer.steps == 30 and local.counters["updates"] == (240 - 40) * 0.5 + 4
 
 
 def test_a_killed_ray_worker_is_restarted_and_the_run_continues(tmp_path, ray_cluster):
@@ -90,12 +106,13 @@ def test_pipelined_rollout_equals_two_workers_of_half_the_envs(tmp_path):
     assert not torch.equal(pipelined[0], pipelined[1])  # the two stages run different episodes
 
 
-@pytest.mark.parametrize("backend,workers,stages", [("local", 2, 1), ("single", 1, 2)])
-def test_worker_and_pipelined_runs_resume_exactly(tmp_path, backend, workers, stages):
+@pytest.mark.parametrize("backend,workers,stages,algo", [("local", 2, 1, "ppo"), ("single", 1, 2, "ppo"),
+                                                          ("local", 2, 1, "sac")])
+def test_worker_and_pipelined_runs_resume_exactly(tmp_path, backend, workers, stages, algo):
     def run(folder: str, steps: int, resume: bool = False):
-        cfg = config(tmp_path / folder, backend, workers, stages)
+        cfg = SETUPS[algo](config(tmp_path / folder, backend, workers, stages))
         cfg.experiment.total_env_steps, cfg.experiment.checkpoint_interval, cfg.resume = steps, 1, resume
-        trainer = Trainer(cfg)
+        trainer = make_trainer(cfg)
         trainer.train()
         return weights(trainer)
 

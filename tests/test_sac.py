@@ -152,12 +152,15 @@ def test_tanh_policy_refuses_an_action_box_other_than_minus_one_to_one():
     env.close()
 
 
-def test_sac_learns_reach_from_its_replay_buffer(tmp_path):
+@pytest.mark.parametrize("backend", ["single", "local"])
+def test_sac_learns_reach_from_its_replay_buffer(tmp_path, backend):
     from embodied.runner.offpolicy import OffPolicyTrainer
 
-    # PPO needs 24k env-steps here (test_ppo_learns_reach); SAC: 0.969 after 8k (seed 1), random actions ~0.1
+    # PPO needs 24k env-steps here (test_ppo_learns_reach); SAC: 0.969 after 8k (seed 1), random actions ~0.1; with
+    # two env workers acting on weights up to 50 steps old (dist=local): 0.906
     cfg = config(tmp_path, algo__name="sac", policy__name="tanh_mlp", env__num_envs=16,
-                 algo__learning_starts=2000, experiment__total_env_steps=8000, experiment__eval_interval=0)
+                 algo__learning_starts=2000, experiment__total_env_steps=8000, experiment__eval_interval=0,
+                 dist__backend=backend, dist__num_env_workers=2 if backend == "local" else 1)
     trainer = OffPolicyTrainer(cfg)
     metrics = trainer.train()
     assert metrics["success_once"] >= 0.8, metrics
@@ -175,7 +178,7 @@ def test_above_one_update_per_env_step_the_actor_steps_once_per_env_step_after_t
     actor_steps = []
     actor_loss = offpolicy.sac.actor_loss
     monkeypatch.setattr(offpolicy.sac, "actor_loss", lambda *args: actor_steps.append(1) or actor_loss(*args))
-    stats = trainer._collect_and_learn()
+    stats, _ = trainer._collect_and_learn()
     # the first step stores the transition the second completes; then 2 steps of 4 envs, 4 critic updates each
     assert trainer.counters["updates"] == 2 * 4 * 4
     assert len(actor_steps) == 2 * 4  # one actor step per env-step

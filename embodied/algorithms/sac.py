@@ -25,6 +25,7 @@ class SACConfig(AlgoConfig):
     """SAC's settings (``algo=sac``); ``rollout_steps`` is the env steps of every env between log lines."""
 
     name: str = "sac"
+    collector: str = "transitions"  # what env workers (dist=local|ray) collect: whole steps for the replay buffer
     gamma: float = 0.99
     learning_rate: float = 3e-4  # the actor's
     critic_learning_rate: float = 3e-4  # the critics' and the temperature's
@@ -177,7 +178,8 @@ def sac_checks(cfg) -> list[tuple[bool, str]]:
         (a.bc_coef >= 0, f"algo.bc_coef must be >= 0, got {a.bc_coef}"),
         (a.bc_coef == 0 or has_demonstrations(cfg),
          "algo.bc_coef clones demonstrations: set algo.demo_episodes >= 1 or data.paths"),
-        (cfg.dist.backend == "single", f"algo={a.name} runs its envs in this process for now: use dist=single"),
+        (a.collector == "transitions", f"algo={a.name} stores whole steps in its replay buffer: algo.collector must be "
+                                       f"transitions, got {a.collector!r}"),
     ]
 
 

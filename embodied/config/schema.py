@@ -202,8 +202,9 @@ def validate(cfg: TrainConfig) -> None:
     checks.append((0 <= cfg.algo.ema_decay < 1,
                    f"algo.ema_decay must be in [0, 1) (e.g. 0.999; 0 turns it off), got {cfg.algo.ema_decay}"))
     checks += algorithm_of(cfg.algo).checks(cfg)  # the algorithm's own settings
+    on_policy = algorithm_of(cfg.algo).trainer == "rl"  # the loop that reads algo.advantage and algo.loss
     combination = combination_problem(cfg.algo.collector, cfg.algo.advantage, cfg.algo.loss, cfg.algo.kl_coef,
-                                      cfg.algo.target_kl)
+                                      cfg.algo.target_kl) if on_policy else None
     if combination is not None:
         raise ValueError(combination)
     if get_loss(cfg.algo.loss).needs_teacher and not hasattr(cfg.algo, "teacher"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from embodied.algorithms.registry import COLLECTORS
 from embodied.dist.pools import LocalWorkerPool, RayWorkerPool
 from embodied.rollout.device_bridge import to_device
 from embodied.rollout.merge import merge_batches, merge_metrics
@@ -9,11 +10,14 @@ from embodied.runner.builders import build_collector, collector_over
 
 
 class DistributedCollector:
-    """Collector interface over an env-worker pool: broadcast weights, gather rollouts, merge them in worker order."""
+    """Collector interface over an env-worker pool: broadcast weights, gather rollouts, merge them in worker order
+    (``merge``: flat batches concatenated by default; a collector class may bring its own, e.g. transitions side
+    by side)."""
 
-    def __init__(self, pool, policy):
+    def __init__(self, pool, policy, merge=merge_batches):
         self.pool = pool
         self.policy = policy
+        self.merge = merge
 
     def start(self, seed: int) -> None:
         """Workers reset themselves when built (worker k with ``sub_seed(seed, k)``)."""
@@ -28,7 +32,7 @@ class DistributedCollector:
         frozen_names = {name for name, p in self.policy.named_parameters() if not p.requires_grad}
         trained = {key: value for key, value in state.items() if key not in frozen_names}
         parts = self.pool.collect(trained, lambda: {key: state[key] for key in frozen_names})
-        return to_device(merge_batches([p[0] for p in parts]), self.policy.device), merge_metrics([p[1] for p in parts])
+        return to_device(self.merge([p[0] for p in parts]), self.policy.device), merge_metrics([p[1] for p in parts])
 
     def state_dict(self) -> dict:
         """Every worker's env snapshot, bookkeeping and random stream."""
@@ -55,4 +59,4 @@ def make_collector(cfg, env, policy, teacher=None):
         pool = LocalWorkerPool(cfg, d.num_env_workers)
     else:
         pool = RayWorkerPool(cfg, d.num_env_workers, d.address, d.num_cpus, d.max_restarts)
-    return DistributedCollector(pool, policy)
+    return DistributedCollector(pool, policy, getattr(COLLECTORS.lookup(cfg.algo.collector), "merge", merge_batches))

@@ -56,6 +56,25 @@ def concat(parts: list[dict]) -> dict:
     return out
 
 
+def concat_envs(parts: list[dict]) -> dict:
+    """Concatenate stacked [S, N_k, ...] rollouts (tensors, nested obs dicts, [S][N_k] instruction lists) along the
+    env dim into [S, N_1 + N_2 + ..., ...]."""
+    out = {}
+    for key, value in parts[0].items():
+        if isinstance(value, dict):
+            out[key] = concat_envs([p[key] for p in parts])
+        elif isinstance(value, torch.Tensor):
+            out[key] = torch.cat([p[key] for p in parts], dim=1)
+        else:
+            out[key] = [[text for p in parts for text in p[key][s]] for s in range(len(value))]
+    return out
+
+
+def step_of(stacked: dict, step: int) -> dict:
+    """Step ``step`` of a stacked [S, N, ...] obs dict: an [N, ...] obs dict."""
+    return {key: step_of(value, step) if isinstance(value, dict) else value[step] for key, value in stacked.items()}
+
+
 def step_chunk(env, action: torch.Tensor):
     """Execute an action chunk [N, T, A] (``step`` when T == 1, else ``chunk_step``).
 

@@ -7,6 +7,9 @@ One iteration is ``algo.rollout_steps`` steps of every env; ``experiment.eval_in
 own (or ``data.paths`` names LeRobot datasets with rewards to read them from), and every batch takes
 ``algo.demo_ratio`` of its transitions from it (RLPD's symmetric sampling).
 
+With ``dist=local|ray`` env workers take the iteration's steps with the weights it starts with
+(``embodied/rollout/transition_collector.py``) and the learner stores and pays for them step by step.
+
 Every ``experiment.checkpoint_interval`` iterations (and at the end, or after Ctrl-C) the replay buffer is flushed to
 ``<run>/replay`` and a checkpoint written to ``<run>/checkpoints``; ``resume=true`` continues exactly from the last one,
 after a kill -9 too (the buffer is reopened as the checkpoint recorded it).
@@ -15,6 +18,7 @@ after a kill -9 too (the buffer is reopened as the checkpoint recorded it).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import time
@@ -28,8 +32,9 @@ from embodied.config.schema import TrainConfig, validate
 from embodied.data.compatibility import check_datasets
 from embodied.data.dataset_replay import replay_from_datasets
 from embodied.data.replay import ReplayBuffer, sample_mixture
+from embodied.dist.collector import make_collector
 from embodied.rollout.episode_stats import EpisodeStats
-from embodied.rollout.obs import select
+from embodied.rollout.obs import select, step_of
 from embodied.runner.builders import build_env, build_policy
 from embodied.runner.checkpoint import (load_checkpoint, needs_final_checkpoint, resume_latest, run_identity,
                                         save_checkpoint)
@@ -132,7 +137,16 @@ class OffPolicyTrainer(Run):
         # inputs were normalised with stay fixed
         self.pretrained = bool(a.pretrain_steps or cfg.init_from)
         self.owed_updates = 0.0  # utd_ratio x env-steps not yet turned into updates
-        self.rollout = OffPolicyRollout(self.env, cfg.experiment.seed, self.policy.device)
+        # dist=local|ray: env workers step the envs, each iteration with the weights it starts with (the actor-learner
+        # split of HIL-SERL, synchronised every algo.rollout_steps steps); a pre-trained actor acts from their first step
+        self.workers = cfg.dist.backend != "single"
+        if self.workers:
+            worker_cfg = dataclasses.replace(cfg, algo=dataclasses.replace(a, learning_starts=0)) if self.pretrained \
+                else cfg
+            self.rollout = make_collector(worker_cfg, self.env, self.policy)
+            self.worker_metrics: dict = {}
+        else:
+            self.rollout = OffPolicyRollout(self.env, cfg.experiment.seed, self.policy.device)
         if cfg.resume:
             path = resume_latest(self.output_dir, self._load_checkpoint)
             print(f"resumed from {path} at iteration {self.iteration}")
@@ -266,26 +280,42 @@ class OffPolicyTrainer(Run):
         sac.soft_update(self.target_critic, self.critic, a.tau)
         return stats
 
-    def _collect_and_learn(self) -> dict:
-        """``rollout_steps`` steps of every env, each followed by the updates it pays for; returns the mean update
-        statistics."""
-        a, n = self.cfg.algo, self.env.num_envs
-        per_actor_step = sac.critic_updates_per_actor_update(a.utd_ratio)
-        totals: dict[str, float] = {}
-        counts: dict[str, int] = {}
-        obs, episodes = self.rollout.obs, self.rollout.episodes
-        for _ in range(a.rollout_steps):
+    def _local_steps(self):
+        """``rollout_steps`` steps of this process's envs, each action from the policy as the previous step's updates
+        left it; yields each step's transition (observations as the buffer stores them) and its raw observation."""
+        rollout = self.rollout
+        for _ in range(self.cfg.algo.rollout_steps):
+            obs = rollout.obs
             action = self._action(obs)
             next_obs, reward, terminated, truncated, info = self.env.step(action)
             final = info.get("final_obs")
-            self.buffer.add(self.policy.cache_features(obs), action, reward, terminated, truncated,
-                            None if final is None else self.policy.cache_features(final))
-            episodes.update(reward, torch.ones_like(reward, dtype=torch.long), info["success"],
-                            terminated | truncated)
+            rollout.episodes.update(reward, torch.ones_like(reward, dtype=torch.long), info["success"],
+                                    terminated | truncated)
+            rollout.obs = next_obs
+            yield (self.policy.cache_features(obs), action, reward, terminated, truncated,
+                   None if final is None else self.policy.cache_features(final)), obs
+
+    def _worker_steps(self):
+        """``rollout_steps`` steps of every env worker's envs, all taken with the weights of this iteration's start
+        (sent to the workers first); yields them step by step like ``_local_steps``."""
+        batch, self.worker_metrics = self.rollout.collect()
+        for t in range(batch["action"].shape[0]):
+            obs = step_of(batch["obs"], t)
+            yield (obs, batch["action"][t], batch["reward"][t], batch["terminated"][t], batch["truncated"][t],
+                   step_of(batch["final_obs"], t)), obs
+
+    def _collect_and_learn(self) -> tuple[dict, dict]:
+        """``rollout_steps`` steps of every env, each followed by the updates it pays for; returns the mean update
+        statistics and the episodes' metrics."""
+        a, n = self.cfg.algo, self.cfg.env.num_envs
+        per_actor_step = sac.critic_updates_per_actor_update(a.utd_ratio)
+        totals: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for transition, obs in (self._worker_steps() if self.workers else self._local_steps()):
+            self.buffer.add(*transition)
             if self.counters["env_steps"] < a.learning_starts and hasattr(self.policy, "update_normalizer") \
                     and not self.pretrained:
                 self.policy.update_normalizer(obs)  # statistics settle on the random phase (and demos), then stay fixed
-            obs = self.rollout.obs = next_obs
             self.counters["env_steps"] += n
             if self.counters["env_steps"] >= a.learning_starts and len(self.buffer):
                 self.owed_updates += a.utd_ratio * n
@@ -296,13 +326,15 @@ class OffPolicyTrainer(Run):
                         counts[key] = counts.get(key, 0) + 1
                     self.counters["updates"] = updates
                     self.owed_updates -= 1
-        return {key: value / counts[key] for key, value in totals.items()}
+        episodes = {k: v for k, v in self.worker_metrics.items() if k != "env_steps"} if self.workers else \
+            self.rollout.episodes.pop_summary()
+        return {key: value / counts[key] for key, value in totals.items()}, episodes
 
     def train(self) -> dict:
         """Run to ``experiment.total_env_steps``; returns the final evaluation metrics (``{"interrupted_at":
         iteration}`` after Ctrl-C, with a checkpoint and the policy saved as it is)."""
         cfg, x = self.cfg, self.cfg.experiment
-        per_iteration = cfg.algo.rollout_steps * self.env.num_envs
+        per_iteration = cfg.algo.rollout_steps * cfg.env.num_envs
         total_iters = max(1, x.total_env_steps // per_iteration)
         self._train_start, self.eval_seconds = time.perf_counter(), 0.0
         logger = RunLogger(self.output_dir)
@@ -316,11 +348,11 @@ class OffPolicyTrainer(Run):
         with stop:
             while self.iteration < total_iters and not stop.requested:
                 start = time.perf_counter()
-                stats = self._collect_and_learn()
+                stats, episodes = self._collect_and_learn()
                 seconds = time.perf_counter() - start
                 self.iteration += 1
                 steps = self.counters["env_steps"]
-                rollout = self.rollout.episodes.pop_summary() | {"env_steps_per_s": per_iteration / max(seconds, 1e-9)}
+                rollout = episodes | {"env_steps_per_s": per_iteration / max(seconds, 1e-9)}
                 logger.scalars("rollout", rollout, steps)
                 logger.scalars("train", stats | {"iteration_time_s": seconds}, steps)
                 last_success = rollout.get("success_once", last_success)
@@ -337,5 +369,7 @@ class OffPolicyTrainer(Run):
         if needs_final_checkpoint(self.output_dir, self.iteration, stop.requested, x.checkpoint_interval):
             self._save_checkpoint()
         final = self.conclude(logger, stop.requested, sft_steps=0)
+        if self.workers:
+            self.rollout.close()
         self.env.close()
         return final

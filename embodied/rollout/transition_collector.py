@@ -1,0 +1,93 @@
+"""Whole transitions for a replay buffer: the collector of off-policy env workers (SAC, RLPD, WSRL with
+``dist=local|ray``). The learner stores each step in its buffer and pays the updates it owes for it."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+
+from embodied.algorithms.registry import register_collector
+from embodied.rollout.episode_stats import EpisodeStats
+from embodied.rollout.obs import concat_envs, stack_steps
+
+STEP_KEYS = ("obs", "action", "reward", "terminated", "truncated", "final_obs")
+
+
+@register_collector("transitions", outputs=("transitions",), autoreset=True)
+class TransitionCollector:
+    """``rollout_steps`` steps of every env with actions sampled from the policy's reparameterised head (uniform
+    random ones for this collector's first ``learning_starts`` env-steps). ``collect`` returns them stacked [S, N]:
+    ``obs`` (frozen-tower features cached), ``action`` [S, N, A], ``reward``, ``terminated``, ``truncated`` [S, N]
+    and ``final_obs``, the env's final observation where an episode ended (elsewhere any observation: a replay
+    buffer reads only the rows of ended episodes)."""
+
+    @staticmethod
+    def env_steps_per_iteration(algo, num_envs: int, max_episode_steps: int, chunk_size: int) -> int:
+        """Env-steps one ``collect()`` takes: every env, ``algo.rollout_steps`` steps."""
+        return num_envs * algo.rollout_steps
+
+    @staticmethod
+    def share(algo, workers: int):
+        """One of ``workers`` workers' settings: its share of the random phase, so that every env of the run takes
+        as many random steps as in one process (``learning_starts`` counts the env-steps of all envs)."""
+        return dataclasses.replace(algo, learning_starts=math.ceil(algo.learning_starts / workers))
+
+    @staticmethod
+    def checks(cfg) -> list[tuple[bool, str]]:
+        """Nothing beyond the algorithm's checks."""
+        return []
+
+    @staticmethod
+    def merge(parts: list[dict]) -> dict:
+        """Several workers' rollouts as one, their envs side by side ([S, N_1 + N_2 + ...])."""
+        return concat_envs(parts)
+
+    def __init__(self, env, policy, cfg, teacher=None):
+        self.env = env
+        self.policy = policy
+        self.cfg = cfg
+        self.stats = EpisodeStats(env.num_envs, policy.device)
+        self.env_steps = 0  # this collector's, all its envs together: the random phase ends at learning_starts
+        self.obs = None
+
+    def start(self, seed: int) -> None:
+        """Reset the envs for the first rollout."""
+        self.obs, _ = self.env.reset(seed=seed)
+
+    def _action(self, obs: dict) -> torch.Tensor:
+        """Uniform random actions [N, A] during the random phase, then samples of the policy."""
+        spec = self.env.action_spec
+        if self.env_steps < self.cfg.learning_starts:
+            u = torch.rand(self.env.num_envs, spec.dim, device=self.policy.device)
+            return spec.low + (spec.high - spec.low) * u
+        return self.policy.rsample(obs)[0][:, 0]  # [N, A]
+
+    @torch.no_grad()
+    def collect(self) -> tuple[dict, dict]:
+        """``rollout_steps`` steps of every env; returns the stacked transitions and the rollout metrics."""
+        steps = {key: [] for key in STEP_KEYS}
+        for _ in range(self.cfg.rollout_steps):
+            obs = self.policy.cache_features(self.obs)
+            action = self._action(obs)
+            next_obs, reward, terminated, truncated, info = self.env.step(action)
+            ended = terminated | truncated
+            final = self.policy.cache_features(info["final_obs"]) if ended.any() else obs
+            self.stats.update(reward, torch.ones_like(reward, dtype=torch.long), info["success"], ended)
+            for key, item in zip(STEP_KEYS, (obs, action, reward.float(), terminated, truncated, final)):
+                steps[key].append(item)
+            self.obs = next_obs
+            self.env_steps += self.env.num_envs
+        batch = {key: stack_steps(items) if key.endswith("obs") else torch.stack(items) for key, items in steps.items()}
+        return batch, self.stats.pop_summary() | {"env_steps": self.env.num_envs * self.cfg.rollout_steps}
+
+    def state_dict(self) -> dict:
+        """Env snapshot, episode bookkeeping and the random phase's count, for exact resume."""
+        return {"env": self.env.get_state(), "stats": self.stats.state_dict(), "env_steps": self.env_steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a ``state_dict`` snapshot."""
+        self.obs = self.env.set_state(state["env"])
+        self.stats.load_state_dict(state["stats"])
+        self.env_steps = int(state["env_steps"])
