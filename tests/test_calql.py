@@ -119,3 +119,49 @@ def test_pretraining_targets_are_floored_at_the_demonstrations_returns_to_go(tmp
         assert all(value in returns and value > 0 for value in targets[0].tolist())
     else:
         assert targets[0].tolist() == [-100.0] * 8
+
+
+def test_anchor_weight_falls_linearly_to_zero_over_its_steps_after_learning_starts():
+    assert sac.anchor_weight(2.0, 100, 1000, 1000) == 2.0
+    assert sac.anchor_weight(2.0, 100, 1050, 1000) == 1.0
+    assert sac.anchor_weight(2.0, 100, 1100, 1000) == 0.0
+    assert sac.anchor_weight(2.0, 100, 5000, 1000) == 0.0
+
+
+def test_wsrl_online_actor_is_pulled_towards_the_frozen_pretrained_actor_which_a_checkpoint_keeps(tmp_path):
+    import dataclasses
+
+    import embodied.runner.offpolicy as offpolicy
+    from embodied.runner.logger import RunLogger
+    from tests.test_training import config
+
+    def drift(coef: float, folder: str):
+        """How far (mean squared action) the actor moves from the pre-trained one in 64 online updates, after
+        every actor weight was nudged away from it."""
+        cfg = config(tmp_path / folder, algo__name="wsrl", policy__name="tanh_mlp", env__num_envs=4,
+                     algo__demo_episodes=4, algo__pretrain_steps=200, algo__batch_size=16, algo__learning_starts=8,
+                     algo__rollout_steps=18, algo__pretrained_anchor_coef=coef, algo__pretrained_anchor_steps=1000)
+        trainer = offpolicy.OffPolicyTrainer(cfg)
+        trainer.pretrain(RunLogger(str(tmp_path / folder)))
+        pretrained = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for p in trainer.policy.actor.parameters():
+                p.add_(0.01 * torch.randn(p.shape, generator=generator))
+        stats, _ = trainer._collect_and_learn()  # 2 warm-up steps, then 16 steps of 4 envs: 64 updates
+        states = trainer._stored_observations(trainer.demos)
+        reference = trainer._frozen_copy()
+        reference.load_state_dict(pretrained)
+        with torch.no_grad():
+            gap = (trainer.policy.deterministic_action(states) - reference.deterministic_action(states)).pow(2).mean()
+        return trainer, stats, gap.item(), pretrained
+
+    free, free_stats, free_gap, _ = drift(0.0, "free")
+    anchored, stats, anchored_gap, pretrained = drift(5.0, "anchored")
+    assert free.anchor_actor is None and "anchor_loss" not in free_stats
+    assert all(torch.equal(anchored.anchor_actor.state_dict()[k], pretrained[k]) for k in pretrained)  # still frozen
+    assert 0 < stats["anchor_weight"] < 5.0  # fading: 5 x (1 - (env-steps - 8) / 1000), averaged over the updates
+    assert anchored_gap < 0.5 * free_gap, (anchored_gap, free_gap)
+    anchored._save_checkpoint()
+    resumed = offpolicy.OffPolicyTrainer(dataclasses.replace(anchored.cfg, resume=True))
+    assert all(torch.equal(resumed.anchor_actor.state_dict()[k], pretrained[k]) for k in pretrained)

@@ -136,6 +136,9 @@ def test_sac_refuses_a_policy_without_reparameterised_samples(tmp_path):
     cfg = config(tmp_path, algo__name="sac", policy__name="tanh_mlp", algo__critic_subset=3)
     with pytest.raises(ValueError, match="algo.critic_subset"):
         validate(cfg)
+    cfg = config(tmp_path, algo__name="sac", policy__name="tanh_mlp", algo__pretrained_anchor_coef=1.0)
+    with pytest.raises(ValueError, match="anchors the actor to a pre-trained one: set algo.pretrain_steps >= 1"):
+        validate(cfg)  # nothing pre-trained to anchor to
 
 
 def test_tanh_policy_refuses_an_action_box_other_than_minus_one_to_one():

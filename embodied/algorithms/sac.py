@@ -67,6 +67,12 @@ class SACConfig(AlgoConfig):
     # reaches the demonstrations' value in a few hundred updates instead of one Bellman backup per target-network
     # time constant (1 / tau updates)
     pretrain_return_floor: bool = True
+    # online, the actor's deterministic action is also pulled towards the frozen pre-trained actor's (the policy as
+    # pre-training or init_from left it) on every batch state, weight pretrained_anchor_coef x mean|Q| fading linearly
+    # to 0 over the pretrained_anchor_steps env-steps after learning_starts: the cloned behaviour holds while the
+    # critics re-fit to online data, and no data is retained (0: off)
+    pretrained_anchor_coef: float = 0.0
+    pretrained_anchor_steps: int = 10_000
 
 
 def critic_target(policy, target_critic, batch: dict, alpha: torch.Tensor, subset: int,
@@ -113,6 +119,12 @@ def q_filtered_bc_loss(policy, critic, obs: dict, demo_action: torch.Tensor, q_f
         keep = (q_demo > q_mode).float() if q_filter else torch.ones_like(q_demo)  # [D]
         scale = torch.cat([q_demo, q_mode]).abs().mean()
     return scale * (keep * (mode - demo_action).pow(2).sum(dim=-1)).mean()
+
+
+def anchor_weight(coef: float, fade_steps: int, env_steps: int, learning_starts: int) -> float:
+    """``coef`` at the first online update (``learning_starts`` env-steps), falling linearly to 0 ``fade_steps``
+    env-steps later."""
+    return coef * max(0.0, 1.0 - (env_steps - learning_starts) / fade_steps)
 
 
 def temperature_loss(log_alpha: torch.Tensor, logprob: torch.Tensor, target_entropy: float) -> torch.Tensor:
@@ -176,6 +188,13 @@ def sac_checks(cfg) -> list[tuple[bool, str]]:
         (a.cql_actions >= 1, f"algo.cql_actions must be >= 1, got {a.cql_actions}"),
         (a.critic_learning_rate > 0, f"algo.critic_learning_rate must be > 0, got {a.critic_learning_rate}"),
         (a.bc_coef >= 0, f"algo.bc_coef must be >= 0, got {a.bc_coef}"),
+        (a.pretrained_anchor_coef >= 0, f"algo.pretrained_anchor_coef must be >= 0, got {a.pretrained_anchor_coef}"),
+        (a.pretrained_anchor_steps >= 1,
+         f"algo.pretrained_anchor_steps must be >= 1 (env-steps over which the anchor fades), got "
+         f"{a.pretrained_anchor_steps}"),
+        (a.pretrained_anchor_coef == 0 or a.pretrain_steps > 0 or bool(cfg.init_from),
+         "algo.pretrained_anchor_coef anchors the actor to a pre-trained one: set algo.pretrain_steps >= 1 or "
+         "init_from=<policy directory>, or algo.pretrained_anchor_coef=0"),
         (a.bc_coef == 0 or has_demonstrations(cfg),
          "algo.bc_coef clones demonstrations: set algo.demo_episodes >= 1 or data.paths"),
         (a.collector == "transitions", f"algo={a.name} stores whole steps in its replay buffer: algo.collector must be "

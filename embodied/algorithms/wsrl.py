@@ -34,6 +34,10 @@ class WSRLConfig(SACConfig):
     target_entropy_scale: float = 2.0
     init_temperature: float = 0.1
     backup_entropy: bool = False
+    # the online phase's first updates took the cloned actor off its actions (0.219 -> 0.016 at 8,000 env-steps, seed
+    # 1) whatever the temperature, critic-only updates or learning rate; pulled towards the frozen pre-trained actor,
+    # fading over 10,000 env-steps, it dips to 0.141 at most (README, "Off-policy RL")
+    pretrained_anchor_coef: float = 1.0
 
 
 def wsrl_checks(cfg) -> list[tuple[bool, str]]:

@@ -136,6 +136,9 @@ class OffPolicyTrainer(Run):
         # a pre-trained actor (pre-training here or init_from) acts from the first env-step, and the statistics its
         # inputs were normalised with stay fixed
         self.pretrained = bool(a.pretrain_steps or cfg.init_from)
+        self.anchor_actor = None  # the frozen pre-trained actor of algo.pretrained_anchor_coef, once pre-training is done
+        if a.pretrained_anchor_coef and not a.pretrain_steps:
+            self.anchor_actor = self._frozen_copy()  # init_from's weights
         self.owed_updates = 0.0  # utd_ratio x env-steps not yet turned into updates
         # dist=local|ray: env workers step the envs, each iteration with the weights it starts with (the actor-learner
         # split of HIL-SERL, synchronised every algo.rollout_steps steps); a pre-trained actor acts from their first step
@@ -171,6 +174,8 @@ class OffPolicyTrainer(Run):
                  "temperature_optimizer": self.temperature_optimizer.state_dict(),
                  "generator": self.generator.get_state(), "owed_updates": self.owed_updates,
                  "buffer_steps": self.buffer.steps}
+        if self.anchor_actor is not None:
+            extra["anchor_actor"] = self.anchor_actor.state_dict()
         save_checkpoint(os.path.join(self.output_dir, "checkpoints"), self.iteration, self.policy,
                         self.actor_optimizer, self.rollout, self.counters, self._identity(), extra=extra)
 
@@ -194,6 +199,9 @@ class OffPolicyTrainer(Run):
         self.temperature_optimizer.load_state_dict(extra["temperature_optimizer"])
         self.generator.set_state(extra["generator"])
         self.owed_updates = float(extra["owed_updates"])
+        if "anchor_actor" in extra:
+            self.anchor_actor = self._frozen_copy()
+            self.anchor_actor.load_state_dict(extra["anchor_actor"])
         if extra["buffer_steps"]:  # a checkpoint before the first step (Ctrl-C at once) keeps the empty buffer
             self.buffer = ReplayBuffer.open(self.replay_dir, flush_every=None, device=str(self.policy.device),
                                             steps=int(extra["buffer_steps"]))
@@ -228,6 +236,12 @@ class OffPolicyTrainer(Run):
             if (step + 1) % 100 == 0:
                 logger.scalars("pretrain", stats, step + 1)
         self.counters["pretrain_steps"] = a.pretrain_steps
+        if a.pretrained_anchor_coef:
+            self.anchor_actor = self._frozen_copy()
+
+    def _frozen_copy(self):
+        """The policy as it is now, frozen: what ``algo.pretrained_anchor_coef`` pulls the actor towards."""
+        return copy.deepcopy(self.policy).eval().requires_grad_(False)
 
     def update(self, step_actor: bool = True, batch: dict | None = None,
                returns_to_go: torch.Tensor | None = None) -> dict:
@@ -268,6 +282,14 @@ class OffPolicyTrainer(Run):
                                             q_filter=returns_to_go is None)  # unfiltered in offline pre-training
                 actor_loss = actor_loss + a.bc_coef * bc
                 stats["bc_loss"] = bc.item()
+            anchor = 0.0 if self.anchor_actor is None or returns_to_go is not None else sac.anchor_weight(
+                a.pretrained_anchor_coef, a.pretrained_anchor_steps, self.counters["env_steps"], a.learning_starts)
+            if anchor:  # the pre-trained actor's action as the target of the same scale-free pull, on every row
+                with torch.no_grad():
+                    pretrained_action = self.anchor_actor.deterministic_action(batch["obs"])[:, 0]  # [B, A]
+                pull = sac.q_filtered_bc_loss(policy, self.critic, batch["obs"], pretrained_action, q_filter=False)
+                actor_loss = actor_loss + anchor * pull
+                stats |= {"anchor_loss": pull.item(), "anchor_weight": anchor}
             self.actor_optimizer.zero_grad()
             actor_loss.backward()
             self.actor_optimizer.step()
