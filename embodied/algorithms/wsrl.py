@@ -2,8 +2,9 @@
 Cal-QL pre-training on the demonstrations (``algo.pretrain_steps``), a warm-up of ``algo.learning_starts`` env-steps
 played by the pre-trained policy with no updates, then SAC on the online buffer alone: the demonstrations are not
 sampled again (``algo.demo_ratio=0``). ``algo.learning_starts=0`` is the ablation without the warm-up, where the
-first updates see a handful of online transitions and the paper reports the pre-trained success collapsing (on
-PickCube both variants lose it: README, "Off-policy RL").
+first updates see a handful of online transitions and the paper reports the pre-trained success collapsing. On
+PickCube the warm-up alone did not keep it; the online actor is also pulled towards the frozen pre-trained one for its
+first 10,000 env-steps (``algo.pretrained_anchor_coef``; README, "Off-policy RL").
 The losses and the loop are SAC's and Cal-QL's (sac.py, calql.py, embodied/runner/offpolicy.py).
 """
 
