@@ -54,7 +54,7 @@ def run(path, iterations: int, resume: bool = False) -> tuple[dict, dict]:
     from embodied.runner.offpolicy import OffPolicyTrainer
 
     trainer = OffPolicyTrainer(settings(path, iterations, resume))
-    return trainer.train(), trainer.rollout.episodes.state_dict()
+    return trainer.train(), trainer.rollout.stats.state_dict()
 
 
 def weights(path) -> dict:

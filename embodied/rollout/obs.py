@@ -43,31 +43,25 @@ def flatten(obs: dict) -> dict:
     return out
 
 
-def concat(parts: list[dict]) -> dict:
-    """Concatenate flat obs dicts along the sample dim (nested camera dicts included)."""
+def concat(parts: list[dict], dim: int = 0) -> dict:
+    """Concatenate obs dicts (nested camera dicts and instruction lists included) along ``dim``: 0, the sample dim of
+    flat dicts, or 1, the env dim of stacked [S, N_k, ...] rollouts."""
     out = {}
     for key, value in parts[0].items():
         if isinstance(value, dict):
-            out[key] = concat([p[key] for p in parts])
+            out[key] = concat([p[key] for p in parts], dim)
         elif isinstance(value, torch.Tensor):
-            out[key] = torch.cat([p[key] for p in parts])
+            out[key] = torch.cat([p[key] for p in parts], dim=dim)
         else:
-            out[key] = [text for p in parts for text in p[key]]
+            out[key] = _concat_lists([p[key] for p in parts], dim)
     return out
 
 
-def concat_envs(parts: list[dict]) -> dict:
-    """Concatenate stacked [S, N_k, ...] rollouts (tensors, nested obs dicts, [S][N_k] instruction lists) along the
-    env dim into [S, N_1 + N_2 + ..., ...]."""
-    out = {}
-    for key, value in parts[0].items():
-        if isinstance(value, dict):
-            out[key] = concat_envs([p[key] for p in parts])
-        elif isinstance(value, torch.Tensor):
-            out[key] = torch.cat([p[key] for p in parts], dim=1)
-        else:
-            out[key] = [[text for p in parts for text in p[key][s]] for s in range(len(value))]
-    return out
+def _concat_lists(lists: list[list], dim: int) -> list:
+    """Nested lists (instructions: [N] or [S][N]) joined along ``dim``."""
+    if dim == 0:
+        return [item for part in lists for item in part]
+    return [_concat_lists([part[s] for part in lists], dim - 1) for s in range(len(lists[0]))]
 
 
 def step_of(stacked: dict, step: int) -> dict:

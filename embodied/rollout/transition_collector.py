@@ -10,9 +10,15 @@ import torch
 
 from embodied.algorithms.registry import register_collector
 from embodied.rollout.episode_stats import EpisodeStats
-from embodied.rollout.obs import concat_envs, stack_steps
+from embodied.rollout.obs import concat, stack_steps
 
 STEP_KEYS = ("obs", "action", "reward", "terminated", "truncated", "final_obs")
+
+
+def uniform_actions(spec, num_envs: int, device, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Actions [num_envs, A] drawn uniformly from the box of ``spec`` (the random phase of off-policy runs)."""
+    u = torch.rand(num_envs, spec.dim, generator=generator).to(device)
+    return spec.low + (spec.high - spec.low) * u
 
 
 @register_collector("transitions", outputs=("transitions",), autoreset=True)
@@ -42,7 +48,7 @@ class TransitionCollector:
     @staticmethod
     def merge(parts: list[dict]) -> dict:
         """Several workers' rollouts as one, their envs side by side ([S, N_1 + N_2 + ...])."""
-        return concat_envs(parts)
+        return concat(parts, dim=1)
 
     def __init__(self, env, policy, cfg, teacher=None):
         self.env = env
@@ -57,28 +63,32 @@ class TransitionCollector:
         self.obs, _ = self.env.reset(seed=seed)
 
     def _action(self, obs: dict) -> torch.Tensor:
-        """Uniform random actions [N, A] during the random phase, then samples of the policy."""
-        spec = self.env.action_spec
+        """Uniform random actions [N, A] during the random phase, then samples of the policy at ``obs``."""
         if self.env_steps < self.cfg.learning_starts:
-            u = torch.rand(self.env.num_envs, spec.dim, device=self.policy.device)
-            return spec.low + (spec.high - spec.low) * u
+            return uniform_actions(self.env.action_spec, self.env.num_envs, self.policy.device)
         return self.policy.rsample(obs)[0][:, 0]  # [N, A]
+
+    @torch.no_grad()
+    def step(self, action: torch.Tensor) -> tuple:
+        """One step of every env with ``action`` [N, A] from the current observation; returns its transition
+        ``(obs, action, reward, terminated, truncated, final_obs)`` as a replay buffer stores it."""
+        obs = self.policy.cache_features(self.obs)
+        next_obs, reward, terminated, truncated, info = self.env.step(action)
+        ended = terminated | truncated
+        final = self.policy.cache_features(info["final_obs"]) if ended.any() else obs
+        self.stats.update(reward, torch.ones_like(reward, dtype=torch.long), info["success"], ended)
+        self.obs = next_obs
+        self.env_steps += self.env.num_envs
+        return obs, action, reward.float(), terminated, truncated, final
 
     @torch.no_grad()
     def collect(self) -> tuple[dict, dict]:
         """``rollout_steps`` steps of every env; returns the stacked transitions and the rollout metrics."""
         steps = {key: [] for key in STEP_KEYS}
         for _ in range(self.cfg.rollout_steps):
-            obs = self.policy.cache_features(self.obs)
-            action = self._action(obs)
-            next_obs, reward, terminated, truncated, info = self.env.step(action)
-            ended = terminated | truncated
-            final = self.policy.cache_features(info["final_obs"]) if ended.any() else obs
-            self.stats.update(reward, torch.ones_like(reward, dtype=torch.long), info["success"], ended)
-            for key, item in zip(STEP_KEYS, (obs, action, reward.float(), terminated, truncated, final)):
+            transition = self.step(self._action(self.obs))
+            for key, item in zip(STEP_KEYS, transition):
                 steps[key].append(item)
-            self.obs = next_obs
-            self.env_steps += self.env.num_envs
         batch = {key: stack_steps(items) if key.endswith("obs") else torch.stack(items) for key, items in steps.items()}
         return batch, self.stats.pop_summary() | {"env_steps": self.env.num_envs * self.cfg.rollout_steps}
 
@@ -90,4 +100,4 @@ class TransitionCollector:
         """Continue from a ``state_dict`` snapshot."""
         self.obs = self.env.set_state(state["env"])
         self.stats.load_state_dict(state["stats"])
-        self.env_steps = int(state["env_steps"])
+        self.env_steps = int(state.get("env_steps", 0))  # a single-process run's checkpoints before it had none

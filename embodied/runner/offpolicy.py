@@ -33,8 +33,8 @@ from embodied.data.compatibility import check_datasets
 from embodied.data.dataset_replay import replay_from_datasets
 from embodied.data.replay import ReplayBuffer, sample_mixture
 from embodied.dist.collector import make_collector
-from embodied.rollout.episode_stats import EpisodeStats
 from embodied.rollout.obs import select, step_of
+from embodied.rollout.transition_collector import TransitionCollector, uniform_actions
 from embodied.runner.builders import build_env, build_policy
 from embodied.runner.checkpoint import (load_checkpoint, needs_final_checkpoint, resume_latest, run_identity,
                                         save_checkpoint)
@@ -73,25 +73,6 @@ def expert_buffer(cfg: TrainConfig, policy, episodes: int) -> ReplayBuffer:
         obs = next_obs
     env.close()
     return buffer
-
-
-class OffPolicyRollout:
-    """The env of an off-policy run, its current observation and its unfinished episodes' bookkeeping; its
-    ``state_dict`` is what a checkpoint keeps of them (the env's snapshot, for exact resume)."""
-
-    def __init__(self, env, seed: int, device):
-        self.env = env
-        self.obs, _ = env.reset(seed=seed)
-        self.episodes = EpisodeStats(env.num_envs, device)
-
-    def state_dict(self) -> dict:
-        """Env snapshot and episode bookkeeping."""
-        return {"env": self.env.get_state(), "stats": self.episodes.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Continue from a ``state_dict`` snapshot."""
-        self.obs = self.env.set_state(state["env"])
-        self.episodes.load_state_dict(state["stats"])
 
 
 class OffPolicyTrainer(Run):
@@ -148,8 +129,9 @@ class OffPolicyTrainer(Run):
                 else cfg
             self.rollout = make_collector(worker_cfg, self.env, self.policy)
             self.worker_metrics: dict = {}
-        else:
-            self.rollout = OffPolicyRollout(self.env, cfg.experiment.seed, self.policy.device)
+        else:  # this process steps the envs itself, each action from the policy as the last update left it
+            self.rollout = TransitionCollector(self.env, self.policy, a)
+            self.rollout.start(cfg.experiment.seed)
         if cfg.resume:
             path = resume_latest(self.output_dir, self._load_checkpoint)
             print(f"resumed from {path} at iteration {self.iteration}")
@@ -216,10 +198,8 @@ class OffPolicyTrainer(Run):
     def _action(self, obs: dict) -> torch.Tensor:
         """Uniform random actions [N, A] before ``learning_starts`` env-steps (unless the actor is pre-trained), then
         samples of the policy."""
-        spec = self.env.action_spec
         if self.counters["env_steps"] < self.cfg.algo.learning_starts and not self.pretrained:
-            u = torch.rand(self.env.num_envs, spec.dim, generator=self.generator).to(self.policy.device)
-            return spec.low + (spec.high - spec.low) * u
+            return uniform_actions(self.env.action_spec, self.env.num_envs, self.policy.device, self.generator)
         with torch.no_grad():
             return self.policy.rsample(obs)[0][:, 0]  # [N, A]: the actor alone, no value head
 
@@ -305,17 +285,9 @@ class OffPolicyTrainer(Run):
     def _local_steps(self):
         """``rollout_steps`` steps of this process's envs, each action from the policy as the previous step's updates
         left it; yields each step's transition (observations as the buffer stores them) and its raw observation."""
-        rollout = self.rollout
         for _ in range(self.cfg.algo.rollout_steps):
-            obs = rollout.obs
-            action = self._action(obs)
-            next_obs, reward, terminated, truncated, info = self.env.step(action)
-            final = info.get("final_obs")
-            rollout.episodes.update(reward, torch.ones_like(reward, dtype=torch.long), info["success"],
-                                    terminated | truncated)
-            rollout.obs = next_obs
-            yield (self.policy.cache_features(obs), action, reward, terminated, truncated,
-                   None if final is None else self.policy.cache_features(final)), obs
+            obs = self.rollout.obs
+            yield self.rollout.step(self._action(obs)), obs
 
     def _worker_steps(self):
         """``rollout_steps`` steps of every env worker's envs, all taken with the weights of this iteration's start
@@ -349,7 +321,7 @@ class OffPolicyTrainer(Run):
                     self.counters["updates"] = updates
                     self.owed_updates -= 1
         episodes = {k: v for k, v in self.worker_metrics.items() if k != "env_steps"} if self.workers else \
-            self.rollout.episodes.pop_summary()
+            self.rollout.stats.pop_summary()
         return {key: value / counts[key] for key, value in totals.items()}, episodes
 
     def train(self) -> dict:
