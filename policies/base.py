@@ -8,6 +8,7 @@ them to the granularity they need (token, action or chunk).
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
 import os
 from collections import deque
@@ -80,7 +81,7 @@ class Policy(nn.Module, abc.ABC):
     def rsample(self, obs: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparameterised action chunk [N, T, A] inside the action bounds and its log-probability [N]."""
         raise NotImplementedError(f"{type(self).__name__} has no reparameterised samples; off-policy algorithms "
-                                  "(algo=sac) train policy=tanh_mlp")
+                                  "(algo=sac) train policy=tanh_mlp, pixel_tanh or residual_tanh (over any base)")
 
     def critic_parameters(self) -> list:
         """Parameters of the value function alone (trained by themselves during a critic warm-up)."""
@@ -91,6 +92,30 @@ class Policy(nn.Module, abc.ABC):
         chunk steps marked in ``action_is_pad`` [N, T] (past an episode's end) do not count."""
         logprob, _, _ = self.evaluate(batch["obs"], batch["action"])
         return -(logprob * valid_steps(batch)[..., None]).sum(dim=(1, 2)).mean()
+
+    acts_before_training = False  # True: a frozen base makes the first actions useful (no uniform random phase)
+
+    def acting_state(self) -> dict:
+        """Tensors that acting carries from one step to the next (a base's chunk), for evaluation to set aside and
+        checkpoints to keep; none here."""
+        return {}
+
+    def load_acting_state(self, state: dict) -> None:
+        """Continue acting from an ``acting_state``."""
+
+    def encoder_parameters(self) -> list:
+        """Parameters that off-policy critics train with their own loss (an image encoder, as in DrQ); none here."""
+        return []
+
+    def augment(self, obs: dict) -> dict:
+        """A batch of stored observations as off-policy updates see them (DrQ's image shifts); unchanged here."""
+        return obs
+
+    @contextlib.contextmanager
+    def reuse_encodings(self):
+        """A block in which the policy may encode each observation batch once (one off-policy update reads a batch
+        several times); nothing to reuse here."""
+        yield
 
     learns_from_scenes = False  # True: ``scene_loss`` trains on observations without actions (data.scene_frames)
 

@@ -63,6 +63,11 @@ class MLPPolicy(Policy):
         return cls({k: config[k] for k in mlp_keys if k in config} | {
             "obs_dim": state_obs_dim(keys, observation_spec), "action_dim": action_spec.dim})
 
+    @property
+    def feature_dim(self) -> int:
+        """Width of ``features`` (what off-policy critics read beside the action)."""
+        return int(self.config["obs_dim"])
+
     def features(self, obs: dict) -> torch.Tensor:
         """Normalised flat observation [N, obs_dim]."""
         return self.normalizer(state_vector(obs, self.obs_keys))

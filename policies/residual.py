@@ -62,6 +62,16 @@ class ResidualPolicy(Policy):
         policy.normalizer.update(state_vector(sample_obs, keys))
         return policy
 
+    acts_before_training = True  # the base acts from the first step
+
+    def acting_state(self) -> dict:
+        """The base chunk being executed, [N, T_base, A], when there is one."""
+        return {} if self._base_chunk is None else {"base_chunk": self._base_chunk.clone()}
+
+    def load_acting_state(self, state: dict) -> None:
+        """Continue the base chunk of an ``acting_state`` (or start afresh without one)."""
+        self._base_chunk = state.get("base_chunk")
+
     def train(self, mode: bool = True) -> "ResidualPolicy":
         super().train(mode)
         self.base.eval()  # the base never leaves evaluation mode (dropout off, frozen statistics)

@@ -58,26 +58,30 @@ class TanhGaussianMLPPolicy(MLPPolicy):
         as ``2 (log 2 - u - softplus(-2u))`` so that it stays exact where tanh(u) rounds to +-1."""
         return dist.log_prob(u) - 2 * (math.log(2) - u - F.softplus(-2 * u))
 
+    def actor_features(self, obs: dict) -> torch.Tensor:
+        """What the actor reads: ``features`` here; a policy whose encoder the critics train detaches it."""
+        return self.features(obs)
+
     def rsample(self, obs: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparameterised action [N, 1, A] and its log-probability summed over dimensions [N]."""
-        dist = self._distribution(self.features(obs))
+        dist = self._distribution(self.actor_features(obs))
         u = dist.rsample()
         return torch.tanh(u), self._squashed_log_prob(dist, u).sum(dim=(1, 2))
 
     def act(self, obs):
         """A sampled action [N, 1, A] in (-1, 1), its per-dimension log-prob and the (unused by SAC) value."""
-        x = self.features(obs)
+        x = self.actor_features(obs)
         dist = self._distribution(x)
         u = dist.sample()
         return torch.tanh(u), self._squashed_log_prob(dist, u), self.critic(x).squeeze(-1)
 
     def evaluate(self, obs, action):
         """Log-prob of ``action`` (inverted through atanh) and, as entropy, the pre-squash Gaussian's."""
-        x = self.features(obs)
+        x = self.actor_features(obs)
         dist = self._distribution(x)
         u = torch.atanh(action.clamp(-1 + EPS, 1 - EPS))
         return self._squashed_log_prob(dist, u), dist.entropy(), self.critic(x).squeeze(-1)
 
     def deterministic_action(self, obs):
         """``tanh`` of the Gaussian's mean, [N, 1, A]."""
-        return torch.tanh(self._mean_log_std(self.features(obs))[0])
+        return torch.tanh(self._mean_log_std(self.actor_features(obs))[0])

@@ -97,17 +97,21 @@ def test_only_the_correction_trains(tmp_path):
     assert torch.equal(loaded.deterministic_action(obs), trainer.policy.deterministic_action(obs))
 
 
+def saved_tiny_vla(path: str, obs: dict, head: str) -> None:
+    """A tiny-tower VLA reading the front camera, predicting chunks of 4 with ``head``, saved at ``path``."""
+    torch.manual_seed(0)
+    vla = make_policy("vla", state_dim=obs["state"].shape[-1], action_dim=4, chunk_size=4,
+                      cameras=["front"], vision={"name": "tiny"}, language={"name": "tiny"},
+                      fusion={"arch": "llama", "hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64},
+                      head={"name": head})
+    vla.set_stats(obs["state"].mean(0), obs["state"].std(0) + 1e-3, -torch.ones(4), torch.ones(4))
+    vla.save_pretrained(path)
+
+
 def test_a_vla_base_with_a_chunked_head(tmp_path):
     env = make_env(task="PickCube", num_envs=2, cameras=("front",), image_size=(32, 32))
     obs, _ = env.reset(seed=0)
-    torch.manual_seed(0)
-    vla = make_policy("vla", state_dim=env.observation_spec.state_dim, action_dim=4, chunk_size=4,
-                      cameras=["front"], vision={"name": "tiny"}, language={"name": "tiny"},
-                      fusion={"arch": "llama", "hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64},
-                      head={"name": "flow"})
-    states = obs["state"]
-    vla.set_stats(states.mean(0), states.std(0) + 1e-3, -torch.ones(4), torch.ones(4))
-    vla.save_pretrained(str(tmp_path / "vla"))
+    saved_tiny_vla(str(tmp_path / "vla"), obs, head="flow")
     policy = residual_over(str(tmp_path / "vla"), env, obs, obs_keys=["state"])
     expected = from_pretrained(str(tmp_path / "vla")).deterministic_action(obs)[:, 0]
     assert torch.allclose(policy.deterministic_action(obs)[:, 0], expected, atol=1e-6)

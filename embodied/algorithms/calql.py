@@ -27,7 +27,7 @@ def calql_regularizer(policy, critic, batch: dict, q_data: torch.Tensor, mc_retu
     batch: obs and next_obs of B transitions; q_data [E, B] = Q(s, a_data) with gradients; mc_return [B].
     """
     members, b = q_data.shape
-    features = policy.features(batch["obs"]).detach().repeat_interleave(num_actions, dim=0)  # [B n, F]
+    features = policy.features(batch["obs"]).repeat_interleave(num_actions, dim=0)  # [B n, F]; a pixel encoder too
     rows = torch.arange(b, device=q_data.device).repeat_interleave(num_actions)  # [B n]: each row n times
     with torch.no_grad():
         action_now, logprob_now = policy.rsample(select(batch["obs"], rows))  # [B n, 1, A], [B n]

@@ -2,9 +2,10 @@
 update and its ``Algorithm``. The loop that collects steps into the replay buffer and calls these is
 embodied/runner/offpolicy.py.
 
-Q is defined on the executed action: SAC trains policies that predict one action per step (``policy=tanh_mlp``;
-chunked heads would need Q on whole chunks). Critics are an ensemble (``num_critics``): the target takes the
-minimum over a random subset of ``critic_subset`` target members (2 of 2: clipped double Q; 2 of 10: RLPD / REDQ).
+Q is defined on the executed action: SAC trains policies that predict one action per step (``policy=tanh_mlp``,
+``pixel_tanh``; a chunked head is the frozen base of ``residual_tanh``, whose Q scores each step's action). Critics are
+an ensemble (``num_critics``): the target takes the minimum over a random subset of ``critic_subset`` target members
+(2 of 2: clipped double Q; 2 of 10: RLPD / REDQ).
 """
 
 from __future__ import annotations
@@ -157,8 +158,9 @@ def sac_checks(cfg) -> list[tuple[bool, str]]:
     a = cfg.algo
     policy_cls = POLICIES.lookup(cfg.policy.name)
     return [
-        (policy_cls.reparameterized, f"algo={a.name} needs a policy with reparameterised bounded samples "
-                                     f"(policy=tanh_mlp), not policy={cfg.policy.name}"),
+        (policy_cls.reparameterized, f"algo={a.name} needs a policy with reparameterised bounded samples (policy="
+                                     f"tanh_mlp, pixel_tanh, or residual_tanh over a base), not "
+                                     f"policy={cfg.policy.name}"),
         (cfg.policy.chunk_size == 1, f"algo={a.name} learns Q of single actions: set policy.chunk_size=1"),
         (a.batch_size >= 1, f"algo.batch_size must be >= 1, got {a.batch_size}"),
         (0 < a.tau <= 1, f"algo.tau must be in (0, 1], got {a.tau}"),

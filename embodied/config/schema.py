@@ -195,8 +195,8 @@ def validate(cfg: TrainConfig) -> None:
          f"env.max_episode_steps must be >= 1 (or null: the task's own limit), got {cfg.env.max_episode_steps}"),
         (cfg.policy.chunk_size >= 1, f"policy.chunk_size must be >= 1 (actions per prediction), "
                                      f"got {cfg.policy.chunk_size}"),
-        (cfg.policy.name != "residual" or cfg.base,
-         "policy=residual (experiment=residual) needs base=<policy directory written by save_pretrained>"),
+        (cfg.policy.name not in ("residual", "residual_tanh") or cfg.base,
+         f"policy={cfg.policy.name} needs base=<policy directory written by save_pretrained>"),
         (cfg.policy.residual_scale > 0, f"policy.residual_scale must be > 0, got {cfg.policy.residual_scale}"),
     ]
     checks.append((0 <= cfg.algo.ema_decay < 1,

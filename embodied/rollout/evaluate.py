@@ -25,7 +25,7 @@ def evaluate(policy, env, num_episodes: int, seed: int, video_camera: str | None
     """Run ``num_episodes`` episodes in waves of env.num_envs; returns mean metrics and video frames of episode 0."""
     if env.autoreset:
         raise ValueError("evaluation needs an env built with autoreset=False")
-    was_training = policy.training
+    was_training, acting = policy.training, policy.acting_state()  # a training rollout's base chunk, set aside
     policy.eval()
     episodes = []
     frames: list[np.ndarray] = []
@@ -47,6 +47,7 @@ def evaluate(policy, env, num_episodes: int, seed: int, video_camera: str | None
         keep = min(n, num_episodes - start)
         episodes.extend(stats.finished_in_env_order(keep))
     policy.train(was_training)
+    policy.load_acting_state(acting)
     summary = {key: float(np.mean([e[key] for e in episodes])) for key in episodes[0]}
     summary["episodes"] = len(episodes)
     return summary, frames

@@ -56,11 +56,12 @@ class TransitionCollector:
         self.cfg = cfg
         self.stats = EpisodeStats(env.num_envs, policy.device)
         self.env_steps = 0  # this collector's, all its envs together: the random phase ends at learning_starts
-        self.obs = None
+        self.obs = None  # the envs' current observation as the policy caches it (what actions and the buffer read)
 
+    @torch.no_grad()
     def start(self, seed: int) -> None:
         """Reset the envs for the first rollout."""
-        self.obs, _ = self.env.reset(seed=seed)
+        self.obs = self.policy.cache_features(self.env.reset(seed=seed)[0])
 
     def _action(self, obs: dict) -> torch.Tensor:
         """Uniform random actions [N, A] during the random phase, then samples of the policy at ``obs``."""
@@ -72,12 +73,12 @@ class TransitionCollector:
     def step(self, action: torch.Tensor) -> tuple:
         """One step of every env with ``action`` [N, A] from the current observation; returns its transition
         ``(obs, action, reward, terminated, truncated, final_obs)`` as a replay buffer stores it."""
-        obs = self.policy.cache_features(self.obs)
+        obs = self.obs
         next_obs, reward, terminated, truncated, info = self.env.step(action)
         ended = terminated | truncated
         final = self.policy.cache_features(info["final_obs"]) if ended.any() else obs
         self.stats.update(reward, torch.ones_like(reward, dtype=torch.long), info["success"], ended)
-        self.obs = next_obs
+        self.obs = self.policy.cache_features(next_obs)  # once per step: a residual's base runs here, not per use
         self.env_steps += self.env.num_envs
         return obs, action, reward.float(), terminated, truncated, final
 
@@ -93,11 +94,15 @@ class TransitionCollector:
         return batch, self.stats.pop_summary() | {"env_steps": self.env.num_envs * self.cfg.rollout_steps}
 
     def state_dict(self) -> dict:
-        """Env snapshot, episode bookkeeping and the random phase's count, for exact resume."""
-        return {"env": self.env.get_state(), "stats": self.stats.state_dict(), "env_steps": self.env_steps}
+        """Env snapshot, episode bookkeeping, the random phase's count and the policy's acting state (a base's
+        chunk), for exact resume."""
+        return {"env": self.env.get_state(), "stats": self.stats.state_dict(), "env_steps": self.env_steps,
+                "acting": self.policy.acting_state()}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a ``state_dict`` snapshot."""
-        self.obs = self.env.set_state(state["env"])
+        self.policy.load_acting_state(state.get("acting", {}))
+        with torch.no_grad():
+            self.obs = self.policy.cache_features(self.env.set_state(state["env"]))
         self.stats.load_state_dict(state["stats"])
         self.env_steps = int(state.get("env_steps", 0))  # a single-process run's checkpoints before it had none

@@ -92,17 +92,19 @@ class OffPolicyTrainer(Run):
         if cfg.init_from:
             load_initial_weights(self.policy, cfg.init_from)
         action_dim = self.env.action_spec.dim
-        feature_dim = self.policy.normalizer.mean.numel()
-        self.critic = QEnsemble(feature_dim, action_dim, list(a.critic_hidden), a.num_critics, a.critic_layer_norm)
+        self.critic = QEnsemble(self.policy.feature_dim, action_dim, list(a.critic_hidden), a.num_critics,
+                                a.critic_layer_norm)
         self.critic.to(self.policy.device)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(a.init_temperature), device=self.policy.device, requires_grad=True)
         self.target_entropy = -a.target_entropy_scale * action_dim if a.target_entropy is None else \
             float(a.target_entropy)
-        value_head = {id(p) for p in self.policy.critic_parameters()}  # the policy's V head: SAC does not train it
-        actor = [p for p in self.policy.parameters() if p.requires_grad and id(p) not in value_head]
+        # the policy's V head is not trained here, and an image encoder (pixel policies) is trained by the critics' loss
+        encoder = self.policy.encoder_parameters()
+        not_actor = {id(p) for p in [*self.policy.critic_parameters(), *encoder]}
+        actor = [p for p in self.policy.parameters() if p.requires_grad and id(p) not in not_actor]
         self.actor_optimizer = torch.optim.Adam(actor, lr=a.learning_rate)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=a.critic_learning_rate)
+        self.critic_optimizer = torch.optim.Adam([*self.critic.parameters(), *encoder], lr=a.critic_learning_rate)
         self.temperature_optimizer = torch.optim.Adam([self.log_alpha], lr=a.critic_learning_rate)
         n = cfg.env.num_envs
         self.replay_dir = os.path.join(self.output_dir, "replay")
@@ -115,8 +117,10 @@ class OffPolicyTrainer(Run):
         if self.demos is not None and hasattr(self.policy, "update_normalizer") and not cfg.init_from:
             self.policy.update_normalizer(self._stored_observations(self.demos))  # states random actions never reach
         # a pre-trained actor (pre-training here or init_from) acts from the first env-step, and the statistics its
-        # inputs were normalised with stay fixed
+        # inputs were normalised with stay fixed; a policy over a frozen base (residual_tanh) acts from the first env-step
+        # too, its statistics settling on those steps
         self.pretrained = bool(a.pretrain_steps or cfg.init_from)
+        self.acts_from_start = self.pretrained or self.policy.acts_before_training
         self.anchor_actor = None  # the frozen pre-trained actor of algo.pretrained_anchor_coef, once pre-training is done
         if a.pretrained_anchor_coef and not a.pretrain_steps:
             self.anchor_actor = self._frozen_copy()  # init_from's weights
@@ -125,8 +129,8 @@ class OffPolicyTrainer(Run):
         # split of HIL-SERL, synchronised every algo.rollout_steps steps); a pre-trained actor acts from their first step
         self.workers = cfg.dist.backend != "single"
         if self.workers:
-            worker_cfg = dataclasses.replace(cfg, algo=dataclasses.replace(a, learning_starts=0)) if self.pretrained \
-                else cfg
+            worker_cfg = dataclasses.replace(cfg, algo=dataclasses.replace(a, learning_starts=0)) \
+                if self.acts_from_start else cfg
             self.rollout = make_collector(worker_cfg, self.env, self.policy)
             self.worker_metrics: dict = {}
         else:  # this process steps the envs itself, each action from the policy as the last update left it
@@ -196,9 +200,9 @@ class OffPolicyTrainer(Run):
                 if key.startswith("obs/") and "/" not in key[len("obs/"):]}
 
     def _action(self, obs: dict) -> torch.Tensor:
-        """Uniform random actions [N, A] before ``learning_starts`` env-steps (unless the actor is pre-trained), then
-        samples of the policy."""
-        if self.counters["env_steps"] < self.cfg.algo.learning_starts and not self.pretrained:
+        """Uniform random actions [N, A] before ``learning_starts`` env-steps (unless the actor is pre-trained or
+        has a base), then samples of the policy."""
+        if self.counters["env_steps"] < self.cfg.algo.learning_starts and not self.acts_from_start:
             return uniform_actions(self.env.action_spec, self.env.num_envs, self.policy.device, self.generator)
         with torch.no_grad():
             return self.policy.rsample(obs)[0][:, 0]  # [N, A]: the actor alone, no value head
@@ -229,18 +233,24 @@ class OffPolicyTrainer(Run):
         target critics move. ``batch``: a given batch instead of a sample of the replay buffers; ``returns_to_go``
         [B]: the batch's returns-to-go, which switch on offline pre-training's terms (Cal-QL's gap, the targets'
         return floor, BC without the Q filter)."""
+        with self.policy.reuse_encodings():  # a pixel policy encodes each image batch once per update
+            return self._update(step_actor, batch, returns_to_go)
+
+    def _update(self, step_actor: bool, batch: dict | None, returns_to_go: torch.Tensor | None) -> dict:
+        """``update``'s body."""
         a, policy = self.cfg.algo, self.policy
         if batch is None and (self.demos is None or a.demo_ratio == 0):
             batch = self.buffer.sample(a.batch_size, self.generator)
         elif batch is None:
             batch = sample_mixture({"online": self.buffer, "demos": self.demos},
                                    {"online": 1 - a.demo_ratio, "demos": a.demo_ratio}, a.batch_size, self.generator)
+        batch = batch | {"obs": policy.augment(batch["obs"]), "next_obs": policy.augment(batch["next_obs"])}
         alpha = self.log_alpha.exp().detach()
         target = sac.critic_target(policy, self.target_critic, batch, alpha, a.critic_subset, self.generator,
                                    a.backup_entropy)
         if returns_to_go is not None and a.pretrain_return_floor:
             target = torch.maximum(target, returns_to_go)  # MCAC: the demonstration's return is a value it reached
-        q = self.critic(policy.features(batch["obs"]).detach(), batch["action"])  # [E, B]
+        q = self.critic(policy.features(batch["obs"]), batch["action"])  # [E, B]; trains an image encoder too
         critic_loss = sac.critic_loss(q, target)
         stats = {"critic_loss": critic_loss.item(), "q": q.mean().item()}
         if "source" in batch and batch["source"].unique().numel() == 2:  # RLPD's mixture: Q of each source apart
@@ -284,7 +294,8 @@ class OffPolicyTrainer(Run):
 
     def _local_steps(self):
         """``rollout_steps`` steps of this process's envs, each action from the policy as the previous step's updates
-        left it; yields each step's transition (observations as the buffer stores them) and its raw observation."""
+        left it; yields each step's transition (observations as the buffer stores them) and the observation acted on
+        (as the policy caches it)."""
         for _ in range(self.cfg.algo.rollout_steps):
             obs = self.rollout.obs
             yield self.rollout.step(self._action(obs)), obs
@@ -337,7 +348,8 @@ class OffPolicyTrainer(Run):
         last_success = None
         if self.cfg.algo.pretrain_steps and not self.counters.get("pretrain_steps"):
             self.pretrain(logger)
-            self.run_eval(logger, video=False)  # the pre-trained policy's success, at 0 env-steps
+        if self.acts_from_start and not self.eval_history:
+            self.run_eval(logger, video=False)  # the pre-trained (or base) policy's success, at 0 env-steps
         stop = GracefulStop(enabled=True)
         with stop:
             while self.iteration < total_iters and not stop.requested:
