@@ -1,4 +1,4 @@
-"""Sample efficiency of the RL algorithms on state tasks: env-steps and seconds to 80% evaluation success.
+"""Sample efficiency of the RL algorithms (state tasks; RLPD from pixels too): env-steps and seconds to 80% success.
 
 Run: python benchmarks/sample_efficiency.py [--tasks PushCube PickCube] [--seeds 1 2] [--methods ppo sac rlpd]
 Each method trains exactly as ``embodied-train`` composes it (Hydra, the shipped configs) with
@@ -9,6 +9,11 @@ reaches 80% success_once, or at its method's budget of env-steps (``--budgets``)
 - rlpd: ``algo=rlpd policy=tanh_mlp`` (16 envs), half of each batch from 20 scripted-expert episodes;
 - rlpd_bc: RLPD with the Q-filtered BC term on its demonstration rows (``algo.bc_coef=1.0``) and the actor on the
   critics' minimum (``algo.actor_q=min``);
+- rlpd_pixels: ``algo=rlpd policy=pixel_tanh`` (16 envs): RLPD from the front camera's 32x32 images and the
+  proprioception (no task state), the image encoder trained by the critics (DrQ);
+- rlpd_residual: ``algo=rlpd policy=residual_tanh`` (16 envs) over a frozen base, an MLP trained by SFT on the 20
+  recorded episodes (``algo=sft policy=mlp policy.chunk_size=4``, 2,000 steps; recorded and trained once under
+  ``--data``) whose 4-action chunks run open loop; Q scores each step's action;
 - wsrl: ``algo=wsrl policy=tanh_mlp`` (16 envs): Cal-QL pre-training on 20 scripted-expert episodes (its evaluation
   at 0 env-steps is the pre-trained policy's), a warm-up played by it, then SAC without the demonstrations;
 - wsrl_no_warmup: the same with ``algo.learning_starts=0`` (the ablation that should show the collapse);
@@ -40,6 +45,12 @@ METHODS = {
     "rlpd": ["algo=rlpd", "policy=tanh_mlp", "env.num_envs=16", "experiment.eval_interval=5"],
     "rlpd_bc": ["algo=rlpd", "policy=tanh_mlp", "env.num_envs=16", "experiment.eval_interval=5", "algo.bc_coef=1.0",
                 "algo.actor_q=min"],
+    # from pixels: the front camera at 32x32 (the proprioception beside it), evaluated every 1.6k env-steps
+    "rlpd_pixels": ["algo=rlpd", "policy=pixel_tanh", "env.num_envs=16", "env.image_size=[32,32]",
+                    "experiment.eval_interval=2"],
+    # a correction over a frozen SFT base predicting 4-action chunks (trained once under --data, like ppo_sft's demos)
+    "rlpd_residual": ["algo=rlpd", "policy=residual_tanh", "base={base}", "env.num_envs=16",
+                      "experiment.eval_interval=5"],
     "wsrl": ["algo=wsrl", "policy=tanh_mlp", "env.num_envs=16", "experiment.eval_interval=5"],
     "wsrl_no_warmup": ["algo=wsrl", "policy=tanh_mlp", "env.num_envs=16", "experiment.eval_interval=5",
                        "algo.learning_starts=0"],
@@ -52,8 +63,8 @@ THRESHOLD = 0.8
 DIP_WINDOW = 10_000  # env-steps after the start in which WSRL must keep its pre-trained success
 # env-steps at most: PPO reaches 80% on PushCube near 320k (tests/test_training.py); off-policy runs are cut where they
 # could no longer meet the issue's goal (1/3 of PPO's env-steps) and cost ~10x more CPU per env-step
-BUDGETS = {"ppo": 480_000, "sac": 160_000, "rlpd": 160_000, "rlpd_bc": 160_000, "wsrl": 160_000,
-           "wsrl_no_warmup": 160_000, "ppo_sft": 480_000}
+BUDGETS = {"ppo": 480_000, "sac": 160_000, "rlpd": 160_000, "rlpd_bc": 160_000, "rlpd_pixels": 160_000,
+           "rlpd_residual": 160_000, "wsrl": 160_000, "wsrl_no_warmup": 160_000, "ppo_sft": 480_000}
 
 
 def record(task: str, root: str) -> str:
@@ -77,12 +88,29 @@ def record(task: str, root: str) -> str:
     return path
 
 
-def compose(task: str, method: str, seed: int, out: str, budget: int, threads: int, demos: str = ""):
+def sft_base(task: str, root: str, threads: int) -> str:
+    """rlpd_residual's frozen base: ``algo=sft policy=mlp policy.chunk_size=4`` on the recorded episodes (trained once,
+    reused); its saved policy directory."""
+    from embodied.cli.train import compose_train_config
+    from embodied.runner.loops import make_trainer
+
+    out = os.path.join(root, f"{task.lower()}_{DEMOS}_sft_chunk4")
+    policy = os.path.join(out, "final_policy")
+    if not os.path.isfile(os.path.join(policy, "model.safetensors")):
+        make_trainer(compose_train_config([
+            f"env={TASKS[task]}", "algo=sft", "policy=mlp", "policy.chunk_size=4",
+            f"data.paths=['{record(task, root)}']",
+            "experiment.seed=1", f"experiment.output_dir={out}", "experiment.progress=false", "experiment.video=false",
+            f"experiment.torch_threads={threads}"])).train()
+    return policy
+
+
+def compose(task: str, method: str, seed: int, out: str, budget: int, threads: int, demos: str = "", base: str = ""):
     """The TrainConfig ``embodied-train env=<task> <method's overrides>`` would run, stopping at 80%."""
     from embodied.cli.train import compose_train_config
 
     return compose_train_config([
-        f"env={TASKS[task]}", *(o.format(demos=demos) for o in METHODS[method]), f"experiment.seed={seed}",
+        f"env={TASKS[task]}", *(o.format(demos=demos, base=base) for o in METHODS[method]), f"experiment.seed={seed}",
         f"experiment.output_dir={out}",
         f"experiment.total_env_steps={budget}", f"experiment.stop_at_success={THRESHOLD}",
         "experiment.progress=false", "experiment.video=false", "experiment.checkpoint_interval=0",
@@ -96,7 +124,8 @@ def run(task: str, method: str, seed: int, args) -> dict:
     out = os.path.join(args.runs, f"{task}_{method}_s{seed}")
     budget = args.budgets[method]
     demos = record(task, args.data) if "{demos}" in " ".join(METHODS[method]) else ""
-    trainer = make_trainer(compose(task, method, seed, out, budget, args.threads, demos))
+    base = sft_base(task, args.data, args.threads) if "{base}" in " ".join(METHODS[method]) else ""
+    trainer = make_trainer(compose(task, method, seed, out, budget, args.threads, demos, base))
     final = trainer.train()
     in_loop = trainer.eval_history[:-1]  # the last entry is the final evaluation
     reached = next((e for e in in_loop if e["success_once"] >= THRESHOLD), None)
@@ -141,7 +170,8 @@ def main() -> None:
                         help=f"env-steps at most per run of a method (defaults: {BUDGETS})")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each run")
     parser.add_argument("--runs", default="runs/sample_efficiency")
-    parser.add_argument("--data", default="demos/sample_efficiency", help="where ppo_sft's expert datasets are kept")
+    parser.add_argument("--data", default="demos/sample_efficiency",
+                        help="where the expert datasets (ppo_sft) and SFT bases (rlpd_residual) are kept")
     parser.add_argument("--out", default="benchmarks/results/sample_efficiency.json")
     args = parser.parse_args()
     args.budgets = BUDGETS | {name: int(steps) for name, _, steps in (b.partition("=") for b in args.budgets)}
