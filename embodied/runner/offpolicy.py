@@ -348,7 +348,7 @@ class OffPolicyTrainer(Run):
         last_success = None
         if self.cfg.algo.pretrain_steps and not self.counters.get("pretrain_steps"):
             self.pretrain(logger)
-        if self.acts_from_start and not self.eval_history:
+        if self.acts_from_start and self.counters["env_steps"] == 0:  # not again when a resumed run goes on
             self.run_eval(logger, video=False)  # the pre-trained (or base) policy's success, at 0 env-steps
         stop = GracefulStop(enabled=True)
         with stop:
