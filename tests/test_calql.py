@@ -137,10 +137,12 @@ def test_wsrl_online_actor_is_pulled_towards_the_frozen_pretrained_actor_which_a
 
     def drift(coef: float, folder: str):
         """How far (mean squared action) the actor moves from the pre-trained one in 64 online updates, after
-        every actor weight was nudged away from it."""
+        every actor weight was nudged away from it. The entropy settings are those under which a free actor drifts
+        fast (WSRL's before 2026-12-06: discount 0.99, temperature from 0.1, entropy target -2|A|)."""
         cfg = config(tmp_path / folder, algo__name="wsrl", policy__name="tanh_mlp", env__num_envs=4,
                      algo__demo_episodes=4, algo__pretrain_steps=200, algo__batch_size=16, algo__learning_starts=8,
-                     algo__rollout_steps=18, algo__pretrained_anchor_coef=coef, algo__pretrained_anchor_steps=1000)
+                     algo__rollout_steps=18, algo__pretrained_anchor_coef=coef, algo__pretrained_anchor_steps=1000,
+                     algo__gamma=0.99, algo__init_temperature=0.1, algo__target_entropy_scale=2.0)
         trainer = offpolicy.OffPolicyTrainer(cfg)
         trainer.pretrain(RunLogger(str(tmp_path / folder)))
         pretrained = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
