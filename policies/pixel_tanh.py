@@ -16,7 +16,7 @@ import torch
 from policies.base import CAMERA_INPUT, register_policy
 from policies.mlp import state_vector
 from policies.normalizer import RunningNormalizer
-from policies.tanh_mlp import TanhGaussianMLPPolicy
+from policies.tanh_mlp import TanhGaussianMLPPolicy, refuse_other_action_box
 from policies.vla.augment import random_shift
 from policies.vla.keypoints import ConvKeypointEncoder
 
@@ -61,9 +61,7 @@ class PixelTanhPolicy(TanhGaussianMLPPolicy):
         if missing:
             raise ValueError(f"policy=pixel_tanh reads cameras {missing} that the env does not render: set "
                              f"env.cameras={sorted(set(observation_spec.cameras) | set(missing))}")
-        if (action_spec.low, action_spec.high) != (-1.0, 1.0):
-            raise ValueError(f"policy=pixel_tanh acts in [-1, 1] but this env's actions span [{action_spec.low}, "
-                             f"{action_spec.high}]: use an env with normalised actions")
+        refuse_other_action_box("pixel_tanh", action_spec)
         pixel_keys = ("hidden", "obs_keys", "cameras", "vision", "random_shift", "n_action_steps")
         return cls({k: config[k] for k in pixel_keys if k in config} | {
             "state_dim": observation_spec.state_dim, "action_dim": action_spec.dim})

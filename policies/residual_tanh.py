@@ -25,9 +25,7 @@ import torch
 from policies.base import register_policy
 from policies.mlp import mlp
 from policies.residual import ResidualPolicy
-from policies.tanh_mlp import EPS, LOG_STD_MAX, LOG_STD_MIN, TanhGaussianMLPPolicy
-
-squashed_log_prob = TanhGaussianMLPPolicy._squashed_log_prob  # per dimension, of tanh(u): the correction's units
+from policies.tanh_mlp import EPS, gaussian_of, squashed_log_prob
 
 
 @register_policy("residual_tanh")
@@ -59,9 +57,7 @@ class ResidualTanhPolicy(ResidualPolicy):
     def _squashed(self, obs: dict) -> tuple[torch.Tensor, torch.distributions.Normal]:
         """The base action [N, 1, A] and the Gaussian of ``u`` [N, 1, A]."""
         base = self.base_action(obs)  # [N, A]
-        mean, raw = self.actor(self._inputs(obs, base)).chunk(2, dim=-1)  # [N, A] each
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(raw) + 1)
-        return base[:, None], torch.distributions.Normal(mean[:, None], log_std.exp()[:, None])
+        return base[:, None], gaussian_of(self.actor(self._inputs(obs, base)))
 
     def rsample(self, obs: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparameterised combined action [N, 1, A] and its log-probability summed over dimensions [N]."""

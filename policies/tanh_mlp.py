@@ -20,6 +20,27 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 EPS = 1e-6  # keeps atanh finite where an action is +-1
 
 
+def refuse_other_action_box(name: str, action_spec) -> None:
+    """ValueError unless the env's actions span [-1, 1], tanh's range (``name``: the policy, for the message)."""
+    if (action_spec.low, action_spec.high) != (-1.0, 1.0):
+        raise ValueError(f"policy={name} acts in [-1, 1] but this env's actions span [{action_spec.low}, "
+                         f"{action_spec.high}]: use an env with normalised actions")
+
+
+def gaussian_of(output: torch.Tensor) -> torch.distributions.Normal:
+    """An actor's output [N, 2A] (means, then raw log-stds squashed into [LOG_STD_MIN, LOG_STD_MAX]) as the Gaussian of
+    the pre-squash action u, [N, 1, A]."""
+    mean, raw = output.chunk(2, dim=-1)  # [N, A] each
+    log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(raw) + 1)
+    return torch.distributions.Normal(mean[:, None], log_std.exp()[:, None])
+
+
+def squashed_log_prob(dist: torch.distributions.Normal, u: torch.Tensor) -> torch.Tensor:
+    """Per-dimension log-density [N, 1, A] of ``tanh(u)``: the Gaussian's minus ``log(1 - tanh(u)^2)``, written as
+    ``2 (log 2 - u - softplus(-2u))`` so that it stays exact where tanh(u) rounds to +-1."""
+    return dist.log_prob(u) - 2 * (math.log(2) - u - F.softplus(-2 * u))
+
+
 @register_policy("tanh_mlp")
 class TanhGaussianMLPPolicy(MLPPolicy):
     """MLP actor with a tanh-squashed, state-dependent Gaussian (``policy=tanh_mlp``); the critic MLP stays for
@@ -38,25 +59,11 @@ class TanhGaussianMLPPolicy(MLPPolicy):
     @classmethod
     def for_env(cls, config, observation_spec, action_spec, sample_obs):
         """Refuses an env whose action box is not [-1, 1]: tanh's range is the whole action space."""
-        if (action_spec.low, action_spec.high) != (-1.0, 1.0):
-            raise ValueError(f"policy=tanh_mlp acts in [-1, 1] but this env's actions span [{action_spec.low}, "
-                             f"{action_spec.high}]: use an env with normalised actions")
+        refuse_other_action_box("tanh_mlp", action_spec)
         return super().for_env(config, observation_spec, action_spec, sample_obs)
 
-    def _mean_log_std(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, raw = self.actor(x).chunk(2, dim=-1)  # [N, A] each
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(raw) + 1)
-        return mean[:, None], log_std[:, None]  # [N, 1, A]
-
     def _distribution(self, x: torch.Tensor) -> torch.distributions.Normal:
-        mean, log_std = self._mean_log_std(x)
-        return torch.distributions.Normal(mean, log_std.exp())
-
-    @staticmethod
-    def _squashed_log_prob(dist: torch.distributions.Normal, u: torch.Tensor) -> torch.Tensor:
-        """Per-dimension log-density [N, 1, A] of ``tanh(u)``: the Gaussian's minus ``log(1 - tanh(u)^2)``, written
-        as ``2 (log 2 - u - softplus(-2u))`` so that it stays exact where tanh(u) rounds to +-1."""
-        return dist.log_prob(u) - 2 * (math.log(2) - u - F.softplus(-2 * u))
+        return gaussian_of(self.actor(x))
 
     def actor_features(self, obs: dict) -> torch.Tensor:
         """What the actor reads: ``features`` here; a policy whose encoder the critics train detaches it."""
@@ -66,22 +73,22 @@ class TanhGaussianMLPPolicy(MLPPolicy):
         """A reparameterised action [N, 1, A] and its log-probability summed over dimensions [N]."""
         dist = self._distribution(self.actor_features(obs))
         u = dist.rsample()
-        return torch.tanh(u), self._squashed_log_prob(dist, u).sum(dim=(1, 2))
+        return torch.tanh(u), squashed_log_prob(dist, u).sum(dim=(1, 2))
 
     def act(self, obs):
         """A sampled action [N, 1, A] in (-1, 1), its per-dimension log-prob and the (unused by SAC) value."""
         x = self.actor_features(obs)
         dist = self._distribution(x)
         u = dist.sample()
-        return torch.tanh(u), self._squashed_log_prob(dist, u), self.critic(x).squeeze(-1)
+        return torch.tanh(u), squashed_log_prob(dist, u), self.critic(x).squeeze(-1)
 
     def evaluate(self, obs, action):
         """Log-prob of ``action`` (inverted through atanh) and, as entropy, the pre-squash Gaussian's."""
         x = self.actor_features(obs)
         dist = self._distribution(x)
         u = torch.atanh(action.clamp(-1 + EPS, 1 - EPS))
-        return self._squashed_log_prob(dist, u), dist.entropy(), self.critic(x).squeeze(-1)
+        return squashed_log_prob(dist, u), dist.entropy(), self.critic(x).squeeze(-1)
 
     def deterministic_action(self, obs):
         """``tanh`` of the Gaussian's mean, [N, 1, A]."""
-        return torch.tanh(self._mean_log_std(self.actor_features(obs))[0])
+        return torch.tanh(self._distribution(self.actor_features(obs)).mean)

@@ -109,9 +109,10 @@ def test_tanh_policy_density_matches_torchs_tanh_transformed_gaussian():
     obs = {"state": torch.randn(5, 3)}
     action, logprob = policy.rsample(obs)
     assert action.shape == (5, 1, 2) and action.abs().max() < 1
-    mean, log_std = policy._mean_log_std(policy.features(obs))
+    gaussian = policy._distribution(policy.features(obs))
+    mean = gaussian.mean
     reference = torch.distributions.TransformedDistribution(
-        torch.distributions.Normal(mean, log_std.exp()), torch.distributions.transforms.TanhTransform())
+        torch.distributions.Normal(mean, gaussian.stddev), torch.distributions.transforms.TanhTransform())
     torch.testing.assert_close(logprob, reference.log_prob(action).sum(dim=(1, 2)), rtol=1e-3, atol=1e-3)
     evaluated, _, _ = policy.evaluate(obs, action)  # the inverse through atanh gives the same density
     torch.testing.assert_close(evaluated.sum(dim=(1, 2)), logprob, rtol=1e-3, atol=1e-3)

@@ -50,10 +50,11 @@ class TransitionCollector:
         """Several workers' rollouts as one, their envs side by side ([S, N_1 + N_2 + ...])."""
         return concat(parts, dim=1)
 
-    def __init__(self, env, policy, cfg, teacher=None):
+    def __init__(self, env, policy, cfg, teacher=None, generator: torch.Generator | None = None):
         self.env = env
         self.policy = policy
         self.cfg = cfg
+        self.generator = generator  # the random phase's draws (a one-process run passes its checkpointed stream)
         self.stats = EpisodeStats(env.num_envs, policy.device)
         self.env_steps = 0  # this collector's, all its envs together: the random phase ends at learning_starts
         self.obs = None  # the envs' current observation as the policy caches it (what actions and the buffer read)
@@ -63,10 +64,12 @@ class TransitionCollector:
         """Reset the envs for the first rollout."""
         self.obs = self.policy.cache_features(self.env.reset(seed=seed)[0])
 
-    def _action(self, obs: dict) -> torch.Tensor:
-        """Uniform random actions [N, A] during the random phase, then samples of the policy at ``obs``."""
+    @torch.no_grad()
+    def act(self, obs: dict) -> torch.Tensor:
+        """Uniform random actions [N, A] during the random phase, then samples of the policy at ``obs`` (the actor
+        alone, no value head)."""
         if self.env_steps < self.cfg.learning_starts:
-            return uniform_actions(self.env.action_spec, self.env.num_envs, self.policy.device)
+            return uniform_actions(self.env.action_spec, self.env.num_envs, self.policy.device, self.generator)
         return self.policy.rsample(obs)[0][:, 0]  # [N, A]
 
     @torch.no_grad()
@@ -87,7 +90,7 @@ class TransitionCollector:
         """``rollout_steps`` steps of every env; returns the stacked transitions and the rollout metrics."""
         steps = {key: [] for key in STEP_KEYS}
         for _ in range(self.cfg.rollout_steps):
-            transition = self.step(self._action(self.obs))
+            transition = self.step(self.act(self.obs))
             for key, item in zip(STEP_KEYS, transition):
                 steps[key].append(item)
         batch = {key: stack_steps(items) if key.endswith("obs") else torch.stack(items) for key, items in steps.items()}

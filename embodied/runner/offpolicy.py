@@ -34,7 +34,7 @@ from embodied.data.dataset_replay import replay_from_datasets
 from embodied.data.replay import ReplayBuffer, sample_mixture
 from embodied.dist.collector import make_collector
 from embodied.rollout.obs import select, step_of
-from embodied.rollout.transition_collector import TransitionCollector, uniform_actions
+from embodied.rollout.transition_collector import TransitionCollector
 from embodied.runner.builders import build_env, build_policy
 from embodied.runner.checkpoint import (load_checkpoint, needs_final_checkpoint, resume_latest, run_identity,
                                         save_checkpoint)
@@ -127,14 +127,14 @@ class OffPolicyTrainer(Run):
         self.owed_updates = 0.0  # utd_ratio x env-steps not yet turned into updates
         # dist=local|ray: env workers step the envs, each iteration with the weights it starts with (the actor-learner
         # split of HIL-SERL, synchronised every algo.rollout_steps steps); a pre-trained actor acts from their first step
+        # the collectors take no uniform random actions for a policy that acts from the start
+        acting = dataclasses.replace(a, learning_starts=0) if self.acts_from_start else a
         self.workers = cfg.dist.backend != "single"
         if self.workers:
-            worker_cfg = dataclasses.replace(cfg, algo=dataclasses.replace(a, learning_starts=0)) \
-                if self.acts_from_start else cfg
-            self.rollout = make_collector(worker_cfg, self.env, self.policy)
+            self.rollout = make_collector(dataclasses.replace(cfg, algo=acting), self.env, self.policy)
             self.worker_metrics: dict = {}
         else:  # this process steps the envs itself, each action from the policy as the last update left it
-            self.rollout = TransitionCollector(self.env, self.policy, a)
+            self.rollout = TransitionCollector(self.env, self.policy, acting, generator=self.generator)
             self.rollout.start(cfg.experiment.seed)
         if cfg.resume:
             path = resume_latest(self.output_dir, self._load_checkpoint)
@@ -198,14 +198,6 @@ class OffPolicyTrainer(Run):
         steps = min(buffer.steps, buffer.capacity)
         return {key[len("obs/"):]: value[:steps].flatten(0, 1) for key, value in buffer.store.items()
                 if key.startswith("obs/") and "/" not in key[len("obs/"):]}
-
-    def _action(self, obs: dict) -> torch.Tensor:
-        """Uniform random actions [N, A] before ``learning_starts`` env-steps (unless the actor is pre-trained or
-        has a base), then samples of the policy."""
-        if self.counters["env_steps"] < self.cfg.algo.learning_starts and not self.acts_from_start:
-            return uniform_actions(self.env.action_spec, self.env.num_envs, self.policy.device, self.generator)
-        with torch.no_grad():
-            return self.policy.rsample(obs)[0][:, 0]  # [N, A]: the actor alone, no value head
 
     def pretrain(self, logger: RunLogger) -> None:
         """``algo.pretrain_steps`` updates on the demonstrations alone, the critics with Cal-QL's conservative term
@@ -298,7 +290,7 @@ class OffPolicyTrainer(Run):
         (as the policy caches it)."""
         for _ in range(self.cfg.algo.rollout_steps):
             obs = self.rollout.obs
-            yield self.rollout.step(self._action(obs)), obs
+            yield self.rollout.step(self.rollout.act(obs)), obs
 
     def _worker_steps(self):
         """``rollout_steps`` steps of every env worker's envs, all taken with the weights of this iteration's start
