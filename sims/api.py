@@ -23,7 +23,8 @@ from sims.registry import Registry
 # env.backend <name>: its env class registers itself when its module is imported, which happens only when that
 # backend is asked for (each pulls in its own simulator: MuJoCo, MuJoCo Warp, ManiSkill/SAPIEN)
 BACKENDS = Registry("simulator backend", key="env.backend", lazy={
-    "mujoco": "sims.mujoco.env", "mujoco_warp": "sims.mujoco_warp.env", "maniskill": "sims.maniskill.env"})
+    "mujoco": "sims.mujoco.env", "mujoco_warp": "sims.mujoco_warp.env", "maniskill": "sims.maniskill.env",
+    "libero": "sims.libero.env"})
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,13 @@ from embodied.runner.trainer import Trainer
 from tests.final_eval import assert_final_metrics_are_the_saved_policys
 
 
-def train_briefly(tmp_path, backend: str, task: str, num_envs: int, rollout_steps: int) -> None:
-    """Two iterations of PPO on ``backend``; asserts the step count, a learning update and checkpoints."""
+def train_briefly(tmp_path, backend: str, task: str, num_envs: int, rollout_steps: int, **env_settings) -> None:
+    """Two iterations of PPO on ``backend`` (``env_settings``: other ``env.*`` values); asserts the step count, a
+    learning update and checkpoints."""
     cfg = TrainConfig()
     cfg.env.backend, cfg.env.task, cfg.env.num_envs = backend, task, num_envs
+    for key, value in env_settings.items():
+        setattr(cfg.env, key, value)
     cfg.algo.rollout_steps = rollout_steps
     steps = 2 * num_envs * rollout_steps
     cfg.experiment.total_env_steps, cfg.experiment.eval_interval, cfg.experiment.checkpoint_interval = steps, 0, 1
