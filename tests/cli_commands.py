@@ -11,7 +11,7 @@ import sys
 from hydra.core.global_hydra import GlobalHydra
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROGRAMS = ("embodied-train", "embodied-deploy", "embodied-teleop", "embodied-record-demos")
+PROGRAMS = ("embodied-train", "embodied-eval", "embodied-deploy", "embodied-teleop", "embodied-record-demos")
 
 # Appended to every command (later overrides win), so each runs for seconds; never changes what a command selects.
 SFT_TINY = ["algo.sft_steps=2", "algo.sft_eval_interval=0"]  # settings only algo=sft has
@@ -19,6 +19,7 @@ TINY = {
     "embodied-train": ["experiment.total_env_steps=1", "experiment.checkpoint_interval=1", "algo.rollout_steps=8",
                        "experiment.eval_episodes=2", "experiment.eval_num_envs=2", "experiment.eval_interval=0",
                        "algo.batch_size=4", "algo.groups_per_batch=2", "algo.group_size=2", "experiment.progress=false"],
+    "embodied-eval": ["experiment.eval_episodes=2", "experiment.eval_num_envs=2"],
     "embodied-deploy": ["episodes=1", "max_steps=4", "reset_time_s=0"],
     "embodied-teleop": ["episodes=1", "episode_time_s=0.3", "reset_time_s=0", "preview_every_s=0"],
     "embodied-record-demos": ["--episodes", "2", "--num-envs", "2"],
@@ -29,10 +30,11 @@ def shown_commands() -> list[str]:
     """Every ``embodied-*`` command line of the README's bash blocks, then of each CLI's docstring examples,
     in order, without comments (continuation lines joined)."""
     from embodied.cli import deploy, record_demos, teleop, train
+    from embodied.cli import eval as eval_cli
 
     with open(os.path.join(ROOT, "README.md")) as f:
         texts = re.findall(r"```bash\n(.*?)```", f.read(), re.S)
-    texts += [module.__doc__.split("Examples:")[1] for module in (train, record_demos, deploy, teleop)]
+    texts += [module.__doc__.split("Examples:")[1] for module in (train, record_demos, deploy, teleop, eval_cli)]
     commands = ["embodied-train"]  # what `make train` runs, first: later commands resume or deploy its run
     for text in texts:
         for line in text.replace("\\\n", " ").splitlines():

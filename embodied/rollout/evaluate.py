@@ -21,8 +21,9 @@ def video_frame(env, obs: dict, camera: str) -> np.ndarray:
 
 
 @torch.no_grad()
-def evaluate(policy, env, num_episodes: int, seed: int, video_camera: str | None = None) -> tuple[dict, list]:
-    """Run ``num_episodes`` episodes in waves of env.num_envs; returns mean metrics and video frames of episode 0."""
+def run_episodes(policy, env, num_episodes: int, seed: int, video_camera: str | None = None) -> tuple[list, list]:
+    """Episodes 0..num_episodes-1 in waves of env.num_envs; returns one dict of metrics per episode (in reset-id
+    order) and video frames of episode 0."""
     if env.autoreset:
         raise ValueError("evaluation needs an env built with autoreset=False")
     was_training, acting = policy.training, policy.acting_state()  # a training rollout's base chunk, set aside
@@ -48,6 +49,12 @@ def evaluate(policy, env, num_episodes: int, seed: int, video_camera: str | None
         episodes.extend(stats.finished_in_env_order(keep))
     policy.train(was_training)
     policy.load_acting_state(acting)
+    return episodes, frames
+
+
+def evaluate(policy, env, num_episodes: int, seed: int, video_camera: str | None = None) -> tuple[dict, list]:
+    """``run_episodes``' mean metrics (plus ``episodes``, their count) and video frames of episode 0."""
+    episodes, frames = run_episodes(policy, env, num_episodes, seed, video_camera)
     summary = {key: float(np.mean([e[key] for e in episodes])) for key in episodes[0]}
     summary["episodes"] = len(episodes)
     return summary, frames
