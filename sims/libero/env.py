@@ -14,13 +14,11 @@ when one is a region), for scripted experts and state policies.
 
 The suites run in this process and this venv, on the project's MuJoCo: robosuite steps one env at a time, so
 worker processes would only pay off with more cores than this machine's two, and one venv keeps the policy's
-observations free of copies. Each env slot borrows a robosuite env of its episode's task from a pool, so a slot
-that changes task reuses an env built earlier instead of building one (2-5 s).
+observations free of copies. Each env slot holds one robosuite env, rebuilt when its next episode is of another
+task; with ``num_envs`` a multiple of T a slot keeps its task.
 """
 
 from __future__ import annotations
-
-from collections import defaultdict
 
 import numpy as np
 import torch
@@ -41,30 +39,6 @@ def _blank_sensor(camera):
 
     blank.__modality__ = camera.modality  # robosuite's @sensor mark
     return blank
-
-
-class _EnvPool:
-    """robosuite envs by task; a slot borrows one for its episode's task and returns it when it changes task."""
-
-    def __init__(self, make):
-        self._make = make
-        self._free: dict[int, list] = defaultdict(list)
-        self.built = 0
-
-    def borrow(self, task: int):
-        if self._free[task]:
-            return self._free[task].pop()
-        self.built += 1
-        return self._make(task)
-
-    def give_back(self, task: int, env) -> None:
-        self._free[task].append(env)
-
-    def close(self) -> None:
-        for envs in self._free.values():
-            for env in envs:
-                env.close()
-        self._free.clear()
 
 
 @BACKENDS.register("libero")
@@ -100,7 +74,6 @@ class LiberoEnv(BatchedEnv):
         super().__init__(num_envs, action_spec, observation_spec,
                          max_episode_steps or suite_max_steps(self.tasks[0].suite),
                          terminate_on_success=terminate_on_success, autoreset=autoreset)
-        self._pool = _EnvPool(self._make_robosuite_env)
         self._slot_task = np.full(num_envs, -1, dtype=np.int64)
         self._slot_env: list = [None] * num_envs
         self._state = np.zeros((num_envs, STATE_DIM), dtype=np.float32)
@@ -126,11 +99,12 @@ class LiberoEnv(BatchedEnv):
         return (int(reset_id) // len(self.tasks)) % NUM_INIT_STATES
 
     def _switch_slot(self, slot: int, task: int):
-        """The robosuite env of ``slot`` for ``task``: its own, or one borrowed from the pool."""
+        """The robosuite env of ``slot``, rebuilt for ``task`` when the slot ran another task (0.5-1 s; keeping
+        envs of other tasks around would hold 0.3 GB each, 0.9 GB with cameras)."""
         if self._slot_task[slot] != task:
             if self._slot_env[slot] is not None:
-                self._pool.give_back(int(self._slot_task[slot]), self._slot_env[slot])
-            self._slot_env[slot] = self._pool.borrow(task)
+                self._slot_env[slot].close()
+            self._slot_env[slot] = self._make_robosuite_env(task)
             self._slot_task[slot] = task
         return self._slot_env[slot]
 
@@ -221,9 +195,8 @@ class LiberoEnv(BatchedEnv):
 
     def close(self) -> None:
         """Close every robosuite env (their renderers included)."""
-        for slot, env in enumerate(self._slot_env):
+        for env in self._slot_env:
             if env is not None:
-                self._pool.give_back(int(self._slot_task[slot]), env)
+                env.close()
         self._slot_env = [None] * self.num_envs
         self._slot_task[:] = -1
-        self._pool.close()
