@@ -19,6 +19,7 @@ from tests.backend_run import train_briefly
 from tests.env_contract import CHECKS
 
 REFERENCE = Path(__file__).parent / "data" / "libero_object0_state0_64px.png"  # agentview | wrist, state 0
+LEROBOT_EPISODE = Path(__file__).parent / "data" / "lerobot_libero" / "episode.npz"  # written by LeRobot's LiberoEnv
 SUITE_SIZES = {"libero_spatial": 10, "libero_object": 10, "libero_goal": 10, "libero_10": 10, "libero_90": 90}
 
 
@@ -91,6 +92,21 @@ def test_rendered_frames_are_upright_and_match_the_reference():
     error = np.abs(frame - reference).mean()
     upside_down = np.abs(frame[::-1] - reference).mean()
     assert error < 3.0 and upside_down > 10 * max(error, 1.0), (error, upside_down)
+
+
+def test_observations_are_the_ones_lerobots_libero_env_and_processor_give():
+    lerobot = np.load(LEROBOT_EPISODE)
+    env = libero(1, task="libero_object/0", cameras=("image", "image2"), image_size=(64, 64))
+    try:
+        obs, _ = env.reset(seed=0, reset_ids=[0])
+        rows = [obs] + [env.step(torch.from_numpy(action)[None])[0] for action in lerobot["actions"]]
+    finally:
+        env.close()
+    assert rows[0]["instruction"] == [str(lerobot["instruction"])]
+    state = np.stack([row["state"][0].numpy() for row in rows])
+    np.testing.assert_allclose(state, lerobot["state"], rtol=0, atol=1e-6)  # float32 rounding apart
+    for camera in ("image", "image2"):
+        np.testing.assert_array_equal(np.stack([row["rgb"][camera][0].numpy() for row in rows]), lerobot[camera])
 
 
 def test_the_instruction_names_the_tasks_object_and_the_state_is_lerobots():
