@@ -9,8 +9,8 @@ register_all()
 
 
 def make_env(backend: str = "mujoco", **kwargs) -> BatchedEnv:
-    """Build a batched env: ``make_env("mujoco", task="PickCube", num_envs=64)``; backends mujoco, mujoco_warp, maniskill,
-    libero."""
+    """Build a batched env: ``make_env("mujoco", task="PickCube", num_envs=64)``; backends mujoco, mujoco_warp,
+    maniskill, libero."""
     return BACKENDS.lookup(backend)(**kwargs)
 
 

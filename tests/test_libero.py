@@ -80,6 +80,49 @@ def test_reset_id_r_places_fixed_state_r_div_T_of_task_r_mod_T_exactly():
     np.testing.assert_array_equal(state, env.tasks[1].init_states[2])
 
 
+def test_a_task_with_ten_fixed_states_wraps_after_ten_and_one_without_states_is_refused():
+    env = libero(1, task="libero_goal_with_milk/0")  # a LIBERO-PRO variant that ships 10 states per task
+    try:
+        assert len(env.tasks[0].init_states) == 10
+        first, wrapped, second = (env.reset(seed=0, reset_ids=[r]) and env._slot_env[0].get_sim_state().copy()
+                                  for r in (0, 10, 1))  # the whole sim: this task's privileged part is regions (0)
+    finally:
+        env.close()
+    assert np.array_equal(first, wrapped) and not np.array_equal(first, second)
+    with pytest.raises(ValueError, match="task 3 .* ships no fixed initial states"):
+        load_suite("libero_10_with_milk")
+
+
+def test_a_snapshot_taken_while_grasping_resumes_exactly_in_another_env():
+    def run(snapshot_at=None, steps=100):
+        env, expert = libero(1), LiberoPickPlaceExpert(1)
+        obs, _ = env.reset(seed=0, reset_ids=[0])
+        states = []
+        for step in range(steps):
+            if step == snapshot_at:  # the fingers close on the soup: contacts, where the solver's warm start counts
+                snapshot, resumed = env.get_state(), libero(1)
+                resumed.reset(seed=0, reset_ids=[1])  # another task in its slot: restoring rebuilds it
+                obs = resumed.set_state(snapshot)
+                env.close()
+                env = resumed
+            obs, *_ = env.step(expert.act(obs))
+            states.append(obs["state"][0])
+        env.close()
+        return torch.stack(states)
+
+    assert torch.equal(run(snapshot_at=70), run())
+
+
+def test_a_snapshot_of_other_tasks_is_refused():
+    source, other = libero(1, task="libero_object/0"), libero(1, task="libero_object/1")
+    try:
+        source.reset(seed=0), other.reset(seed=0)
+        with pytest.raises(ValueError, match="restore it with the env.task and env.num_envs it was taken with"):
+            other.set_state(source.get_state())
+    finally:
+        source.close(), other.close()
+
+
 def test_rendered_frames_are_upright_and_match_the_reference():
     env = libero(1, task="libero_object/0", cameras=("image", "image2"), image_size=(64, 64))
     try:

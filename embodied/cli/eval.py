@@ -3,12 +3,14 @@
 Examples:
   embodied-eval                                     # after `make train`: runs/Reach_ppo/final_policy on Reach
   embodied-eval experiment.name=Reach_ppo experiment.eval_episodes=200 experiment.eval_seed=7  # other episodes
-  embodied-eval experiment.name=libero_object_ppo env=libero env.task=libero_object \
+  embodied-eval experiment.name=libero_object_ppo env=libero env.task=libero_object \\
       experiment.eval_episodes=100 experiment.eval_num_envs=10  # LIBERO-Object: 10 episodes per task
 Takes embodied-train's settings (`embodied-eval --help` shows them): the policy is ``init_from`` (default
 runs/<experiment.name>/final_policy), the env is ``env.*``, and episode j starts from reset id j of
-``experiment.eval_seed``. On a LIBERO suite of T tasks episode j runs task j % T from its fixed state j // T, so
-10 x T episodes run every task from its states 0..9, as LeRobot evaluates. Writes <policy>/eval.json.
+``experiment.eval_seed``. On a LIBERO suite of T tasks episode j runs task j % T from its fixed state j // T (modulo
+the task's number of states), so 10 x T episodes run every task from its states 0..9, as LeRobot evaluates; run them
+on experiment.eval_num_envs=T envs (each holds a robosuite env: 0.3 GB, 0.9 GB with cameras). Writes
+<policy>/eval.json.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ def evaluate_saved_policy(overrides: list[str]) -> tuple[list[dict], str]:
     if not os.path.isdir(policy_dir):
         raise FileNotFoundError(f"no policy at {policy_dir}: pass init_from=<a final_policy directory> (or train "
                                 f"experiment.name={x.name} first)")
+    if not os.access(policy_dir, os.W_OK):
+        raise PermissionError(f"cannot write the table to {policy_dir}/eval.json: copy the policy somewhere writable")
     torch.set_num_threads(max(1, x.torch_threads))
     policy = from_pretrained(policy_dir).to(learner_device(x.device))
     refuse_unrendered_cameras(policy, cfg.env.cameras, f"the policy {policy_dir}")

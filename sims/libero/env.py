@@ -1,7 +1,8 @@
 """LIBERO suites as a ``BatchedEnv`` (env.backend=libero): LeRobot's LIBERO observations, the suites' fixed states.
 
-Reset id r of a suite with T tasks starts task ``r % T`` from its fixed initial state ``(r // T) % 50``, so an
-evaluation of 10 x T episodes runs every task from its states 0..9, as LeRobot's evaluation does. The seed changes
+Reset id r of a suite with T tasks starts task ``r % T`` from its fixed initial state ``(r // T) % S`` (S: the
+task's number of fixed states, 50 in the five standard suites), so an evaluation of 10 x T episodes runs every task
+from its states 0..9, as LeRobot's evaluation does. The seed changes
 nothing: LIBERO's initial states are fixed files. After each reset the arm holds still with its gripper open for 10
 settle steps that are not part of the episode; the episode then runs at most the suite's step limit and ends on
 success (reward 1 on success, else 0).
@@ -13,9 +14,10 @@ the 7-D action is robosuite's OSC pose delta in [-1, 1] with the gripper last (-
 when one is a region), for scripted experts and state policies.
 
 The suites run in this process and this venv, on the project's MuJoCo: robosuite steps one env at a time, so
-worker processes would only pay off with more cores than this machine's two, and one venv keeps the policy's
-observations free of copies. Each env slot holds one robosuite env, rebuilt when its next episode is of another
-task; with ``num_envs`` a multiple of T a slot keeps its task.
+worker processes pay off only with many cores, and one venv keeps the policy's observations free of copies. Each env
+slot holds one robosuite env, rebuilt (0.5-1 s) when its next episode is of another task: in evaluation waves of
+``num_envs`` a multiple of T a slot keeps its task; with autoreset, episodes end at different times and slots change
+task.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ import numpy as np
 import torch
 
 from sims.api import BACKENDS, ActionSpec, BatchedEnv, ObservationSpec, StepResult
-from sims.libero.suites import (ACTION_NAMES, CAMERAS, NUM_INIT_STATES, SETTLE_ACTION, SETTLE_STEPS, STATE_DIM,
-                                LiberoTask, import_libero, lerobot_state, load_suite, suite_max_steps, upright)
+from sims.libero.suites import (ACTION_NAMES, CAMERAS, SETTLE_ACTION, SETTLE_STEPS, STATE_DIM,
+                                LiberoTask, lerobot_state, load_suite, suite_max_steps, upright)
 
 OBJECTS_OF_INTEREST = 2  # privileged holds this many object positions (LIBERO tasks name one or two)
 
@@ -60,11 +62,11 @@ class LiberoEnv(BatchedEnv):
             raise ValueError(f"backend=libero runs LIBERO's own Panda in its own scenes, not env.arm={arm!r} / "
                              f"env.domain={domain!r}")
         if num_threads > 1:
-            raise ValueError(f"backend=libero steps its envs in this process; env.num_threads={num_threads} must be 0")
+            raise ValueError(f"backend=libero steps its envs in this process; env.num_threads={num_threads} must be "
+                             "0 or 1")
         unknown = [c for c in cameras if c not in CAMERAS]
         if unknown:
             raise ValueError(f"backend=libero has cameras {sorted(CAMERAS)} (agentview, wrist), not {unknown}")
-        import_libero()
         self.tasks: list[LiberoTask] = load_suite(task)
         self.cameras = tuple(cameras)
         self.image_size = tuple(int(s) for s in image_size)
@@ -95,22 +97,26 @@ class LiberoEnv(BatchedEnv):
         """The task each reset id starts (id r: task r % T)."""
         return [self.tasks[int(r) % len(self.tasks)] for r in np.asarray(reset_ids).reshape(-1)]
 
-    def _init_state_index(self, reset_id: int) -> int:
-        return (int(reset_id) // len(self.tasks)) % NUM_INIT_STATES
+    def _init_state(self, reset_id: int) -> tuple[int, np.ndarray]:
+        """The task index and fixed initial state of reset id r: task r % T, its state (r // T) % S."""
+        task = int(reset_id) % len(self.tasks)
+        states = self.tasks[task].init_states
+        return task, states[(int(reset_id) // len(self.tasks)) % len(states)]
 
     def _switch_slot(self, slot: int, task: int):
         """The robosuite env of ``slot``, rebuilt for ``task`` when the slot ran another task (0.5-1 s; keeping
         envs of other tasks around would hold 0.3 GB each, 0.9 GB with cameras)."""
         if self._slot_task[slot] != task:
-            if self._slot_env[slot] is not None:
-                self._slot_env[slot].close()
+            old, self._slot_env[slot], self._slot_task[slot] = self._slot_env[slot], None, -1
+            if old is not None:
+                old.close()
             self._slot_env[slot] = self._make_robosuite_env(task)
             self._slot_task[slot] = task
         return self._slot_env[slot]
 
     def _place(self, slot: int, task: int, snapshot: dict) -> dict:
         """Put ``slot`` in a MuJoCo state of ``task`` (``snapshot``: ``sim``, and to resume mid-episode the Panda
-        gripper's command and the step count); returns robosuite's observation of it.
+        gripper's command, the step count and the solver's warm start); returns robosuite's observation of it.
 
         A new episode starts with the gripper's command at 0, as after a hard reset: the soft reset keeps the last
         episode's, which would change how the fingers settle (the command ramps 0.25 per step).
@@ -122,6 +128,7 @@ class LiberoEnv(BatchedEnv):
         gripper.current_action = np.array(snapshot.get("gripper", np.zeros(gripper.dof)), dtype=np.float64)
         if "timestep" in snapshot:  # mid-episode: continue as the uninterrupted episode would
             env.env.timestep = int(snapshot["timestep"])
+            env.env.sim.data._data.qacc_warmstart[:] = snapshot["warmstart"]  # the solver's start under contacts
             env.env.robots[0].controller.new_update = True  # the next goal starts from this state
         return raw
 
@@ -155,9 +162,8 @@ class LiberoEnv(BatchedEnv):
     # ----------------------------------------------------------------- BatchedEnv hooks
     def _reset_worlds(self, env_ids, rngs) -> None:
         for slot in env_ids:
-            reset_id = int(self.reset_ids[slot])
-            task = reset_id % len(self.tasks)
-            self._place(slot, task, {"sim": self.tasks[task].init_states[self._init_state_index(reset_id)]})
+            task, state = self._init_state(self.reset_ids[slot])
+            self._place(slot, task, {"sim": state})
             self._store(slot, self._settle(slot))
             self._success[slot] = False
 
@@ -178,15 +184,23 @@ class LiberoEnv(BatchedEnv):
         return StepResult(self._success.astype(np.float32), self._success.copy(), np.zeros(self.num_envs, bool))
 
     def _get_world_state(self) -> dict:
+        if any(env is None for env in self._slot_env):
+            raise RuntimeError("call reset() before get_state(): the env has no episode yet")
         worlds = [{"sim": env.get_sim_state(), "gripper": env.env.robots[0].gripper.current_action,
-                   "timestep": np.int64(env.env.timestep)}
+                   "timestep": np.int64(env.env.timestep), "warmstart": env.env.sim.data._data.qacc_warmstart}
                   for env in self._slot_env]
         observed = {"task": self._slot_task, "success": self._success, "state": self._state, "objects": self._objects}
         observed |= {f"rgb_{c}": images for c, images in self._rgb.items()}
-        return {"worlds": [{k: torch.from_numpy(np.array(v)) for k, v in w.items()} for w in worlds]} | {
+        return {"worlds": [{k: torch.from_numpy(np.array(v)) for k, v in w.items()} for w in worlds],
+                "task_names": [self.tasks[t].name for t in self._slot_task]} | {
             key: torch.from_numpy(value.copy()) for key, value in observed.items()}
 
     def _set_world_state(self, state: dict) -> None:
+        names = [self.tasks[t].name if 0 <= t < len(self.tasks) else None for t in state["task"].tolist()]
+        if len(state["worlds"]) != self.num_envs or names != state["task_names"]:
+            raise ValueError(f"the snapshot holds {len(state['worlds'])} envs of tasks {state['task_names']}, this env "
+                             f"has {self.num_envs} of {self.tasks[0].suite}: restore it with the env.task and "
+                             "env.num_envs it was taken with")
         for slot, (task, world) in enumerate(zip(state["task"].tolist(), state["worlds"])):
             self._place(slot, task, {key: value.numpy() for key, value in world.items()})
         for key, target in [("success", self._success), ("state", self._state), ("objects", self._objects)] + [

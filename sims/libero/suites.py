@@ -24,7 +24,6 @@ SETTLE_ACTION = np.array([0, 0, 0, 0, 0, 0, -1], dtype=np.float64)  # hold still
 CAMERAS = {"image": "agentview", "image2": "robot0_eye_in_hand"}
 ACTION_NAMES = ("dx", "dy", "dz", "dax", "day", "daz", "gripper")  # OSC pose delta; gripper -1 open, +1 closed
 STATE_DIM = 8
-NUM_INIT_STATES = 50
 
 
 def import_libero():
@@ -50,7 +49,8 @@ class LiberoTask:
     name: str
     instruction: str
     bddl_file: str
-    init_states: np.ndarray  # float64 [50, S]: flattened MuJoCo states, one per fixed initial configuration
+    init_states: np.ndarray  # float64 [S, D]: flattened MuJoCo states, one per fixed initial state (S = 50 in the
+    # five standard suites; some LIBERO-PRO variants ship 10)
 
 
 def suite_max_steps(suite: str) -> int:
@@ -97,7 +97,11 @@ def load_suite(spec: str) -> list[LiberoTask]:
         task = suite.get_task(i)
         bddl = str(bddl_root / task.problem_folder / task.bddl_file)
         language = task.language if suite_name in SUITE_MAX_STEPS else get_problem_info(bddl)["language_instruction"]
-        tasks.append(LiberoTask(suite_name, i, task.name, language, bddl, np.asarray(suite.get_task_init_states(i))))
+        init_states = np.asarray(suite.get_task_init_states(i))
+        if init_states.ndim != 2 or len(init_states) == 0:
+            raise ValueError(f"{suite_name} task {i} ({task.name}) ships no fixed initial states "
+                             f"(shape {init_states.shape}); pick its other tasks with {suite_name}/<index>")
+        tasks.append(LiberoTask(suite_name, i, task.name, language, bddl, init_states))
     return tasks
 
 
