@@ -24,8 +24,9 @@ import torch  # noqa: E402
 from benchmarks.results_io import write_results  # noqa: E402
 from embodied.rollout.task_table import format_table, task_table  # noqa: E402
 from sims import make_env  # noqa: E402
+from sims.libero.env import make_robosuite_env  # noqa: E402
 from sims.libero.scripted import LiberoPickPlaceExpert  # noqa: E402
-from sims.libero.suites import CAMERAS, SETTLE_ACTION, SETTLE_STEPS, SUITE_MAX_STEPS, load_suite  # noqa: E402
+from sims.libero.suites import SETTLE_ACTION, SETTLE_STEPS, SUITE_MAX_STEPS, load_suite  # noqa: E402
 
 
 def load_every_task(suite: str, states: int) -> dict:
@@ -55,12 +56,8 @@ def load_every_task(suite: str, states: int) -> dict:
 
 
 def raw_robosuite(task, cameras: tuple, size: int, steps: int) -> tuple[float, float]:
-    """(steps/s, seconds per LeRobot-style reset) of the robosuite env itself."""
-    from libero.libero.envs.env_wrapper import ControlEnv
-
-    env = ControlEnv(bddl_file_name=task.bddl_file, use_camera_obs=bool(cameras), has_offscreen_renderer=bool(cameras),
-                     camera_names=[CAMERAS[c] for c in cameras], camera_heights=size, camera_widths=size,
-                     ignore_done=True, hard_reset=False)
+    """(steps/s, seconds per LeRobot-style reset) of the robosuite env a slot holds, driven directly."""
+    env = make_robosuite_env(task, cameras, (size, size))
     started = time.perf_counter()
     for k in range(3):
         env.reset()

@@ -43,6 +43,17 @@ def _blank_sensor(camera):
     return blank
 
 
+def make_robosuite_env(task: LiberoTask, cameras: tuple, image_size: tuple):
+    """The robosuite env of ``task`` that a slot holds: it renders exactly ``cameras`` (ours, at ``image_size``),
+    none: no GL at all; soft resets; episode ends are the batched env's."""
+    from libero.libero.envs.env_wrapper import ControlEnv
+
+    height, width = image_size
+    return ControlEnv(bddl_file_name=task.bddl_file, use_camera_obs=bool(cameras), has_offscreen_renderer=bool(cameras),
+                      camera_names=[CAMERAS[c] for c in cameras], camera_heights=height, camera_widths=width,
+                      ignore_done=True, hard_reset=False)
+
+
 @BACKENDS.register("libero")
 class LiberoEnv(BatchedEnv):
     """A LIBERO or LIBERO-PRO suite (``task="libero_spatial"``, or ``"libero_goal/3"`` for one task) on N env
@@ -83,15 +94,6 @@ class LiberoEnv(BatchedEnv):
         self._rgb = {c: np.zeros((num_envs, *self.image_size, 3), dtype=np.uint8) for c in self.cameras}
         self._success = np.zeros(num_envs, dtype=bool)
 
-    def _make_robosuite_env(self, task: int):
-        """A robosuite env of ``self.tasks[task]`` that renders exactly the observed cameras (none: no GL at all)."""
-        from libero.libero.envs.env_wrapper import ControlEnv
-
-        height, width = self.image_size
-        return ControlEnv(bddl_file_name=self.tasks[task].bddl_file, use_camera_obs=bool(self.cameras),
-                          has_offscreen_renderer=bool(self.cameras), camera_names=[CAMERAS[c] for c in self.cameras],
-                          camera_heights=height, camera_widths=width, ignore_done=True, hard_reset=False)
-
     # ----------------------------------------------------------------- episodes
     def episode_task(self, reset_ids) -> list[LiberoTask]:
         """The task each reset id starts (id r: task r % T)."""
@@ -110,7 +112,7 @@ class LiberoEnv(BatchedEnv):
             old, self._slot_env[slot], self._slot_task[slot] = self._slot_env[slot], None, -1
             if old is not None:
                 old.close()
-            self._slot_env[slot] = self._make_robosuite_env(task)
+            self._slot_env[slot] = make_robosuite_env(self.tasks[task], self.cameras, self.image_size)
             self._slot_task[slot] = task
         return self._slot_env[slot]
 
