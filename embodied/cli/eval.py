@@ -3,6 +3,8 @@
 Examples:
   embodied-eval                                     # after `make train`: runs/Reach_ppo/final_policy on Reach
   embodied-eval experiment.name=Reach_ppo experiment.eval_episodes=200 experiment.eval_seed=7  # other episodes
+  embodied-eval experiment=vla_sft_suite data.paths=[demos/tabletop] env.split=paraphrase \\
+      experiment.eval_episodes=210  # the tabletop suite's held-out wordings: 10 episodes per task
   embodied-eval experiment.name=libero_object_ppo env=libero env.task=libero_object \\
       experiment.eval_episodes=100 experiment.eval_num_envs=10  # LIBERO-Object: 10 episodes per task
 Takes embodied-train's settings (`embodied-eval --help` shows them): the policy is ``init_from`` (default
@@ -57,10 +59,12 @@ def evaluate_saved_policy(overrides: list[str]) -> tuple[list[dict], str]:
     finally:
         env.close()
     seconds = time.perf_counter() - started
-    print(format_table(rows, f"{cfg.env.task}: success per task (seed {x.eval_seed}, {seconds:.0f} s)"))
+    name = f"{cfg.env.suite} ({cfg.env.split} split)" if cfg.env.suite else cfg.env.task
+    print(format_table(rows, f"{name}: success per task (seed {x.eval_seed}, {seconds:.0f} s)"))
     path = os.path.join(policy_dir, "eval.json")
     with open(path, "w") as f:
-        json.dump({"policy": policy_dir, "backend": cfg.env.backend, "task": cfg.env.task, "seed": x.eval_seed,
+        json.dump({"policy": policy_dir, "backend": cfg.env.backend, "task": cfg.env.task, "suite": cfg.env.suite,
+                   "split": cfg.env.split, "seed": x.eval_seed,
                    "seconds": seconds, "rows": rows}, f, indent=2)
     return rows, path
 

@@ -5,6 +5,8 @@ Examples:
   embodied-record-demos --task StackCube --episodes 200 --out demos/stack_cube --cameras front wrist side
   embodied-record-demos --out demos/pick_cube --cameras front wrist side --resume  # append (same cameras)
   embodied-record-demos --task StackCube --expert planner      # IK + joint-space Informed RRT* (joint_delta actions)
+  embodied-record-demos --suite tabletop --episodes 2100 --frames-after-success 10 --cameras front wrist side
+                                                               # the suite's 21 training tasks, 100 episodes each
 Only successful episodes are kept unless --keep-failures. Train on the result with
   embodied-train algo=sft env=pick_cube data.paths=[demos/pick_cube] experiment.name=PickCube_sft
 """
@@ -38,6 +40,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true",
                         help="append to an existing dataset at --out, in scenes after the last one saved")
     parser.add_argument("--keep-failures", action="store_true", help="also save episodes the expert failed")
+    parser.add_argument("--suite", default=None,
+                        help="record the tasks of a TabletopSuite suite (tabletop, tabletop_object, ...) instead of "
+                             "--task: episode j runs task j %% T")
+    parser.add_argument("--split", default="train", help="the suite's split (train | paraphrase | composition)")
+    parser.add_argument("--frames-after-success", type=int, default=None, metavar="K",
+                        help="end each episode K frames after it first succeeds (default: run to the episode limit; "
+                             "a suite's limit fits its longest task)")
     return parser.parse_args(argv)
 
 
@@ -49,10 +58,18 @@ def main(argv=None) -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
     from sims import make_env
 
-    out = args.out or os.path.join("demos", args.task.lower())
+    if args.frames_after_success is not None and args.frames_after_success < 0:
+        sys.exit(f"--frames-after-success must be >= 0, got {args.frames_after_success}")
+    task = "TabletopSuite" if args.suite else args.task
+    suite = {"suite": args.suite, "split": args.split} if args.suite else {}
+    out = args.out or os.path.join("demos", (args.suite or args.task).lower())
     controller = args.controller or ("joint_delta" if args.expert == "planner" else "ee_delta_pos")
-    env = make_env(task=args.task, num_envs=args.num_envs, controller=controller, cameras=tuple(args.cameras),
-                   image_size=tuple(args.image_size), autoreset=False, domain=args.domain, arm=args.arm)
+    try:
+        env = make_env(task=task, num_envs=args.num_envs, controller=controller, cameras=tuple(args.cameras),
+                       image_size=tuple(args.image_size), autoreset=False, domain=args.domain, arm=args.arm,
+                       terminate_on_success=False, **suite)  # (--frames-after-success ends episodes instead)
+    except (KeyError, ValueError) as error:  # an unknown task, suite or split
+        sys.exit(f"embodied-record-demos: {str(error).strip(chr(34))}")
     features = env_features(env)
     fps = float(env.control_hz)
     if args.resume and os.path.isfile(os.path.join(out, "meta", "info.json")) and \
@@ -68,7 +85,8 @@ def main(argv=None) -> None:
     try:
         first_wave = next_wave(writer.episode_rows, args.seed) if args.resume else 0  # fresh scenes on resume
         counts = record_expert_demos(env, writer, args.episodes, seed=args.seed, first_wave=first_wave,
-                                     only_successes=not args.keep_failures, expert=args.expert)
+                                     only_successes=not args.keep_failures, expert=args.expert,
+                                     frames_after_success=args.frames_after_success)
     except ValueError as error:  # e.g. the planner with an end-effector controller
         sys.exit(f"embodied-record-demos: {error}")
     print(f"saved {counts['saved']} of {counts['attempted']} attempted episodes to {out} "

@@ -29,6 +29,10 @@ class EnvConfig:
     num_threads: int = 0
     domain: str = "sim"  # sim | shifted (the held-out "real" domain: colours, camera, light, friction)
     arm: str = "panda"  # panda | ur5e | xarm7 | xarm6 (sims/arms/; mujoco backends)
+    # task TabletopSuite (env=tabletop_suite): the suite (tabletop | tabletop_spatial | _object | _goal | _long) and
+    # split (train | paraphrase: held-out wordings | composition: held-out colour x goal pairings)
+    suite: Optional[str] = None
+    split: str = "train"
 
 
 @dataclass
@@ -191,6 +195,9 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.experiment.eval_episodes >= 1, f"experiment.eval_episodes must be >= 1, got {cfg.experiment.eval_episodes}"),
         (cfg.experiment.eval_num_envs >= 1,
          f"experiment.eval_num_envs must be >= 1 (worlds evaluated side by side), got {cfg.experiment.eval_num_envs}"),
+        (cfg.env.suite is None or (cfg.env.task == "TabletopSuite" and cfg.env.backend in ("mujoco", "mujoco_warp")),
+         f"env.suite={cfg.env.suite} picks tasks of TabletopSuite on the mujoco backends, not env.task="
+         f"{cfg.env.task} on backend {cfg.env.backend}: use env=tabletop_suite env.suite={cfg.env.suite}"),
         (cfg.env.max_episode_steps is None or cfg.env.max_episode_steps >= 1,
          f"env.max_episode_steps must be >= 1 (or null: the task's own limit), got {cfg.env.max_episode_steps}"),
         (cfg.policy.chunk_size >= 1, f"policy.chunk_size must be >= 1 (actions per prediction), "

@@ -67,12 +67,13 @@ def next_wave(episode_rows: list[dict], seed: int) -> int:
 
 def record_expert_demos(env, writer: LeRobotDatasetWriter, num_episodes: int, seed: int,
                         only_successes: bool = True, progress: bool = True, expert: str = "waypoints",
-                        first_wave: int = 0) -> dict:
+                        first_wave: int = 0, frames_after_success: int | None = None) -> dict:
     """Run an expert (``EXPERTS``) in waves of ``env.num_envs`` and save each episode; returns counts.
 
     Wave w resets the worlds with seed ``seed + w`` (from ``first_wave``: see ``next_wave`` for a resume); each
     episode's row notes its scene (``scene/seed``, ``scene/reset_id``). Failed episodes are discarded when
-    ``only_successes``. The env must be built with ``autoreset=False``.
+    ``only_successes``. ``frames_after_success``: an episode ends this many frames after the step that first
+    reached success (None: it runs to the env's episode limit). The env must be built with ``autoreset=False``.
     """
     saved = attempted = 0
     bar = tqdm(total=num_episodes, desc="demos", unit="ep", disable=not progress)
@@ -84,16 +85,23 @@ def record_expert_demos(env, writer: LeRobotDatasetWriter, num_episodes: int, se
         policy = make_expert(env, expert, seed + wave)
         buffers: list[list[tuple[dict, str]]] = [[] for _ in range(env.num_envs)]
         success = torch.zeros(env.num_envs, dtype=torch.bool)
+        frames_left = torch.full((env.num_envs,), env.max_episode_steps)  # frames each episode still records
         for _ in range(env.max_episode_steps):
             action = policy.act()
             frames = [(frame_of(obs, action, i), obs["instruction"][i]) for i in range(env.num_envs)]
             obs, reward, term, trunc, info = env.step(action)
             for i, (frame, instruction) in enumerate(frames):
+                if frames_left[i] <= 0:
+                    continue
                 if REWARD in writer.features:  # (a dataset recorded before rewards were, resumed, has none)
                     frame[REWARD] = np.array([float(reward[i])], dtype=np.float32)
                 buffers[i].append((frame, instruction))
+            frames_left -= 1
+            if frames_after_success is not None:
+                first = info["success"] & ~success
+                frames_left[first] = torch.clamp(frames_left[first], max=frames_after_success)
             success |= info["success"]
-            if (term | trunc).all():
+            if (term | trunc).all() or (frames_left <= 0).all():
                 break
         for i in range(env.num_envs):
             if saved >= num_episodes:

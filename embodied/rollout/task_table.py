@@ -4,10 +4,11 @@ from __future__ import annotations
 
 
 def episode_tasks(env, task: str, num_episodes: int) -> list[str]:
-    """The task of evaluation episodes 0..num_episodes-1 (reset ids 0..): a suite env names it per reset id, any
-    other env runs ``task`` in every episode."""
-    if hasattr(env, "episode_task"):
-        return [f"{t.index}: {t.instruction}" for t in env.episode_task(range(num_episodes))]
+    """The task of evaluation episodes 0..num_episodes-1 (reset ids 0..): a suite (LIBERO's env, or the tabletop
+    env's TabletopSuite task) names it per reset id, any other env runs ``task`` in every episode."""
+    describe = getattr(env, "episode_task", None) or getattr(getattr(env, "task", None), "episode_task", None)
+    if describe is not None:
+        return [f"{t.index}: {t.instruction}" for t in describe(range(num_episodes))]
     return [task] * num_episodes
 
 

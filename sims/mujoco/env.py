@@ -46,12 +46,16 @@ class MujocoTabletopEnv(BatchedEnv):
         reward_mode: str = "dense",
         randomization: Randomization | None = None,
         max_episode_steps: int | None = None,
-        terminate_on_success: bool = False,
+        terminate_on_success: bool | None = None,
         autoreset: bool = True,
         num_threads: int = 0,
         domain: str = "sim",
         arm: str = "panda",
+        suite: str | None = None,
+        split: str = "train",
     ):
+        """``suite``, ``split``: with task TabletopSuite, which suite and split (sims/tasks/suite_catalog.py);
+        ``terminate_on_success``: None takes the task's choice (``Task.ends_on_success``)."""
         if reward_mode not in ("dense", "sparse"):
             raise ValueError(f"reward_mode must be 'dense' or 'sparse', got {reward_mode!r}")
         substeps = round(1.0 / (control_hz * timestep))
@@ -60,7 +64,7 @@ class MujocoTabletopEnv(BatchedEnv):
                 f"control_hz={control_hz} needs a whole number of {timestep} s physics steps per control step; "
                 f"pick control_hz such that 1/(control_hz*timestep) is an integer (e.g. 20 or 50)"
             )
-        self.task = make_task(task)
+        self.task = make_task(task, **({"suite": suite, "split": split} if suite else {}))
         self.arm = get_arm(arm)
         self.controller = make_controller(controller, self.arm)
         self.substeps = substeps
@@ -82,7 +86,7 @@ class MujocoTabletopEnv(BatchedEnv):
             ObservationSpec(state_dim(self.arm.dof), self.task.privileged_dim, tuple(cameras), height, width,
                             self.task.goal_state_dims),
             max_episode_steps or self.task.max_episode_steps,
-            terminate_on_success=terminate_on_success,
+            terminate_on_success=self.task.ends_on_success if terminate_on_success is None else terminate_on_success,
             autoreset=autoreset,
         )
         self.renderer = None
@@ -139,7 +143,7 @@ class MujocoTabletopEnv(BatchedEnv):
     def _reset_worlds(self, env_ids, rngs) -> None:
         self.batch.reset(env_ids, stage=mujoco.mjtStage.mjSTAGE_NONE)
         for i, rng in zip(env_ids, rngs):
-            episode = self.task.sample_episode(rng)
+            episode = self.task.episode_for(rng, int(self.reset_ids[i]))
             self.qvel[i] = 0.0
             self.lay_out_episode(episode, self.qpos[i], self.ctrl[i], self.mocap_pos[i])
             self.instructions[i] = episode.instruction

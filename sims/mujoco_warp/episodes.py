@@ -48,7 +48,7 @@ class EpisodeSampler:
         instructions, visuals = [], {"geom_rgba": [], "cam_pos": [], "light_diffuse": []}
         for row, reset_id in enumerate(reset_ids):
             rng = episode_rng(seed, int(reset_id))
-            episode = self.task.sample_episode(rng)
+            episode = self.task.episode_for(rng, int(reset_id))
             self.lay_out_episode(episode, qpos[row], ctrl[row], mocap[row])
             params[row] = episode.params
             instructions.append(episode.instruction)

@@ -59,7 +59,8 @@ class EpisodeInit:
 
 @dataclass(frozen=True)
 class Waypoint:
-    """A phase of a scripted expert: move the tool to ``target`` with the gripper command ``grip``."""
+    """A phase of a scripted expert: move the tool to ``target`` with the gripper command ``grip``. Each field but
+    ``target`` is one value for every env, or an array [N] when the envs run different tasks (a suite)."""
 
     target: np.ndarray  # [N, 3]
     grip: float  # -1 closed, +1 open
@@ -114,10 +115,16 @@ class Task(abc.ABC):
     params_dim: int = 0
     instructions_vary: bool = False  # whether episodes of this task get different instruction texts
     params_follow_markers: bool = False  # True: params derive from where the markers are, so they cannot move alone
+    ends_on_success: bool = False  # the env's default for terminate_on_success (a suite's episodes end at success)
 
     @abc.abstractmethod
     def sample_episode(self, rng: np.random.Generator) -> EpisodeInit:
         """Draw an episode's initial object poses, markers, instruction and parameters."""
+
+    def episode_for(self, rng: np.random.Generator, reset_id: int) -> EpisodeInit:
+        """The episode of reset id ``reset_id`` drawn from its generator ``rng`` (a suite picks its task by the id;
+        a single task ignores it)."""
+        return self.sample_episode(rng)
 
     @abc.abstractmethod
     def privileged(self, view: SceneView):
