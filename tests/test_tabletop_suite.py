@@ -206,3 +206,17 @@ def test_the_expert_replans_a_slot_for_the_different_task_its_next_episode_runs(
         finished += int((term | trunc).sum())
         successes += int(info["success"].sum())
     assert finished >= 21 and successes >= 0.9 * finished, (successes, finished)
+
+
+def test_scores_and_task_state_are_the_same_on_torch_tensors_as_on_numpy():
+    """mujoco_warp scores on the device: the array-generic code must give numpy's numbers on torch tensors."""
+    env = suite_env(21, autoreset=False, terminate_on_success=False)
+    env.reset(seed=4, reset_ids=np.arange(21))
+    expert = WaypointExpert(env)
+    for _ in range(40):  # mid-episode: cubes held, pushed, some goals reached
+        env.step(expert.act())
+    view = env.scene_view()
+    as_torch = SceneView(*(torch.from_numpy(np.array(getattr(view, f))) for f in view.__dataclass_fields__))
+    for mine, theirs in zip(env.task.evaluate(view), env.task.evaluate(as_torch)):
+        np.testing.assert_allclose(theirs.numpy(), mine, atol=1e-9)
+    np.testing.assert_allclose(env.task.privileged(as_torch).numpy(), env.task.privileged(view), atol=1e-6)
