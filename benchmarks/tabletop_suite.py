@@ -78,6 +78,16 @@ def evaluate_split(policy: str, data: str, split: str, episodes: int) -> list[di
     return rows
 
 
+def with_family_means(rows: list[dict]) -> list[dict]:
+    """``rows`` (embodied-eval's, the mean over tasks last) with each family's mean over its tasks before the last."""
+    families: dict[str, list[dict]] = {}
+    for row in rows[:-1]:
+        families.setdefault(row["task"].split(": ")[1], []).append(row)
+    means = [{"task": f"mean: {family}", "episodes": sum(r["episodes"] for r in members),
+              "success": sum(r["success"] for r in members) / len(members)} for family, members in families.items()]
+    return rows[:-1] + means + rows[-1:]
+
+
 def format_split(split: str, results: dict[str, list[dict]]) -> str:
     """One split's rows: task, then each policy's success (and the episodes behind it)."""
     names = list(results)
@@ -120,7 +130,7 @@ def main() -> None:
             episodes = args.episodes_per_task * len(suite_tasks("tabletop", split))
             if split == "composition":
                 episodes *= 2
-            per_split[split] = {p: evaluate_split(p, args.data, split, episodes) for p in policies}
+            per_split[split] = {p: with_family_means(evaluate_split(p, args.data, split, episodes)) for p in policies}
             print(format_split(split, per_split[split]), flush=True)
         results["policies"] = per_split
     results["seconds"] = time.perf_counter() - started

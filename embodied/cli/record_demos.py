@@ -5,8 +5,8 @@ Examples:
   embodied-record-demos --task StackCube --episodes 200 --out demos/stack_cube --cameras front wrist side
   embodied-record-demos --out demos/pick_cube --cameras front wrist side --resume  # append (same cameras)
   embodied-record-demos --task StackCube --expert planner      # IK + joint-space Informed RRT* (joint_delta actions)
-  embodied-record-demos --suite tabletop --episodes 1050 --frames-after-success 10 --cameras front wrist
-                                                               # the suite's 21 training tasks, 50 episodes each
+  embodied-record-demos --suite tabletop_goal --episodes 400 --frames-after-success 10 --cameras front wrist
+                                                               # the goal family's 8 training tasks, 50 episodes each
 Only successful episodes are kept unless --keep-failures. Train on the result with
   embodied-train algo=sft env=pick_cube data.paths=[demos/pick_cube] experiment.name=PickCube_sft
 """
