@@ -70,13 +70,13 @@ class TabletopSuite(Task):
         params = np.array([index, len(goals), *goals[0], *goals[-1]], dtype=np.float64)
         text = task.instruction(reset_id // len(self.tasks), held_out_wording=self.split == "paraphrase")
         return EpisodeInit(np.concatenate([cubes, np.full((3, 1), CUBE_HALF)], axis=1),
-                           rng.uniform(-np.pi / 8, np.pi / 8, size=3),
+                           rng.uniform(-np.pi / 8, np.pi / 8, size=3),  # (turned more, grasps slipped in transit)
                            np.concatenate([targets, np.full((3, 1), 0.001)], axis=1), text, params=params)
 
     # ----------------------------------------------------------------- scoring
     def _goal(self, view: SceneView, k: int) -> dict:
         """Goal k (0 or 1) of every env: the subject cube's index and position, its destination, whether the goal
-        holds, its dense reward in [0, 1] and the tool's push point."""
+        holds, and its dense reward in [0, 1]."""
         xp = namespace(view.cube_pos)
         rows = row_index(view.tcp_pos)
         columns = view.params[:, 2 + GOAL_COLUMNS * k: 2 + GOAL_COLUMNS * (k + 1)]
@@ -203,6 +203,7 @@ def _layout(rng: np.random.Generator, task: SuiteTask) -> tuple[np.ndarray, np.n
     referent's cube leads the others by 4 cm, a pushed cube has no cube (nor the target a first goal fills) in its
     path or behind it."""
     for _ in range(500):
+        # x <= 0.09: 69 cm in front of the arm's base at most (farther out, a grasped cube slid out in transit)
         xy = sample_separated_xy(rng, 6, [-0.12, -0.15], [0.09, 0.15], min_dist=0.075)
         cubes, targets = xy[:3], xy[3:]
         if all(_clear(goal, cubes, targets, task.goals[0]) for goal in task.goals):
