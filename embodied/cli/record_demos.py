@@ -29,6 +29,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", default=None, help="dataset directory (default: demos/<task>)")
     parser.add_argument("--cameras", nargs="*", default=["front"], help="cameras to record as videos")
     parser.add_argument("--image-size", type=int, nargs=2, default=[64, 64], metavar=("H", "W"))
+    parser.add_argument("--render-quality", default="full",
+                        help="full (MuJoCo's default look) | fast | fastest: as env.render_quality, which the runs "
+                             "that train on these demos should match")
     parser.add_argument("--num-envs", type=int, default=16, help="worlds simulated side by side")
     parser.add_argument("--expert", choices=EXPERTS, default="waypoints",
                         help="waypoints: scripted end-effector expert; planner: IK + joint-space Informed RRT*")
@@ -67,8 +70,9 @@ def main(argv=None) -> None:
     try:
         env = make_env(task=task, num_envs=args.num_envs, controller=controller, cameras=tuple(args.cameras),
                        image_size=tuple(args.image_size), autoreset=False, domain=args.domain, arm=args.arm,
-                       terminate_on_success=False, **suite)  # (--frames-after-success ends episodes instead)
-    except (KeyError, ValueError) as error:  # an unknown task, suite or split
+                       terminate_on_success=False, render_quality=args.render_quality,
+                       **suite)  # (--frames-after-success ends episodes instead)
+    except (KeyError, ValueError) as error:  # an unknown task, suite, split or render quality
         sys.exit(f"embodied-record-demos: {str(error).strip(chr(34))}")
     features = env_features(env)
     fps = float(env.control_hz)

@@ -12,6 +12,7 @@ from embodied.algorithms.config import AlgoConfig
 from embodied.algorithms.registry import (ALGORITHMS, COLLECTORS, LOSSES, algorithm_of, combination_problem,
                                           get_loss)
 from embodied.rollout.device_bridge import learner_device
+from sims.mujoco.render import RENDER_QUALITIES
 
 
 @dataclass
@@ -33,6 +34,9 @@ class EnvConfig:
     # split (train | paraphrase: held-out wordings | composition: held-out colour x goal pairings)
     suite: Optional[str] = None
     split: str = "train"
+    # camera images (mujoco backends): full (MuJoCo's default look) | fast (no multisampling, fewer facets on round
+    # geoms; several times the frames/s on software GL); null: the backend's default
+    render_quality: Optional[str] = None
 
 
 @dataclass
@@ -198,6 +202,11 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.env.suite is None or (cfg.env.task == "TabletopSuite" and cfg.env.backend in ("mujoco", "mujoco_warp")),
          f"env.suite={cfg.env.suite} picks tasks of TabletopSuite on the mujoco backends, not env.task="
          f"{cfg.env.task} on backend {cfg.env.backend}: use env=tabletop_suite env.suite={cfg.env.suite}"),
+        (cfg.env.render_quality is None or cfg.env.backend in ("mujoco", "mujoco_warp"),
+         f"env.render_quality={cfg.env.render_quality} is a setting of the mujoco backends' renderer, not of backend "
+         f"{cfg.env.backend}: drop it"),
+        (cfg.env.render_quality in (None, *RENDER_QUALITIES),
+         f"env.render_quality must be one of {sorted(RENDER_QUALITIES)} (or null), got {cfg.env.render_quality!r}"),
         (cfg.env.max_episode_steps is None or cfg.env.max_episode_steps >= 1,
          f"env.max_episode_steps must be >= 1 (or null: the task's own limit), got {cfg.env.max_episode_steps}"),
         (cfg.policy.chunk_size >= 1, f"policy.chunk_size must be >= 1 (actions per prediction), "

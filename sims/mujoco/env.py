@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -53,9 +52,11 @@ class MujocoTabletopEnv(BatchedEnv):
         arm: str = "panda",
         suite: str | None = None,
         split: str = "train",
+        render_quality: str = "full",
     ):
         """``suite``, ``split``: with task TabletopSuite, which suite and split (sims/tasks/suite_catalog.py);
-        ``terminate_on_success``: None takes the task's choice (``Task.ends_on_success``)."""
+        ``terminate_on_success``: None takes the task's choice (``Task.ends_on_success``); ``render_quality``: a name
+        in ``sims.mujoco.render.RENDER_QUALITIES`` (camera images are drawn on ``num_threads`` GL threads)."""
         if reward_mode not in ("dense", "sparse"):
             raise ValueError(f"reward_mode must be 'dense' or 'sparse', got {reward_mode!r}")
         substeps = round(1.0 / (control_hz * timestep))
@@ -89,13 +90,16 @@ class MujocoTabletopEnv(BatchedEnv):
             terminate_on_success=self.task.ends_on_success if terminate_on_success is None else terminate_on_success,
             autoreset=autoreset,
         )
+        from sims.mujoco.render import render_quality as check_quality
+
+        check_quality(render_quality)  # a bad name fails here, camera or not
         self.renderer = None
         self.image_size = (height, width)
+        self.render_quality = render_quality
+        self.render_threads = min(num_threads or (os.cpu_count() or 1), num_envs)
         self._viewer = None  # on-demand renderer of render_frames (videos of state-only envs)
         if cameras:
-            from sims.mujoco.render import BatchRenderer
-
-            self.renderer = BatchRenderer(copy.copy(self.model), tuple(cameras), height, width)
+            self.renderer = self._make_renderer(tuple(cameras))
         self.instructions = [""] * num_envs
         self.params = np.zeros((num_envs, self.task.params_dim))
         self.visuals = None
@@ -275,13 +279,17 @@ class MujocoTabletopEnv(BatchedEnv):
     def render_frames(self, camera: str, env_ids=None) -> np.ndarray:
         """One camera of envs ``env_ids`` (default all) rendered now, uint8 [len(env_ids), H, W, 3], without adding
         images to observations."""
-        from sims.mujoco.render import BatchRenderer
-
         if self._viewer is None or self._viewer.cameras != (camera,):
             if self._viewer is not None:
                 self._viewer.close()
-            self._viewer = BatchRenderer(copy.copy(self.model), (camera,), *self.image_size)
+            self._viewer = self._make_renderer((camera,))
         return self._viewer.render(*self._host_pose(), self.visuals, env_ids)[camera]
+
+    def _make_renderer(self, cameras: tuple[str, ...]):
+        from sims.mujoco.render import BatchRenderer
+
+        return BatchRenderer(self.model, cameras, *self.image_size, threads=self.render_threads,
+                             quality=self.render_quality)
 
     def _host_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """qpos [N, nq] and mocap_pos [N, nmocap, 3] as host float64 arrays (what MuJoCo's renderer draws)."""

@@ -1,8 +1,20 @@
-"""Headless rendering of a batch of worlds (EGL by default), one scratch MjData shared by all envs."""
+"""Headless rendering of a batch of worlds (EGL by default).
+
+Each worker thread owns a GL context, a copy of the model, a scene and a scratch MjData. It draws its envs'
+frames as tiles of one offscreen framebuffer (one ``mjr_render`` per frame, into its own viewport) and reads the
+whole batch back with one ``mjr_readPixels``, instead of one read (one pipeline flush) per frame. Software GL
+(llvmpipe) spends most of a 64 px frame on the triangles of round geoms and on multisampling, so
+``RENDER_QUALITIES`` names the trade: ``full`` is MuJoCo's default look, ``fast`` draws round geoms with fewer
+facets, ``fastest`` also drops the multisampling (benchmarks/sim_throughput.py prints frames/s and the pixels that
+differ from drawing one frame per read at MuJoCo's defaults).
+"""
 
 from __future__ import annotations
 
+import copy
 import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -10,42 +22,141 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-class BatchRenderer:
-    """Renders every camera of every env into uint8 [N, H, W, 3] arrays."""
+@dataclass(frozen=True)
+class RenderQuality:
+    """Multisamples per pixel and facets of round geoms (MuJoCo's ``<visual><quality>``)."""
 
-    def __init__(self, model: mujoco.MjModel, cameras: tuple[str, ...], height: int, width: int):
+    samples: int
+    slices: int
+    stacks: int
+
+
+RENDER_QUALITIES = {
+    "full": RenderQuality(samples=4, slices=28, stacks=16),  # MuJoCo's defaults
+    "fast": RenderQuality(samples=4, slices=12, stacks=8),  # still antialiased
+    "fastest": RenderQuality(samples=0, slices=12, stacks=8),  # jagged edges
+}
+ATLAS_SIDE = 1024  # the largest framebuffer side a worker draws its tiles into, in pixels
+
+
+def render_quality(name: str) -> RenderQuality:
+    """The quality called ``name``, or a ValueError naming the choices."""
+    if name not in RENDER_QUALITIES:
+        raise ValueError(f"unknown render quality {name!r}; choose one of {sorted(RENDER_QUALITIES)}")
+    return RENDER_QUALITIES[name]
+
+
+class _TileWorker:
+    """One thread that owns a GL context and draws frames as tiles of its framebuffer (GL calls stay on it)."""
+
+    def __init__(self, model: mujoco.MjModel, cameras: tuple[str, ...], height: int, width: int,
+                 quality: RenderQuality):
+        self.height, self.width = height, width
+        self.cols, self.rows = max(1, ATLAS_SIDE // width), max(1, ATLAS_SIDE // height)
+        self.model = copy.copy(model)  # per-env visual randomisation is written into it
+        self.model.vis.global_.offwidth = self.cols * width
+        self.model.vis.global_.offheight = self.rows * height
+        self.model.vis.quality.offsamples = quality.samples
+        self.model.vis.quality.numslices = quality.slices
+        self.model.vis.quality.numstacks = quality.stacks
+        self.camera_ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, c) for c in cameras]
+        self.thread = ThreadPoolExecutor(max_workers=1)  # one thread: the context is current on it alone
+        self.thread.submit(self._open).result()
+
+    def _open(self) -> None:
+        self.context = mujoco.GLContext(self.cols * self.width, self.rows * self.height)
+        self.context.make_current()
+        self.gl = mujoco.MjrContext(self.model, mujoco.mjtFontScale.mjFONTSCALE_150)
+        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self.gl)
+        self.scene = mujoco.MjvScene(self.model, maxgeom=10_000)
+        self.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
+        self.option, self.perturb, self.camera = mujoco.MjvOption(), mujoco.MjvPerturb(), mujoco.MjvCamera()
+        self.camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
+        self.data = mujoco.MjData(self.model)
+        self.atlas = np.empty((self.rows * self.height, self.cols * self.width, 3), dtype=np.uint8)
+
+    def draw(self, qpos, mocap_pos, visuals, env_ids, rows, images: list[np.ndarray]) -> None:
+        """Render cameras of envs ``env_ids`` into ``images[c][rows]`` (the caller's arrays).
+
+        Camera c of env e always takes tile (e * cameras + c) mod tiles: the depth tests of nearly coplanar
+        surfaces (a marker on the table) can resolve differently at another place in the framebuffer, so a
+        fixed tile keeps an env's image the same whatever the batch, subset or thread count."""
+        cameras, per_atlas = len(self.camera_ids), self.cols * self.rows
+        passes: dict[int, list] = {}
+        for row, env in zip(rows, env_ids):
+            for c in range(cameras):
+                atlas, tile = divmod(int(env) * cameras + c, per_atlas)
+                passes.setdefault(atlas, []).append((tile, row, int(env), c))
+        for frames in passes.values():
+            self._draw_atlas(qpos, mocap_pos, visuals, frames, images)
+
+    def _draw_atlas(self, qpos, mocap_pos, visuals, frames, images) -> None:
+        h, w, m, data = self.height, self.width, self.model, self.data
+        posed = None
+        for tile, _, env, c in frames:
+            if env != posed:  # all cameras of one env follow each other: pose the world once
+                if visuals is not None:
+                    m.geom_rgba[:] = visuals["geom_rgba"][env]
+                    m.cam_pos[:] = visuals["cam_pos"][env]
+                    m.light_diffuse[:] = visuals["light_diffuse"][env]
+                data.qpos[:] = qpos[env]
+                data.mocap_pos[:] = mocap_pos[env]
+                mujoco.mj_kinematics(m, data)
+                mujoco.mj_camlight(m, data)
+                posed = env
+            self.camera.fixedcamid = self.camera_ids[c]
+            mujoco.mjv_updateScene(m, data, self.option, self.perturb, self.camera, mujoco.mjtCatBit.mjCAT_ALL,
+                                   self.scene)
+            row, col = divmod(tile, self.cols)
+            mujoco.mjr_render(mujoco.MjrRect(col * w, row * h, w, h), self.scene, self.gl)
+        first, last = min(f[0] for f in frames) // self.cols, max(f[0] for f in frames) // self.cols  # rows drawn
+        atlas = self.atlas[: (last - first + 1) * h]
+        mujoco.mjr_readPixels(atlas, None, mujoco.MjrRect(0, first * h, self.cols * w, len(atlas)), self.gl)
+        for tile, row_out, _, c in frames:
+            row, col = divmod(tile, self.cols)
+            row -= first
+            images[c][row_out] = atlas[row * h:(row + 1) * h, col * w:(col + 1) * w][::-1]  # GL rows run upward
+
+    def close(self) -> None:
+        """Free the GL context on its own thread, then stop the thread."""
+        def free() -> None:
+            self.gl.free()
+            self.context.free()
+
+        self.thread.submit(free).result()
+        self.thread.shutdown()
+
+
+class BatchRenderer:
+    """Renders every camera of every env into uint8 [N, H, W, 3] arrays, split over ``threads`` GL workers."""
+
+    def __init__(self, model: mujoco.MjModel, cameras: tuple[str, ...], height: int, width: int,
+                 threads: int = 1, quality: str = "full"):
         for camera in cameras:
             if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
                 names = [model.camera(i).name for i in range(model.ncam)]
                 raise ValueError(f"unknown camera {camera!r}; the scene has {names}")
-        self.model = model  # a private copy: per-env visual randomisation is written into it
+        if threads < 1:
+            raise ValueError(f"render threads must be >= 1, got {threads}")
         self.cameras = cameras
-        self.data = mujoco.MjData(model)
-        self.renderer = mujoco.Renderer(model, height, width)
-        self.renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
-        self.base_rgba = model.geom_rgba.copy()
-        self.base_cam_pos = model.cam_pos.copy()
-        self.base_light_diffuse = model.light_diffuse.copy()
+        self.height, self.width = height, width
+        self.quality = render_quality(quality)
+        self.workers = [_TileWorker(model, cameras, height, width, self.quality) for _ in range(threads)]
 
     def render(self, qpos: np.ndarray, mocap_pos: np.ndarray, visuals: dict | None, env_ids=None) -> dict:
         """Images of envs ``env_ids`` (default all) from their positions and per-env visual overrides."""
-        ids = np.arange(qpos.shape[0]) if env_ids is None else env_ids
-        h, w = self.renderer.height, self.renderer.width
-        images = {c: np.empty((len(ids), h, w, 3), dtype=np.uint8) for c in self.cameras}
-        for row, i in enumerate(ids):
-            if visuals is not None:
-                self.model.geom_rgba[:] = visuals["geom_rgba"][i]
-                self.model.cam_pos[:] = visuals["cam_pos"][i]
-                self.model.light_diffuse[:] = visuals["light_diffuse"][i]
-            self.data.qpos[:] = qpos[i]
-            self.data.mocap_pos[:] = mocap_pos[i]
-            mujoco.mj_kinematics(self.model, self.data)
-            mujoco.mj_camlight(self.model, self.data)
-            for camera in self.cameras:
-                self.renderer.update_scene(self.data, camera)
-                self.renderer.render(out=images[camera][row])
-        return images
+        ids = np.arange(qpos.shape[0]) if env_ids is None else np.asarray(env_ids)
+        images = [np.empty((len(ids), self.height, self.width, 3), dtype=np.uint8) for _ in self.cameras]
+        rows = np.arange(len(ids))
+        shares = [(ids[part], part) for part in np.array_split(rows, len(self.workers)) if len(part)]
+        jobs = [worker.thread.submit(worker.draw, qpos, mocap_pos, visuals, share, part, images)
+                for worker, (share, part) in zip(self.workers, shares)]
+        for job in jobs:
+            job.result()
+        return dict(zip(self.cameras, images))
 
     def close(self) -> None:
-        """Free the GL context."""
-        self.renderer.close()
+        """Free the GL contexts."""
+        for worker in self.workers:
+            worker.close()
+        self.workers = []
