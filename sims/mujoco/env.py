@@ -289,7 +289,7 @@ class MujocoTabletopEnv(BatchedEnv):
         from sims.mujoco.render import BatchRenderer
 
         return BatchRenderer(self.model, cameras, *self.image_size, threads=self.render_threads,
-                             quality=self.render_quality)
+                             quality=self.render_quality, num_envs=self.num_envs)
 
     def _host_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """qpos [N, nq] and mocap_pos [N, nmocap, 3] as host float64 arrays (what MuJoCo's renderer draws)."""

@@ -37,6 +37,7 @@ RENDER_QUALITIES = {
     "fastest": RenderQuality(samples=0, slices=12, stacks=8),  # jagged edges
 }
 ATLAS_SIDE = 1024  # the largest framebuffer side a worker draws its tiles into, in pixels
+FRAMES_PER_WORKER = 64  # a renderer starts another GL worker (up to its threads) per this many frames of a batch
 
 
 def render_quality(name: str) -> RenderQuality:
@@ -50,9 +51,12 @@ class _TileWorker:
     """One thread that owns a GL context and draws frames as tiles of its framebuffer (GL calls stay on it)."""
 
     def __init__(self, model: mujoco.MjModel, cameras: tuple[str, ...], height: int, width: int,
-                 quality: RenderQuality):
+                 quality: RenderQuality, frames: int):
+        """``frames``: the most frames one batch holds (every camera of every env); the framebuffer fits them
+        up to ATLAS_SIDE pixels a side, and every worker of a renderer gets the same layout."""
         self.height, self.width = height, width
-        self.cols, self.rows = max(1, ATLAS_SIDE // width), max(1, ATLAS_SIDE // height)
+        self.cols = max(1, min(ATLAS_SIDE // width, frames))
+        self.rows = max(1, min(ATLAS_SIDE // height, -(-frames // self.cols)))
         self.model = copy.copy(model)  # per-env visual randomisation is written into it
         self.model.vis.global_.offwidth = self.cols * width
         self.model.vis.global_.offheight = self.rows * height
@@ -128,10 +132,11 @@ class _TileWorker:
 
 
 class BatchRenderer:
-    """Renders every camera of every env into uint8 [N, H, W, 3] arrays, split over ``threads`` GL workers."""
+    """Renders every camera of every env into uint8 [N, H, W, 3] arrays, split over up to ``threads`` GL workers
+    (one per FRAMES_PER_WORKER frames of ``num_envs`` worlds; None: as many worlds as one framebuffer holds)."""
 
     def __init__(self, model: mujoco.MjModel, cameras: tuple[str, ...], height: int, width: int,
-                 threads: int = 1, quality: str = "full"):
+                 threads: int = 1, quality: str = "full", num_envs: int | None = None):
         for camera in cameras:
             if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
                 names = [model.camera(i).name for i in range(model.ncam)]
@@ -141,7 +146,10 @@ class BatchRenderer:
         self.cameras = cameras
         self.height, self.width = height, width
         self.quality = render_quality(quality)
-        self.workers = [_TileWorker(model, cameras, height, width, self.quality) for _ in range(threads)]
+        tiles = max(1, ATLAS_SIDE // width) * max(1, ATLAS_SIDE // height)
+        frames = (num_envs or tiles) * max(1, len(cameras))
+        workers = max(1, min(threads, -(-frames // FRAMES_PER_WORKER)))
+        self.workers = [_TileWorker(model, cameras, height, width, self.quality, frames) for _ in range(workers)]
 
     def render(self, qpos: np.ndarray, mocap_pos: np.ndarray, visuals: dict | None, env_ids=None) -> dict:
         """Images of envs ``env_ids`` (default all) from their positions and per-env visual overrides."""
