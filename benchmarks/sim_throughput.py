@@ -112,9 +112,9 @@ def per_frame_reference(model, qpos, mocap_pos, cameras, size: int) -> tuple[dic
     return images, seconds
 
 
-def render_rows(task: str, num_envs: int, repeats: int, threads: tuple[int, ...]) -> list[dict]:
-    """Frames/s of the reference and of BatchRenderer per quality and thread count, with the share of pixels
-    (any channel) that differ from the reference's images of the same poses."""
+def render_rows(task: str, num_envs: int, repeats: int) -> list[dict]:
+    """Frames/s of the reference and of BatchRenderer per quality, with the share of pixels (any channel) that
+    differ from the reference's images of the same poses and the mean absolute difference."""
     model, qpos, mocap_pos = varied_poses(task, num_envs)
     rows = []
     for size in RENDER_SIZES:
@@ -125,17 +125,16 @@ def render_rows(task: str, num_envs: int, repeats: int, threads: tuple[int, ...]
             rows.append({"size": size, "cameras": "+".join(cameras), "renderer": "per-frame reference",
                          "frames_per_s": ref_rate, "vs_reference": 1.0, "pixels_differing": 0.0, "mean_abs_diff": 0.0})
             for quality in RENDER_QUALITIES:
-                for n in threads:
-                    renderer = BatchRenderer(model, cameras, size, size, threads=n, quality=quality)
-                    images = renderer.render(qpos, mocap_pos, None)  # warm-up: the first atlas allocates
-                    sec = statistics.median(timed(lambda: renderer.render(qpos, mocap_pos, None), 1, warmup=0)
-                                            for _ in range(repeats))
-                    renderer.close()
-                    differing = np.mean([(images[c] != reference[c]).any(-1).mean() for c in cameras])
-                    gap = np.mean([np.abs(images[c].astype(np.int16) - reference[c]).mean() for c in cameras])
-                    rows.append({"size": size, "cameras": "+".join(cameras), "renderer": f"tiled {quality} x{n}",
-                                 "frames_per_s": frames / sec, "vs_reference": frames / sec / ref_rate,
-                                 "pixels_differing": float(differing), "mean_abs_diff": float(gap)})
+                renderer = BatchRenderer(model, cameras, size, size, quality=quality, num_envs=num_envs)
+                images = renderer.render(qpos, mocap_pos, None)  # warm-up: the first atlas allocates
+                sec = statistics.median(timed(lambda: renderer.render(qpos, mocap_pos, None), 1, warmup=0)
+                                        for _ in range(repeats))
+                renderer.close()
+                differing = np.mean([(images[c] != reference[c]).any(-1).mean() for c in cameras])
+                gap = np.mean([np.abs(images[c].astype(np.int16) - reference[c]).mean() for c in cameras])
+                rows.append({"size": size, "cameras": "+".join(cameras), "renderer": quality,
+                             "frames_per_s": frames / sec, "vs_reference": frames / sec / ref_rate,
+                             "pixels_differing": float(differing), "mean_abs_diff": float(gap)})
             print(f"done rendering {size} px {'+'.join(cameras)}", flush=True)
     return rows
 
@@ -205,15 +204,13 @@ def main() -> None:
     parser.add_argument("--maniskill-python", default=os.environ.get("MANISKILL_PYTHON"),
                         help="python of a venv with mani-skill installed (plus VK_ICD_FILENAMES for lavapipe)")
     parser.add_argument("--render-envs", type=int, default=256, help="worlds drawn per call in the rendering table")
-    parser.add_argument("--render-threads", default="1,2", help="GL worker threads to measure, comma-separated")
     parser.add_argument("--render-only", action="store_true", help="skip the env-steps/s table")
     args = parser.parse_args()
     torch.set_num_threads(1)
     result = {"task": args.task, "cpu_count": os.cpu_count()}
     if not args.render_only:
         result.update(step_rates(args))
-    threads = tuple(int(t) for t in args.render_threads.split(","))
-    result["render_rows"] = render_rows(args.task, args.render_envs, args.repeats, threads)
+    result["render_rows"] = render_rows(args.task, args.render_envs, args.repeats)
     print_table(f"{args.task} rendering, {args.render_envs} worlds per call, frames/s (a frame: one camera of one "
                 f"world), {os.cpu_count()} CPU cores",
                 ["size", "cameras", "renderer", "frames_per_s", "vs_reference", "pixels_differing", "mean_abs_diff"],

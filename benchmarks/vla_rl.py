@@ -6,8 +6,8 @@ FiLM, MiniLM, chunks of 4), its weights untrained (time does not depend on them)
 ``--num-envs`` worlds x ``--rollout-steps`` chunks per iteration, timed over ``--iterations`` iterations after one
 warm-up. Collection is split into rendering, the rest of the simulator step (physics, controller, task), and
 policy inference (with the frozen towers' feature caching); the update is ``update_policy`` (all epochs).
-The first row draws the cameras as main did before the tiled renderer (one frame drawn and read at a time); each
-row after it adds one change to the row above; "env-steps/s" counts collection and update together.
+The first row is the default (render quality full: one frame drawn and read at a time, as before the tiled
+renderer); each row after it adds one change to the row above; "env-steps/s" counts collection and update together.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import time
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from results_io import write_results  # noqa: E402
 
@@ -28,53 +27,24 @@ from embodied.rollout.obs import step_chunk  # noqa: E402
 from embodied.runner.trainer import Trainer  # noqa: E402
 from embodied.runner.update import update_policy  # noqa: E402
 
-# (row name, overrides it adds to the row above); the first row draws with the per-frame renderer main had before
-# the tiled one (PER_FRAME), the others with the env's own
-PER_FRAME = "before: per-frame renderer, vision trained, 8 epochs"
+# (row name, overrides it adds to the row above)
 SETTINGS = [
-    (PER_FRAME, []),
-    ("+ tiled renderer (render quality full)", []),
-    ("+ render quality fast", ["env.render_quality=fast"]),
+    ("before: render quality full, vision trained, 8 epochs", []),
+    ("+ render quality fast (tiled)", ["env.render_quality=fast"]),
     ("+ render quality fastest", ["env.render_quality=fastest"]),
     ("+ frozen vision (features cached at collection)", ["policy.vision.freeze=true"]),
     ("+ 2 epochs", ["algo.update_epochs=2"]),
 ]
 
 
-class PerFrameRenderer:
-    """The renderer main had before the tiled one: one ``mujoco.Renderer``, one frame drawn and read at a time."""
-
-    def __init__(self, env):
-        import mujoco
-
-        self.mujoco, self.model, self.cameras = mujoco, env.model, env.observation_spec.cameras
-        self.renderer = mujoco.Renderer(env.model, *env.image_size)
-        self.renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
-        self.data = mujoco.MjData(env.model)
-
-    def render(self, qpos, mocap_pos, visuals, env_ids=None) -> dict:
-        """Images of envs ``env_ids`` (default all), as ``BatchRenderer.render`` returns them (no visuals here)."""
-        mujoco, ids = self.mujoco, range(len(qpos)) if env_ids is None else env_ids
-        h, w = self.renderer.height, self.renderer.width
-        images = {c: np.empty((len(ids), h, w, 3), dtype=np.uint8) for c in self.cameras}
-        for row, i in enumerate(ids):
-            self.data.qpos[:], self.data.mocap_pos[:] = qpos[i], mocap_pos[i]
-            mujoco.mj_kinematics(self.model, self.data)
-            mujoco.mj_camlight(self.model, self.data)
-            for camera in self.cameras:
-                self.renderer.update_scene(self.data, camera)
-                self.renderer.render(out=images[camera][row])
-        return images
-
-
-def timed_iterations(overrides: list[str], iterations: int, per_frame: bool) -> dict:
+def timed_iterations(overrides: list[str], iterations: int) -> dict:
     """Seconds per phase summed over ``iterations`` PPO iterations (after one warm-up) and the env-steps."""
     cfg = compose_train_config(["policy=vla", "env=pick_cube", "algo=ppo", *overrides])
     cfg.experiment.progress, cfg.experiment.output_dir = False, tempfile.mkdtemp(prefix="bench_vla_rl_")
     trainer = Trainer(cfg)
     collector, env = trainer.collector, trainer.env
     seconds = {"render": 0.0, "simulate": 0.0, "infer": 0.0, "update": 0.0}
-    render = PerFrameRenderer(env).render if per_frame else env.renderer.render
+    render = env.renderer.render
 
     def timed_render(*args, **kwargs):
         start = time.perf_counter()
@@ -121,7 +91,7 @@ def main() -> None:
     rows, overrides = [], list(base)
     for name, extra in SETTINGS:
         overrides += extra
-        rows.append({"setting": name, **timed_iterations(overrides, args.iterations, name == PER_FRAME)})
+        rows.append({"setting": name, **timed_iterations(overrides, args.iterations)})
         print(f"done: {name}", flush=True)
     first = rows[0]["env_steps_per_s"]
     print(f"\nPPO on PickCube with the pixel VLA, {args.num_envs} envs x {args.rollout_steps} chunks of 4, "

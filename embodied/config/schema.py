@@ -33,9 +33,9 @@ class EnvConfig:
     # split (train | paraphrase: held-out wordings | composition: held-out colour x goal pairings)
     suite: Optional[str] = None
     split: str = "train"
-    # camera images (mujoco backends): full (MuJoCo's default look) | fast (fewer facets on round geoms) | fastest
-    # (also no multisampling); 2.1x / 4.5x / 9.4x the frames/s of the per-frame renderer on this machine (README
-    # "Camera rendering"); null: the backend's default (full)
+    # camera images (mujoco backends): full (mujoco.Renderer's images bit for bit, a frame at a time) | fast (fewer
+    # facets on round geoms, a batch drawn as tiles of one framebuffer) | fastest (also no multisampling): about
+    # 4.5x / 9x the frames/s of full on this machine (README "Camera rendering"); null: the backend's default (full)
     render_quality: Optional[str] = None
 
 

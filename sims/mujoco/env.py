@@ -56,7 +56,7 @@ class MujocoTabletopEnv(BatchedEnv):
     ):
         """``suite``, ``split``: with task TabletopSuite, which suite and split (sims/tasks/suite_catalog.py);
         ``terminate_on_success``: None takes the task's choice (``Task.ends_on_success``); ``render_quality``: a name
-        in ``sims.mujoco.render.RENDER_QUALITIES`` (camera images are drawn on ``num_threads`` GL threads)."""
+        in ``sims.mujoco.render.RENDER_QUALITIES``."""
         if reward_mode not in ("dense", "sparse"):
             raise ValueError(f"reward_mode must be 'dense' or 'sparse', got {reward_mode!r}")
         substeps = round(1.0 / (control_hz * timestep))
@@ -96,7 +96,6 @@ class MujocoTabletopEnv(BatchedEnv):
         self.renderer = None
         self.image_size = (height, width)
         self.render_quality = render_quality
-        self.render_threads = min(num_threads or (os.cpu_count() or 1), num_envs)
         self._viewer = None  # on-demand renderer of render_frames (videos of state-only envs)
         if cameras:
             self.renderer = self._make_renderer(tuple(cameras))
@@ -288,8 +287,8 @@ class MujocoTabletopEnv(BatchedEnv):
     def _make_renderer(self, cameras: tuple[str, ...]):
         from sims.mujoco.render import BatchRenderer
 
-        return BatchRenderer(self.model, cameras, *self.image_size, threads=self.render_threads,
-                             quality=self.render_quality, num_envs=self.num_envs)
+        return BatchRenderer(self.model, cameras, *self.image_size, quality=self.render_quality,
+                             num_envs=self.num_envs)
 
     def _host_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """qpos [N, nq] and mocap_pos [N, nmocap, 3] as host float64 arrays (what MuJoCo's renderer draws)."""

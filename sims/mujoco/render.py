@@ -1,12 +1,19 @@
 """Headless rendering of a batch of worlds (EGL by default).
 
-Each worker thread owns a GL context, a copy of the model, a scene and a scratch MjData. It draws its envs'
-frames as tiles of one offscreen framebuffer (one ``mjr_render`` per frame, into its own viewport) and reads the
-whole batch back with one ``mjr_readPixels``, instead of one read (one pipeline flush) per frame. Software GL
-(llvmpipe) spends most of a 64 px frame on the triangles of round geoms and on multisampling, so
-``RENDER_QUALITIES`` names the trade: ``full`` is MuJoCo's default look, ``fast`` draws round geoms with fewer
-facets, ``fastest`` also drops the multisampling (benchmarks/sim_throughput.py prints frames/s and the pixels that
-differ from drawing one frame per read at MuJoCo's defaults).
+A renderer's GL calls run on its own worker thread, which owns the GL context, a copy of the model, a scene and a
+scratch MjData, so the renderer can be called from any thread. One worker, not several: two GL threads in one
+process crashed llvmpipe (a general protection fault in swrast_dri.so, once in a few runs) and drew at most a
+quarter more frames, since llvmpipe already rasterises on every core. ``RENDER_QUALITIES``
+names the trade between look and speed on software GL (llvmpipe), which spends most of a 64 px frame on the
+triangles of round geoms and on multisampling, and on one pipeline flush per frame read back:
+
+* ``full`` draws and reads one frame at a time at the framebuffer's origin: ``mujoco.Renderer``'s images, bit for
+  bit, as every pixel result so far was measured on;
+* ``fast`` draws round geoms with fewer facets, and draws a batch as tiles of one framebuffer (one ``mjr_render``
+  per frame into its own viewport) read back with one ``mjr_readPixels``;
+* ``fastest`` also drops the multisampling.
+
+benchmarks/sim_throughput.py prints frames/s and the pixels that differ from ``full``.
 """
 
 from __future__ import annotations
@@ -24,20 +31,21 @@ import numpy as np  # noqa: E402
 
 @dataclass(frozen=True)
 class RenderQuality:
-    """Multisamples per pixel and facets of round geoms (MuJoCo's ``<visual><quality>``)."""
+    """Multisamples per pixel and facets of round geoms (MuJoCo's ``<visual><quality>``), and whether frames are
+    drawn as tiles of a shared framebuffer or one at a time at its origin, exactly as ``mujoco.Renderer`` draws."""
 
     samples: int
     slices: int
     stacks: int
+    tiled: bool
 
 
 RENDER_QUALITIES = {
-    "full": RenderQuality(samples=4, slices=28, stacks=16),  # MuJoCo's defaults
-    "fast": RenderQuality(samples=4, slices=12, stacks=8),  # still antialiased
-    "fastest": RenderQuality(samples=0, slices=12, stacks=8),  # jagged edges
+    "full": RenderQuality(samples=4, slices=28, stacks=16, tiled=False),  # mujoco.Renderer's images, bit for bit
+    "fast": RenderQuality(samples=4, slices=12, stacks=8, tiled=True),  # still antialiased
+    "fastest": RenderQuality(samples=0, slices=12, stacks=8, tiled=True),  # jagged edges
 }
 ATLAS_SIDE = 1024  # the largest framebuffer side a worker draws its tiles into, in pixels
-FRAMES_PER_WORKER = 64  # a renderer starts another GL worker (up to its threads) per this many frames of a batch
 
 
 def render_quality(name: str) -> RenderQuality:
@@ -48,18 +56,20 @@ def render_quality(name: str) -> RenderQuality:
 
 
 class _TileWorker:
-    """One thread that owns a GL context and draws frames as tiles of its framebuffer (GL calls stay on it)."""
+    """One thread that owns a GL context and draws frames, as tiles of its framebuffer or one at a time."""
 
     def __init__(self, model: mujoco.MjModel, cameras: tuple[str, ...], height: int, width: int,
                  quality: RenderQuality, frames: int):
-        """``frames``: the most frames one batch holds (every camera of every env); the framebuffer fits them
-        up to ATLAS_SIDE pixels a side, and every worker of a renderer gets the same layout."""
+        """``frames``: the most frames one batch holds (every camera of every env); tiles fit them up to
+        ATLAS_SIDE pixels a side."""
         self.height, self.width = height, width
-        self.cols = max(1, min(ATLAS_SIDE // width, frames))
-        self.rows = max(1, min(ATLAS_SIDE // height, -(-frames // self.cols)))
+        self.cols = max(1, min(ATLAS_SIDE // width, frames)) if quality.tiled else 1
+        self.rows = max(1, min(ATLAS_SIDE // height, -(-frames // self.cols))) if quality.tiled else 1
         self.model = copy.copy(model)  # per-env visual randomisation is written into it
-        self.model.vis.global_.offwidth = self.cols * width
-        self.model.vis.global_.offheight = self.rows * height
+        # untiled: the model's own offscreen size, as mujoco.Renderer uses it (multisampling depends on it)
+        global_ = self.model.vis.global_
+        global_.offwidth = self.cols * width if quality.tiled else max(global_.offwidth, width)
+        global_.offheight = self.rows * height if quality.tiled else max(global_.offheight, height)
         self.model.vis.quality.offsamples = quality.samples
         self.model.vis.quality.numslices = quality.slices
         self.model.vis.quality.numstacks = quality.stacks
@@ -84,7 +94,7 @@ class _TileWorker:
 
         Camera c of env e always takes tile (e * cameras + c) mod tiles: the depth tests of nearly coplanar
         surfaces (a marker on the table) can resolve differently at another place in the framebuffer, so a
-        fixed tile keeps an env's image the same whatever the batch, subset or thread count."""
+        fixed tile keeps an env's image the same whatever the batch or subset."""
         cameras, per_atlas = len(self.camera_ids), self.cols * self.rows
         passes: dict[int, list] = {}
         for row, env in zip(rows, env_ids):
@@ -132,39 +142,30 @@ class _TileWorker:
 
 
 class BatchRenderer:
-    """Renders every camera of every env into uint8 [N, H, W, 3] arrays, split over up to ``threads`` GL workers
-    (one per FRAMES_PER_WORKER frames of ``num_envs`` worlds; None: as many worlds as one framebuffer holds)."""
+    """Renders every camera of every env into uint8 [N, H, W, 3] arrays; the framebuffer is sized for ``num_envs``
+    worlds (None: as many as one framebuffer of tiles holds)."""
 
     def __init__(self, model: mujoco.MjModel, cameras: tuple[str, ...], height: int, width: int,
-                 threads: int = 1, quality: str = "full", num_envs: int | None = None):
+                 quality: str = "full", num_envs: int | None = None):
         for camera in cameras:
             if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
                 names = [model.camera(i).name for i in range(model.ncam)]
                 raise ValueError(f"unknown camera {camera!r}; the scene has {names}")
-        if threads < 1:
-            raise ValueError(f"render threads must be >= 1, got {threads}")
         self.cameras = cameras
         self.height, self.width = height, width
         self.quality = render_quality(quality)
         tiles = max(1, ATLAS_SIDE // width) * max(1, ATLAS_SIDE // height)
-        frames = (num_envs or tiles) * max(1, len(cameras))
-        workers = max(1, min(threads, -(-frames // FRAMES_PER_WORKER)))
-        self.workers = [_TileWorker(model, cameras, height, width, self.quality, frames) for _ in range(workers)]
+        self.worker = _TileWorker(model, cameras, height, width, self.quality, (num_envs or tiles) * len(cameras))
 
     def render(self, qpos: np.ndarray, mocap_pos: np.ndarray, visuals: dict | None, env_ids=None) -> dict:
         """Images of envs ``env_ids`` (default all) from their positions and per-env visual overrides."""
         ids = np.arange(qpos.shape[0]) if env_ids is None else np.asarray(env_ids)
         images = [np.empty((len(ids), self.height, self.width, 3), dtype=np.uint8) for _ in self.cameras]
-        rows = np.arange(len(ids))
-        shares = [(ids[part], part) for part in np.array_split(rows, len(self.workers)) if len(part)]
-        jobs = [worker.thread.submit(worker.draw, qpos, mocap_pos, visuals, share, part, images)
-                for worker, (share, part) in zip(self.workers, shares)]
-        for job in jobs:
-            job.result()
+        self.worker.thread.submit(self.worker.draw, qpos, mocap_pos, visuals, ids, range(len(ids)), images).result()
         return dict(zip(self.cameras, images))
 
     def close(self) -> None:
-        """Free the GL contexts."""
-        for worker in self.workers:
-            worker.close()
-        self.workers = []
+        """Free the GL context."""
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
