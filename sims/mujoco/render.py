@@ -3,9 +3,10 @@
 A renderer's GL calls run on its own worker thread, which owns the GL context, a copy of the model, a scene and a
 scratch MjData, so the renderer can be called from any thread. One worker, not several: two GL threads in one
 process crashed llvmpipe (a general protection fault in swrast_dri.so, once in a few runs) and drew at most a
-quarter more frames, since llvmpipe already rasterises on every core. ``RENDER_QUALITIES``
-names the trade between look and speed on software GL (llvmpipe), which spends most of a 64 px frame on the
-triangles of round geoms and on multisampling, and on one pipeline flush per frame read back:
+quarter more frames, since llvmpipe already rasterises on every core.
+
+Software GL (llvmpipe) spends most of a 64 px frame on the triangles of round geoms, on multisampling and on one
+pipeline flush per frame read back; ``RENDER_QUALITIES`` names the trade between look and speed:
 
 * ``full`` draws and reads one frame at a time at the framebuffer's origin: ``mujoco.Renderer``'s images, bit for
   bit, as every pixel result so far was measured on;
