@@ -102,14 +102,14 @@ class _TileWorker:
             for c in range(cameras):
                 atlas, tile = divmod(int(env) * cameras + c, per_atlas)
                 passes.setdefault(atlas, []).append((tile, row, int(env), c))
+        self._posed = None  # the env whose world ``data`` holds: its cameras follow each other, across passes too
         for frames in passes.values():
             self._draw_atlas(qpos, mocap_pos, visuals, frames, images)
 
     def _draw_atlas(self, qpos, mocap_pos, visuals, frames, images) -> None:
         h, w, m, data = self.height, self.width, self.model, self.data
-        posed = None
         for tile, _, env, c in frames:
-            if env != posed:  # all cameras of one env follow each other: pose the world once
+            if env != self._posed:  # pose the world once per env, not once per camera
                 if visuals is not None:
                     m.geom_rgba[:] = visuals["geom_rgba"][env]
                     m.cam_pos[:] = visuals["cam_pos"][env]
@@ -118,7 +118,7 @@ class _TileWorker:
                 data.mocap_pos[:] = mocap_pos[env]
                 mujoco.mj_kinematics(m, data)
                 mujoco.mj_camlight(m, data)
-                posed = env
+                self._posed = env
             self.camera.fixedcamid = self.camera_ids[c]
             mujoco.mjv_updateScene(m, data, self.option, self.perturb, self.camera, mujoco.mjtCatBit.mjCAT_ALL,
                                    self.scene)
