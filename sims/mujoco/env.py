@@ -18,6 +18,7 @@ from sims.arms import get_arm  # noqa: E402
 from sims.mujoco.controllers import ArmState, make_controller  # noqa: E402
 from sims.mujoco.domain import make_domain  # noqa: E402
 from sims.mujoco.randomization import Randomization  # noqa: E402
+from sims.mujoco.render import BatchRenderer, render_quality as check_quality  # noqa: E402
 from sims.mujoco.scene import build_scene_xml  # noqa: E402
 from sims.tasks import make_task  # noqa: E402
 from sims.tasks.base import SceneView  # noqa: E402
@@ -90,8 +91,6 @@ class MujocoTabletopEnv(BatchedEnv):
             terminate_on_success=self.task.ends_on_success if terminate_on_success is None else terminate_on_success,
             autoreset=autoreset,
         )
-        from sims.mujoco.render import render_quality as check_quality
-
         check_quality(render_quality)  # a bad name fails here, camera or not
         self.renderer = None
         self.image_size = (height, width)
@@ -285,8 +284,6 @@ class MujocoTabletopEnv(BatchedEnv):
         return self._viewer.render(*self._host_pose(), self.visuals, env_ids)[camera]
 
     def _make_renderer(self, cameras: tuple[str, ...]):
-        from sims.mujoco.render import BatchRenderer
-
         return BatchRenderer(self.model, cameras, *self.image_size, quality=self.render_quality,
                              num_envs=self.num_envs)
 
