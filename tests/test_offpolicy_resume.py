@@ -125,3 +125,13 @@ def test_a_damaged_segment_is_named_in_a_one_line_error_and_a_cut_write_is_swept
     segment.write_bytes(segment.read_bytes()[:40])
     with pytest.raises(ValueError, match=f"segment {segment} cannot be read"):
         ReplayBuffer.open(str(tmp_path))
+
+
+def test_an_off_policy_run_ends_after_the_iteration_that_crosses_its_time_limit(tmp_path):
+    from embodied.runner.offpolicy import OffPolicyTrainer
+
+    cfg = settings(tmp_path, 5)
+    cfg.experiment.time_limit_s = 1e-6  # out of time once the first iteration ends
+    trainer = OffPolicyTrainer(cfg)
+    final = trainer.train()
+    assert trainer.iteration == 1 and trainer.counters["env_steps"] == ITERATION and final["episodes"] == 2

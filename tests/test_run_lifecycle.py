@@ -171,3 +171,18 @@ def test_stop_at_success_needs_evaluations_during_the_run(tmp_path):
         validate(config(tmp_path, experiment__stop_at_success=0.8, experiment__eval_interval=0))
     with pytest.raises(ValueError, match="algo=sft runs its algo.sft_steps"):
         validate(config(tmp_path, algo__name="sft", data__paths=["demos"], experiment__stop_at_success=0.8))
+
+
+def test_a_run_ends_after_the_iteration_that_crosses_its_time_limit_then_evaluates(tmp_path):
+    trainer, final = run(tmp_path, 5, experiment__time_limit_s=1e-6)  # out of time once the first iteration ends
+    assert trainer.iteration == 1 and trainer.counters["env_steps"] == ITERATION
+    assert final["episodes"] == 2 and os.path.isdir(tmp_path / "final_policy")  # the final evaluation and save
+
+
+def test_time_limit_is_checked_before_anything_runs(tmp_path):
+    from embodied.config.schema import validate
+
+    with pytest.raises(ValueError, match="experiment.time_limit_s must be > 0 seconds"):
+        validate(config(tmp_path, experiment__time_limit_s=0))
+    with pytest.raises(ValueError, match="algo=sft runs its algo.sft_steps: set experiment.time_limit_s=null"):
+        validate(config(tmp_path, algo__name="sft", data__paths=["demos"], experiment__time_limit_s=60))

@@ -35,6 +35,8 @@ def sft_checks(cfg) -> list[tuple[bool, str]]:
         (not cfg.resume, "resume=true is not supported for algo=sft yet: start a new run (SFT runs are short)"),
         (cfg.experiment.stop_at_success is None, "experiment.stop_at_success ends RL runs; algo=sft runs its "
                                                  "algo.sft_steps: set experiment.stop_at_success=null"),
+        (cfg.experiment.time_limit_s is None, "experiment.time_limit_s ends RL runs; algo=sft runs its "
+                                              "algo.sft_steps: set experiment.time_limit_s=null"),
     ]
 
 

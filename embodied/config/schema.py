@@ -95,6 +95,9 @@ class ExperimentConfig:
     eval_num_envs: int = 32
     eval_seed: int = 10_000
     stop_at_success: Optional[float] = None  # RL runs end at the first evaluation whose success_once reaches this
+    # RL runs end after the first iteration that finishes this many seconds after train() began (evaluations and
+    # an SFT stage count; a resumed run starts a new budget), then evaluate as at the end of their env-steps
+    time_limit_s: Optional[float] = None
     video: bool = True  # an mp4 of evaluation episode 0 per evaluation (64 px, a few KB); false turns it off
     video_cameras: list = field(default_factory=lambda: ["front"])
     checkpoint_interval: int = 10
@@ -194,6 +197,8 @@ def validate(cfg: TrainConfig) -> None:
         (not cfg.data.carried_scenes or cfg.data.scene_frames > cfg.experiment.eval_num_envs,
          "data.carried_scenes=true stages every other wave of experiment.eval_num_envs scenes as a carried one: set "
          f"data.scene_frames above {cfg.experiment.eval_num_envs} (got {cfg.data.scene_frames})"),
+        (cfg.experiment.time_limit_s is None or cfg.experiment.time_limit_s > 0,
+         f"experiment.time_limit_s must be > 0 seconds (null: no limit), got {cfg.experiment.time_limit_s}"),
         (cfg.experiment.stop_at_success is None or (0 < cfg.experiment.stop_at_success <= 1
                                                      and cfg.experiment.eval_interval > 0),
          f"experiment.stop_at_success={cfg.experiment.stop_at_success} needs a value in (0, 1] and evaluations "

@@ -363,6 +363,8 @@ class OffPolicyTrainer(Run):
                 known = {} if last_success is None else {"success": f"{last_success:.2f}"}
                 bar.set_postfix(known | {"fps": f"{rollout['env_steps_per_s']:.0f}", "steps": steps})
                 bar.update(1)
+                if self.out_of_time():
+                    break
         bar.close()
         if needs_final_checkpoint(self.output_dir, self.iteration, stop.requested, x.checkpoint_interval):
             self._save_checkpoint()

@@ -66,6 +66,11 @@ class Run:
         threshold = self.cfg.experiment.stop_at_success
         return threshold is not None and success is not None and success >= threshold
 
+    def out_of_time(self) -> bool:
+        """Whether ``experiment.time_limit_s`` is set and that many seconds have passed since train() began."""
+        limit = self.cfg.experiment.time_limit_s
+        return limit is not None and time.perf_counter() - self._train_start >= limit
+
     def finish(self, final: dict, wall_seconds: float, sft_steps: int) -> None:
         """Save the final policy and write ``summary.json`` (after the final evaluation, on rank 0)."""
         self.policy.save_pretrained(os.path.join(self.output_dir, "final_policy"))

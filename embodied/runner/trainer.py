@@ -63,6 +63,9 @@ class Trainer(Run):
         if self.world > 1 and cfg.experiment.stop_at_success is not None:
             raise ValueError("experiment.stop_at_success ends a run on rank 0's evaluation, which the other "
                              "data-parallel learners do not see: set experiment.stop_at_success=null under torchrun")
+        if self.world > 1 and cfg.experiment.time_limit_s is not None:
+            raise ValueError("experiment.time_limit_s would end data-parallel learners after different iterations: "
+                             "set experiment.time_limit_s=null under torchrun")
         if self.world > 1 and ":" in cfg.experiment.device:
             raise ValueError(f"experiment.device={cfg.experiment.device!r} under torchrun would put every rank on "
                              "one GPU: use experiment.device=cuda (each rank takes the GPU of its LOCAL_RANK)")
@@ -233,3 +236,5 @@ class Trainer(Run):
             known = {} if last_success is None else {"success": f"{last_success:.2f}"}
             bar.set_postfix(known | {"fps": f"{rollout['env_steps_per_s']:.0f}", "steps": steps})
             bar.update(1)
+            if self.out_of_time():
+                break
