@@ -83,6 +83,10 @@ class Policy(nn.Module, abc.ABC):
         raise NotImplementedError(f"{type(self).__name__} has no reparameterised samples; off-policy algorithms "
                                   "(algo=sac) train policy=tanh_mlp, pixel_tanh or residual_tanh (over any base)")
 
+    def initial_state_from(self, saved: dict) -> dict:
+        """The weights ``init_from`` copies from a saved policy's state dict (all of them, by default)."""
+        return saved
+
     def critic_parameters(self) -> list:
         """Parameters of the value function alone (trained by themselves during a critic warm-up)."""
         raise NotImplementedError(f"{type(self).__name__} has no separate critic; set algo.critic_warmup_iterations=0")

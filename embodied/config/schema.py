@@ -61,6 +61,9 @@ class PolicyConfig:
                                                    "intermediate_size": 256})
     head: dict = field(default_factory=lambda: {"name": "gaussian"})  # gaussian | token | flow
     detach_value: bool = False
+    # vla: what the value function reads: backbone (the fused query outputs) | privileged (an MLP on proprioception
+    # and the simulator's task state: an asymmetric critic; simulation only, the actor still reads pixels)
+    critic: str = "backbone"
     aux_state_coef: float = 0.0  # vla: SFT also predicts the dataset's task state (environment_state) this much
     # vla: [first, stop) of the task state that loss scores; null: the part the task declares (Task.goal_state_dims:
     # LangPlaceCube leaves out the cube poses), or all of it
@@ -197,6 +200,8 @@ def validate(cfg: TrainConfig) -> None:
         (not cfg.data.carried_scenes or cfg.data.scene_frames > cfg.experiment.eval_num_envs,
          "data.carried_scenes=true stages every other wave of experiment.eval_num_envs scenes as a carried one: set "
          f"data.scene_frames above {cfg.experiment.eval_num_envs} (got {cfg.data.scene_frames})"),
+        (cfg.policy.critic in ("backbone", "privileged"),
+         f"policy.critic must be backbone or privileged, got {cfg.policy.critic!r}"),
         (cfg.experiment.time_limit_s is None or cfg.experiment.time_limit_s > 0,
          f"experiment.time_limit_s must be > 0 seconds (null: no limit), got {cfg.experiment.time_limit_s}"),
         (cfg.experiment.stop_at_success is None or (0 < cfg.experiment.stop_at_success <= 1

@@ -35,7 +35,7 @@ def load_initial_weights(policy, path: str) -> None:
     if source.policy_type != policy.policy_type:
         raise ValueError(f"init_from={path!r} holds a {source.policy_type!r} policy, this run trains "
                          f"{policy.policy_type!r}")
-    policy.load_state_dict(source.state_dict())
+    policy.load_state_dict(policy.initial_state_from(source.state_dict()))
 
 
 def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:

@@ -14,6 +14,7 @@ from torch import nn
 
 from policies.base import CAMERA_INPUT, Policy, register_policy, valid_steps
 from policies.vla.augment import random_shift
+from policies.vla.critic import PrivilegedCritic
 from policies.vla.encoders import LANGUAGE_ENCODERS, VISION_ENCODERS, _require_transformers, build_encoder
 from policies.vla.heads import head_class
 from policies.vla.stats import NormalizationStats
@@ -89,7 +90,16 @@ class VLAPolicy(Policy):
         self.head = head(head_cfg, d, self.chunk_size, self.action_dim)
         self.detach_value = bool(config.get("detach_value", False))
         self.random_shift = int(config.get("random_shift", 0))  # SFT augmentation of trained vision towers, pixels
-        self.value_head = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1))
+        self.critic_input = str(config.get("critic", "backbone"))
+        if self.critic_input == "privileged":
+            if int(config.get("privileged_dim", 0)) <= 0:
+                raise ValueError("policy.critic=privileged needs the env's task state (privileged_dim > 0); use "
+                                 "policy.critic=backbone for an env without one")
+            self.value_head = PrivilegedCritic(self.state_dim, int(config["privileged_dim"]))
+        elif self.critic_input == "backbone":
+            self.value_head = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1))
+        else:
+            raise ValueError(f"policy.critic must be backbone or privileged, got {self.critic_input!r}")
         self.stats = NormalizationStats(self.state_dim, self.action_dim)
         # Auxiliary SFT target: the simulator's task state (observation.environment_state: object and goal
         # positions, the commanded cube, ...) predicted from the fused tokens. It teaches the towers where
@@ -117,7 +127,7 @@ class VLAPolicy(Policy):
         if missing:
             raise ValueError(f"the VLA reads cameras {missing} that the env does not render; add them to env.cameras "
                              f"(env renders {list(observation_spec.cameras)})")
-        vla_keys = ("chunk_size", "cameras", "vision", "language", "fusion", "detach_value", "random_shift",
+        vla_keys = ("chunk_size", "cameras", "vision", "language", "fusion", "detach_value", "critic", "random_shift",
                     "aux_state_coef", "aux_state_dims", "n_action_steps")
         head = dict(config.get("head", {"name": "gaussian"}))
         head.setdefault("init_log_std", config.get("init_log_std", -1.0))
@@ -131,6 +141,9 @@ class VLAPolicy(Policy):
         if policy.aux_state_coef:
             task_states = sample_obs["privileged"].float()
             policy.set_task_state_stats(task_states.mean(0), task_states.std(0))
+        if policy.critic_input == "privileged":
+            task_states = sample_obs["privileged"].float()
+            policy.value_head.set_task_state_stats(task_states.mean(0), task_states.std(0))
         states = sample_obs["state"].float()
         policy.set_stats(states.mean(0), states.std(0, unbiased=False).clamp(min=0.05),
                          torch.full((action_spec.dim,), float(action_spec.low)),
@@ -229,7 +242,10 @@ class VLAPolicy(Policy):
         out = self.decoder(inputs_embeds=tokens, attention_mask=mask).last_hidden_state
         return out[:, -self.num_queries:]  # [N, Q, d]
 
-    def _value(self, h: torch.Tensor) -> torch.Tensor:
+    def _value(self, h: torch.Tensor, obs: dict) -> torch.Tensor:
+        """Values [N]: from the mean of the query outputs ``h`` [N, Q, d], or from privileged inputs."""
+        if self.critic_input == "privileged":
+            return self.value_head(self.stats.normalize_state(obs["state"]), obs)
         pooled = h.mean(dim=1)
         return self.value_head(pooled.detach() if self.detach_value else pooled).squeeze(-1)  # [N]
 
@@ -237,18 +253,29 @@ class VLAPolicy(Policy):
     def act(self, obs):
         h = self.fused(obs)
         action, logprob = self.head.sample(h)  # normalised [N, T, A]
-        return self.stats.unnormalize_action(action), logprob, self._value(h)
+        return self.stats.unnormalize_action(action), logprob, self._value(h, obs)
 
     def evaluate(self, obs, action):
         h = self.fused(obs)
         logprob, entropy = self.head.log_prob(h, self.stats.normalize_action(action))
-        return logprob, entropy, self._value(h)
+        return logprob, entropy, self._value(h, obs)
 
     def value(self, obs):
-        return self._value(self.fused(obs))
+        if self.critic_input == "privileged":  # no backbone pass
+            return self._value(None, obs)
+        return self._value(self.fused(obs), obs)
 
     def critic_parameters(self):
-        return list(self.value_head.parameters())  # the head on the shared trunk
+        return list(self.value_head.parameters())  # the head on the shared trunk, or the privileged MLP
+
+    def initial_state_from(self, saved: dict) -> dict:
+        """``saved`` whole, except that a value head of another input (e.g. an SFT policy's backbone head under
+        ``policy.critic=privileged``) is left out and this policy's fresh one kept."""
+        own = {k: v for k, v in self.state_dict().items() if k.startswith("value_head.")}
+        theirs = {k: v for k, v in saved.items() if k.startswith("value_head.")}
+        if theirs.keys() == own.keys() and all(theirs[k].shape == own[k].shape for k in own):
+            return saved
+        return {k: v for k, v in saved.items() if k not in theirs} | own
 
     def deterministic_action(self, obs):
         return self.stats.unnormalize_action(self.head.mode(self.fused(obs)))

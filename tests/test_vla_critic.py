@@ -1,0 +1,51 @@
+"""The VLA's asymmetric critic (policy.critic=privileged): values from proprioception and the task state alone, and
+init_from an SFT policy whose value head reads the backbone keeps every other weight."""
+
+import pytest
+import torch
+
+from embodied.runner.trainer import load_initial_weights
+from tests.test_vla import observation, tiny_vla
+
+PRIVILEGED_DIM = 6
+
+
+def with_task_state(obs: dict, seed: int = 1) -> dict:
+    return obs | {"privileged": torch.randn(len(obs["state"]), PRIVILEGED_DIM,
+                                            generator=torch.Generator().manual_seed(seed))}
+
+
+def test_privileged_values_follow_the_task_state_and_ignore_the_images():
+    policy = tiny_vla("gaussian", privileged_dim=PRIVILEGED_DIM, critic="privileged")
+    obs = with_task_state(observation())
+    other_images = obs | {"rgb": observation(seed=5)["rgb"]}
+    other_task_state = with_task_state(observation(), seed=2)
+    values = policy.value(obs)
+    assert torch.equal(values, policy.value(other_images))
+    assert not torch.allclose(values, policy.value(other_task_state))
+    _, _, acted = policy.act(obs)
+    assert torch.equal(acted, values)  # the rollout's values are the ones the update re-evaluates
+    critic = {id(p) for p in policy.critic_parameters()}
+    backbone = [p for p in policy.parameters() if id(p) not in critic]
+    policy.value(obs).sum().backward()
+    assert all(p.grad is None for p in backbone)  # no value gradient reaches the pixel backbone
+
+
+def test_privileged_critic_refuses_observations_without_a_task_state():
+    policy = tiny_vla("gaussian", privileged_dim=PRIVILEGED_DIM, critic="privileged")
+    with pytest.raises(ValueError, match="use policy.critic=backbone where there is no simulator"):
+        policy.value(observation())
+
+
+def test_init_from_a_backbone_critic_policy_copies_all_but_the_value_head(tmp_path):
+    saved = tiny_vla("gaussian", privileged_dim=PRIVILEGED_DIM)
+    with torch.no_grad():
+        for p in saved.parameters():
+            p.add_(0.5)  # differ from a fresh policy everywhere
+    saved.save_pretrained(str(tmp_path))
+    policy = tiny_vla("gaussian", privileged_dim=PRIVILEGED_DIM, critic="privileged")
+    fresh_critic = {k: v.clone() for k, v in policy.state_dict().items() if k.startswith("value_head.")}
+    load_initial_weights(policy, str(tmp_path))
+    loaded, source = policy.state_dict(), saved.state_dict()
+    assert all(torch.equal(loaded[k], source[k]) for k in source if not k.startswith("value_head."))
+    assert all(torch.equal(loaded[k], v) for k, v in fresh_critic.items())
