@@ -49,3 +49,13 @@ def test_init_from_a_backbone_critic_policy_copies_all_but_the_value_head(tmp_pa
     loaded, source = policy.state_dict(), saved.state_dict()
     assert all(torch.equal(loaded[k], source[k]) for k in source if not k.startswith("value_head."))
     assert all(torch.equal(loaded[k], v) for k, v in fresh_critic.items())
+
+
+def test_the_critic_option_is_checked_before_anything_runs(tmp_path):
+    from embodied.config.schema import validate
+    from tests.test_training import config
+
+    with pytest.raises(ValueError, match="policy.critic must be backbone or privileged, got 'state'"):
+        validate(config(tmp_path, policy__name="vla", policy__critic="state"))
+    with pytest.raises(ValueError, match="policy.critic=privileged is an option of policy=vla"):
+        validate(config(tmp_path, policy__critic="privileged"))

@@ -202,6 +202,9 @@ def validate(cfg: TrainConfig) -> None:
          f"data.scene_frames above {cfg.experiment.eval_num_envs} (got {cfg.data.scene_frames})"),
         (cfg.policy.critic in ("backbone", "privileged"),
          f"policy.critic must be backbone or privileged, got {cfg.policy.critic!r}"),
+        (cfg.policy.critic == "backbone" or cfg.policy.name == "vla",
+         f"policy.critic=privileged is an option of policy=vla; policy={cfg.policy.name} picks its critic's inputs "
+         "with policy.obs_keys"),
         (cfg.experiment.time_limit_s is None or cfg.experiment.time_limit_s > 0,
          f"experiment.time_limit_s must be > 0 seconds (null: no limit), got {cfg.experiment.time_limit_s}"),
         (cfg.experiment.stop_at_success is None or (0 < cfg.experiment.stop_at_success <= 1
