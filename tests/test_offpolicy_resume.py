@@ -132,6 +132,8 @@ def test_an_off_policy_run_ends_after_the_iteration_that_crosses_its_time_limit(
 
     cfg = settings(tmp_path, 5)
     cfg.experiment.time_limit_s = 1e-6  # out of time once the first iteration ends
+    cfg.experiment.eval_interval = 1
     trainer = OffPolicyTrainer(cfg)
     final = trainer.train()
     assert trainer.iteration == 1 and trainer.counters["env_steps"] == ITERATION and final["episodes"] == 2
+    assert len(trainer.eval_history) == 1  # not evaluated twice at the same env-step

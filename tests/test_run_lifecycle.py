@@ -174,9 +174,11 @@ def test_stop_at_success_needs_evaluations_during_the_run(tmp_path):
 
 
 def test_a_run_ends_after_the_iteration_that_crosses_its_time_limit_then_evaluates(tmp_path):
-    trainer, final = run(tmp_path, 5, experiment__time_limit_s=1e-6)  # out of time once the first iteration ends
+    # out of time once the first iteration ends; evaluations due after every iteration
+    trainer, final = run(tmp_path, 5, experiment__time_limit_s=1e-6, experiment__eval_interval=1)
     assert trainer.iteration == 1 and trainer.counters["env_steps"] == ITERATION
     assert final["episodes"] == 2 and os.path.isdir(tmp_path / "final_policy")  # the final evaluation and save
+    assert len(trainer.eval_history) == 1  # not evaluated twice at the same env-step
 
 
 def test_time_limit_is_checked_before_anything_runs(tmp_path):

@@ -59,3 +59,25 @@ def test_the_critic_option_is_checked_before_anything_runs(tmp_path):
         validate(config(tmp_path, policy__name="vla", policy__critic="state"))
     with pytest.raises(ValueError, match="policy.critic=privileged is an option of policy=vla"):
         validate(config(tmp_path, policy__critic="privileged"))
+
+
+def test_task_state_statistics_leave_entries_without_spread_unscaled():
+    from policies.vla.critic import PrivilegedCritic
+
+    critic = PrivilegedCritic(state_dim=2, privileged_dim=3)
+    critic.fit_task_state(torch.tensor([[0.0, 0.02, 1.0], [0.0, 0.04, 3.0]]))  # a flag, a cube height, a position
+    assert torch.allclose(critic.task_state_mean, torch.tensor([0.0, 0.03, 2.0]))
+    assert torch.allclose(critic.task_state_std, torch.tensor([1.0, 0.01, 1.0]))  # population std; 0 -> 1
+    critic.fit_task_state(torch.tensor([[0.5, 0.1, 2.0]]))  # one env: no NaN
+    assert torch.equal(critic.task_state_std, torch.ones(3))
+
+
+def test_a_saved_privileged_critic_loads_with_its_statistics(tmp_path):
+    from policies import from_pretrained
+
+    policy = tiny_vla("gaussian", privileged_dim=PRIVILEGED_DIM, critic="privileged")
+    policy.value_head.fit_task_state(torch.randn(8, PRIVILEGED_DIM) * 3 + 1)
+    policy.save_pretrained(str(tmp_path))
+    loaded = from_pretrained(str(tmp_path))
+    obs = with_task_state(observation())
+    assert loaded.critic_input == "privileged" and torch.equal(loaded.value(obs), policy.value(obs))

@@ -19,7 +19,7 @@ class CorruptCheckpoint(Exception):
 def run_identity(cfg) -> dict:
     """The settings a checkpoint's state depends on: resuming with others cannot continue the run."""
     return {"algo.name": cfg.algo.name, "algo.collector": cfg.algo.collector, "env.num_envs": cfg.env.num_envs,
-            "env.task": cfg.env.task, "policy.name": cfg.policy.name}
+            "env.task": cfg.env.task, "policy.name": cfg.policy.name, "policy.critic": cfg.policy.critic}
 
 
 def checkpoint_path(directory: str, iteration: int) -> str:

@@ -349,6 +349,8 @@ class OffPolicyTrainer(Run):
                 stats, episodes = self._collect_and_learn()
                 seconds = time.perf_counter() - start
                 self.iteration += 1
+                if self.out_of_time():
+                    total_iters = self.iteration  # the last iteration: checkpointed below, evaluated once at the end
                 steps = self.counters["env_steps"]
                 rollout = episodes | {"env_steps_per_s": per_iteration / max(seconds, 1e-9)}
                 logger.scalars("rollout", rollout, steps)
@@ -363,8 +365,6 @@ class OffPolicyTrainer(Run):
                 known = {} if last_success is None else {"success": f"{last_success:.2f}"}
                 bar.set_postfix(known | {"fps": f"{rollout['env_steps_per_s']:.0f}", "steps": steps})
                 bar.update(1)
-                if self.out_of_time():
-                    break
         bar.close()
         if needs_final_checkpoint(self.output_dir, self.iteration, stop.requested, x.checkpoint_interval):
             self._save_checkpoint()

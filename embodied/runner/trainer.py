@@ -216,6 +216,8 @@ class Trainer(Run):
                     self.policy.update_normalizer(batch["obs"])
                 sync_from_rank0(self.policy, buffers_only=True)  # data-parallel ranks follow rank 0's statistics
             self.iteration += 1
+            if self.out_of_time():
+                total_iters = self.iteration  # the last iteration: checkpointed below, evaluated once by conclude()
             if self.own_reference is not None and cfg.algo.ref_reset_interval and \
                     self.iteration % cfg.algo.ref_reset_interval == 0:
                 self.reference.load_state_dict(self.policy.state_dict())
@@ -236,5 +238,3 @@ class Trainer(Run):
             known = {} if last_success is None else {"success": f"{last_success:.2f}"}
             bar.set_postfix(known | {"fps": f"{rollout['env_steps_per_s']:.0f}", "steps": steps})
             bar.update(1)
-            if self.out_of_time():
-                break

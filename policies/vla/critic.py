@@ -11,6 +11,9 @@ from torch import nn
 class PrivilegedCritic(nn.Module):
     """V(state, task state): z-scored inputs (statistics fixed when the policy is built) -> MLP -> [N]."""
 
+    MIN_SPREAD = 1e-3  # task-state entries that barely vary over the first resets (a grasp flag, a resting cube's
+    # height) are centred but not scaled: a std floored near 0 would blow them up once they change
+
     def __init__(self, state_dim: int, privileged_dim: int, hidden: int = 256):
         super().__init__()
         self.register_buffer("task_state_mean", torch.zeros(privileged_dim))
@@ -19,10 +22,13 @@ class PrivilegedCritic(nn.Module):
                                  nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1))
 
     @torch.no_grad()
-    def set_task_state_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Mean/std that z-score the task state (std floored at 0.01)."""
-        self.task_state_mean.copy_(mean.float().reshape(-1))
-        self.task_state_std.copy_(std.float().reshape(-1).clamp(min=0.01))
+    def fit_task_state(self, task_states: torch.Tensor) -> None:
+        """Mean/std of task states [N, E] that z-score the input; std 1 where the spread is under MIN_SPREAD (one
+        sample included)."""
+        task_states = task_states.float()
+        std = task_states.std(0, unbiased=False)  # [E]; 0 (not NaN) for a single sample
+        self.task_state_mean.copy_(task_states.mean(0))
+        self.task_state_std.copy_(torch.where(std < self.MIN_SPREAD, torch.ones_like(std), std))
 
     def forward(self, state: torch.Tensor, obs: dict) -> torch.Tensor:
         """``state`` [N, S] already normalised; ``obs["privileged"]`` [N, E] in env units -> values [N]."""

@@ -142,8 +142,7 @@ class VLAPolicy(Policy):
             task_states = sample_obs["privileged"].float()
             policy.set_task_state_stats(task_states.mean(0), task_states.std(0))
         if policy.critic_input == "privileged":
-            task_states = sample_obs["privileged"].float()
-            policy.value_head.set_task_state_stats(task_states.mean(0), task_states.std(0))
+            policy.value_head.fit_task_state(sample_obs["privileged"])
         states = sample_obs["state"].float()
         policy.set_stats(states.mean(0), states.std(0, unbiased=False).clamp(min=0.05),
                          torch.full((action_spec.dim,), float(action_spec.low)),
