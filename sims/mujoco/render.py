@@ -90,15 +90,15 @@ class _TileWorker:
         self.data = mujoco.MjData(self.model)
         self.atlas = np.empty((self.rows * self.height, self.cols * self.width, 3), dtype=np.uint8)
 
-    def draw(self, qpos, mocap_pos, visuals, env_ids, rows, images: list[np.ndarray]) -> None:
-        """Render cameras of envs ``env_ids`` into ``images[c][rows]`` (the caller's arrays).
+    def draw(self, qpos, mocap_pos, visuals, env_ids, images: list[np.ndarray]) -> None:
+        """Render the cameras of envs ``env_ids`` into ``images[c]``, row i for ``env_ids[i]`` (the caller's arrays).
 
         Camera c of env e always takes tile (e * cameras + c) mod tiles: the depth tests of nearly coplanar
         surfaces (a marker on the table) can resolve differently at another place in the framebuffer, so a
         fixed tile keeps an env's image the same whatever the batch or subset."""
         cameras, per_atlas = len(self.camera_ids), self.cols * self.rows
         passes: dict[int, list] = {}
-        for row, env in zip(rows, env_ids):
+        for row, env in enumerate(env_ids):
             for c in range(cameras):
                 atlas, tile = divmod(int(env) * cameras + c, per_atlas)
                 passes.setdefault(atlas, []).append((tile, row, int(env), c))
@@ -162,7 +162,7 @@ class BatchRenderer:
         """Images of envs ``env_ids`` (default all) from their positions and per-env visual overrides."""
         ids = np.arange(qpos.shape[0]) if env_ids is None else np.asarray(env_ids)
         images = [np.empty((len(ids), self.height, self.width, 3), dtype=np.uint8) for _ in self.cameras]
-        self.worker.thread.submit(self.worker.draw, qpos, mocap_pos, visuals, ids, range(len(ids)), images).result()
+        self.worker.thread.submit(self.worker.draw, qpos, mocap_pos, visuals, ids, images).result()
         return dict(zip(self.cameras, images))
 
     def close(self) -> None:
