@@ -1,0 +1,133 @@
+"""A robot as an RL environment: one world behind the safety guard, on the batched env API.
+
+The policy acts in the controller space it was trained with (``ActionMapper``), every command passes the
+``SafetyGuard``, and the observation is the simulator's own layout (``ObservationBuilder``, or the sim twin's own
+observation). The twin resets its scene itself; on a real arm a person resets it, prompted in the terminal and
+timed, while the arm holds. Success comes from a callable on the robot observation (the twin's task check, a
+classifier or a key press); the reward is that success (hardware has no dense reward). Every step can be recorded
+to a LeRobot dataset, one episode saved per reset.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from embodied.deploy.rate import FixedRate
+from sims.api import ActionSpec, BatchedEnv, ObservationSpec, StepResult
+
+SuccessSource = Callable[[dict], bool]  # robot observation -> whether the task is solved now
+
+
+class PersonReset:
+    """Between episodes on a real arm: hold, ask a person to reset the scene, and return the seconds it took."""
+
+    def __init__(self, ask: Callable[[str], object] = input, clock: Callable[[], float] = time.monotonic):
+        self.ask, self.clock = ask, clock
+
+    def __call__(self, robot, episode: int) -> float:
+        robot.hold()
+        start = self.clock()
+        self.ask(f"episode {episode}: reset the scene, then press Enter (the robot holds) ")
+        return self.clock() - start
+
+
+class RobotEnv(BatchedEnv):
+    """A connected robot behind ``guard`` as a batched env of one world (see the module docstring).
+
+    ``observe``: robot observation -> the policy's observation (a batch of one, torch); ``control_hz``: hold each
+    step to this rate (a real arm; None: as fast as commands return, the sim twin's own clock); ``recorder``: an
+    ``EpisodeRecorder`` or None.
+    """
+
+    def __init__(self, robot, guard, mapper, observe: Callable[[dict], dict], success: SuccessSource,
+                 max_episode_steps: int, instruction: str = "", person_reset: PersonReset | None = None,
+                 control_hz: float | None = None, recorder=None, terminate_on_success: bool = True):
+        if not robot.is_connected:
+            raise ValueError(f"RobotEnv needs a connected robot: call {type(robot).__name__}.connect() first")
+        if guard.robot is not robot:
+            raise ValueError("the safety guard must wrap the robot the env drives")
+        if control_hz is not None and not control_hz > 0:
+            raise ValueError(f"control_hz must be > 0 or None, got {control_hz}")
+        self.robot, self.guard, self.mapper, self.observe, self.success = robot, guard, mapper, observe, success
+        self.instruction, self.control_hz, self.recorder = instruction, control_hz, recorder
+        self.person_reset = person_reset or PersonReset()
+        self.reset_seconds: list[float] = []  # how long each person reset took (the twin's take no time)
+        self.episodes = 0
+        self._robot_obs = guard.observe()
+        self._obs = self._numpy(observe(self._robot_obs))
+        first = self._obs
+        cameras = tuple(first.get("rgb", {}))
+        height, width = first["rgb"][cameras[0]].shape[1:3] if cameras else (0, 0)
+        observation_spec = ObservationSpec(state_dim=first["state"].shape[1],
+                                           privileged_dim=first["privileged"].shape[1], cameras=cameras,
+                                           image_height=height, image_width=width)
+        spec = mapper.controller.action_spec
+        super().__init__(1, ActionSpec(spec.dim, spec.low, spec.high, spec.names), observation_spec,
+                         max_episode_steps, terminate_on_success=terminate_on_success, autoreset=True)
+        self._engaged = False
+        self._gripper: float | None = None  # the opening last sent; an episode starts from the measured one
+        self._rate: FixedRate | None = None
+
+    # ------------------------------------------------------------------------------------ backend hooks
+    def _reset_worlds(self, env_ids: np.ndarray, rngs: list[np.random.Generator]) -> None:
+        self._end_episode()
+        if not self.robot.reset_scene(int(rngs[0].integers(2**31 - 1))):
+            self.reset_seconds.append(self.person_reset(self.robot, self.episodes))
+        self.episodes += 1
+        if hasattr(self.observe, "reset"):
+            self.observe.reset()  # velocities and the step counter restart
+        self.guard.engage()  # gripper force cap and watchdog for the new episode
+        self._engaged = True
+        self._gripper = None
+        self._rate = FixedRate(self.control_hz) if self.control_hz else None
+        self._read()
+
+    def _advance(self, actions: np.ndarray, env_ids: np.ndarray) -> None:
+        action, q = actions[0], self._robot_obs["joint_positions"]
+        if self._gripper is None:
+            self._gripper = float(self._robot_obs["gripper"][0])
+        sent = self.guard.step(self.mapper(action, q, self._gripper), self._robot_obs)
+        self._gripper = float(sent[-1])
+        if self.recorder is not None:
+            self.recorder.add(self._obs["state"][0], self._robot_obs, self.mapper.sent_to_action(sent, q), sent,
+                              action, self.instruction)
+        if self._rate is not None:
+            self._rate.wait()
+        self._read()
+
+    def _observe(self) -> dict:
+        return {key: value for key, value in self._obs.items() if key != "elapsed"}
+
+    def _evaluate(self) -> StepResult:
+        solved = bool(self.success(self._robot_obs))
+        return StepResult(reward=np.array([float(solved)], np.float32), success=np.array([solved]),
+                          failed=np.zeros(1, bool))
+
+    # --------------------------------------------------------------------------------------- internals
+    def _read(self) -> None:
+        self._robot_obs = self.guard.observe()
+        self._obs = self._numpy(self.observe(self._robot_obs))
+
+    def _numpy(self, obs: dict) -> dict:
+        """The policy observation as the backend hooks return it: numpy, with an empty task state on hardware."""
+        out = {"state": obs["state"].numpy(), "instruction": list(obs.get("instruction") or [self.instruction])}
+        privileged = obs.get("privileged")
+        out["privileged"] = privileged.numpy() if privileged is not None else np.zeros((1, 0), np.float32)
+        if "rgb" in obs:
+            out["rgb"] = {camera: image.numpy() for camera, image in obs["rgb"].items()}
+        return out
+
+    def _end_episode(self) -> None:
+        """Save the open episode's frames and hold the arm (between episodes, and on close)."""
+        if self.recorder is not None:
+            self.recorder.end_episode()
+        if self._engaged:
+            self.guard.disengage()
+            self._engaged = False
+
+    def close(self) -> None:
+        """Save the open episode and hold; the robot stays connected (its owner disconnects it)."""
+        self._end_episode()
