@@ -9,9 +9,11 @@ from embodied.deploy.mapping import ActionMapper, robot_kinematics
 from embodied.deploy.recorder import EpisodeRecorder
 from embodied.deploy.session import make_observer
 from embodied.robot_rl.env import PersonReset, RobotEnv
+from embodied.robot_rl.intervention import Intervention, after_step
 from real_robot.errors import SafetyStop
 from real_robot.safety import SafetyGuard, SafetyLimits
 from real_robot.sim_twin import SimTwinRobot
+from real_robot.teleop.scripted import ScriptedDevice
 
 torch.set_num_threads(1)
 
@@ -131,3 +133,67 @@ def test_a_robot_fault_stops_the_arm_and_the_run(twin, monkeypatch):
 def test_refuses_a_robot_that_is_not_connected():
     with pytest.raises(ValueError, match="connect"):
         make_env(SimTwinRobot(task="Reach", cameras=()))
+
+
+def scripted_device(tmp_path, commands) -> ScriptedDevice:
+    path = str(tmp_path / "commands.npy")
+    np.save(path, np.asarray(commands, np.float64))
+    device = ScriptedDevice(path=path)
+    device.connect()
+    return device
+
+
+def test_a_person_takes_over_through_the_same_guard_and_is_flagged(twin, tmp_path):
+    """From step 2 the device's +x command replaces the policy's zero action: flagged in info and in the dataset,
+    and limited by the guard like the policy."""
+    root = str(tmp_path / "hil")
+    person = Intervention(scripted_device(tmp_path, [[1.0, 0.0, 0.0, 1.0]] * 10), "ee_delta_pos", after_step(2))
+    env = make_env(twin, limits=SafetyLimits(max_relative_target=0.01), intervention=person,
+                   recorder=EpisodeRecorder(root, 20.0, "sim_twin_panda"))
+    env.reset(seed=0)
+    flags, executed = [], []
+    for _ in range(4):
+        _, _, _, _, info = env.step(torch.zeros(1, 4))
+        flags.append(bool(info["intervened"][0]))
+        executed.append(info["executed_action"][0])
+    assert flags == [False, False, True, True] and env.intervention_rate == 0.5
+    executed = torch.stack(executed)
+    assert executed[:2, :3].abs().max() < 0.002  # the policy's zero action
+    # the person asked +1 along x; the guard let through a step of 0.01 rad per joint, as it would the policy's
+    assert ((executed[2:, 0] > 0.005) & (executed[2:, 0] < 0.1)).all() and env.guard.counters["step_limited"] == 2
+    env.reset(seed=0)
+    data = LeRobotDataset(root)
+    recorded = [float(np.asarray(data[i]["intervention"]).reshape(-1)[0]) for i in range(4)]
+    assert recorded == [0.0, 0.0, 1.0, 1.0]
+    assert np.asarray(data[3]["command"]).reshape(-1)[0] == 1.0  # the person's command, not the policy's
+
+
+def test_the_scripted_expert_stands_in_for_the_person(tmp_path):
+    """The stand-in person (the twin's expert) takes over at the start and solves PickCube through the guard."""
+    robot = SimTwinRobot(task="PickCube", cameras=(), seed=0)
+    robot.connect()
+    try:
+        device = ScriptedDevice()
+        device.connect()
+        env = make_env(robot, intervention=Intervention(device, "ee_delta_pos", after_step(0)),
+                       max_episode_steps=100)
+        env.reset(seed=0)
+        for step in range(100):
+            _, reward, terminated, _, info = env.step(torch.zeros(1, 4))
+            assert info["intervened"].all()
+            if terminated.any():
+                break
+        assert reward.tolist() == [1.0] and terminated.tolist() == [True]
+        env.close()
+    finally:
+        robot.disconnect()
+
+
+def test_chunks_report_every_executed_step_and_interventions_need_an_end_effector_controller(twin, tmp_path):
+    env = make_env(twin)
+    env.reset(seed=0)
+    _, _, _, _, info = env.chunk_step(torch.full((1, 3, 4), 0.5))
+    assert info["executed_action"].shape == (1, 3, 4) and info["intervened"].shape == (1, 3)
+    assert (info["executed_action"][0, :, :3] > 0.05).all() and not info["intervened"].any()
+    with pytest.raises(ValueError, match="end-effector controller"):
+        Intervention(scripted_device(tmp_path, [[0.0] * 4]), "joint_delta", after_step(0))

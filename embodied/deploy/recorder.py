@@ -16,11 +16,13 @@ from embodied.data.writer import LeRobotDatasetWriter
 from real_robot.robot import camera_images
 
 
-def robot_features(state_dim: int, images: dict, action_dim: int, num_joints: int) -> dict:
-    """LeRobot features of a recorded robot episode (``images``: camera key -> [H, W, 3])."""
+def robot_features(state_dim: int, images: dict, action_dim: int, num_joints: int, flags: tuple = ()) -> dict:
+    """LeRobot features of a recorded robot episode (``images``: camera key -> [H, W, 3]; ``flags``: names of
+    per-frame 0/1 markers, e.g. ``intervention``)."""
     vector = lambda n: {"dtype": "float32", "shape": [n], "names": None}  # noqa: E731
     features = {"observation.state": vector(state_dim), "action": vector(action_dim),
                 "action.joint_targets": vector(num_joints + 1), "command": vector(action_dim)}
+    features |= {name: vector(1) for name in flags}
     for key, shape in images.items():
         features[f"observation.{key}"] = {"dtype": "video", "shape": list(shape)}
     return features
@@ -51,16 +53,19 @@ class EpisodeRecorder:
                                                       robot_type=self.robot_type)
         return self.writer
 
-    def add(self, state, robot_obs: dict, action, joint_targets, command, task: str) -> None:
-        """Buffer one frame: the policy state, the robot observation's cameras, what was sent and asked."""
+    def add(self, state, robot_obs: dict, action, joint_targets, command, task: str, flags: dict | None = None) -> None:
+        """Buffer one frame: the policy state, the robot observation's cameras, what was sent and asked, and the
+        frame's ``flags`` (name -> bool; the same names in every frame of a dataset)."""
         images = camera_images(robot_obs)
+        flags = flags or {}
         if self.writer is None:
             self.open(robot_features(len(state), {k: v.shape for k, v in images.items()}, len(action),
-                                     len(joint_targets) - 1))
+                                     len(joint_targets) - 1, tuple(flags)))
         frame = {"observation.state": np.asarray(state, np.float32), "action": np.asarray(action, np.float32),
                  "action.joint_targets": np.asarray(joint_targets, np.float32),
                  "command": np.asarray(command, np.float32)}
         frame |= {f"observation.{key}": image for key, image in images.items()}
+        frame |= {name: np.array([float(value)], np.float32) for name, value in flags.items()}
         self.writer.add_frame(frame, task)
 
     @property

@@ -4,8 +4,11 @@ The policy acts in the controller space it was trained with (``ActionMapper``), 
 ``SafetyGuard``, and the observation is the simulator's own layout (``ObservationBuilder``, or the sim twin's own
 observation). The twin resets its scene itself; on a real arm a person resets it, prompted in the terminal and
 timed, while the arm holds. Success comes from a callable on the robot observation (the twin's task check, a
-classifier or a key press); the reward is that success (hardware has no dense reward). Every step can be recorded
-to a LeRobot dataset, one episode saved per reset.
+classifier or a key press); the reward is that success (hardware has no dense reward). A person may take over
+(``Intervention``): their command replaces the policy's action and passes the same guard; ``info`` flags those steps
+(``intervened``) and carries the action every step actually executed (``executed_action``), so a learner stores
+what the arm did. Every step can be recorded to a LeRobot dataset (with an ``intervention`` flag when a person can
+take over), one episode saved per reset.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import time
 from typing import Callable
 
 import numpy as np
+import torch
 
 from embodied.deploy.rate import FixedRate
+from embodied.robot_rl.intervention import Intervention
 from sims.api import ActionSpec, BatchedEnv, ObservationSpec, StepResult
 
 SuccessSource = Callable[[dict], bool]  # robot observation -> whether the task is solved now
@@ -44,7 +49,8 @@ class RobotEnv(BatchedEnv):
 
     def __init__(self, robot, guard, mapper, observe: Callable[[dict], dict], success: SuccessSource,
                  max_episode_steps: int, instruction: str = "", person_reset: PersonReset | None = None,
-                 control_hz: float | None = None, recorder=None, terminate_on_success: bool = True):
+                 control_hz: float | None = None, recorder=None, terminate_on_success: bool = True,
+                 intervention: Intervention | None = None):
         if not robot.is_connected:
             raise ValueError(f"RobotEnv needs a connected robot: call {type(robot).__name__}.connect() first")
         if guard.robot is not robot:
@@ -53,6 +59,8 @@ class RobotEnv(BatchedEnv):
             raise ValueError(f"control_hz must be > 0 or None, got {control_hz}")
         self.robot, self.guard, self.mapper, self.observe, self.success = robot, guard, mapper, observe, success
         self.instruction, self.control_hz, self.recorder = instruction, control_hz, recorder
+        self.intervention = intervention
+        self.steps_taken = self.intervened_steps = 0
         self.person_reset = person_reset or PersonReset()
         self.reset_seconds: list[float] = []  # how long each person reset took (the twin's take no time)
         self.episodes = 0
@@ -70,6 +78,20 @@ class RobotEnv(BatchedEnv):
         self._engaged = False
         self._gripper: float | None = None  # the opening last sent; an episode starts from the measured one
         self._rate: FixedRate | None = None
+        self._executed = np.zeros((1, 1, self.action_spec.dim), np.float32)  # this chunk's executed actions
+        self._intervened = np.zeros((1, 1), bool)
+        self._chunk_step = 0
+
+    @property
+    def intervention_rate(self) -> float:
+        """The fraction of steps so far in which a person had control (0 before any step)."""
+        return self.intervened_steps / max(self.steps_taken, 1)
+
+    def step(self, action):
+        """``BatchedEnv.step``; ``info`` adds ``executed_action`` [1, A] and ``intervened`` [1]."""
+        obs, reward, terminated, truncated, info = super().step(action)
+        info["executed_action"], info["intervened"] = info["executed_action"][:, 0], info["intervened"][:, 0]
+        return obs, reward, terminated, truncated, info
 
     # ------------------------------------------------------------------------------------ backend hooks
     def _reset_worlds(self, env_ids: np.ndarray, rngs: list[np.random.Generator]) -> None:
@@ -77,6 +99,8 @@ class RobotEnv(BatchedEnv):
         if not self.robot.reset_scene(int(rngs[0].integers(2**31 - 1))):
             self.reset_seconds.append(self.person_reset(self.robot, self.episodes))
         self.episodes += 1
+        if self.intervention is not None:
+            self.intervention.start_episode()
         if hasattr(self.observe, "reset"):
             self.observe.reset()  # velocities and the step counter restart
         self.guard.engage()  # gripper force cap and watchdog for the new episode
@@ -89,11 +113,20 @@ class RobotEnv(BatchedEnv):
         action, q = actions[0], self._robot_obs["joint_positions"]
         if self._gripper is None:
             self._gripper = float(self._robot_obs["gripper"][0])
-        sent = self.guard.step(self.mapper(action, q, self._gripper), self._robot_obs)
+        person = None if self.intervention is None else self.intervention.action(self.robot, self._robot_obs,
+                                                                                  int(self._elapsed[0]))
+        command = action if person is None else np.clip(person, self.action_spec.low, self.action_spec.high)
+        sent = self.guard.step(self.mapper(command, q, self._gripper), self._robot_obs)
         self._gripper = float(sent[-1])
+        executed = self.mapper.sent_to_action(sent, q)
+        self._executed[0, self._chunk_step], self._intervened[0, self._chunk_step] = executed, person is not None
+        self._chunk_step += 1
+        self.steps_taken += 1
+        self.intervened_steps += person is not None
         if self.recorder is not None:
-            self.recorder.add(self._obs["state"][0], self._robot_obs, self.mapper.sent_to_action(sent, q), sent,
-                              action, self.instruction)
+            flags = {} if self.intervention is None else {"intervention": person is not None}
+            self.recorder.add(self._obs["state"][0], self._robot_obs, executed, sent, command, self.instruction,
+                              flags)
         if self._rate is not None:
             self._rate.wait()
         self._read()
@@ -107,6 +140,16 @@ class RobotEnv(BatchedEnv):
                           failed=np.zeros(1, bool))
 
     # --------------------------------------------------------------------------------------- internals
+    def _run_chunk(self, actions: np.ndarray):
+        horizon = actions.shape[1]
+        self._executed = np.zeros((1, horizon, self.action_spec.dim), np.float32)
+        self._intervened = np.zeros((1, horizon), bool)
+        self._chunk_step = 0
+        obs, rewards, terminated, truncated, info = super()._run_chunk(actions)
+        info["executed_action"] = torch.from_numpy(self._executed)  # [1, T, A]; zeros after the episode ended
+        info["intervened"] = torch.from_numpy(self._intervened)  # [1, T]
+        return obs, rewards, terminated, truncated, info
+
     def _read(self) -> None:
         self._robot_obs = self.guard.observe()
         self._obs = self._numpy(self.observe(self._robot_obs))
