@@ -73,7 +73,7 @@ class LeRobotDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.episode_of_frame)
 
-    def _episode_frames(self, ep: int, key: str) -> np.ndarray:
+    def episode_frames(self, ep: int, key: str) -> np.ndarray:
         """Decoded frames [length, H, W, 3] of one camera of one episode (LRU cached within the byte budget)."""
         if (ep, key) in self._video_cache:
             self._video_cache.move_to_end((ep, key))
@@ -102,7 +102,7 @@ class LeRobotDataset(torch.utils.data.Dataset):
         item["action"] = torch.as_tensor(self.columns["action"][np.minimum(steps, end - 1)])  # [T, A]
         item["action_is_pad"] = torch.as_tensor(steps >= end)
         for key in self.video_keys:
-            item[key] = torch.as_tensor(self._episode_frames(ep, key)[index - start])  # uint8 [H, W, 3]
+            item[key] = torch.as_tensor(self.episode_frames(ep, key)[index - start])  # uint8 [H, W, 3]
         item["task"] = self.task_names[int(self.columns["task_index"][index])]
         return item
 
