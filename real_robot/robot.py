@@ -174,8 +174,9 @@ class Robot(abc.ABC):
         if self._connected:
             self._hold()
 
-    def reset_scene(self, seed: int | None = None) -> bool:
-        """Reset the task scene; False when a person has to do it (every real robot)."""
+    def reset_scene(self, seed: int | None = None, reset_id: int = 0) -> bool:
+        """Reset the task scene to episode ``reset_id`` of ``seed``; False when a person has to do it (every real
+        robot)."""
         return False
 
     def limit_gripper_force(self, newtons: float) -> float | None:

@@ -47,10 +47,12 @@ class SimTwinRobot(Robot):
         self.env.controller.max_gripper_step = None
         self.last_obs, self.last_info = self.env.reset(seed=self.seed)
 
-    def reset_scene(self, seed: int | None = None) -> bool:
-        """Start a new episode of the task (a fresh scene drawn from ``seed``)."""
+    def reset_scene(self, seed: int | None = None, reset_id: int = 0) -> bool:
+        """Start a new episode of the task: the scene of (``seed``, ``reset_id``), the same as in any env of the
+        task (``BatchedEnv.reset``)."""
         self._require_connected()
-        self.last_obs, self.last_info = self.env.reset(seed=self.seed if seed is None else seed)
+        self.last_obs, self.last_info = self.env.reset(seed=self.seed if seed is None else seed,
+                                                       reset_ids=[int(reset_id)])
         return True
 
     def _disconnect(self) -> None:

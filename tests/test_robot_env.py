@@ -89,7 +89,7 @@ def test_success_is_the_reward_and_ends_the_episode(twin):
 
 
 def test_a_person_resets_a_real_arm_while_it_holds(twin, monkeypatch):
-    monkeypatch.setattr(twin, "reset_scene", lambda seed=None: False)  # as every real robot
+    monkeypatch.setattr(twin, "reset_scene", lambda seed=None, reset_id=0: False)  # as every real robot
     holds, prompts, clock = [], [], iter([10.0, 14.5, 20.0, 21.0])
     monkeypatch.setattr(twin, "hold", lambda: holds.append(1))
     env = make_env(twin, person_reset=PersonReset(ask=prompts.append, clock=lambda: next(clock)))

@@ -27,15 +27,20 @@ SuccessSource = Callable[[dict], bool]  # robot observation -> whether the task 
 
 
 class PersonReset:
-    """Between episodes on a real arm: hold, ask a person to reset the scene, and return the seconds it took."""
+    """Between episodes on a real arm: hold, ask a person to reset the scene, and return the seconds it took.
 
-    def __init__(self, ask: Callable[[str], object] = input, clock: Callable[[], float] = time.monotonic):
-        self.ask, self.clock = ask, clock
+    ``describe``: reset id -> the object poses to set up (TwinRL's proposals); None: any scene.
+    """
 
-    def __call__(self, robot, episode: int) -> float:
+    def __init__(self, ask: Callable[[str], object] = input, clock: Callable[[], float] = time.monotonic,
+                 describe: Callable[[int], str] | None = None):
+        self.ask, self.clock, self.describe = ask, clock, describe
+
+    def __call__(self, robot, episode: int, reset_id: int = 0) -> float:
         robot.hold()
         start = self.clock()
-        self.ask(f"episode {episode}: reset the scene, then press Enter (the robot holds) ")
+        target = f" to: {self.describe(reset_id)}" if self.describe else ""
+        self.ask(f"episode {episode}: reset the scene{target}; then press Enter (the robot holds) ")
         return self.clock() - start
 
 
@@ -61,6 +66,7 @@ class RobotEnv(BatchedEnv):
         self.instruction, self.control_hz, self.recorder = instruction, control_hz, recorder
         self.intervention = intervention
         self.steps_taken = self.intervened_steps = 0
+        self._queued_resets: list[int] = []
         self.person_reset = person_reset or PersonReset()
         self.reset_seconds: list[float] = []  # how long each person reset took (the twin's take no time)
         self.episodes = 0
@@ -82,6 +88,15 @@ class RobotEnv(BatchedEnv):
         self._intervened = np.zeros((1, 1), bool)
         self._chunk_step = 0
 
+    def queue_resets(self, reset_ids) -> None:
+        """Start the next episodes from these reset ids (TwinRL's proposals), then from fresh ids again."""
+        self._queued_resets.extend(int(i) for i in reset_ids)
+
+    def next_reset_ids(self, count: int) -> np.ndarray:
+        """Queued reset ids first, then fresh ones."""
+        queued = [self._queued_resets.pop(0) for _ in range(min(count, len(self._queued_resets)))]
+        return np.concatenate([np.array(queued, np.int64), super().next_reset_ids(count - len(queued))])
+
     @property
     def intervention_rate(self) -> float:
         """The fraction of steps so far in which a person had control (0 before any step)."""
@@ -96,8 +111,9 @@ class RobotEnv(BatchedEnv):
     # ------------------------------------------------------------------------------------ backend hooks
     def _reset_worlds(self, env_ids: np.ndarray, rngs: list[np.random.Generator]) -> None:
         self._end_episode()
-        if not self.robot.reset_scene(int(rngs[0].integers(2**31 - 1))):
-            self.reset_seconds.append(self.person_reset(self.robot, self.episodes))
+        reset_id = int(self.reset_ids[env_ids[0]])
+        if not self.robot.reset_scene(self._seed, reset_id):  # the twin: the scene of (seed, reset id)
+            self.reset_seconds.append(self.person_reset(self.robot, self.episodes, reset_id))
         self.episodes += 1
         if self.intervention is not None:
             self.intervention.start_episode()
