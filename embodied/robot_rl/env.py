@@ -66,6 +66,7 @@ class RobotEnv(BatchedEnv):
         self.instruction, self.control_hz, self.recorder = instruction, control_hz, recorder
         self.intervention = intervention
         self.steps_taken = self.intervened_steps = 0
+        self.periods_ms: list[float] = []  # control-loop periods of the ended episodes (at control_hz)
         self._queued_resets: list[int] = []
         self.person_reset = person_reset or PersonReset()
         self.reset_seconds: list[float] = []  # how long each person reset took (the twin's take no time)
@@ -96,6 +97,11 @@ class RobotEnv(BatchedEnv):
         """Queued reset ids first, then fresh ones."""
         queued = [self._queued_resets.pop(0) for _ in range(min(count, len(self._queued_resets)))]
         return np.concatenate([np.array(queued, np.int64), super().next_reset_ids(count - len(queued))])
+
+    @property
+    def loop_periods_ms(self) -> list[float]:
+        """The control loop's measured periods so far, the open episode's included (runs at ``control_hz`` only)."""
+        return self.periods_ms + (self._rate.periods_ms if self._rate is not None else [])
 
     @property
     def intervention_rate(self) -> float:
@@ -181,6 +187,9 @@ class RobotEnv(BatchedEnv):
 
     def _end_episode(self) -> None:
         """Save the open episode's frames and hold the arm (between episodes, and on close)."""
+        if self._rate is not None:
+            self.periods_ms += self._rate.periods_ms
+            self._rate = None
         if self.recorder is not None:
             self.recorder.end_episode()
         if self._engaged:

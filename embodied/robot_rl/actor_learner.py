@@ -1,0 +1,157 @@
+"""Robot RL with the robot loop and the learner apart (HIL-SERL's actor-learner, in one process).
+
+The actor thread steps the ``RobotEnv`` (which holds the control rate) with its own copy of the policy and hands
+each transition to the learner through a queue; it never waits for an update. The learner (the calling thread)
+stores the transitions in the off-policy trainer's replay buffer, steps where a person had control also in a buffer
+of interventions that batches sample as demonstrations (``algo.demo_ratio``), pays the ``algo.utd_ratio`` updates
+it owes, and posts new weights, which the actor takes between two steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import queue
+import threading
+from dataclasses import dataclass, field
+
+import torch
+
+from embodied.algorithms import sac
+from embodied.data.replay import ReplayBuffer
+from embodied.deploy.rate import period_stats
+from embodied.rollout.transition_collector import uniform_actions
+
+
+class WeightMailbox:
+    """The newest posted weights and their version; posting and taking swap a reference under a lock."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._version, self._state = 0, None
+
+    def post(self, policy: torch.nn.Module) -> int:
+        """Publish a copy of ``policy``'s weights; returns their version."""
+        state = {key: value.detach().clone() for key, value in policy.state_dict().items()}
+        with self._lock:
+            self._version += 1
+            self._state = state
+            return self._version
+
+    def take(self, newer_than: int) -> tuple[int, dict | None]:
+        """(version, weights) when weights newer than ``newer_than`` were posted, else (newer_than, None)."""
+        with self._lock:
+            return (self._version, self._state) if self._version > newer_than else (newer_than, None)
+
+
+@dataclass
+class Transition:
+    """One robot step as the learner stores it: the action the arm executed, and whether a person chose it."""
+
+    obs: dict
+    action: torch.Tensor  # [1, A]
+    reward: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    final_obs: dict
+    intervened: bool
+    success: bool
+
+
+@dataclass
+class ActorLearnerReport:
+    """What one run of ``run_actor_learner`` did."""
+
+    env_steps: int = 0
+    updates: int = 0
+    weight_versions_taken: list = field(default_factory=list)  # the version the actor acted with, per step
+    episode_successes: list = field(default_factory=list)
+    intervention_rate: float = 0.0
+    timing: dict = field(default_factory=dict)  # the robot loop's period p50 / p99 / jitter (ms)
+
+
+def _act_on_robot(env, policy, algo, mailbox: WeightMailbox, steps: int, seed: int, out: queue.Queue,
+                  versions: list, generator: torch.Generator) -> None:
+    """The actor thread's body: ``steps`` robot steps; every transition, then None (or the exception), to ``out``."""
+    try:
+        with torch.no_grad():
+            obs = policy.cache_features(env.reset(seed=seed)[0])
+            version = 0
+            for step in range(steps):
+                version, weights = mailbox.take(version)
+                if weights is not None:
+                    policy.load_state_dict(weights)
+                versions.append(version)
+                if step < algo.learning_starts and version == 0:
+                    action = uniform_actions(env.action_spec, 1, policy.device, generator)
+                else:
+                    action = policy.rsample(obs)[0][:, 0]  # [1, A]
+                next_obs, reward, terminated, truncated, info = env.step(action)
+                ended = terminated | truncated
+                final = policy.cache_features(info["final_obs"]) if ended.any() else obs
+                out.put(Transition(obs, info["executed_action"].to(action), reward.float(), terminated, truncated,
+                                   final, bool(info["intervened"][0]), bool(info["success"][0])))
+                obs = policy.cache_features(next_obs)
+        out.put(None)
+    except BaseException as error:  # a safety stop or a broken policy: the learner re-raises it
+        out.put(error)
+
+
+def run_actor_learner(trainer, env, env_steps: int, publish_every: int = 1, seed: int = 0) -> ActorLearnerReport:
+    """Train ``trainer`` (an ``OffPolicyTrainer``: its policy, critics, buffer and ``update``) on ``env_steps``
+    steps of the robot ``env``; returns the report. Intervention steps also go to ``trainer.demos`` (created here
+    when the run has none, and sampled once it holds a step), cut into segments so that no n-step return crosses a
+    step the policy chose."""
+    algo = trainer.cfg.algo
+    interventions = trainer.demos or ReplayBuffer(max(algo.buffer_size, algo.n_step + 1), 1, algo.n_step,
+                                                  algo.gamma, device=str(trainer.policy.device))
+    mailbox, transitions, report = WeightMailbox(), queue.Queue(), ActorLearnerReport()
+    actor_policy = copy.deepcopy(trainer.policy).requires_grad_(False)
+    actor = threading.Thread(target=_act_on_robot, daemon=True, name="robot-actor",
+                             args=(env, actor_policy, algo, mailbox, env_steps, seed, transitions,
+                                   report.weight_versions_taken, torch.Generator().manual_seed(seed)))
+    per_actor_step = sac.critic_updates_per_actor_update(algo.utd_ratio)
+    owed, pending_intervention = 0.0, None
+    actor.start()
+    while True:
+        item = transitions.get()
+        if item is None:
+            break
+        if isinstance(item, BaseException):
+            actor.join()
+            raise item
+        trainer.buffer.add(item.obs, item.action, item.reward, item.terminated, item.truncated, item.final_obs)
+        pending_intervention = _store_intervention(interventions, pending_intervention, item)
+        if trainer.demos is None and len(interventions):
+            trainer.demos = interventions  # batches take algo.demo_ratio from here on
+        if report.env_steps < algo.learning_starts and hasattr(trainer.policy, "update_normalizer") \
+                and not trainer.pretrained:
+            trainer.policy.update_normalizer(item.obs)  # as the trainer: statistics settle on the random phase
+        report.env_steps += 1
+        if bool((item.terminated | item.truncated)[0]):
+            report.episode_successes.append(item.success)
+        if report.env_steps >= algo.learning_starts:
+            owed += algo.utd_ratio
+            while owed >= 1:
+                report.updates += 1
+                trainer.update(step_actor=report.updates % per_actor_step == 0)
+                owed -= 1
+                if report.updates % publish_every == 0:
+                    mailbox.post(trainer.policy)
+    actor.join()
+    _store_intervention(interventions, pending_intervention, None)
+    report.intervention_rate, report.timing = env.intervention_rate, period_stats(env.loop_periods_ms)
+    return report
+
+
+def _store_intervention(demos: ReplayBuffer, pending: Transition | None, item: Transition | None):
+    """Store the previous intervention step in ``demos``, truncated at ``item``'s observation when ``item`` (the next
+    step) is not one; returns ``item`` when it is an intervention step (held until its successor is known)."""
+    if pending is not None:
+        if bool((pending.terminated | pending.truncated)[0]):  # its episode ended there
+            demos.add(pending.obs, pending.action, pending.reward, pending.terminated, pending.truncated,
+                      pending.final_obs)
+        elif item is not None:  # (a step the run stopped after has no known next observation: left out)
+            cut = torch.tensor([not item.intervened])
+            demos.add(pending.obs, pending.action, pending.reward, pending.terminated, cut, item.obs)
+    return item if item is not None and item.intervened else None
+

@@ -1,0 +1,91 @@
+"""Robot RL with the actor and the learner apart (embodied.robot_rl.actor_learner), on the Reach twin."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from embodied.robot_rl.actor_learner import WeightMailbox, run_actor_learner
+from embodied.robot_rl.intervention import Intervention, after_step
+from embodied.runner.offpolicy import OffPolicyTrainer
+from real_robot.errors import SafetyStop
+from tests.test_robot_env import OPEN_ENVS, make_env, scripted_device, twin  # noqa: F401 (the fixture)
+from tests.test_training import config
+
+torch.set_num_threads(1)
+
+
+def sac_trainer(tmp_path, **overrides) -> OffPolicyTrainer:
+    cfg = config(tmp_path, algo__name="sac", policy__name="tanh_mlp", env__num_envs=1, algo__learning_starts=20,
+                 algo__batch_size=16, **overrides)
+    return OffPolicyTrainer(cfg)
+
+
+def test_the_actor_does_not_wait_for_the_learner(twin, tmp_path, monkeypatch):
+    """Each update takes over 20 ms here; the robot loop still runs its 200 steps at its own pace."""
+    trainer = sac_trainer(tmp_path)
+    update = trainer.update
+    monkeypatch.setattr(trainer, "update", lambda **kw: time.sleep(0.02) or update(**kw))
+    env = make_env(twin, max_episode_steps=50)
+    stamps = []
+    step = env.step
+    monkeypatch.setattr(env, "step", lambda action: stamps.append(time.perf_counter()) or step(action))
+    start = time.perf_counter()
+    report = run_actor_learner(trainer, env, env_steps=200)
+    learner_s = time.perf_counter() - start
+    assert report.env_steps == 200 and report.updates == 90 and trainer.buffer.steps == 200  # utd 0.5 from step 20
+    assert learner_s > 90 * 0.02  # the learner's own time
+    assert stamps[-1] - stamps[0] < learner_s / 3  # the actor finished long before it
+    assert report.episode_successes and len(report.episode_successes) == 4  # 4 episodes of 50 steps
+
+
+def test_new_weights_reach_the_actor_while_it_runs_at_the_control_rate(twin, tmp_path):
+    trainer = sac_trainer(tmp_path)
+    env = make_env(twin, max_episode_steps=50, control_hz=100.0)
+    report = run_actor_learner(trainer, env, env_steps=300)
+    versions = np.array(report.weight_versions_taken)
+    assert (versions[:20] == 0).all() and versions[-1] > 100  # random phase, then the learner's newer weights
+    assert (np.diff(versions) >= 0).all() and len(np.unique(versions)) > 20  # taken again and again, in order
+    assert len(env.loop_periods_ms) >= 290 and 8.0 < report.timing["period_p50_ms"] < 15.0  # 100 Hz held
+
+
+def test_intervention_steps_become_demonstrations_cut_where_the_policy_took_over(twin, tmp_path):
+    """A person has control at steps 3-5 and 8-9 of each 10-step episode: both segments become demonstrations, the
+    first truncated where the policy took over again (at step 6's observation), the second where the episode ends."""
+    trainer = sac_trainer(tmp_path, algo__n_step=3)
+    device = scripted_device(tmp_path, [[0.0, 0.0, -1.0, 1.0]] * 100)
+    person = Intervention(device, "ee_delta_pos", lambda step, robot_obs: 3 <= step < 6 or step >= 8)
+    env = make_env(twin, max_episode_steps=10, intervention=person)
+    report = run_actor_learner(trainer, env, env_steps=30)
+    assert report.intervention_rate == 0.5 and trainer.buffer.steps == 30
+    demos = trainer.demos
+    assert demos is not None and demos.steps == 15
+    store = demos.store
+    assert store["truncated"][:15, 0].tolist() == [False, False, True, False, True] * 3
+    online = trainer.buffer.store  # the executed actions: the person's push down
+    person_steps = [t for t in range(30) if t % 10 in (3, 4, 5, 8, 9)]
+    assert (online["action"][person_steps, 0, 2] < -0.1).all()
+    assert torch.allclose(store["action"][:15, 0], online["action"][person_steps, 0])
+    assert torch.equal(demos.finals[(2, 0)]["state"], online["obs/state"][6, 0])  # the cut's next observation
+
+
+def test_a_fault_on_the_robot_stops_the_run(twin, tmp_path, monkeypatch):
+    trainer = sac_trainer(tmp_path)
+    env = make_env(twin)
+    monkeypatch.setattr(twin, "send_action", lambda action: (_ for _ in ()).throw(RuntimeError("socket closed")))
+    with pytest.raises(SafetyStop, match="socket closed"):
+        run_actor_learner(trainer, env, env_steps=10)
+    assert not twin.is_connected
+
+
+def test_the_mailbox_hands_over_only_newer_weights():
+    mailbox, net = WeightMailbox(), torch.nn.Linear(2, 1)
+    assert mailbox.take(0) == (0, None)
+    assert mailbox.post(net) == 1
+    version, state = mailbox.take(0)
+    assert version == 1 and torch.equal(state["weight"], net.weight)
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    assert not torch.equal(state["weight"], net.weight)  # a copy, not the live tensor
+    assert mailbox.take(1) == (1, None)
