@@ -37,7 +37,7 @@ def test_the_actor_does_not_wait_for_the_learner(twin, tmp_path, monkeypatch):
     assert report.env_steps == 200 and report.updates == 90 and trainer.buffer.steps == 200  # utd 0.5 from step 20
     assert learner_s > 90 * 0.02  # the learner's own time
     assert stamps[-1] - stamps[0] < learner_s / 3  # the actor finished long before it
-    assert report.episode_successes and len(report.episode_successes) == 4  # 4 episodes of 50 steps
+    assert len(report.episode_successes) == 4 and report.episode_assisted == [False] * 4  # 4 episodes of 50 steps
 
 
 def test_new_weights_reach_the_actor_while_it_runs_at_the_control_rate(twin, tmp_path):
@@ -58,7 +58,7 @@ def test_intervention_steps_become_demonstrations_cut_where_the_policy_took_over
     person = Intervention(device, "ee_delta_pos", lambda step, robot_obs: 3 <= step < 6 or step >= 8)
     env = make_env(twin, max_episode_steps=10, intervention=person)
     report = run_actor_learner(trainer, env, env_steps=30)
-    assert report.intervention_rate == 0.5 and trainer.buffer.steps == 30
+    assert report.intervention_rate == 0.5 and trainer.buffer.steps == 30 and report.episode_assisted == [True] * 3
     demos = trainer.demos
     assert demos is not None and demos.steps == 15
     store = demos.store

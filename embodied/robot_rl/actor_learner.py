@@ -65,6 +65,7 @@ class ActorLearnerReport:
     updates: int = 0
     weight_versions_taken: list = field(default_factory=list)  # the version the actor acted with, per step
     episode_successes: list = field(default_factory=list)
+    episode_assisted: list = field(default_factory=list)  # whether a person drove any step of each episode
     intervention_rate: float = 0.0
     timing: dict = field(default_factory=dict)  # the robot loop's period p50 / p99 / jitter (ms)
 
@@ -110,7 +111,7 @@ def run_actor_learner(trainer, env, env_steps: int, publish_every: int = 1, seed
                              args=(env, actor_policy, algo, mailbox, env_steps, seed, transitions,
                                    report.weight_versions_taken, torch.Generator().manual_seed(seed)))
     per_actor_step = sac.critic_updates_per_actor_update(algo.utd_ratio)
-    owed, pending_intervention = 0.0, None
+    owed, pending_intervention, assisted = 0.0, None, False
     actor.start()
     while True:
         item = transitions.get()
@@ -127,8 +128,11 @@ def run_actor_learner(trainer, env, env_steps: int, publish_every: int = 1, seed
                 and not trainer.pretrained:
             trainer.policy.update_normalizer(item.obs)  # as the trainer: statistics settle on the random phase
         report.env_steps += 1
+        assisted |= item.intervened
         if bool((item.terminated | item.truncated)[0]):
             report.episode_successes.append(item.success)
+            report.episode_assisted.append(assisted)
+            assisted = False
         if report.env_steps >= algo.learning_starts:
             owed += algo.utd_ratio
             while owed >= 1:
