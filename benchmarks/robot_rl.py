@@ -58,9 +58,11 @@ def trainer_for(task: str, seed: int, out: str, with_person: bool) -> OffPolicyT
 
 
 def robot_env(robot, control_hz: float, max_episode_steps: int, with_person: bool) -> RobotEnv:
-    """The twin behind the default safety guard; with a stand-in person for the first 30 episodes."""
+    """The twin behind the default safety guard (limits per twin period); with a stand-in person for the first 30
+    episodes."""
     kinematics = robot_kinematics(robot)
-    guard = SafetyGuard(robot, SafetyLimits(), control_dt=1.0 / control_hz, forward_kinematics=kinematics.tool_position)
+    guard = SafetyGuard(robot, SafetyLimits(), control_dt=1.0 / robot.control_hz,
+                        forward_kinematics=kinematics.tool_position)
     person = None
     if with_person:
         device = ScriptedDevice()
@@ -88,6 +90,7 @@ def episodes_to(successes: list[bool], assisted: list[bool], rate: float) -> int
 
 
 def run(task: str, seed: int, variant: str, env_steps: int, control_hz: float) -> dict:
+    """One variant's run on the twin; its row of the table."""
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory() as out:
         trainer = trainer_for(task, seed, out, variant == "sac_person")
@@ -98,7 +101,6 @@ def run(task: str, seed: int, variant: str, env_steps: int, control_hz: float) -
             start = time.perf_counter()
             report = run_actor_learner(trainer, env, env_steps, seed=seed)
             seconds = time.perf_counter() - start
-            env.close()
         finally:
             robot.disconnect()
         eval_env = build_env(trainer.cfg, 16, autoreset=False)
@@ -116,6 +118,7 @@ def run(task: str, seed: int, variant: str, env_steps: int, control_hz: float) -
 
 
 def main() -> None:
+    """Every variant and seed; print the table and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="Reach")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])

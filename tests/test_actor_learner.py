@@ -68,6 +68,7 @@ def test_intervention_steps_become_demonstrations_cut_where_the_policy_took_over
     assert (online["action"][person_steps, 0, 2] < -0.1).all()
     assert torch.allclose(store["action"][:15, 0], online["action"][person_steps, 0])
     assert torch.equal(demos.finals[(2, 0)]["state"], online["obs/state"][6, 0])  # the cut's next observation
+    assert torch.equal(demos.finals[(4, 0)]["state"], trainer.buffer.finals[(9, 0)]["state"])  # the episode's last
 
 
 def test_a_fault_on_the_robot_stops_the_run(twin, tmp_path, monkeypatch):
@@ -89,3 +90,31 @@ def test_the_mailbox_hands_over_only_newer_weights():
         net.weight.add_(1.0)
     assert not torch.equal(state["weight"], net.weight)  # a copy, not the live tensor
     assert mailbox.take(1) == (1, None)
+
+
+def test_a_learner_failure_stops_the_actor_and_holds_the_arm(twin, tmp_path, monkeypatch):
+    trainer = sac_trainer(tmp_path)
+    monkeypatch.setattr(trainer, "update", lambda **kw: (_ for _ in ()).throw(FloatingPointError("NaN loss")))
+    env = make_env(twin, max_episode_steps=50, control_hz=200.0)
+    with pytest.raises(FloatingPointError):
+        run_actor_learner(trainer, env, env_steps=2000)
+    assert env.steps_taken < 200 and env.guard._watchdog is None  # stopped soon after the first update, held
+
+
+def test_a_pretrained_policy_acts_from_the_first_step_and_offline_demos_are_refused(twin, tmp_path, monkeypatch):
+    import embodied.robot_rl.actor_learner as actor_learner
+
+    random_draws = []
+    uniform = actor_learner.uniform_actions
+    monkeypatch.setattr(actor_learner, "uniform_actions", lambda *a: random_draws.append(1) or uniform(*a))
+    trainer = sac_trainer(tmp_path)
+    run_actor_learner(trainer, make_env(twin), env_steps=30)
+    assert len(random_draws) == 20  # algo.learning_starts
+    random_draws.clear()
+    trainer = sac_trainer(tmp_path / "pretrained")
+    trainer.acts_from_start = True  # as with init_from or pre-training: no random actions on the arm
+    run_actor_learner(trainer, make_env(twin), env_steps=30)
+    assert random_draws == []
+    trainer.demos = trainer.buffer
+    with pytest.raises(ValueError, match="offline ones"):
+        run_actor_learner(trainer, make_env(twin), env_steps=5)

@@ -78,8 +78,8 @@ def test_reset_ids_fix_the_twin_scene_and_the_time_limit_resets(twin):
 
 
 def test_success_is_the_reward_and_ends_the_episode(twin):
-    calls = []
-    env = make_env(twin, success=lambda robot_obs: calls.append(robot_obs) or len(calls) >= 2)
+    calls = []  # the source judges the first observation at the reset, then each step's
+    env = make_env(twin, success=lambda robot_obs: calls.append(robot_obs) or len(calls) >= 3)
     env.reset(seed=0)
     _, reward, terminated, _, info = env.step(torch.zeros(1, 4))
     assert reward.tolist() == [0.0] and not terminated.any()
@@ -90,13 +90,19 @@ def test_success_is_the_reward_and_ends_the_episode(twin):
 
 def test_a_person_resets_a_real_arm_while_it_holds(twin, monkeypatch):
     monkeypatch.setattr(twin, "reset_scene", lambda seed=None, reset_id=0: False)  # as every real robot
-    holds, prompts, clock = [], [], iter([10.0, 14.5, 20.0, 21.0])
-    monkeypatch.setattr(twin, "hold", lambda: holds.append(1))
-    env = make_env(twin, person_reset=PersonReset(ask=prompts.append, clock=lambda: next(clock)))
+    prompts, clock = [], iter([10.0, 14.5, 20.0, 21.0])
+    watchdogs = []  # the guard's watchdog while the person resets: stopped (none)
+    ask = lambda message: prompts.append(message) or watchdogs.append(env.guard._watchdog)  # noqa: E731
+    env = make_env(twin, person_reset=PersonReset(ask=ask, clock=lambda: next(clock)))
     env.reset(seed=0)
+    assert env.guard._watchdog is not None  # engaged for the episode
     env.reset(seed=0)
     assert env.reset_seconds == [4.5, 1.0] and len(prompts) == 2 and "episode 1" in prompts[1]
-    assert len(holds) >= 2  # held before each prompt (and when the previous episode ended)
+    assert watchdogs == [None, None]  # disengaged (held) before each prompt
+    env.close()
+    assert env.guard._watchdog is None
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(torch.zeros(1, 4))  # after close, no command without a new episode
 
 
 def test_every_step_is_recorded_and_saved_at_the_reset(twin, tmp_path):
@@ -108,7 +114,7 @@ def test_every_step_is_recorded_and_saved_at_the_reset(twin, tmp_path):
         env.step(action)
     env.reset(seed=0)  # the episode is saved here
     data = LeRobotDataset(root)
-    assert len(data) == 4
+    assert len(data) == 4 and [float(np.asarray(data[i]["success"]).reshape(-1)[0]) for i in range(4)] == [0.0] * 4
     command = torch.stack([torch.as_tensor(data[i]["command"]).reshape(-1) for i in range(4)])
     assert torch.allclose(command, torch.cat(actions))
     sent = np.stack([np.asarray(data[i]["action"]).reshape(-1) for i in range(4)])
@@ -130,9 +136,14 @@ def test_a_robot_fault_stops_the_arm_and_the_run(twin, monkeypatch):
     assert not twin.is_connected  # safe_stop held and disconnected
 
 
-def test_refuses_a_robot_that_is_not_connected():
+def test_refuses_a_robot_that_is_not_connected_and_a_guard_of_another_period(twin):
     with pytest.raises(ValueError, match="connect"):
         make_env(SimTwinRobot(task="Reach", cameras=()))
+    kinematics = robot_kinematics(twin)
+    guard = SafetyGuard(twin, SafetyLimits(), control_dt=0.01)  # the twin advances 0.05 s per command
+    with pytest.raises(ValueError, match="control_dt=0.05"):
+        RobotEnv(twin, guard, ActionMapper("ee_delta_pos", kinematics), make_observer(twin, 20.0, [], "", kinematics),
+                 lambda robot_obs: False, 10, control_hz=100.0)
 
 
 def scripted_device(tmp_path, commands) -> ScriptedDevice:

@@ -75,8 +75,8 @@ def test_the_twin_applies_a_proposal_and_a_person_is_shown_it():
     twin.connect()
     try:
         robot_env = make_robot_env(twin)
-        robot_env.queue_resets([123])
-        robot_env.reset(seed=0)
+        robot_env.queue_resets(0, [123])
+        robot_env.reset(seed=5)  # the env's own seed differs: the queued scene keeps the mining seed's
         assert robot_env.reset_ids.tolist() == [123]
         view = twin.env.scene_view().numpy()
         assert np.allclose(view.cube_pos[0, 0, :2], features[1, :2], atol=1e-3)

@@ -70,19 +70,22 @@ class ActorLearnerReport:
     timing: dict = field(default_factory=dict)  # the robot loop's period p50 / p99 / jitter (ms)
 
 
-def _act_on_robot(env, policy, algo, mailbox: WeightMailbox, steps: int, seed: int, out: queue.Queue,
-                  versions: list, generator: torch.Generator) -> None:
-    """The actor thread's body: ``steps`` robot steps; every transition, then None (or the exception), to ``out``."""
+def _act_on_robot(env, policy, random_steps: int, mailbox: WeightMailbox, steps: int, seed: int, out: queue.Queue,
+                  stop: threading.Event, versions: list, generator: torch.Generator) -> None:
+    """The actor thread's body: up to ``steps`` robot steps (uniform random actions for the first ``random_steps``
+    until weights arrive), until ``stop`` is set; every transition, then None (or the exception), to ``out``."""
     try:
         with torch.no_grad():
             obs = policy.cache_features(env.reset(seed=seed)[0])
             version = 0
             for step in range(steps):
+                if stop.is_set():
+                    break
                 version, weights = mailbox.take(version)
                 if weights is not None:
                     policy.load_state_dict(weights)
                 versions.append(version)
-                if step < algo.learning_starts and version == 0:
+                if step < random_steps and version == 0:
                     action = uniform_actions(env.action_spec, 1, policy.device, generator)
                 else:
                     action = policy.rsample(obs)[0][:, 0]  # [1, A]
@@ -99,52 +102,68 @@ def _act_on_robot(env, policy, algo, mailbox: WeightMailbox, steps: int, seed: i
 
 def run_actor_learner(trainer, env, env_steps: int, publish_every: int = 1, seed: int = 0) -> ActorLearnerReport:
     """Train ``trainer`` (an ``OffPolicyTrainer``: its policy, critics, buffer and ``update``) on ``env_steps``
-    steps of the robot ``env``; returns the report. Intervention steps also go to ``trainer.demos`` (created here
-    when the run has none, and sampled once it holds a step), cut into segments so that no n-step return crosses a
-    step the policy chose."""
+    steps of the robot ``env``; returns the report. Intervention steps become the run's demonstrations (sampled once
+    there is one), cut into segments so that no n-step return crosses a step the policy chose. However the learner
+    ends (an exception, Ctrl-C), the actor stops and the arm holds before this returns or raises."""
     algo = trainer.cfg.algo
-    interventions = trainer.demos or ReplayBuffer(max(algo.buffer_size, algo.n_step + 1), 1, algo.n_step,
-                                                  algo.gamma, device=str(trainer.policy.device))
-    mailbox, transitions, report = WeightMailbox(), queue.Queue(), ActorLearnerReport()
+    if trainer.demos is not None:
+        raise ValueError("run_actor_learner stores the person's intervention steps as the run's demonstrations; this "
+                         "run already has offline ones (algo.demo_episodes or data.paths): drop them")
+    interventions = ReplayBuffer(max(algo.buffer_size, algo.n_step + 1), 1, algo.n_step, algo.gamma,
+                                 device=str(trainer.policy.device))
+    mailbox, transitions, stop, report = WeightMailbox(), queue.Queue(), threading.Event(), ActorLearnerReport()
     actor_policy = copy.deepcopy(trainer.policy).requires_grad_(False)
+    random_steps = 0 if trainer.acts_from_start else algo.learning_starts  # a pre-trained policy acts at once
     actor = threading.Thread(target=_act_on_robot, daemon=True, name="robot-actor",
-                             args=(env, actor_policy, algo, mailbox, env_steps, seed, transitions,
+                             args=(env, actor_policy, random_steps, mailbox, env_steps, seed, transitions, stop,
                                    report.weight_versions_taken, torch.Generator().manual_seed(seed)))
+    actor.start()
+    try:
+        _learn(trainer, transitions, interventions, mailbox, publish_every, report)
+    finally:
+        stop.set()
+        actor.join()
+        env.close()  # the open episode saved, the arm held
+    report.intervention_rate, report.timing = env.intervention_rate, period_stats(env.loop_periods_ms)
+    return report
+
+
+def _learn(trainer, transitions: queue.Queue, interventions: ReplayBuffer, mailbox: WeightMailbox,
+           publish_every: int, report: ActorLearnerReport) -> None:
+    """The learner's loop over the actor's transitions until the actor is done; re-raises the actor's exception."""
+    algo = trainer.cfg.algo
     per_actor_step = sac.critic_updates_per_actor_update(algo.utd_ratio)
     owed, pending_intervention, assisted = 0.0, None, False
-    actor.start()
     while True:
         item = transitions.get()
         if item is None:
             break
         if isinstance(item, BaseException):
-            actor.join()
             raise item
         trainer.buffer.add(item.obs, item.action, item.reward, item.terminated, item.truncated, item.final_obs)
         pending_intervention = _store_intervention(interventions, pending_intervention, item)
         if trainer.demos is None and len(interventions):
             trainer.demos = interventions  # batches take algo.demo_ratio from here on
-        if report.env_steps < algo.learning_starts and hasattr(trainer.policy, "update_normalizer") \
+        if trainer.counters["env_steps"] < algo.learning_starts and hasattr(trainer.policy, "update_normalizer") \
                 and not trainer.pretrained:
             trainer.policy.update_normalizer(item.obs)  # as the trainer: statistics settle on the random phase
+        trainer.counters["env_steps"] += 1
         report.env_steps += 1
         assisted |= item.intervened
         if bool((item.terminated | item.truncated)[0]):
             report.episode_successes.append(item.success)
             report.episode_assisted.append(assisted)
             assisted = False
-        if report.env_steps >= algo.learning_starts:
+        if trainer.counters["env_steps"] >= algo.learning_starts and len(trainer.buffer):
             owed += algo.utd_ratio
             while owed >= 1:
                 report.updates += 1
-                trainer.update(step_actor=report.updates % per_actor_step == 0)
+                trainer.counters["updates"] = trainer.counters.get("updates", 0) + 1
+                trainer.update(step_actor=trainer.counters["updates"] % per_actor_step == 0)
                 owed -= 1
                 if report.updates % publish_every == 0:
                     mailbox.post(trainer.policy)
-    actor.join()
     _store_intervention(interventions, pending_intervention, None)
-    report.intervention_rate, report.timing = env.intervention_rate, period_stats(env.loop_periods_ms)
-    return report
 
 
 def _store_intervention(demos: ReplayBuffer, pending: Transition | None, item: Transition | None):

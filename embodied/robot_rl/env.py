@@ -44,6 +44,18 @@ class PersonReset:
         return self.clock() - start
 
 
+def check_guard_period(robot, guard, control_hz: float | None) -> None:
+    """ValueError unless the guard limits velocity over the robot's real command period: the twin's own (its
+    simulated time per command, whatever the loop's rate), or a real arm's ``control_hz``, which it must have."""
+    twin_hz = getattr(robot, "control_hz", None) if robot.robot_type == "sim_twin" else None
+    if twin_hz is None and control_hz is None:
+        raise ValueError(f"a {robot.robot_type} robot needs control_hz: the loop's rate is its command period")
+    period = 1.0 / (twin_hz or control_hz)
+    if abs(guard.control_dt - period) > 1e-9:
+        raise ValueError(f"the safety guard's control_dt is {guard.control_dt:g} s but the robot is commanded every "
+                         f"{period:g} s: build the guard with control_dt={period:g}")
+
+
 class RobotEnv(BatchedEnv):
     """A connected robot behind ``guard`` as a batched env of one world (see the module docstring).
 
@@ -62,12 +74,14 @@ class RobotEnv(BatchedEnv):
             raise ValueError("the safety guard must wrap the robot the env drives")
         if control_hz is not None and not control_hz > 0:
             raise ValueError(f"control_hz must be > 0 or None, got {control_hz}")
+        check_guard_period(robot, guard, control_hz)
         self.robot, self.guard, self.mapper, self.observe, self.success = robot, guard, mapper, observe, success
         self.instruction, self.control_hz, self.recorder = instruction, control_hz, recorder
         self.intervention = intervention
         self.steps_taken = self.intervened_steps = 0
         self.periods_ms: list[float] = []  # control-loop periods of the ended episodes (at control_hz)
-        self._queued_resets: list[int] = []
+        self._queued_resets: list[tuple[int, int]] = []  # (seed, reset id) of the next episodes
+        self._seed_of_queued: dict[int, int] = {}  # reset id -> its seed, for a queued id about to start
         self.person_reset = person_reset or PersonReset()
         self.reset_seconds: list[float] = []  # how long each person reset took (the twin's take no time)
         self.episodes = 0
@@ -82,21 +96,24 @@ class RobotEnv(BatchedEnv):
         spec = mapper.controller.action_spec
         super().__init__(1, ActionSpec(spec.dim, spec.low, spec.high, spec.names), observation_spec,
                          max_episode_steps, terminate_on_success=terminate_on_success, autoreset=True)
-        self._engaged = False
+        self._engaged = self._solved = False
         self._gripper: float | None = None  # the opening last sent; an episode starts from the measured one
         self._rate: FixedRate | None = None
         self._executed = np.zeros((1, 1, self.action_spec.dim), np.float32)  # this chunk's executed actions
         self._intervened = np.zeros((1, 1), bool)
         self._chunk_step = 0
 
-    def queue_resets(self, reset_ids) -> None:
-        """Start the next episodes from these reset ids (TwinRL's proposals), then from fresh ids again."""
-        self._queued_resets.extend(int(i) for i in reset_ids)
+    def queue_resets(self, seed: int, reset_ids) -> None:
+        """Start the next episodes from the scenes of (``seed``, each reset id) (TwinRL's proposals), then from fresh
+        ids of the env's own seed again."""
+        self._queued_resets.extend((int(seed), int(i)) for i in reset_ids)
 
     def next_reset_ids(self, count: int) -> np.ndarray:
         """Queued reset ids first, then fresh ones."""
         queued = [self._queued_resets.pop(0) for _ in range(min(count, len(self._queued_resets)))]
-        return np.concatenate([np.array(queued, np.int64), super().next_reset_ids(count - len(queued))])
+        self._seed_of_queued.update({reset_id: seed for seed, reset_id in queued})
+        ids = np.array([reset_id for _, reset_id in queued], np.int64)
+        return np.concatenate([ids, super().next_reset_ids(count - len(ids))])
 
     @property
     def loop_periods_ms(self) -> list[float]:
@@ -118,7 +135,8 @@ class RobotEnv(BatchedEnv):
     def _reset_worlds(self, env_ids: np.ndarray, rngs: list[np.random.Generator]) -> None:
         self._end_episode()
         reset_id = int(self.reset_ids[env_ids[0]])
-        if not self.robot.reset_scene(self._seed, reset_id):  # the twin: the scene of (seed, reset id)
+        seed = self._seed_of_queued.pop(reset_id, self._seed)
+        if not self.robot.reset_scene(seed, reset_id):  # the twin: the scene of (seed, reset id)
             self.reset_seconds.append(self.person_reset(self.robot, self.episodes, reset_id))
         self.episodes += 1
         if self.intervention is not None:
@@ -130,6 +148,7 @@ class RobotEnv(BatchedEnv):
         self._gripper = None
         self._rate = FixedRate(self.control_hz) if self.control_hz else None
         self._read()
+        self._solved = bool(self.success(self._robot_obs))  # the verdict on the observation a frame shows
 
     def _advance(self, actions: np.ndarray, env_ids: np.ndarray) -> None:
         action, q = actions[0], self._robot_obs["joint_positions"]
@@ -145,8 +164,10 @@ class RobotEnv(BatchedEnv):
         self._chunk_step += 1
         self.steps_taken += 1
         self.intervened_steps += person is not None
-        if self.recorder is not None:
-            flags = {} if self.intervention is None else {"intervention": person is not None}
+        if self.recorder is not None:  # the frame: the observation acted on, and the verdict on it
+            flags = {"success": self._solved}
+            if self.intervention is not None:
+                flags["intervention"] = person is not None
             self.recorder.add(self._obs["state"][0], self._robot_obs, executed, sent, command, self.instruction,
                               flags)
         if self._rate is not None:
@@ -154,10 +175,10 @@ class RobotEnv(BatchedEnv):
         self._read()
 
     def _observe(self) -> dict:
-        return {key: value for key, value in self._obs.items() if key != "elapsed"}
+        return dict(self._obs)  # a copy: the base class adds "elapsed" to it
 
     def _evaluate(self) -> StepResult:
-        solved = bool(self.success(self._robot_obs))
+        self._solved = solved = bool(self.success(self._robot_obs))
         return StepResult(reward=np.array([float(solved)], np.float32), success=np.array([solved]),
                           failed=np.zeros(1, bool))
 
@@ -186,16 +207,20 @@ class RobotEnv(BatchedEnv):
         return out
 
     def _end_episode(self) -> None:
-        """Save the open episode's frames and hold the arm (between episodes, and on close)."""
+        """Hold the arm, then save the open episode's frames (between episodes, and on close)."""
         if self._rate is not None:
             self.periods_ms += self._rate.periods_ms
             self._rate = None
-        if self.recorder is not None:
-            self.recorder.end_episode()
-        if self._engaged:
-            self.guard.disengage()
-            self._engaged = False
+        try:
+            if self._engaged:
+                self.guard.disengage()  # first: a failing save must not leave the watchdog and the arm running
+                self._engaged = False
+        finally:
+            if self.recorder is not None:
+                self.recorder.end_episode()
 
     def close(self) -> None:
-        """Save the open episode and hold; the robot stays connected (its owner disconnects it)."""
+        """Hold and save the open episode; the robot stays connected (its owner disconnects it). Stepping again
+        needs a reset."""
+        self._needs_reset = True
         self._end_episode()

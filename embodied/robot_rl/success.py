@@ -40,6 +40,7 @@ class SuccessClassifier(nn.Module):
         self.head = nn.Linear(features, 1)
 
     def train(self, mode: bool = True) -> "SuccessClassifier":
+        """Set the head's mode; the encoder stays in eval mode."""
         super().train(mode)
         self.encoder.eval()  # frozen: its batch-norm statistics stay ImageNet's
         return self
@@ -53,6 +54,7 @@ class SuccessClassifier(nn.Module):
         return torch.cat([self.encoder(batch).flatten(1) for batch in images.split(64)])
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits [B] of uint8 images [B, H, W, 3]."""
         return self.head((self.features(images) - self.feature_mean) / self.feature_std)[:, 0]
 
     @torch.no_grad()
@@ -75,16 +77,20 @@ class SuccessClassifier(nn.Module):
         with open(os.path.join(directory, "config.json")) as f:
             config = json.load(f)
         model = cls(config["camera"], tuple(config["image_size"]), config["threshold"])
-        missing, unexpected = model.load_state_dict(load_file(os.path.join(directory, "model.safetensors")),
-                                                    strict=False)
-        if unexpected or any(not k.startswith("encoder.") for k in missing):
-            raise ValueError(f"{directory} is not a success classifier: missing {missing}, unexpected {unexpected}")
+        tensors = load_file(os.path.join(directory, "model.safetensors"))
+        expected = {key for key in model.state_dict() if not key.startswith("encoder.")}
+        if set(tensors) != expected:  # e.g. encoder weights that would replace the shipped ones
+            raise ValueError(f"{directory} is not a success classifier: it holds {sorted(tensors)}, expected "
+                             f"{sorted(expected)}")
+        model.load_state_dict(tensors, strict=False)
         return model.eval()
 
 
 def labelled_frames(demos: list[str], failures: list[str], camera: str, positive_last: int = 5,
                     negative_fraction: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-    """Images [N, H, W, 3] uint8 and labels [N] (1: solved) from demonstration and failure datasets."""
+    """Images [N, H, W, 3] uint8 and labels [N] (1: solved) from demonstration and failure datasets. A dataset with
+    a ``success`` column (``RobotEnv`` records one) is labelled by it; otherwise a demonstration must run on past
+    its success (as embodied-teleop's finish key and the scripted device's settle steps make it)."""
     if positive_last < 1 or not 0 < negative_fraction < 1:
         raise ValueError(f"need positive_last >= 1 and 0 < negative_fraction < 1, got {positive_last}, "
                          f"{negative_fraction}")
@@ -97,12 +103,18 @@ def labelled_frames(demos: list[str], failures: list[str], camera: str, positive
             raise ValueError(f"{root} has no camera {camera!r} (it has {cameras})")
         for episode in range(len(data.episodes)):
             frames = data.episode_frames(episode, key)
-            if not is_demo:
+            row = data.episodes[episode]
+            if "success" in data.features:  # recorded by RobotEnv: the verdict on every frame's observation
+                verdicts = data.columns["success"][row["dataset_from_index"]:row["dataset_to_index"]].reshape(-1)
+                images.append(frames), labels.append(np.asarray(verdicts, np.float64) if is_demo else
+                                                     np.zeros(len(frames)))
+            elif not is_demo:
                 images.append(frames), labels.append(np.zeros(len(frames)))
-                continue
-            first = int(len(frames) * negative_fraction)
-            images += [frames[:first], frames[-positive_last:]]
-            labels += [np.zeros(first), np.ones(min(positive_last, len(frames)))]
+            else:
+                first = int(len(frames) * negative_fraction)
+                last = max(first, len(frames) - positive_last)  # short episodes: no frame in both classes
+                images += [frames[:first], frames[last:]]
+                labels += [np.zeros(first), np.ones(len(frames) - last)]
     return np.concatenate(images), np.concatenate(labels).astype(np.float32)
 
 
