@@ -1,14 +1,18 @@
 """Pixel-VLA RL from a weak SFT start: PPO + SFT anchor, GRPO on the sparse reward and residual PPO, in a time budget.
 
 Run: python benchmarks/vla_rl_learning.py [--demos 10] [--sft-steps 1500] [--budget-s 1800] [--seeds 1 2]
-         [--methods ppo_anchor grpo residual] [--root /tmp/vla_rl_learning]   (15 minutes + the budget per method)
+         [--methods ppo_anchor grpo residual] [--root /tmp/vla_rl_learning] [--side-by-side]
+         (15 minutes + the budget per method and seed; + the budget per method with --side-by-side)
 1. The scripted expert records ``--demos`` PickCube episodes with the policy's cameras (front, wrist, side, 64 px).
 2. Per seed, the pixel VLA (policy=vla) is trained on them by SFT (experiment=vla_sft for ``--sft-steps`` steps,
    both cores, one seed after the other): the start, whose success s0 is evaluated again at the RL render quality.
-3. Per method, the seeds run side by side (one torch thread each; MuJoCo's threads share both cores), for
-   ``--budget-s`` seconds of wall clock (``experiment.time_limit_s``, evaluations included), from its seed's SFT policy:
+3. Per method, one seed after the other, each run alone on the machine (``--side-by-side``: the seeds at once, one
+   torch thread each, MuJoCo's threads sharing both cores), for ``--budget-s`` seconds of wall clock
+   (``experiment.time_limit_s``, evaluations included), from its seed's SFT policy:
    * ``ppo_anchor``: PPO on the dense reward + 0.1 x the SFT loss on the same demos, with an asymmetric critic
      (``policy.critic=privileged``: proprioception and the task state) warmed up for 3 iterations;
+   * ``ppo_anchor_full``: the same with the per-frame renderer's images (``env.render_quality=full``) for 98,304
+     env-steps (its first three evaluations), to compare learning per env-step with and without tiled rendering;
    * ``grpo``: GRPO on the sparse reward (groups of 8 from identical resets, dynamic sampling, clip-higher), with
      the same anchor;
    * ``residual``: PPO on a per-step correction over the frozen SFT VLA (experiment=residual), the correction and
@@ -29,13 +33,19 @@ from results_io import write_results
 RL_RENDER_QUALITY = "fast"  # tiled frames: 4-5x the per-frame renderer (sim_throughput.py)
 COMMON = ["env=pick_cube", f"env.render_quality={RL_RENDER_QUALITY}", "env.num_envs=32",
           "experiment.total_env_steps=100000000", "experiment.eval_episodes=64", "experiment.checkpoint_interval=40",
-          "experiment.torch_threads=1", "experiment.update_threads=1", "experiment.progress=false"]
+          "experiment.torch_threads=1", "experiment.progress=false"]
+ALONE = ["experiment.update_threads=0"]  # the update uses both cores while the simulator waits
+SIDE_BY_SIDE = ["experiment.update_threads=1"]  # each run keeps to one core
 # the VLA trained whole from its SFT weights ({sft}), anchored on the demos ({demos})
 FINE_TUNE = ["policy=vla", "init_from={sft}", "algo.learning_rate=5e-5", "algo.anchor_coef=0.1",
              "data.anchor_paths=[{demos}]", "policy.critic=privileged"]
-METHODS = {  # overrides each method adds to COMMON
-    "ppo_anchor": [*FINE_TUNE, "algo=ppo", "algo.rollout_steps=16", "algo.update_epochs=4",
-                   "algo.critic_warmup_iterations=3", "experiment.eval_interval=8"],
+PPO_ANCHOR = [*FINE_TUNE, "algo=ppo", "algo.rollout_steps=16", "algo.update_epochs=4",
+              "algo.critic_warmup_iterations=3", "experiment.eval_interval=16"]
+METHODS = {  # overrides each method adds to COMMON (a later value of a key replaces COMMON's)
+    "ppo_anchor": PPO_ANCHOR,
+    # the same at the per-frame renderer's images, for its first three evaluations (16 iterations of 2,048
+    # env-steps apart): whether the tiled images of ppo_anchor cost learning per env-step
+    "ppo_anchor_full": [*PPO_ANCHOR, "env.render_quality=full", "experiment.total_env_steps=98304"],
     "grpo": [*FINE_TUNE, "algo=grpo", "env.reward_mode=sparse", "algo.group_size=8", "algo.groups_per_batch=4",
              "experiment.eval_interval=4"],
     # PPO on a per-step correction over the frozen VLA (experiment=residual's scale and std), reading
@@ -73,9 +83,11 @@ def start_success(policy_dir: str) -> float:
     return read_json(os.path.join(policy_dir, "eval.json"))["rows"][0]["success"]
 
 
-def run_rl(root: str, demos: str, method: str, seeds: list[int], budget_s: float) -> dict[int, dict]:
-    """``method`` from each seed's SFT policy, the seeds side by side; seed -> summary."""
+def run_rl(root: str, demos: str, method: str, seeds: list[int], budget_s: float,
+           side_by_side: bool) -> dict[int, dict]:
+    """``method`` from each seed's SFT policy, alone in turn or the seeds side by side; seed -> summary."""
     runs, procs = {}, []
+    threads = SIDE_BY_SIDE if side_by_side else ALONE
     for seed in seeds:
         out = runs[seed] = os.path.join(root, f"{method}_s{seed}")
         if os.path.exists(os.path.join(out, "summary.json")):
@@ -83,13 +95,24 @@ def run_rl(root: str, demos: str, method: str, seeds: list[int], budget_s: float
         if os.path.exists(out):  # resuming would give it a second budget
             raise SystemExit(f"{out} holds an unfinished run: delete it to run {method} seed {seed} again")
         sft = os.path.join(root, f"sft_s{seed}", "final_policy")
-        cmd = ["embodied-train", *COMMON, *[o.format(sft=sft, demos=demos) for o in METHODS[method]],
-               f"experiment.time_limit_s={budget_s}", f"experiment.seed={seed}", f"experiment.name={method}_s{seed}",
-               f"experiment.output_dir={out}"]
+        method_overrides = [o.format(sft=sft, demos=demos) for o in METHODS[method]]
+        cmd = ["embodied-train", *merge_overrides(COMMON, threads, method_overrides, [
+            f"experiment.time_limit_s={budget_s}", f"experiment.seed={seed}", f"experiment.name={method}_s{seed}",
+            f"experiment.output_dir={out}"])]
         procs.append(subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL))
+        if not side_by_side and procs[-1].wait():
+            break
     if any([proc.wait() for proc in procs]):  # every run to its end, then the verdict
         raise SystemExit(f"a {method} run failed: see its hydra/train.log under {root}")
     return {seed: read_json(os.path.join(out, "summary.json")) for seed, out in runs.items()}
+
+
+def merge_overrides(*lists: list[str]) -> list[str]:
+    """The Hydra overrides of ``lists`` in order, a later value of a key replacing an earlier one."""
+    merged: dict[str, str] = {}
+    for override in (o for overrides in lists for o in overrides):
+        merged[override.partition("=")[0]] = override
+    return list(merged.values())
 
 
 def read_json(path: str) -> dict:
@@ -106,6 +129,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--root", default="/tmp/vla_rl_learning")
     parser.add_argument("--out", default="benchmarks/results/vla_rl_learning.json")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="run a method's seeds at once on one core each, not one after the other alone")
     args = parser.parse_args()
     demos = record_demos(args.root, args.demos)
     starts = {}
@@ -115,7 +140,8 @@ def main() -> None:
                         "s0": start_success(os.path.join(args.root, f"sft_s{seed}", "final_policy"))}
     rows = []
     for method in args.methods:
-        for seed, summary in run_rl(args.root, demos, method, args.seeds, args.budget_s).items():
+        for seed, summary in run_rl(args.root, demos, method, args.seeds, args.budget_s,
+                                    args.side_by_side).items():
             s0, final, best = starts[seed]["s0"], summary["final_eval"], summary["best_eval"]
             rows.append({"method": method, "seed": seed, "s0": s0, "final": final["success_once"],
                          "gain_points": 100 * (final["success_once"] - s0), "best": best["success_once"],
@@ -123,7 +149,8 @@ def main() -> None:
                          "wall_s": summary["wall_clock_s"], "env_steps_per_s": summary["env_steps_per_s"],
                          "curve": read_curve(os.path.join(args.root, f"{method}_s{seed}"))})
     print(f"\nPickCube, pixel VLA from SFT on {args.demos} demos ({args.sft_steps} steps); RL for {args.budget_s:.0f} "
-          f"s of wall clock per run, seeds side by side, one torch thread each; 64 evaluation episodes per rate")
+          f"s of wall clock per run, {'seeds side by side, one core each' if args.side_by_side else 'each run alone'}; "
+          "64 evaluation episodes per rate")
     print("| method | seed | s0 | final | gain (points) | best (env-steps) | env-steps | wall s | env-steps/s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -132,7 +159,9 @@ def main() -> None:
               f"{r['env_steps_per_s']:.0f} |")
     write_results(args.out, {"demos": args.demos, "sft_steps": args.sft_steps, "budget_s": args.budget_s,
                              "render_quality": RL_RENDER_QUALITY, "starts": starts, "runs": rows,
-                             "settings": {"common": COMMON, **METHODS}})
+                             "side_by_side": args.side_by_side,
+                             "settings": {"common": COMMON + (SIDE_BY_SIDE if args.side_by_side else ALONE),
+                                          **METHODS}})
 
 
 def read_curve(run_dir: str) -> list[tuple[int, float]]:
