@@ -7,8 +7,8 @@ timed, while the arm holds. Success comes from a callable on the robot observati
 classifier or a key press); the reward is that success (hardware has no dense reward). A person may take over
 (``Intervention``): their command replaces the policy's action and passes the same guard; ``info`` flags those steps
 (``intervened``) and carries the action every step actually executed (``executed_action``), so a learner stores
-what the arm did. Every step can be recorded to a LeRobot dataset (with an ``intervention`` flag when a person can
-take over), one episode saved per reset.
+what the arm did. Every step can be recorded to a LeRobot dataset (with a ``success`` column, the verdict on each
+frame's observation, and an ``intervention`` one when a person can take over), one episode saved per reset.
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ class RobotEnv(BatchedEnv):
     """A connected robot behind ``guard`` as a batched env of one world (see the module docstring).
 
     ``observe``: robot observation -> the policy's observation (a batch of one, torch); ``control_hz``: hold each
-    step to this rate (a real arm; None: as fast as commands return, the sim twin's own clock); ``recorder``: an
-    ``EpisodeRecorder`` or None.
+    step to this rate (a real arm must set it; the twin may run as fast as commands return, on its own simulated
+    clock); ``recorder``: an ``EpisodeRecorder`` or None.
     """
 
     def __init__(self, robot, guard, mapper, observe: Callable[[dict], dict], success: SuccessSource,
