@@ -63,17 +63,12 @@ def robot_env(robot, control_hz: float, max_episode_steps: int, with_person: boo
     kinematics = robot_kinematics(robot)
     guard = SafetyGuard(robot, SafetyLimits(), control_dt=1.0 / robot.control_hz,
                         forward_kinematics=kinematics.tool_position)
-    person = None
+    env = RobotEnv(robot, guard, ActionMapper("ee_delta_pos", kinematics), make_observer(robot, control_hz, [], "",
+                   kinematics), lambda robot_obs: robot.task_success, max_episode_steps, control_hz=control_hz)
     if with_person:
         device = ScriptedDevice()
         device.connect()
-        env_ref: list = []
-        person = Intervention(device, "ee_delta_pos", lambda step, obs: env_ref[0].episodes <= 30 and step >= 20)
-    env = RobotEnv(robot, guard, ActionMapper("ee_delta_pos", kinematics), make_observer(robot, control_hz, [], "",
-                   kinematics), lambda robot_obs: robot.task_success, max_episode_steps, control_hz=control_hz,
-                   intervention=person)
-    if with_person:
-        env_ref.append(env)
+        env.intervention = Intervention(device, "ee_delta_pos", lambda step, obs: env.episodes <= 30 and step >= 20)
     return env
 
 

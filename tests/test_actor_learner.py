@@ -102,11 +102,11 @@ def test_a_learner_failure_stops_the_actor_and_holds_the_arm(twin, tmp_path, mon
 
 
 def test_a_pretrained_policy_acts_from_the_first_step_and_offline_demos_are_refused(twin, tmp_path, monkeypatch):
-    import embodied.robot_rl.actor_learner as actor_learner
+    import embodied.rollout.transition_collector as transition_collector
 
     random_draws = []
-    uniform = actor_learner.uniform_actions
-    monkeypatch.setattr(actor_learner, "uniform_actions", lambda *a: random_draws.append(1) or uniform(*a))
+    uniform = transition_collector.uniform_actions
+    monkeypatch.setattr(transition_collector, "uniform_actions", lambda *a: random_draws.append(1) or uniform(*a))
     trainer = sac_trainer(tmp_path)
     run_actor_learner(trainer, make_env(twin), env_steps=30)
     assert len(random_draws) == 20  # algo.learning_starts

@@ -10,6 +10,7 @@ it owes, and posts new weights, which the actor takes between two steps.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import torch
 from embodied.algorithms import sac
 from embodied.data.replay import ReplayBuffer
 from embodied.deploy.rate import period_stats
-from embodied.rollout.transition_collector import uniform_actions
+from embodied.rollout.transition_collector import TransitionCollector
 
 
 class WeightMailbox:
@@ -70,31 +71,26 @@ class ActorLearnerReport:
     timing: dict = field(default_factory=dict)  # the robot loop's period p50 / p99 / jitter (ms)
 
 
-def _act_on_robot(env, policy, random_steps: int, mailbox: WeightMailbox, steps: int, seed: int, out: queue.Queue,
+def _act_on_robot(env, policy, acting, mailbox: WeightMailbox, steps: int, seed: int, out: queue.Queue,
                   stop: threading.Event, versions: list, generator: torch.Generator) -> None:
-    """The actor thread's body: up to ``steps`` robot steps (uniform random actions for the first ``random_steps``
-    until weights arrive), until ``stop`` is set; every transition, then None (or the exception), to ``out``."""
+    """The actor thread's body: up to ``steps`` robot steps of a ``TransitionCollector`` (``acting``: the algorithm
+    settings it acts by, uniform random actions for its first ``learning_starts``), until ``stop`` is set; every
+    transition, then None (or the exception), to ``out``."""
     try:
         with torch.no_grad():
-            obs = policy.cache_features(env.reset(seed=seed)[0])
+            collector = TransitionCollector(env, policy, acting, generator=generator)
+            collector.start(seed)
             version = 0
-            for step in range(steps):
+            for _ in range(steps):
                 if stop.is_set():
                     break
                 version, weights = mailbox.take(version)
                 if weights is not None:
                     policy.load_state_dict(weights)
                 versions.append(version)
-                if step < random_steps and version == 0:
-                    action = uniform_actions(env.action_spec, 1, policy.device, generator)
-                else:
-                    action = policy.rsample(obs)[0][:, 0]  # [1, A]
-                next_obs, reward, terminated, truncated, info = env.step(action)
-                ended = terminated | truncated
-                final = policy.cache_features(info["final_obs"]) if ended.any() else obs
-                out.put(Transition(obs, info["executed_action"].to(action), reward.float(), terminated, truncated,
-                                   final, bool(info["intervened"][0]), bool(info["success"][0])))
-                obs = policy.cache_features(next_obs)
+                transition = collector.step(collector.act(collector.obs))  # the action the arm executed
+                info = collector.info
+                out.put(Transition(*transition, bool(info["intervened"][0]), bool(info["success"][0])))
         out.put(None)
     except BaseException as error:  # a safety stop or a broken policy: the learner re-raises it
         out.put(error)
@@ -113,9 +109,9 @@ def run_actor_learner(trainer, env, env_steps: int, publish_every: int = 1, seed
                                  device=str(trainer.policy.device))
     mailbox, transitions, stop, report = WeightMailbox(), queue.Queue(), threading.Event(), ActorLearnerReport()
     actor_policy = copy.deepcopy(trainer.policy).requires_grad_(False)
-    random_steps = 0 if trainer.acts_from_start else algo.learning_starts  # a pre-trained policy acts at once
+    acting = dataclasses.replace(algo, learning_starts=0) if trainer.acts_from_start else algo  # as the trainer's
     actor = threading.Thread(target=_act_on_robot, daemon=True, name="robot-actor",
-                             args=(env, actor_policy, random_steps, mailbox, env_steps, seed, transitions, stop,
+                             args=(env, actor_policy, acting, mailbox, env_steps, seed, transitions, stop,
                                    report.weight_versions_taken, torch.Generator().manual_seed(seed)))
     actor.start()
     try:

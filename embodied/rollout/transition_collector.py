@@ -58,6 +58,7 @@ class TransitionCollector:
         self.stats = EpisodeStats(env.num_envs, policy.device)
         self.env_steps = 0  # this collector's, all its envs together: the random phase ends at learning_starts
         self.obs = None  # the envs' current observation as the policy caches it (what actions and the buffer read)
+        self.info: dict = {}  # the env's info of the last step
 
     @torch.no_grad()
     def start(self, seed: int) -> None:
@@ -75,9 +76,14 @@ class TransitionCollector:
     @torch.no_grad()
     def step(self, action: torch.Tensor) -> tuple:
         """One step of every env with ``action`` [N, A] from the current observation; returns its transition
-        ``(obs, action, reward, terminated, truncated, final_obs)`` as a replay buffer stores it."""
+        ``(obs, action, reward, terminated, truncated, final_obs)`` as a replay buffer stores it: the action the env
+        reports it executed (``info["executed_action"]``, a robot's after its safety clamps) where it reports one.
+        ``self.info`` keeps the step's ``info``."""
         obs = self.obs
-        next_obs, reward, terminated, truncated, info = self.env.step(action)
+        next_obs, reward, terminated, truncated, self.info = self.env.step(action)
+        info = self.info
+        if "executed_action" in info:
+            action = info["executed_action"].to(action)
         ended = terminated | truncated
         final = self.policy.cache_features(info["final_obs"]) if ended.any() else obs
         self.stats.update(reward, torch.ones_like(reward, dtype=torch.long), info["success"], ended)
