@@ -1,5 +1,6 @@
 """SFT from LeRobot datasets and the SFT anchor inside RL updates (its gradient must reach the parameters)."""
 
+import copy
 from types import SimpleNamespace
 
 import pytest
@@ -53,7 +54,9 @@ def test_sft_steps_run_in_the_configured_precision(tmp_path, reach_demos, monkey
     assert seen == ["bf16", "bf16"]
 
 
-def test_anchor_gradient_reaches_the_parameters(reach_demos):
+def anchor_case(reach_demos, **settings) -> tuple:
+    """A Reach MLP, one demonstration batch, an RL batch of the same steps with zero advantages, and PPO settings
+    (``settings`` replace the defaults)."""
     torch.manual_seed(0)
     policy = make_policy("mlp", obs_dim=25, action_dim=4, hidden=[32])
     stream = DemoStream([reach_demos], [], batch_size=16, action_horizon=1, seed=0)
@@ -62,10 +65,16 @@ def test_anchor_gradient_reaches_the_parameters(reach_demos):
     rl_batch = {"obs": {"state": obs["state"], "privileged": obs["privileged"]}, "action": anchor_batch["action"],
                 "old_logprob": torch.zeros(16, 1, 4), "old_values": torch.zeros(16),
                 "advantages": torch.zeros(16), "returns": torch.zeros(16)}
-    cfg = SimpleNamespace(loss="ppo", update_epochs=1, num_minibatches=1, clip_low=0.2, clip_high=0.2, dual_clip=None,
-                          value_clip=None, huber_delta=None, value_coef=0.0, entropy_coef=0.0,
-                          normalize_advantages=False, target_kl=None, max_grad_norm=1e9,
-                          logprob_granularity="action", kl_coef=0.0, anchor_coef=0.5)
+    cfg = SimpleNamespace(**{**dict(
+        loss="ppo", update_epochs=1, num_minibatches=1, clip_low=0.2, clip_high=0.2, dual_clip=None, value_clip=None,
+        huber_delta=None, value_coef=0.0, entropy_coef=0.0, normalize_advantages=False, target_kl=None,
+        max_grad_norm=1e9, logprob_granularity="action", kl_coef=0.0, anchor_coef=0.5, anchor_fits_std=True),
+        **settings})
+    return policy, anchor_batch, rl_batch, cfg
+
+
+def test_anchor_gradient_reaches_the_parameters(reach_demos):
+    policy, anchor_batch, rl_batch, cfg = anchor_case(reach_demos)
     # zero advantages and value/entropy weights: the RL loss has no gradient, so any update is the anchor's
     expected = {n: p.detach().clone() for n, p in policy.named_parameters()}
     policy.zero_grad()
@@ -78,6 +87,28 @@ def test_anchor_gradient_reaches_the_parameters(reach_demos):
         torch.testing.assert_close(param.detach(), expected[name] - 0.1 * anchor_grad[name])
     assert stats["anchor_sft_loss"] == pytest.approx(sft_loss.item()) and stats["anchor_to_rl_loss_ratio"] > 0
     assert anchor_grad["actor.0.weight"].abs().sum() > 0 and anchor_grad["log_std"].abs().sum() > 0
+
+
+def test_an_anchor_held_off_the_std_pulls_the_mean_and_leaves_the_std_to_the_rl_loss(reach_demos):
+    # an entropy bonus gives the RL loss its own gradient on log_std
+    policy, anchor_batch, rl_batch, cfg = anchor_case(reach_demos, entropy_coef=0.1, anchor_fits_std=False)
+    rl_only, fitted = copy.deepcopy(policy), copy.deepcopy(policy)
+    update_policy(policy, torch.optim.SGD(policy.parameters(), lr=0.1), rl_batch, cfg, anchor=iter([anchor_batch]))
+    update_policy(rl_only, torch.optim.SGD(rl_only.parameters(), lr=0.1), rl_batch, cfg)
+    update_policy(fitted, torch.optim.SGD(fitted.parameters(), lr=0.1), rl_batch, SimpleNamespace(
+        **{**vars(cfg), "anchor_fits_std": True}), anchor=iter([anchor_batch]))
+    torch.testing.assert_close(policy.log_std, rl_only.log_std)
+    assert (policy.log_std - fitted.log_std).abs().min() > 1e-4  # a fitted anchor would have moved it
+    for name, param in policy.named_parameters():
+        if name != "log_std":
+            torch.testing.assert_close(param, dict(fitted.named_parameters())[name])
+
+
+def test_an_anchor_held_off_the_std_needs_a_policy_with_one(reach_demos):
+    _, anchor_batch, rl_batch, cfg = anchor_case(reach_demos, anchor_fits_std=False)
+    policy = torch.nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="algo.anchor_fits_std=true"):
+        update_policy(policy, torch.optim.SGD(policy.parameters(), lr=0.1), rl_batch, cfg, anchor=iter([anchor_batch]))
 
 
 def test_sft_without_data_paths_is_a_clear_error(tmp_path):

@@ -47,6 +47,9 @@ class AlgoConfig:
     # SFTConfig, because a policy's config may choose it (policy=vla does) whatever the algorithm; RL does not average
     ema_decay: float = 0.0
     anchor_coef: float = 0.0
+    # false: the anchor pulls only the action mean to the demonstrations; the std (parameters named log_std)
+    # learns from the RL loss alone, so a Gaussian NLL on well-fitted demos does not shrink exploration
+    anchor_fits_std: bool = True
     # RL from a demonstration-trained policy (RL-Co): stage 1 SFT inside the RL run, then a critic warm-up
     sft_stage_steps: int = 0  # RL runs: SFT steps on data.paths (mixed by data.weights) before the first rollout
     sft_learning_rate: float = 3e-4  # learning rate of that SFT stage

@@ -32,13 +32,23 @@ def minibatch_indices(order: torch.Tensor, minibatch: int, count: int | None = N
     return parts
 
 
+def std_parameters(policy) -> list:
+    """The policy's learned action std (parameters named ``log_std``); an error names the fix when it has none."""
+    params = [p for name, p in policy.named_parameters() if name.split(".")[-1] == "log_std"]
+    if not params:
+        raise ValueError(f"algo.anchor_fits_std=false holds the std out of the anchor, but {type(policy).__name__} "
+                         "has no log_std parameter: set algo.anchor_fits_std=true")
+    return params
+
+
 def update_policy(policy, optimizer, batch: dict, cfg, reference=None, anchor=None) -> dict:
     """Optimise ``cfg.loss`` on ``batch`` for ``cfg.update_epochs`` epochs; returns mean loss statistics.
 
     With ``reference`` (a KL reference or a distillation teacher) the batch gets its log-probabilities of the
     sampled actions, ``ref_logprob``, before the first epoch. With ``anchor`` (an iterator of demonstration
     batches) and ``cfg.anchor_coef`` > 0 every minibatch's loss is RL loss + anchor_coef *
-    policy.sft_loss(next demonstration batch), back-propagated together.
+    policy.sft_loss(next demonstration batch); with ``cfg.anchor_fits_std`` false the
+    anchor's gradient on the std (parameters named log_std) is dropped.
     """
     loss_fn = get_loss(cfg.loss)
     size, device = batch["action"].shape[0], batch["action"].device
@@ -52,6 +62,7 @@ def update_policy(policy, optimizer, batch: dict, cfg, reference=None, anchor=No
                 for idx in torch.arange(size, device=device).split(minibatch)
             ])
     stepped = [p for group in optimizer.param_groups for p in group["params"]]  # all, or the critic in a warm-up
+    held_std = [] if anchor is None or cfg.anchor_fits_std else std_parameters(policy)
     totals: dict[str, float] = {}
     count = 0
     stopped_early = False
@@ -60,13 +71,16 @@ def update_policy(policy, optimizer, batch: dict, cfg, reference=None, anchor=No
         for idx in minibatch_indices(torch.randperm(size, device=device), minibatch, equal_count):
             mb = {key: (select(value, idx) if key == "obs" else value[idx]) for key, value in batch.items()}
             loss, stats = loss_fn(policy, mb, cfg)
+            policy.zero_grad()
+            loss.backward()
             if anchor is not None and cfg.anchor_coef > 0:
                 anchor_loss = policy.sft_loss(to_device(next(anchor), device))  # demonstrations load on the CPU
                 stats["anchor_sft_loss"] = anchor_loss.item()
                 stats["anchor_to_rl_loss_ratio"] = cfg.anchor_coef * anchor_loss.item() / max(abs(loss.item()), 1e-8)
-                loss = loss + cfg.anchor_coef * anchor_loss
-            policy.zero_grad()
-            loss.backward()
+                rl_std_grads = [None if p.grad is None else p.grad.clone() for p in held_std]
+                (cfg.anchor_coef * anchor_loss).backward()  # its own graph: the gradients add to the RL loss's
+                for param, grad in zip(held_std, rl_std_grads):  # the std keeps the RL loss's gradient alone
+                    param.grad = grad
             average_gradients(policy.parameters())  # data-parallel learners (torchrun); a no-op otherwise
             stats["grad_norm"] = nn.utils.clip_grad_norm_(stepped, cfg.max_grad_norm).item()
             optimizer.step()
