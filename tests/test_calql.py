@@ -164,6 +164,6 @@ def test_wsrl_online_actor_is_pulled_towards_the_frozen_pretrained_actor_which_a
     assert all(torch.equal(anchored.anchor_actor.state_dict()[k], pretrained[k]) for k in pretrained)  # still frozen
     assert 0 < stats["anchor_weight"] < 5.0  # fading: 5 x (1 - (env-steps - 8) / 1000), averaged over the updates
     assert anchored_gap < 0.5 * free_gap, (anchored_gap, free_gap)
-    anchored._save_checkpoint()
+    anchored.save_checkpoint()
     resumed = offpolicy.OffPolicyTrainer(dataclasses.replace(anchored.cfg, resume=True))
     assert all(torch.equal(resumed.anchor_actor.state_dict()[k], pretrained[k]) for k in pretrained)

@@ -1,17 +1,25 @@
 """Robot RL with the robot loop and the learner apart (HIL-SERL's actor-learner, in one process).
 
 The actor thread steps the ``RobotEnv`` (which holds the control rate) with its own copy of the policy and hands
-each transition to the learner through a queue; it never waits for an update. The learner (the calling thread)
-stores the transitions in the off-policy trainer's replay buffer, steps where a person had control also in a buffer
-of interventions that batches sample as demonstrations (``algo.demo_ratio``), pays the ``algo.utd_ratio`` updates
-it owes, and posts new weights, which the actor takes between two steps.
+each transition to the learner through a queue; within an episode it never waits for an update. The learner (the
+calling thread) stores the transitions in the off-policy trainer's replay buffer, steps where a person had control
+also in a buffer of interventions that batches sample as demonstrations (``algo.demo_ratio``), pays the
+``algo.utd_ratio`` updates it owes while no transition waits, and posts new weights, which the actor takes between
+two steps.
+
+Crash safety: at each episode's end the learner flushes both buffers and writes a checkpoint (the two newest are
+kept), and the actor starts its next step only once that is on disk (one update at most after the episode ended), so
+a kill -9 loses at most the open episode: a trainer built with ``resume=true`` and the same output folder continues
+from the last ended episode (buffers, weights, optimizers, counters, the random phase's progress).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import queue
+import shutil
 import threading
 from dataclasses import dataclass, field
 
@@ -21,6 +29,10 @@ from embodied.algorithms import sac
 from embodied.data.replay import ReplayBuffer
 from embodied.deploy.rate import period_stats
 from embodied.rollout.transition_collector import TransitionCollector
+from embodied.runner.checkpoint import complete_checkpoints
+
+KEPT_CHECKPOINTS = 2  # the replay buffer can go back one flush: a damaged newest checkpoint falls back to the one before
+EPISODES = "robot_episodes"  # the counter of the ended episodes the checkpoints hold
 
 
 class WeightMailbox:
@@ -57,6 +69,11 @@ class Transition:
     intervened: bool
     success: bool
 
+    @property
+    def ended(self) -> bool:
+        """Whether the step ended its episode."""
+        return bool((self.terminated | self.truncated)[0])
+
 
 @dataclass
 class ActorLearnerReport:
@@ -71,102 +88,170 @@ class ActorLearnerReport:
     timing: dict = field(default_factory=dict)  # the robot loop's period p50 / p99 / jitter (ms)
 
 
-def _act_on_robot(env, policy, acting, mailbox: WeightMailbox, steps: int, seed: int, out: queue.Queue,
-                  stop: threading.Event, versions: list, generator: torch.Generator) -> None:
+@dataclass
+class ActorLink:
+    """What the actor and the learner share: transitions to the learner, the number of ended episodes on disk back
+    to the actor, the newest weights, and the stop signal."""
+
+    transitions: queue.Queue = field(default_factory=queue.Queue)
+    saved_episodes: queue.Queue = field(default_factory=queue.Queue)
+    mailbox: WeightMailbox = field(default_factory=WeightMailbox)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def wait_until_saved(self) -> None:
+        """Block the actor until the learner has checkpointed the episode that just ended (or the run stops)."""
+        while not self.stop.is_set():
+            try:
+                self.saved_episodes.get(timeout=0.05)
+                return
+            except queue.Empty:
+                continue
+
+
+def _act_on_robot(env, policy, acting, link: ActorLink, steps: int, seed: int, steps_before: int, versions: list,
+                  generator: torch.Generator) -> None:
     """The actor thread's body: up to ``steps`` robot steps of a ``TransitionCollector`` (``acting``: the algorithm
-    settings it acts by, uniform random actions for its first ``learning_starts``), until ``stop`` is set; every
-    transition, then None (or the exception), to ``out``."""
+    settings it acts by, uniform random actions until the run's ``learning_starts``, of which ``steps_before`` a
+    resumed run has taken), until ``link.stop`` is set; every transition, then None (or the exception), to the
+    learner, waiting at each episode's end until the learner has saved it."""
     try:
         with torch.no_grad():
             collector = TransitionCollector(env, policy, acting, generator=generator)
+            collector.env_steps = steps_before
             collector.start(seed)
             version = 0
             for _ in range(steps):
-                if stop.is_set():
+                if link.stop.is_set():
                     break
-                version, weights = mailbox.take(version)
+                version, weights = link.mailbox.take(version)
                 if weights is not None:
                     policy.load_state_dict(weights)
                 versions.append(version)
                 transition = collector.step(collector.act(collector.obs))  # the action the arm executed
                 info = collector.info
-                out.put(Transition(*transition, bool(info["intervened"][0]), bool(info["success"][0])))
-        out.put(None)
+                item = Transition(*transition, bool(info["intervened"][0]), bool(info["success"][0]))
+                link.transitions.put(item)
+                if item.ended:
+                    link.wait_until_saved()
+        link.transitions.put(None)
     except BaseException as error:  # a safety stop or a broken policy: the learner re-raises it
-        out.put(error)
+        link.transitions.put(error)
 
 
 def run_actor_learner(trainer, env, env_steps: int, publish_every: int = 1, seed: int = 0) -> ActorLearnerReport:
-    """Train ``trainer`` (an ``OffPolicyTrainer``: its policy, critics, buffer and ``update``) on ``env_steps``
-    steps of the robot ``env``; returns the report. Intervention steps become the run's demonstrations (sampled once
-    there is one), cut into segments so that no n-step return crosses a step the policy chose. However the learner
-    ends (an exception, Ctrl-C), the actor stops and the arm holds before this returns or raises."""
+    """Train ``trainer`` (an ``OffPolicyTrainer``: its policy, critics, buffer, ``update`` and checkpoints) on
+    ``env_steps`` steps of the robot ``env``; returns the report. Intervention steps become the run's demonstrations
+    (sampled once there is one), cut into segments so that no n-step return crosses a step the policy chose. A
+    trainer built with ``resume=true`` goes on from its last checkpoint. However the learner ends (an exception,
+    Ctrl-C), the actor stops and the arm holds before this returns or raises."""
     algo = trainer.cfg.algo
     if trainer.demos is not None:
         raise ValueError("run_actor_learner stores the person's intervention steps as the run's demonstrations; this "
                          "run already has offline ones (algo.demo_episodes or data.paths): drop them")
-    interventions = ReplayBuffer(max(algo.buffer_size, algo.n_step + 1), 1, algo.n_step, algo.gamma,
-                                 device=str(trainer.policy.device))
-    mailbox, transitions, stop, report = WeightMailbox(), queue.Queue(), threading.Event(), ActorLearnerReport()
+    interventions = _intervention_buffer(trainer)
+    trainer.demos = interventions if len(interventions) else None  # a resumed run's, once sampleable
+    env.episodes = trainer.counters.get(EPISODES, 0)  # the person's prompts go on counting
+    link, report = ActorLink(), ActorLearnerReport()
     actor_policy = copy.deepcopy(trainer.policy).requires_grad_(False)
     acting = dataclasses.replace(algo, learning_starts=0) if trainer.acts_from_start else algo  # as the trainer's
     actor = threading.Thread(target=_act_on_robot, daemon=True, name="robot-actor",
-                             args=(env, actor_policy, acting, mailbox, env_steps, seed, transitions, stop,
+                             args=(env, actor_policy, acting, link, env_steps, seed, trainer.counters["env_steps"],
                                    report.weight_versions_taken, torch.Generator().manual_seed(seed)))
     actor.start()
     try:
-        _learn(trainer, transitions, interventions, mailbox, publish_every, report)
+        _learn(trainer, link, interventions, publish_every, report)
     finally:
-        stop.set()
+        link.stop.set()
         actor.join()
         env.close()  # the open episode saved, the arm held
     report.intervention_rate, report.timing = env.intervention_rate, period_stats(env.loop_periods_ms)
     return report
 
 
-def _learn(trainer, transitions: queue.Queue, interventions: ReplayBuffer, mailbox: WeightMailbox,
-           publish_every: int, report: ActorLearnerReport) -> None:
-    """The learner's loop over the actor's transitions until the actor is done; re-raises the actor's exception."""
+def _intervention_buffer(trainer) -> ReplayBuffer:
+    """The run's durable buffer of intervention steps: reopened as the last checkpoint left it, or a new one."""
+    algo = trainer.cfg.algo
+    directory, device = os.path.join(trainer.output_dir, "interventions"), str(trainer.policy.device)
+    steps = int(trainer.resumed_extra.get("intervention_steps", 0))
+    if steps:
+        return ReplayBuffer.open(directory, flush_every=None, device=device, steps=steps)
+    return ReplayBuffer(max(algo.buffer_size, algo.n_step + 1), 1, algo.n_step, algo.gamma, directory,
+                        flush_every=None, device=device)
+
+
+def _learn(trainer, link: ActorLink, interventions: ReplayBuffer, publish_every: int,
+           report: ActorLearnerReport) -> None:
+    """The learner's loop over the actor's transitions until the actor is done: everything waiting is stored before
+    the next update; re-raises the actor's exception."""
     algo = trainer.cfg.algo
     per_actor_step = sac.critic_updates_per_actor_update(algo.utd_ratio)
-    owed, pending_intervention, assisted = 0.0, None, False
-    while True:
-        item = transitions.get()
-        if item is None:
-            break
-        if isinstance(item, BaseException):
-            raise item
-        trainer.buffer.add(item.obs, item.action, item.reward, item.terminated, item.truncated, item.final_obs)
-        pending_intervention = _store_intervention(interventions, pending_intervention, item)
-        if trainer.demos is None and len(interventions):
-            trainer.demos = interventions  # batches take algo.demo_ratio from here on
-        if trainer.counters["env_steps"] < algo.learning_starts and hasattr(trainer.policy, "update_normalizer") \
-                and not trainer.pretrained:
-            trainer.policy.update_normalizer(item.obs)  # as the trainer: statistics settle on the random phase
-        trainer.counters["env_steps"] += 1
-        report.env_steps += 1
-        assisted |= item.intervened
-        if bool((item.terminated | item.truncated)[0]):
-            report.episode_successes.append(item.success)
-            report.episode_assisted.append(assisted)
-            assisted = False
-        if trainer.counters["env_steps"] >= algo.learning_starts and len(trainer.buffer):
-            owed += algo.utd_ratio
-            while owed >= 1:
-                report.updates += 1
-                trainer.counters["updates"] = trainer.counters.get("updates", 0) + 1
-                trainer.update(step_actor=trainer.counters["updates"] % per_actor_step == 0)
-                owed -= 1
-                if report.updates % publish_every == 0:
-                    mailbox.post(trainer.policy)
-    _store_intervention(interventions, pending_intervention, None)
+    pending, assisted, actor_done = None, False, False
+    while not actor_done:
+        item = link.transitions.get()
+        while True:
+            if item is None:
+                actor_done = True
+                break
+            if isinstance(item, BaseException):
+                raise item
+            pending, assisted = _store(trainer, interventions, pending, assisted, item, report)
+            if item.ended:
+                _save_episode(trainer, interventions)
+                link.saved_episodes.put(trainer.counters[EPISODES])
+            try:
+                item = link.transitions.get_nowait()
+            except queue.Empty:
+                break
+        while trainer.owed_updates >= 1 and (actor_done or link.transitions.empty()):
+            report.updates += 1
+            trainer.counters["updates"] = trainer.counters.get("updates", 0) + 1
+            trainer.update(step_actor=trainer.counters["updates"] % per_actor_step == 0)
+            trainer.owed_updates -= 1
+            if report.updates % publish_every == 0:
+                link.mailbox.post(trainer.policy)
+    _store_intervention(interventions, pending, None)
+
+
+def _store(trainer, interventions: ReplayBuffer, pending: Transition | None, assisted: bool, item: Transition,
+           report: ActorLearnerReport) -> tuple[Transition | None, bool]:
+    """Store one transition (and an intervention step in ``interventions``), count it and the updates it pays for;
+    returns the intervention step held until its successor is known and whether a person drove this episode."""
+    algo = trainer.cfg.algo
+    trainer.buffer.add(item.obs, item.action, item.reward, item.terminated, item.truncated, item.final_obs)
+    pending = _store_intervention(interventions, pending, item)
+    if trainer.demos is None and len(interventions):
+        trainer.demos = interventions  # batches take algo.demo_ratio from here on
+    if trainer.counters["env_steps"] < algo.learning_starts and hasattr(trainer.policy, "update_normalizer") \
+            and not trainer.pretrained:
+        trainer.policy.update_normalizer(item.obs)  # as the trainer: statistics settle on the random phase
+    trainer.counters["env_steps"] += 1
+    report.env_steps += 1
+    assisted |= item.intervened
+    if item.ended:
+        report.episode_successes.append(item.success)
+        report.episode_assisted.append(assisted)
+        assisted = False
+        trainer.counters[EPISODES] = trainer.counters.get(EPISODES, 0) + 1
+    if trainer.counters["env_steps"] >= algo.learning_starts and len(trainer.buffer):
+        trainer.owed_updates += algo.utd_ratio
+    return pending, assisted
+
+
+def _save_episode(trainer, interventions: ReplayBuffer) -> None:
+    """Make everything up to the episode that just ended durable: both buffers flushed, a checkpoint written, all
+    but the newest ``KEPT_CHECKPOINTS`` removed."""
+    interventions.flush()
+    trainer.iteration = trainer.counters[EPISODES]
+    trainer.save_checkpoint({"intervention_steps": interventions.steps})
+    for old in complete_checkpoints(os.path.join(trainer.output_dir, "checkpoints"))[KEPT_CHECKPOINTS:]:
+        shutil.rmtree(old)
 
 
 def _store_intervention(demos: ReplayBuffer, pending: Transition | None, item: Transition | None):
     """Store the previous intervention step in ``demos``, truncated at ``item``'s observation when ``item`` (the next
     step) is not one; returns ``item`` when it is an intervention step (held until its successor is known)."""
     if pending is not None:
-        if bool((pending.terminated | pending.truncated)[0]):  # its episode ended there
+        if pending.ended:  # its episode ended there
             demos.add(pending.obs, pending.action, pending.reward, pending.terminated, pending.truncated,
                       pending.final_obs)
         elif item is not None:  # (a step the run stopped after has no known next observation: left out)

@@ -26,6 +26,10 @@ from sims.api import ActionSpec, BatchedEnv, ObservationSpec, StepResult
 SuccessSource = Callable[[dict], bool]  # robot observation -> whether the task is solved now
 
 
+class NonFiniteAction(RuntimeError):
+    """A NaN or infinite action reached the robot env: the guard held the arm instead, and the run stops."""
+
+
 class PersonReset:
     """Between episodes on a real arm: hold, ask a person to reset the scene, and return the seconds it took.
 
@@ -157,7 +161,10 @@ class RobotEnv(BatchedEnv):
         person = None if self.intervention is None else self.intervention.action(self.robot, self._robot_obs,
                                                                                   int(self._elapsed[0]))
         command = action if person is None else np.clip(person, self.action_spec.low, self.action_spec.high)
-        sent = self.guard.step(self.mapper(command, q, self._gripper), self._robot_obs)
+        sent = self.guard.step(self.mapper(command, q, self._gripper), self._robot_obs)  # a non-finite one: held
+        if not np.isfinite(command).all():  # a diverged policy (or device) ends the run, as in embodied-deploy
+            raise NonFiniteAction(f"{'the person' if person is not None else 'the policy'} produced a non-finite "
+                                  f"action {np.asarray(command).tolist()}; the arm holds")
         self._gripper = float(sent[-1])
         executed = self.mapper.sent_to_action(sent, q)
         self._executed[0, self._chunk_step], self._intervened[0, self._chunk_step] = executed, person is not None

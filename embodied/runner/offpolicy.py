@@ -125,6 +125,7 @@ class OffPolicyTrainer(Run):
         if a.pretrained_anchor_coef and not a.pretrain_steps:
             self.anchor_actor = self._frozen_copy()  # init_from's weights
         self.owed_updates = 0.0  # utd_ratio x env-steps not yet turned into updates
+        self.resumed_extra: dict = {}  # the state the checkpoint resumed from holds (a robot run's own entries too)
         # dist=local|ray: env workers step the envs, each iteration with the weights it starts with (the actor-learner
         # split of HIL-SERL, synchronised every algo.rollout_steps steps); a pre-trained actor acts from their first step
         # the collectors take no uniform random actions for a policy that acts from the start
@@ -152,18 +153,19 @@ class OffPolicyTrainer(Run):
         return replay_from_datasets(list(cfg.data.paths), self.policy.observation_inputs(), cfg.algo.n_step,
                                     cfg.algo.gamma, device=str(self.policy.device))
 
-    def _save_checkpoint(self) -> None:
-        """Flush the replay buffer, then write everything ``resume=true`` needs to continue exactly from here."""
+    def save_checkpoint(self, more: dict | None = None) -> str:
+        """Flush the replay buffer, then write everything ``resume=true`` needs to continue exactly from here (and
+        ``more``, which a resumed run finds in ``resumed_extra``); returns the checkpoint's folder."""
         self.buffer.flush()
-        extra = {"critic": self.critic.state_dict(), "target_critic": self.target_critic.state_dict(),
+        extra = (more or {}) | {"critic": self.critic.state_dict(), "target_critic": self.target_critic.state_dict(),
                  "critic_optimizer": self.critic_optimizer.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
                  "temperature_optimizer": self.temperature_optimizer.state_dict(),
                  "generator": self.generator.get_state(), "owed_updates": self.owed_updates,
                  "buffer_steps": self.buffer.steps}
         if self.anchor_actor is not None:
             extra["anchor_actor"] = self.anchor_actor.state_dict()
-        save_checkpoint(os.path.join(self.output_dir, "checkpoints"), self.iteration, self.policy,
-                        self.actor_optimizer, self.rollout, self.counters, self._identity(), extra=extra)
+        return save_checkpoint(os.path.join(self.output_dir, "checkpoints"), self.iteration, self.policy,
+                               self.actor_optimizer, self.rollout, self.counters, self._identity(), extra=extra)
 
     def _identity(self) -> dict:
         """The settings a checkpoint's state depends on: ``run_identity``'s, the buffer's and the critics' shape."""
@@ -177,6 +179,7 @@ class OffPolicyTrainer(Run):
         """Restore the run from the checkpoint at ``path`` and the replay buffer as that checkpoint recorded it."""
         self.iteration, self.counters, extra = load_checkpoint(path, self.policy, self.actor_optimizer, self.rollout,
                                                                self._identity())
+        self.resumed_extra = extra
         self.critic.load_state_dict(extra["critic"])
         self.target_critic.load_state_dict(extra["target_critic"])
         self.critic_optimizer.load_state_dict(extra["critic_optimizer"])
@@ -361,13 +364,13 @@ class OffPolicyTrainer(Run):
                     if self.solved(last_success):
                         total_iters = self.iteration
                 if x.checkpoint_interval and self.iteration % x.checkpoint_interval == 0:
-                    self._save_checkpoint()
+                    self.save_checkpoint()
                 known = {} if last_success is None else {"success": f"{last_success:.2f}"}
                 bar.set_postfix(known | {"fps": f"{rollout['env_steps_per_s']:.0f}", "steps": steps})
                 bar.update(1)
         bar.close()
         if needs_final_checkpoint(self.output_dir, self.iteration, stop.requested, x.checkpoint_interval):
-            self._save_checkpoint()
+            self.save_checkpoint()
         final = self.conclude(logger, stop.requested, sft_steps=0)
         if self.workers:
             self.rollout.close()
