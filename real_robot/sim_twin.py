@@ -14,16 +14,17 @@ BASE_TIMESTEP = 0.005  # physics step (s) the tasks are tuned for; adjusted slig
 @register_robot("sim_twin")
 class SimTwinRobot(Robot):
     """One world of a task env with the arm ``arm`` (a ``sims.arms`` model) driven by absolute joint targets; each
-    command advances the physics by one control period, ``1 / control_hz`` (20 Hz default)."""
+    command advances the physics by one control period, ``1 / control_hz`` (20 Hz default); ``domain`` ``shifted``
+    makes it the held-out "real" domain (``sims.mujoco.domain``)."""
 
     measures_gripper_force = True  # the finger servos' force, like a gripper reporting its motor current
 
     def __init__(self, task: str = "PickCube", cameras: tuple = ("front",), image_size: tuple = (64, 64),
                  seed: int = 0, camera_fail_after: int | None = None, control_hz: float = 20.0,
-                 arm: str = "panda"):
+                 arm: str = "panda", domain: str = "sim"):
         if control_hz <= 0:
             raise ValueError(f"control_hz must be > 0, got {control_hz}")
-        self.task_name, self.seed, self.control_hz = task, seed, control_hz
+        self.task_name, self.seed, self.control_hz, self.domain = task, seed, control_hz, domain
         self.camera_names, self.image_size = tuple(cameras), tuple(image_size)
         sim_cameras = {name: SimCamera(self._frame_source(name), image_size[1], image_size[0],
                                        fail_after=camera_fail_after) for name in cameras}
@@ -40,7 +41,7 @@ class SimTwinRobot(Robot):
 
         substeps = max(1, round(1.0 / (self.control_hz * BASE_TIMESTEP)))
         self.env = make_env(task=self.task_name, num_envs=1, controller="joint_delta", arm=self.arm.name,
-                            cameras=self.camera_names,
+                            cameras=self.camera_names, domain=self.domain,
                             image_size=self.image_size, autoreset=False, max_episode_steps=10**9,
                             control_hz=self.control_hz, timestep=1.0 / (self.control_hz * substeps), num_threads=1)
         # the fingers follow every command, as hardware does: the guard and the deploy mapping limit the rate
