@@ -77,7 +77,8 @@ def run_command(line: str, monkeypatch) -> str:
 
 def train_budget(args: list[str]) -> list[str]:
     """Four envs per env worker and stage; SFT steps, rendered scenes, RL-Co's SFT stage, critic warm-up, off-policy
-    random steps, expert episodes and pre-training shrunk where the composed config has them (``experiment=vla_sft`` picks algo=sft without saying so)."""
+    random steps, expert episodes and pre-training shrunk where the composed config has them; a robot run: one
+    episode and a few steps (``experiment=vla_sft`` picks algo=sft without saying so)."""
     from hydra import compose, initialize_config_dir
 
     from embodied.cli.train import _config_path
@@ -86,6 +87,8 @@ def train_budget(args: list[str]) -> list[str]:
     with initialize_config_dir(config_dir=_config_path(), version_base=None):
         cfg = compose("train", overrides=args)
     workers = cfg.dist.num_env_workers if cfg.dist.backend != "single" else 1
+    if cfg.robot:  # one robot, unpaced, for one Reach episode and a few steps (a checkpoint to resume from)
+        return ["env.num_envs=1", "experiment.total_env_steps=60", "robot_rl.control_hz=0", "algo.learning_starts=0"]
     return [f"env.num_envs={4 * workers * cfg.dist.pipeline_stages}"] + \
         (SFT_TINY if "sft_steps" in cfg.algo else []) + \
         (["data.scene_frames=8"] if cfg.data.scene_frames else []) + \

@@ -11,6 +11,7 @@ Examples:
   embodied-train experiment=rl_co env=lang_place_cube data.paths=[demos/real,demos/sim] data.weights=[0.5,0.5] \\
       data.anchor_paths=[demos/real,demos/sim] data.anchor_weights=[0.5,0.5]  # RL-Co: SFT, then PPO + anchor
   embodied-train env=push_cube env.backend=mujoco_warp env.num_envs=4096 experiment.device=cuda  # all on a GPU
+  embodied-train robot=sim_twin algo=sac policy=tanh_mlp env.num_envs=1 experiment.name=Reach_twin  # RL on a robot
 `embodied-train --list` prints every registered name (tasks, simulator backends, algorithms, collectors, advantages,
 losses, policies, heads, encoders, robots, cameras, teleop devices) with the setting that picks it.
 Outputs go to runs/<experiment.name>/ (tensorboard in tb/, videos in videos/, checkpoints/, final_policy/); a new

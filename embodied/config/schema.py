@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from embodied.algorithms.config import AlgoConfig
 from embodied.algorithms.registry import (ALGORITHMS, COLLECTORS, LOSSES, algorithm_of, combination_problem,
                                           get_loss)
+from embodied.robot_rl.config import RobotRLConfig, robot_rl_checks
 from embodied.rollout.device_bridge import learner_device
 
 
@@ -135,6 +136,10 @@ class TrainConfig:
     dist: DistConfig = field(default_factory=DistConfig)
     resume: bool = False
     base: str = ""  # policy=residual: the frozen base policy (a save_pretrained directory)
+    # robot=<configs/robot/ name>: train on that robot through the actor-learner loop (embodied/robot_rl/); {}: in
+    # simulation
+    robot: dict = field(default_factory=dict)
+    robot_rl: RobotRLConfig = field(default_factory=RobotRLConfig)
     init_from: str = ""  # start from these weights (a save_pretrained directory of the same policy type)
 
 
@@ -230,6 +235,8 @@ def validate(cfg: TrainConfig) -> None:
          f"policy={cfg.policy.name} needs base=<policy directory written by save_pretrained>"),
         (cfg.policy.residual_scale > 0, f"policy.residual_scale must be > 0, got {cfg.policy.residual_scale}"),
     ]
+    if cfg.robot:
+        checks += robot_rl_checks(cfg)
     checks.append((0 <= cfg.algo.ema_decay < 1,
                    f"algo.ema_decay must be in [0, 1) (e.g. 0.999; 0 turns it off), got {cfg.algo.ema_decay}"))
     checks += algorithm_of(cfg.algo).checks(cfg)  # the algorithm's own settings

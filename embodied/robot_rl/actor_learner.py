@@ -22,6 +22,7 @@ import queue
 import shutil
 import threading
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -31,7 +32,7 @@ from embodied.deploy.rate import period_stats
 from embodied.rollout.transition_collector import TransitionCollector
 from embodied.runner.checkpoint import complete_checkpoints
 
-KEPT_CHECKPOINTS = 2  # the replay buffer can go back one flush: a damaged newest checkpoint falls back to the one before
+KEPT_CHECKPOINTS = 2  # the buffers can go back one flush: a damaged newest checkpoint falls back to the one before
 EPISODES = "robot_episodes"  # the counter of the ended episodes the checkpoints hold
 
 
@@ -138,12 +139,14 @@ def _act_on_robot(env, policy, acting, link: ActorLink, steps: int, seed: int, s
         link.transitions.put(error)
 
 
-def run_actor_learner(trainer, env, env_steps: int, publish_every: int = 1, seed: int = 0) -> ActorLearnerReport:
+def run_actor_learner(trainer, env, env_steps: int, publish_every: int = 1, seed: int = 0,
+                      on_episode: Callable[[ActorLearnerReport], None] | None = None) -> ActorLearnerReport:
     """Train ``trainer`` (an ``OffPolicyTrainer``: its policy, critics, buffer, ``update`` and checkpoints) on
     ``env_steps`` steps of the robot ``env``; returns the report. Intervention steps become the run's demonstrations
     (sampled once there is one), cut into segments so that no n-step return crosses a step the policy chose. A
-    trainer built with ``resume=true`` goes on from its last checkpoint. However the learner ends (an exception,
-    Ctrl-C), the actor stops and the arm holds before this returns or raises."""
+    trainer built with ``resume=true`` goes on from its last checkpoint. ``on_episode(report)`` runs in the learner
+    after each episode is saved. However the learner ends (an exception, Ctrl-C), the actor stops and the arm holds
+    before this returns or raises."""
     algo = trainer.cfg.algo
     if trainer.demos is not None:
         raise ValueError("run_actor_learner stores the person's intervention steps as the run's demonstrations; this "
@@ -159,7 +162,7 @@ def run_actor_learner(trainer, env, env_steps: int, publish_every: int = 1, seed
                                    report.weight_versions_taken, torch.Generator().manual_seed(seed)))
     actor.start()
     try:
-        _learn(trainer, link, interventions, publish_every, report)
+        _learn(trainer, link, interventions, publish_every, report, on_episode)
     finally:
         link.stop.set()
         actor.join()
@@ -179,8 +182,8 @@ def _intervention_buffer(trainer) -> ReplayBuffer:
                         flush_every=None, device=device)
 
 
-def _learn(trainer, link: ActorLink, interventions: ReplayBuffer, publish_every: int,
-           report: ActorLearnerReport) -> None:
+def _learn(trainer, link: ActorLink, interventions: ReplayBuffer, publish_every: int, report: ActorLearnerReport,
+           on_episode: Callable[[ActorLearnerReport], None] | None) -> None:
     """The learner's loop over the actor's transitions until the actor is done: everything waiting is stored before
     the next update; re-raises the actor's exception."""
     algo = trainer.cfg.algo
@@ -198,6 +201,8 @@ def _learn(trainer, link: ActorLink, interventions: ReplayBuffer, publish_every:
             if item.ended:
                 _save_episode(trainer, interventions)
                 link.saved_episodes.put(trainer.counters[EPISODES])
+                if on_episode is not None:
+                    on_episode(report)
             try:
                 item = link.transitions.get_nowait()
             except queue.Empty:
