@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from embodied.robot_rl.actor_learner import WeightMailbox, run_actor_learner
+from embodied.data.replay import ReplayBuffer
+from embodied.robot_rl.actor_learner import PooledDemos, WeightMailbox, run_actor_learner
 from embodied.robot_rl.intervention import Intervention, after_step
 from embodied.runner.offpolicy import OffPolicyTrainer
 from real_robot.errors import SafetyStop
@@ -59,8 +60,9 @@ def test_intervention_steps_become_demonstrations_cut_where_the_policy_took_over
     env = make_env(twin, max_episode_steps=10, intervention=person)
     report = run_actor_learner(trainer, env, env_steps=30)
     assert report.intervention_rate == 0.5 and trainer.buffer.steps == 30 and report.episode_assisted == [True] * 3
-    demos = trainer.demos
-    assert demos is not None and demos.steps == 15
+    assert trainer.demos is not None and trainer.demos.offline is None  # the interventions alone
+    demos = trainer.demos.interventions
+    assert demos.steps == 15
     store = demos.store
     assert store["truncated"][:15, 0].tolist() == [False, False, True, False, True] * 3
     online = trainer.buffer.store  # the executed actions: the person's push down
@@ -101,7 +103,7 @@ def test_a_learner_failure_stops_the_actor_and_holds_the_arm(twin, tmp_path, mon
     assert env.steps_taken < 200 and env.guard._watchdog is None  # stopped soon after the first update, held
 
 
-def test_a_pretrained_policy_acts_from_the_first_step_and_offline_demos_are_refused(twin, tmp_path, monkeypatch):
+def test_a_pretrained_policy_acts_from_the_first_step(twin, tmp_path, monkeypatch):
     import embodied.rollout.transition_collector as transition_collector
 
     random_draws = []
@@ -115,6 +117,21 @@ def test_a_pretrained_policy_acts_from_the_first_step_and_offline_demos_are_refu
     trainer.acts_from_start = True  # as with init_from or pre-training: no random actions on the arm
     run_actor_learner(trainer, make_env(twin), env_steps=30)
     assert random_draws == []
-    trainer.demos = trainer.buffer
-    with pytest.raises(ValueError, match="offline ones"):
-        run_actor_learner(trainer, make_env(twin), env_steps=5)
+
+
+def test_offline_demos_and_interventions_are_sampled_as_one_pool():
+    """18 offline transitions (2 envs x 9) and 6 intervention steps: a quarter of the pool's samples are the
+    person's, each transition equally likely; with no intervention yet, all are offline."""
+    offline, interventions = ReplayBuffer(20, 2, 1, 0.99), ReplayBuffer(20, 1, 1, 0.99)
+    for steps, buffer, action in ((10, offline, 0.0), (7, interventions, 1.0)):
+        n = buffer.num_envs
+        for _ in range(steps):
+            buffer.add({"state": torch.zeros(n, 3)}, torch.full((n, 4), action), torch.zeros(n),
+                       torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool))
+    pool = PooledDemos(offline, interventions)
+    assert len(pool) == 24
+    batch = pool.sample(2400, torch.Generator().manual_seed(0))
+    assert "source" not in batch and batch["action"].shape == (2400, 4)
+    assert float(batch["action"][:, 0].mean()) == pytest.approx(0.25, abs=0.005)  # 600 of 2400: the proportion
+    alone = PooledDemos(offline, ReplayBuffer(20, 1, 1, 0.99)).sample(64, torch.Generator().manual_seed(0))
+    assert float(alone["action"].abs().sum()) == 0.0

@@ -39,12 +39,13 @@ def sac_trainer(out: str, resume: bool = False) -> OffPolicyTrainer:
     return OffPolicyTrainer(cfg)
 
 
-PERSON_STEPS = (5, 10)  # a stand-in person drives steps 5-9 of each episode of the kill -9 test
+PERSON_STEPS = (5, 10, 20)  # a stand-in person drives steps 5-9 and 20 to the end of each episode (kill -9 test)
+PERSON_PER_EPISODE = PERSON_STEPS[1] - PERSON_STEPS[0] + EPISODE_STEPS - PERSON_STEPS[2]
 
 
 def twin_run(out: str, env_steps: int, resume: bool = False, kill_at_check: int | None = None) -> None:
     """A robot run in this process: SAC on the twin through the actor-learner loop, a stand-in person driving
-    ``PERSON_STEPS`` of each episode, every step recorded; with
+    the ``PERSON_STEPS`` of each episode, every step recorded; with
     ``kill_at_check`` the process kills itself (SIGKILL) at that success check, inside an episode. Writes the
     report's counts and its uniform random actions to ``out/report.json``."""
     from embodied.rollout import transition_collector
@@ -68,7 +69,8 @@ def twin_run(out: str, env_steps: int, resume: bool = False, kill_at_check: int 
     np.save(commands, np.tile([0.0, 0.0, -1.0, 1.0], (EPISODE_STEPS, 1)))
     device = ScriptedDevice(path=commands)
     device.connect()
-    person = Intervention(device, "ee_delta_pos", lambda step, robot_obs: PERSON_STEPS[0] <= step < PERSON_STEPS[1])
+    person = Intervention(device, "ee_delta_pos", lambda step, robot_obs: (
+        PERSON_STEPS[0] <= step < PERSON_STEPS[1] or step >= PERSON_STEPS[2]))
     env = make_env(robot, success=success, max_episode_steps=EPISODE_STEPS, intervention=person,
                    recorder=EpisodeRecorder(os.path.join(out, "dataset"), 20.0, "sim_twin_panda"))
     report = run_actor_learner(trainer, env, env_steps)
@@ -78,6 +80,7 @@ def twin_run(out: str, env_steps: int, resume: bool = False, kill_at_check: int 
 
 
 def run_child(out: str, env_steps: int, resume: bool, kill_at_check: int | None = None):
+    """``twin_run`` in a fresh Python process; its completed process."""
     code = f"from tests.test_robot_rl_faults import twin_run; twin_run({out!r}, {env_steps}, {resume}, {kill_at_check})"
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "MUJOCO_GL": "egl"})
@@ -100,6 +103,7 @@ def recorded_actions(out: str, intervened_only: bool = False) -> np.ndarray:
 
 
 def buffered_actions(out: str, steps: int, buffer: str = "replay") -> np.ndarray:
+    """The first ``steps`` actions of the run's durable buffer ``buffer`` (replay or interventions) [steps, A]."""
     stored = ReplayBuffer.open(os.path.join(out, buffer), flush_every=None, steps=steps)
     return stored.store["action"][:steps, 0].numpy()
 
@@ -114,7 +118,7 @@ def test_kill_9_mid_episode_loses_only_that_episode_and_resume_goes_on(tmp_path)
     assert counters["robot_episodes"] == 4 and counters["env_steps"] == 4 * EPISODE_STEPS
     # utd 0.5 from env-step 20 on: the updates not yet paid when the episode was saved are owed
     assert counters["updates"] + extra["owed_updates"] == (4 * EPISODE_STEPS - 19) / 2
-    person = PERSON_STEPS[1] - PERSON_STEPS[0]
+    person = PERSON_PER_EPISODE  # the episode's last step too: stored before the episode's checkpoint
     assert extra["intervention_steps"] == 4 * person
     assert len(complete_checkpoints(os.path.join(out, "checkpoints"))) == 2  # the two newest kept
     before = recorded_actions(out)
@@ -142,6 +146,7 @@ def test_kill_9_mid_episode_loses_only_that_episode_and_resume_goes_on(tmp_path)
 
 
 def sdk_error_on_call(robot, monkeypatch, call: int) -> None:
+    """The robot's SDK raises on its ``call``-th joint command."""
     original, calls = robot._write_targets, []
 
     def failing(joints, gripper):
@@ -154,6 +159,7 @@ def sdk_error_on_call(robot, monkeypatch, call: int) -> None:
 
 
 def nan_on_act(monkeypatch, call: int) -> None:
+    """The policy's ``call``-th action is NaN."""
     original, calls = TransitionCollector.act, []
 
     def act(self, obs):
@@ -200,7 +206,9 @@ def test_a_fault_during_training_holds_the_arm_and_keeps_the_data(tmp_path, monk
             os.kill(os.getpid(), signal.SIGINT)
         return False
 
+    # (Ctrl-C reaches the learner's thread while the actor goes on: paced at 100 Hz, it takes a step or two more)
     env = make_env(robot, success=success, max_episode_steps=EPISODE_STEPS,
+                   control_hz=100.0 if sigint_at_check else None,
                    recorder=EpisodeRecorder(os.path.join(out, "dataset"), 20.0, "sim_twin_panda"))
     if fault == "person_nan":  # a device broken past its own checks takes over for one step
         env.intervention = SimpleNamespace(start_episode=lambda: None, action=lambda robot, robot_obs, step: np.full(

@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 
 from embodied.algorithms import sac
-from embodied.data.replay import ReplayBuffer
+from embodied.data.replay import ReplayBuffer, sample_mixture
 from embodied.deploy.rate import period_stats
 from embodied.rollout.transition_collector import TransitionCollector
 from embodied.runner.checkpoint import complete_checkpoints
@@ -109,12 +109,32 @@ class ActorLink:
                 continue
 
 
+class PooledDemos:
+    """The run's demonstrations: offline ones (a replay buffer, or None) and the person's intervention steps, sampled
+    as one pool (each transition equally likely)."""
+
+    def __init__(self, offline: ReplayBuffer | None, interventions: ReplayBuffer):
+        self.offline, self.interventions = offline, interventions
+
+    def __len__(self) -> int:
+        return (len(self.offline) * self.offline.num_envs if self.offline is not None else 0) + len(self.interventions)
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict:
+        """``batch_size`` transitions, from each part in proportion to its sampleable transitions."""
+        sizes = {"offline": len(self) - len(self.interventions), "interventions": len(self.interventions)}
+        parts = {name: buffer for name, buffer in (("offline", self.offline), ("interventions", self.interventions))
+                 if sizes[name]}
+        batch = sample_mixture(parts, {name: float(sizes[name]) for name in parts}, batch_size, generator)
+        batch.pop("source")
+        return batch
+
+
 def _act_on_robot(env, policy, acting, link: ActorLink, steps: int, seed: int, steps_before: int, versions: list,
                   generator: torch.Generator) -> None:
     """The actor thread's body: up to ``steps`` robot steps of a ``TransitionCollector`` (``acting``: the algorithm
     settings it acts by, uniform random actions until the run's ``learning_starts``, of which ``steps_before`` a
     resumed run has taken), until ``link.stop`` is set; every transition, then None (or the exception), to the
-    learner, waiting at each episode's end until the learner has saved it."""
+    learner, waiting at each episode's end until the learner has saved it; the env is closed before the None."""
     try:
         with torch.no_grad():
             collector = TransitionCollector(env, policy, acting, generator=generator)
@@ -134,6 +154,7 @@ def _act_on_robot(env, policy, acting, link: ActorLink, steps: int, seed: int, s
                 link.transitions.put(item)
                 if item.ended:
                     link.wait_until_saved()
+        env.close()  # the arm holds (the open episode saved) while the learner pays the updates it still owes
         link.transitions.put(None)
     except BaseException as error:  # a safety stop or a broken policy: the learner re-raises it
         link.transitions.put(error)
@@ -142,17 +163,16 @@ def _act_on_robot(env, policy, acting, link: ActorLink, steps: int, seed: int, s
 def run_actor_learner(trainer, env, env_steps: int, publish_every: int = 1, seed: int = 0,
                       on_episode: Callable[[ActorLearnerReport], None] | None = None) -> ActorLearnerReport:
     """Train ``trainer`` (an ``OffPolicyTrainer``: its policy, critics, buffer, ``update`` and checkpoints) on
-    ``env_steps`` steps of the robot ``env``; returns the report. Intervention steps become the run's demonstrations
-    (sampled once there is one), cut into segments so that no n-step return crosses a step the policy chose. A
+    ``env_steps`` steps of the robot ``env``; returns the report. Intervention steps join the run's demonstrations
+    (its offline ones, if any: ``PooledDemos``), cut into segments so that no n-step return crosses a step the
+    policy chose. A
     trainer built with ``resume=true`` goes on from its last checkpoint. ``on_episode(report)`` runs in the learner
     after each episode is saved. However the learner ends (an exception, Ctrl-C), the actor stops and the arm holds
     before this returns or raises."""
     algo = trainer.cfg.algo
-    if trainer.demos is not None:
-        raise ValueError("run_actor_learner stores the person's intervention steps as the run's demonstrations; this "
-                         "run already has offline ones (algo.demo_episodes or data.paths): drop them")
     interventions = _intervention_buffer(trainer)
-    trainer.demos = interventions if len(interventions) else None  # a resumed run's, once sampleable
+    demos = PooledDemos(trainer.demos, interventions)  # offline ones first (algo.demo_episodes, data.paths), if any
+    trainer.demos = demos if len(demos) else None  # sampled once there is one
     env.episodes = trainer.counters.get(EPISODES, 0)  # the person's prompts go on counting
     link, report = ActorLink(), ActorLearnerReport()
     actor_policy = copy.deepcopy(trainer.policy).requires_grad_(False)
@@ -162,7 +182,7 @@ def run_actor_learner(trainer, env, env_steps: int, publish_every: int = 1, seed
                                    report.weight_versions_taken, torch.Generator().manual_seed(seed)))
     actor.start()
     try:
-        _learn(trainer, link, interventions, publish_every, report, on_episode)
+        _learn(trainer, link, interventions, demos, publish_every, report, on_episode)
     finally:
         link.stop.set()
         actor.join()
@@ -182,8 +202,8 @@ def _intervention_buffer(trainer) -> ReplayBuffer:
                         flush_every=None, device=device)
 
 
-def _learn(trainer, link: ActorLink, interventions: ReplayBuffer, publish_every: int, report: ActorLearnerReport,
-           on_episode: Callable[[ActorLearnerReport], None] | None) -> None:
+def _learn(trainer, link: ActorLink, interventions: ReplayBuffer, demos: PooledDemos, publish_every: int,
+           report: ActorLearnerReport, on_episode: Callable[[ActorLearnerReport], None] | None) -> None:
     """The learner's loop over the actor's transitions until the actor is done: everything waiting is stored before
     the next update; re-raises the actor's exception."""
     algo = trainer.cfg.algo
@@ -197,7 +217,7 @@ def _learn(trainer, link: ActorLink, interventions: ReplayBuffer, publish_every:
                 break
             if isinstance(item, BaseException):
                 raise item
-            pending, assisted = _store(trainer, interventions, pending, assisted, item, report)
+            pending, assisted = _store(trainer, interventions, demos, pending, assisted, item, report)
             if item.ended:
                 _save_episode(trainer, interventions)
                 link.saved_episodes.put(trainer.counters[EPISODES])
@@ -217,15 +237,15 @@ def _learn(trainer, link: ActorLink, interventions: ReplayBuffer, publish_every:
     _store_intervention(interventions, pending, None)
 
 
-def _store(trainer, interventions: ReplayBuffer, pending: Transition | None, assisted: bool, item: Transition,
-           report: ActorLearnerReport) -> tuple[Transition | None, bool]:
+def _store(trainer, interventions: ReplayBuffer, demos: PooledDemos, pending: Transition | None, assisted: bool,
+           item: Transition, report: ActorLearnerReport) -> tuple[Transition | None, bool]:
     """Store one transition (and an intervention step in ``interventions``), count it and the updates it pays for;
     returns the intervention step held until its successor is known and whether a person drove this episode."""
     algo = trainer.cfg.algo
     trainer.buffer.add(item.obs, item.action, item.reward, item.terminated, item.truncated, item.final_obs)
     pending = _store_intervention(interventions, pending, item)
-    if trainer.demos is None and len(interventions):
-        trainer.demos = interventions  # batches take algo.demo_ratio from here on
+    if trainer.demos is None and len(demos):
+        trainer.demos = demos  # batches take algo.demo_ratio from here on
     if trainer.counters["env_steps"] < algo.learning_starts and hasattr(trainer.policy, "update_normalizer") \
             and not trainer.pretrained:
         trainer.policy.update_normalizer(item.obs)  # as the trainer: statistics settle on the random phase
@@ -254,13 +274,14 @@ def _save_episode(trainer, interventions: ReplayBuffer) -> None:
 
 def _store_intervention(demos: ReplayBuffer, pending: Transition | None, item: Transition | None):
     """Store the previous intervention step in ``demos``, truncated at ``item``'s observation when ``item`` (the next
-    step) is not one; returns ``item`` when it is an intervention step (held until its successor is known)."""
-    if pending is not None:
-        if pending.ended:  # its episode ended there
-            demos.add(pending.obs, pending.action, pending.reward, pending.terminated, pending.truncated,
-                      pending.final_obs)
-        elif item is not None:  # (a step the run stopped after has no known next observation: left out)
-            cut = torch.tensor([not item.intervened])
-            demos.add(pending.obs, pending.action, pending.reward, pending.terminated, cut, item.obs)
-    return item if item is not None and item.intervened else None
-
+    step) is not one; an intervention step that ends its episode is stored at once (before the episode's checkpoint).
+    Returns ``item`` when it is an intervention step still open (held until its successor is known)."""
+    if pending is not None and item is not None:  # (a step the run stopped after has no known next observation)
+        cut = torch.tensor([not item.intervened])
+        demos.add(pending.obs, pending.action, pending.reward, pending.terminated, cut, item.obs)
+    if item is None or not item.intervened:
+        return None
+    if item.ended:
+        demos.add(item.obs, item.action, item.reward, item.terminated, item.truncated, item.final_obs)
+        return None
+    return item

@@ -122,7 +122,8 @@ class RobotEnv(BatchedEnv):
     @property
     def loop_periods_ms(self) -> list[float]:
         """The control loop's measured periods so far, the open episode's included (runs at ``control_hz`` only)."""
-        return self.periods_ms + (self._rate.periods_ms if self._rate is not None else [])
+        rate = self._rate  # read once: the actor thread may end the episode meanwhile
+        return self.periods_ms + (rate.periods_ms if rate is not None else [])
 
     @property
     def intervention_rate(self) -> float:

@@ -125,7 +125,7 @@ class OffPolicyTrainer(Run):
         if a.pretrained_anchor_coef and not a.pretrain_steps:
             self.anchor_actor = self._frozen_copy()  # init_from's weights
         self.owed_updates = 0.0  # utd_ratio x env-steps not yet turned into updates
-        self.resumed_extra: dict = {}  # the state the checkpoint resumed from holds (a robot run's own entries too)
+        self.resumed_extra: dict = {}  # the ``more`` that save_checkpoint wrote into the checkpoint resumed from
         # dist=local|ray: env workers step the envs, each iteration with the weights it starts with (the actor-learner
         # split of HIL-SERL, synchronised every algo.rollout_steps steps); a pre-trained actor acts from their first step
         # the collectors take no uniform random actions for a policy that acts from the start
@@ -157,11 +157,13 @@ class OffPolicyTrainer(Run):
         """Flush the replay buffer, then write everything ``resume=true`` needs to continue exactly from here (and
         ``more``, which a resumed run finds in ``resumed_extra``); returns the checkpoint's folder."""
         self.buffer.flush()
-        extra = (more or {}) | {"critic": self.critic.state_dict(), "target_critic": self.target_critic.state_dict(),
-                 "critic_optimizer": self.critic_optimizer.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
-                 "temperature_optimizer": self.temperature_optimizer.state_dict(),
-                 "generator": self.generator.get_state(), "owed_updates": self.owed_updates,
-                 "buffer_steps": self.buffer.steps}
+        more = more or {}
+        extra = more | {
+            "more_keys": sorted(more), "critic": self.critic.state_dict(),
+            "target_critic": self.target_critic.state_dict(), "critic_optimizer": self.critic_optimizer.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "temperature_optimizer": self.temperature_optimizer.state_dict(), "generator": self.generator.get_state(),
+            "owed_updates": self.owed_updates, "buffer_steps": self.buffer.steps}
         if self.anchor_actor is not None:
             extra["anchor_actor"] = self.anchor_actor.state_dict()
         return save_checkpoint(os.path.join(self.output_dir, "checkpoints"), self.iteration, self.policy,
@@ -179,7 +181,7 @@ class OffPolicyTrainer(Run):
         """Restore the run from the checkpoint at ``path`` and the replay buffer as that checkpoint recorded it."""
         self.iteration, self.counters, extra = load_checkpoint(path, self.policy, self.actor_optimizer, self.rollout,
                                                                self._identity())
-        self.resumed_extra = extra
+        self.resumed_extra = {key: extra[key] for key in extra.get("more_keys", [])}  # save_checkpoint's ``more``
         self.critic.load_state_dict(extra["critic"])
         self.target_critic.load_state_dict(extra["target_critic"])
         self.critic_optimizer.load_state_dict(extra["critic_optimizer"])
