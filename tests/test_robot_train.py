@@ -39,8 +39,10 @@ def test_a_robot_run_records_every_episode_and_resume_goes_on_from_the_last(tmp_
     assert episodes >= 3 and counters["env_steps"] <= 160  # the steps of the ended episodes (50 or fewer each)
     data = LeRobotDataset(os.path.join(out, "robot_data"))
     assert len(data.episodes) in (episodes, episodes + 1)  # the open episode is saved too when the run ends
-    intervened = [bool(data[i]["intervention"].reshape(-1)[0]) for i in range(len(data))]
-    assert 5 <= sum(intervened) <= 2 * 50  # the person drove steps 5 on of the first two episodes only
+    for episode, row in enumerate(data.episodes):  # the person drove steps 5 on of the first two episodes only
+        frames = range(int(row["dataset_from_index"]), int(row["dataset_to_index"]))
+        driven = [bool(data[i]["intervention"].reshape(-1)[0]) for i in frames]
+        assert driven == [episode < 2 and step >= 5 for step in range(len(driven))], (episode, driven)
     assert run.trainer.demos is not None and len(run.trainer.demos) > 0  # and they are the run's demonstrations
 
     resumed = robot_run(out, "experiment.total_env_steps=260", "resume=true", *person)  # the run's own settings
@@ -51,17 +53,26 @@ def test_a_robot_run_records_every_episode_and_resume_goes_on_from_the_last(tmp_
     assert len(LeRobotDataset(os.path.join(out, "robot_data")).episodes) > len(data.episodes)  # appended
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["algo=ppo", "policy=mlp"], "algo must be sac"),
-    (["env.num_envs=4"], "env.num_envs=1"),
-    (["env=pick_cube"], "robot.task=PickCube"),
-    (["robot.domain=shifted"], "env.domain=shifted"),
-    (["robot_rl.person_episodes=3"], "robot_rl.person=scripted"),
-    (["robot_rl.control_hz=-1"], "robot_rl.control_hz must be > 0"),
-], ids=["algo", "num_envs", "task", "domain", "person", "rate"])
-def test_a_bad_robot_setting_is_refused_before_anything_moves(tmp_path, overrides, message):
-    with pytest.raises(ValueError, match=message):
+@pytest.mark.parametrize("overrides, error, message", [
+    (["algo=ppo", "policy=mlp"], ValueError, "algo must be sac"),
+    (["env.num_envs=4"], ValueError, "env.num_envs=1"),
+    (["env=pick_cube"], ValueError, "robot.task=PickCube"),
+    (["robot.domain=shifted"], ValueError, "env.domain=shifted"),
+    (["robot_rl.person_episodes=3"], ValueError, "robot_rl.person=scripted"),
+    (["robot_rl.control_hz=-1"], ValueError, "robot_rl.control_hz must be > 0"),
+    (["algo.pretrain_steps=10"], ValueError, "does not pre-train"),
+    (["robot_rl.person=joystick", "robot_rl.person_episodes=1"], KeyError, "'joystick'"),
+    (["robot_rl.safety.watchdog_s=-1"], ValueError, "watchdog_s"),
+], ids=["algo", "num_envs", "task", "domain", "person", "rate", "pretrain", "device", "limits"])
+def test_a_bad_robot_setting_is_refused_before_anything_moves(tmp_path, overrides, error, message):
+    with pytest.raises(error, match=message):
         robot_run(str(tmp_path), *overrides)
+
+
+def test_a_new_run_refuses_a_robot_dataset_another_run_wrote(tmp_path):
+    robot_run(tmp_path / "first", "experiment.total_env_steps=5").train()
+    with pytest.raises(FileExistsError, match="resume=true appends"):
+        robot_run(tmp_path / "second", f"robot_rl.record={tmp_path / 'first' / 'robot_data'}")
 
 
 def test_ctrl_c_stops_the_arm_keeps_the_saved_episodes_and_saves_the_policy(tmp_path, monkeypatch):
@@ -87,3 +98,63 @@ def test_the_twin_stands_in_for_the_shifted_domain():
         frames[domain] = robot.get_observation()["images.front"].astype(int)
         robot.disconnect()
     assert abs(frames["sim"] - frames["shifted"]).mean() > 5  # colours, light and camera pose differ
+
+
+def saved_classifier(folder, logit: float) -> str:
+    """A success classifier of the front camera (32 px) whose verdict is fixed by its bias: solved for a positive
+    ``logit``, not for a negative one."""
+    from embodied.robot_rl.success import SuccessClassifier
+
+    model = SuccessClassifier("front", (32, 32))
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.fill_(logit)
+    model.save_pretrained(str(folder))
+    return str(folder)
+
+
+def test_a_success_classifier_is_the_reward_source_as_on_hardware(tmp_path):
+    """A classifier that calls every frame solved ends each episode at its first step with reward 1, though the
+    twin's own check says the target is not reached."""
+    always = saved_classifier(tmp_path / "always_solved", 10.0)
+    run = robot_run(tmp_path / "run", "robot.cameras=[front]", "robot.image_size=[32,32]",
+                    f"robot_rl.success={always}", "experiment.total_env_steps=12")
+    run.train()
+    data = LeRobotDataset(os.path.join(tmp_path, "run", "robot_data"))
+    assert run.trainer.counters["robot_episodes"] == 12 and len(data.episodes) == 12  # one step each
+    assert float(run.trainer.buffer.store["reward"][:12].sum()) == 12.0
+
+
+@pytest.mark.parametrize("overrides, error, message", [
+    (["robot_rl.success=/nowhere"], FileNotFoundError, "not a success classifier"),
+    (["robot.cameras=[]", "robot_rl.success={classifier}"], ValueError, "reads camera 'front'"),
+], ids=["path", "camera"])
+def test_a_success_classifier_that_cannot_run_is_refused(tmp_path, overrides, error, message):
+    classifier = saved_classifier(tmp_path / "classifier", 0.0)
+    with pytest.raises(error, match=message):
+        robot_run(tmp_path / "run", *[o.format(classifier=classifier) for o in overrides])
+
+
+def test_a_robot_run_learns_from_offline_demonstrations_beside_the_persons(tmp_path):
+    run = robot_run(tmp_path / "run", "algo.demo_episodes=2", "algo.demo_ratio=0.5", "experiment.total_env_steps=60",
+                    "robot_rl.person=scripted", "robot_rl.person_episodes=1", "robot_rl.person_after_step=5")
+    offline = run.trainer.demos
+    run.train()
+    pool = run.trainer.demos
+    assert pool.offline is offline and len(pool.interventions) > 0  # the expert's 2 episodes and the person's steps
+    assert len(pool) == len(offline) * offline.num_envs + len(pool.interventions)
+
+
+def test_twinrl_mining_steers_the_twins_next_resets(tmp_path):
+    """Before the first episode (and after every second), the learner's policy is evaluated in simulation and the
+    next resets are the mined scenes: the twin starts those episodes from the proposed (seed, reset id)."""
+    run = robot_run(tmp_path / "run", "robot_rl.twinrl_every=2", "robot_rl.twinrl_evaluated=8",
+                    "robot_rl.twinrl_candidates=16", "experiment.eval_num_envs=8", "experiment.total_env_steps=150")
+    resets = []
+    reset_scene = run.robot.reset_scene
+    run.robot.reset_scene = lambda seed=None, reset_id=0: resets.append((seed, reset_id)) or reset_scene(seed, reset_id)
+    run.train()
+    mining_seed = run.cfg.experiment.seed + 104_729
+    assert resets[0][0] == mining_seed and resets[1][0] == mining_seed  # round 0's two proposals first
+    assert all(8 <= reset_id < 24 for _, reset_id in resets[:2])  # among the 16 candidates after the 8 evaluated
+    assert resets[2][0] != mining_seed  # then fresh scenes of the run's own seed until the next round's come

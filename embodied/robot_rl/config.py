@@ -19,6 +19,15 @@ class RobotRLConfig:
     person: str = ""
     person_after_step: int = 20
     person_episodes: int = 0
+    # the reward and success source: twin (the simulator's task check: the sim twin only) | the folder of a success
+    # classifier (SuccessClassifier.save_pretrained; it reads one of the robot's cameras), as on hardware
+    success: str = "twin"
+    # TwinRL's failure mining: every twinrl_every episodes (and before the first), evaluate the learner's policy in
+    # simulation on twinrl_evaluated scenes, map where it fails, and make the next twinrl_every resets the most
+    # failure-prone of twinrl_candidates fresh scenes (the twin sets them itself); 0: uniform resets
+    twinrl_every: int = 0
+    twinrl_evaluated: int = 64
+    twinrl_candidates: int = 256
     record: str = ""  # where every robot step is recorded (a LeRobot dataset); "": <output_dir>/robot_data
     safety: SafetyLimits = field(default_factory=SafetyLimits)  # the guard's limits, e.g. robot_rl.safety.watchdog_s=1
 
@@ -41,12 +50,18 @@ def robot_rl_checks(cfg) -> list[tuple[bool, str]]:
          f"{cfg.env.domain!r}: set env.domain={cfg.robot.get('domain', 'sim')}"),
         (r.control_hz > 0 or r.control_hz == 0 and cfg.robot.get("type", "sim_twin") == "sim_twin",
          f"robot_rl.control_hz must be > 0 (0, unpaced, is for the sim twin only), got {r.control_hz}"),
+        (r.success != "twin" or cfg.robot.get("type", "sim_twin") == "sim_twin",
+         f"robot={cfg.robot.get('type')} has no task check: set robot_rl.success=<a success classifier's folder>"),
+        (not getattr(cfg.algo, "pretrain_steps", 0),
+         "a robot run does not pre-train: pre-train in simulation and start from it (init_from=<policy folder>), or "
+         "set algo.pretrain_steps=0"),
+        (r.twinrl_every >= 0 and r.twinrl_evaluated >= 5 and r.twinrl_candidates >= r.twinrl_every,
+         f"robot_rl.twinrl_every must be >= 0, twinrl_evaluated >= 5 (the failure map's neighbours) and "
+         f"twinrl_candidates >= twinrl_every, got {r.twinrl_every}, {r.twinrl_evaluated} and {r.twinrl_candidates}"),
         (r.person_after_step >= 0 and r.person_episodes >= 0,
          f"robot_rl.person_after_step and robot_rl.person_episodes must be >= 0, got {r.person_after_step} and "
          f"{r.person_episodes}"),
         (not r.person_episodes or bool(r.person),
          "robot_rl.person_episodes > 0 needs a device: robot_rl.person=scripted (the twin's expert), keyboard, "
          "spacemouse or gamepad"),
-        (not cfg.data.paths and not getattr(cfg.algo, "demo_episodes", 0),
-         "a robot run's demonstrations are the person's interventions: drop data.paths and algo.demo_episodes"),
     ]

@@ -2,8 +2,10 @@
 behind the safety guard (``embodied.robot_rl``), every step recorded, a checkpoint at each episode's end.
 
 The learner is an ``OffPolicyTrainer`` (policy, critics, replay buffer, checkpoints; its simulated env gives the specs
-and the final evaluation). Each ended episode prints one line and writes ``robot/*`` tensorboard scalars. Ctrl-C is
-an e-stop: the arm holds and disconnects, the ended episodes stay saved, and ``resume=true`` goes on from the last.
+and the final evaluation). Success comes from the twin's task check or a saved success classifier; a person's device
+may take over; TwinRL's failure mining may pick the next resets. Each ended episode prints one line and writes
+``robot/*`` tensorboard scalars. Ctrl-C is an e-stop: the arm holds and disconnects, the ended episodes stay saved, and
+``resume=true`` goes on from the last.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from embodied.deploy.recorder import EpisodeRecorder
 from embodied.deploy.session import make_observer
 from embodied.deploy.rate import period_stats
 from embodied.robot_rl.actor_learner import EPISODES, ActorLearnerReport, run_actor_learner
-from embodied.robot_rl.env import RobotEnv
+from embodied.robot_rl.env import NonFiniteAction, RobotEnv
 from embodied.robot_rl.intervention import Intervention
+from embodied.robot_rl.success import SuccessClassifier, classifier_success
+from embodied.robot_rl.twinrl import mine_failures
+from embodied.runner.builders import build_env
 from embodied.runner.logger import RunLogger
 from embodied.runner.offpolicy import OffPolicyTrainer
 from real_robot import make_robot
@@ -30,6 +35,7 @@ from real_robot.safety import SafetyGuard, as_limits
 from real_robot.teleop import make_device
 
 log = logging.getLogger("embodied-train")
+MINING_SEED_OFFSET = 104_729  # TwinRL's mining scenes: away from the run's own seeds and the evaluation's
 OWN_SUCCESS_WINDOW = 20  # unassisted episodes in the rolling success rate each episode's line shows
 
 
@@ -41,43 +47,69 @@ class RobotRLRun:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.trainer = OffPolicyTrainer(cfg)  # validates cfg, robot settings included; resume=true loads here
-        self.robot = make_robot(dict(cfg.robot))
-        policy_cameras = list(getattr(self.trainer.policy, "cameras", []))
-        has = [key[len(IMAGE_PREFIX):] for key in self.robot.observation_features if key.startswith(IMAGE_PREFIX)]
-        missing = [camera for camera in policy_cameras if camera not in has]
-        if missing:  # before connecting: the arm never moves for a policy it cannot feed
-            raise ValueError(f"the policy reads cameras {missing} that this {self.robot.robot_type} robot does not "
-                             f"have (it has {has}): add them, e.g. robot.cameras=[{','.join(missing)}] on the twin")
-        if self.robot.robot_type != "sim_twin":
-            raise ValueError(f"robot={self.robot.robot_type}: training on a real arm needs a success source that reads "
-                             "its cameras (embodied.robot_rl.success); the CLI runs the sim twin only for now")
+        try:
+            self._check_before_connecting()
+        except BaseException:
+            self.trainer.env.close()
+            raise
         self.summary_path: str | None = None
         self._own: list[bool] = []  # the policy's own (unassisted) episode outcomes
+        self._mining_env = None  # the simulated env TwinRL's failure mining evaluates in, once it runs
+
+    def _check_before_connecting(self) -> None:
+        """Build the robot, the guard's limits, the person's device and the success source, refusing what cannot
+        work (cameras the policy or the classifier reads but the robot lacks, a record folder another run holds)."""
+        cfg, r = self.cfg, self.cfg.robot_rl
+        self.robot = make_robot(dict(cfg.robot))
+        if self.robot.robot_type != "sim_twin":
+            raise ValueError(f"robot={self.robot.robot_type}: the CLI trains on the sim twin only for now (a real "
+                             "arm's observations carry no simulator task state for the learner's critic)")
+        self.limits = as_limits(r.safety)
+        self.device = make_device({"type": r.person}) if r.person_episodes else None
+        has = [key[len(IMAGE_PREFIX):] for key in self.robot.observation_features if key.startswith(IMAGE_PREFIX)]
+        missing = [camera for camera in getattr(self.trainer.policy, "cameras", []) if camera not in has]
+        if missing:  # the arm never moves for a policy it cannot feed
+            raise ValueError(f"the policy reads cameras {missing} that this {self.robot.robot_type} robot does not "
+                             f"have (it has {has}): add them, e.g. robot.cameras=[{','.join(missing)}] on the twin")
+        self.classifier = None
+        if r.success != "twin":
+            if not os.path.isfile(os.path.join(r.success, "config.json")):
+                raise FileNotFoundError(f"robot_rl.success={r.success!r} is not a success classifier's folder "
+                                        "(SuccessClassifier.save_pretrained writes one), nor 'twin'")
+            self.classifier = SuccessClassifier.from_pretrained(r.success)
+            if self.classifier.camera not in has:
+                raise ValueError(f"the success classifier reads camera {self.classifier.camera!r} that this robot does "
+                                 f"not have (it has {has}): add it, e.g. robot.cameras=[{self.classifier.camera}]")
+        self.record = r.record or os.path.join(self.output_dir, "robot_data")
+        if not cfg.resume and os.path.isfile(os.path.join(self.record, "meta", "info.json")):
+            raise FileExistsError(f"{self.record} already holds a robot dataset: resume=true appends to it, or set "
+                                  "robot_rl.record=<another folder>")
 
     @property
     def output_dir(self) -> str:
+        """The run's folder (checkpoints, buffers, tensorboard, the final policy)."""
         return self.trainer.output_dir
 
     def _robot_env(self, robot) -> RobotEnv:
-        """The connected ``robot`` behind the guard as a one-world env: the twin's task check as success, the
-        person's device when configured, every step recorded."""
+        """The connected ``robot`` behind the guard as a one-world env: the twin's task check or the success
+        classifier as success, the person's device when configured, every step recorded."""
         cfg, r = self.cfg, self.cfg.robot_rl
         kinematics = robot_kinematics(robot)
-        guard = SafetyGuard(robot, as_limits(r.safety), control_dt=1.0 / robot.control_hz,
+        guard = SafetyGuard(robot, self.limits, control_dt=1.0 / robot.control_hz,
                             forward_kinematics=kinematics.tool_position)
         instruction = robot.policy_observation()["instruction"][0]
         observe = make_observer(robot, r.control_hz or robot.control_hz,
                                 list(getattr(self.trainer.policy, "cameras", [])), instruction, kinematics)
-        record = r.record or os.path.join(self.output_dir, "robot_data")
-        recorder = EpisodeRecorder(record, r.control_hz or robot.control_hz, f"embodied_train_{robot.arm.name}",
+        recorder = EpisodeRecorder(self.record, r.control_hz or robot.control_hz, f"embodied_train_{robot.arm.name}",
                                    append=cfg.resume)
-        env = RobotEnv(robot, guard, ActionMapper(cfg.env.controller, kinematics), observe,
-                       lambda robot_obs: robot.task_success, self.trainer.env.max_episode_steps, instruction,
-                       control_hz=r.control_hz or None, recorder=recorder)
-        if r.person_episodes:
-            device = make_device({"type": r.person})
-            device.connect()
-            env.intervention = Intervention(device, cfg.env.controller, lambda step, robot_obs: (
+        success = (lambda robot_obs: robot.task_success) if self.classifier is None else \
+            classifier_success(self.classifier)
+        env = RobotEnv(robot, guard, ActionMapper(cfg.env.controller, kinematics), observe, success,
+                       self.trainer.env.max_episode_steps, instruction, control_hz=r.control_hz or None,
+                       recorder=recorder)
+        if self.device is not None:
+            self.device.connect()
+            env.intervention = Intervention(self.device, cfg.env.controller, lambda step, robot_obs: (
                 env.episodes <= r.person_episodes and step >= r.person_after_step))
         return env
 
@@ -95,26 +127,51 @@ class RobotRLRun:
             env.guard.install_sigint()  # Ctrl-C: the arm holds and disconnects, the ended episodes stay saved
             log.info(f"training on {self.robot.robot_type} ({self.cfg.robot.get('task', '')}): {remaining} robot "
                      f"steps from episode {trainer.counters.get(EPISODES, 0) + 1}")
+            if self.cfg.robot_rl.twinrl_every:
+                self._mine_failures(env, logger)
             run_actor_learner(trainer, env, max(remaining, 0), seed=x.seed + trainer.counters.get(EPISODES, 0),
                               on_episode=lambda report: self._episode_ended(report, env, logger))
-        except SafetyStop as stop:
+        except (SafetyStop, NonFiniteAction, ValueError, OSError) as stop:  # e-stop, robot fault, diverged policy
             stopped = stop
-            log.info(f"stopped safely ({stop}): the arm holds; episodes up to {trainer.counters.get(EPISODES, 0)} "
-                     "are saved and resume=true goes on from there")
+            log.info(f"stopped safely ({type(stop).__name__}: {stop}): the arm holds; episodes up to "
+                     f"{trainer.counters.get(EPISODES, 0)} are saved and resume=true goes on from there")
         finally:
-            if env is not None:
-                env.guard.restore_sigint()
-                if env.intervention is not None:
-                    env.intervention.device.disconnect()
-            if self.robot.is_connected:
-                self.robot.disconnect()
+            try:
+                if env is not None:
+                    env.guard.restore_sigint()
+            finally:
+                try:
+                    if self.robot.is_connected:
+                        self.robot.disconnect()
+                finally:
+                    if self.device is not None:
+                        self.device.disconnect()
+        if self._mining_env is not None:
+            self._mining_env.close()
         final = trainer.conclude(logger, stopped is not None, sft_steps=0)
         self.summary_path = trainer.summary_path
         trainer.env.close()
         return final
 
+    def _mine_failures(self, env: RobotEnv, logger: RunLogger) -> None:
+        """TwinRL's failure mining with the learner's policy; its proposals become the twin's next resets."""
+        cfg, r = self.cfg, self.cfg.robot_rl
+        if self._mining_env is None:
+            self._mining_env = build_env(cfg, cfg.experiment.eval_num_envs, autoreset=False)
+        episodes = self.trainer.counters.get(EPISODES, 0)
+        seed = cfg.experiment.seed + MINING_SEED_OFFSET + episodes  # fresh scenes each round
+        mined = mine_failures(self.trainer.policy, self._mining_env, seed, r.twinrl_evaluated, r.twinrl_candidates,
+                              r.twinrl_every)
+        env.queue_resets(seed, mined.reset_ids)
+        logger.scalars("twinrl", {"twin_success": mined.success_rate,
+                                  "proposed_failure_probability": float(mined.failure_probability.mean())},
+                       self.trainer.counters["env_steps"])
+        log.info(f"twinrl: the policy solves {mined.success_rate:.2f} of {r.twinrl_evaluated} twin scenes; the next "
+                 f"{len(mined.reset_ids)} resets are failure-prone ones (mean P(fail) "
+                 f"{mined.failure_probability.mean():.2f})")
+
     def _episode_ended(self, report: ActorLearnerReport, env: RobotEnv, logger: RunLogger) -> None:
-        """One line and the ``robot/*`` scalars per saved episode."""
+        """One line and the ``robot/*`` scalars per saved episode; TwinRL's mining every ``twinrl_every``."""
         success, assisted = report.episode_successes[-1], report.episode_assisted[-1]
         if not assisted:
             self._own.append(success)
@@ -129,3 +186,5 @@ class RobotRLRun:
                  f"{' (person helped)' if assisted else ''}; own success over the last {OWN_SUCCESS_WINDOW} "
                  f"unassisted {own:.2f}; person drove {100 * env.intervention_rate:.1f}% of steps; "
                  f"{counters['env_steps']} steps, {counters.get('updates', 0)} updates{loop}")
+        if self.cfg.robot_rl.twinrl_every and counters[EPISODES] % self.cfg.robot_rl.twinrl_every == 0:
+            self._mine_failures(env, logger)
