@@ -165,10 +165,9 @@ def run_actor_learner(trainer, env, env_steps: int, publish_every: int = 1, seed
     """Train ``trainer`` (an ``OffPolicyTrainer``: its policy, critics, buffer, ``update`` and checkpoints) on
     ``env_steps`` steps of the robot ``env``; returns the report. Intervention steps join the run's demonstrations
     (its offline ones, if any: ``PooledDemos``), cut into segments so that no n-step return crosses a step the
-    policy chose. A
-    trainer built with ``resume=true`` goes on from its last checkpoint. ``on_episode(report)`` runs in the learner
-    after each episode is saved. However the learner ends (an exception, Ctrl-C), the actor stops and the arm holds
-    before this returns or raises."""
+    policy chose. A trainer built with ``resume=true`` goes on from its last checkpoint. ``on_episode(report)`` runs
+    in the learner after each episode is saved. However the learner ends (an exception, Ctrl-C), the actor stops and
+    the arm holds before this returns or raises."""
     algo = trainer.cfg.algo
     interventions = _intervention_buffer(trainer)
     demos = PooledDemos(trainer.demos, interventions)  # offline ones first (algo.demo_episodes, data.paths), if any
@@ -234,7 +233,6 @@ def _learn(trainer, link: ActorLink, interventions: ReplayBuffer, demos: PooledD
             trainer.owed_updates -= 1
             if report.updates % publish_every == 0:
                 link.mailbox.post(trainer.policy)
-    _store_intervention(interventions, pending, None)
 
 
 def _store(trainer, interventions: ReplayBuffer, demos: PooledDemos, pending: Transition | None, assisted: bool,
@@ -272,14 +270,15 @@ def _save_episode(trainer, interventions: ReplayBuffer) -> None:
         shutil.rmtree(old)
 
 
-def _store_intervention(demos: ReplayBuffer, pending: Transition | None, item: Transition | None):
+def _store_intervention(demos: ReplayBuffer, pending: Transition | None, item: Transition):
     """Store the previous intervention step in ``demos``, truncated at ``item``'s observation when ``item`` (the next
     step) is not one; an intervention step that ends its episode is stored at once (before the episode's checkpoint).
-    Returns ``item`` when it is an intervention step still open (held until its successor is known)."""
-    if pending is not None and item is not None:  # (a step the run stopped after has no known next observation)
+    Returns ``item`` when it is an intervention step still open (held until its successor is known; one the run
+    stops after is left out)."""
+    if pending is not None:
         cut = torch.tensor([not item.intervened])
         demos.add(pending.obs, pending.action, pending.reward, pending.terminated, cut, item.obs)
-    if item is None or not item.intervened:
+    if not item.intervened:
         return None
     if item.ended:
         demos.add(item.obs, item.action, item.reward, item.terminated, item.truncated, item.final_obs)
