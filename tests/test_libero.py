@@ -148,8 +148,12 @@ def test_observations_are_the_ones_lerobots_libero_env_and_processor_give():
     assert rows[0]["instruction"] == [str(lerobot["instruction"])]
     state = np.stack([row["state"][0].numpy() for row in rows])
     np.testing.assert_allclose(state, lerobot["state"], rtol=0, atol=1e-6)  # float32 rounding apart
-    for camera in ("image", "image2"):
-        np.testing.assert_array_equal(np.stack([row["rgb"][camera][0].numpy() for row in rows]), lerobot[camera])
+    for camera in ("image", "image2"):  # the reference frames came from another machine's OpenGL: on this one's
+        # (Mesa, 2026-12-07) 3-5% of the values differ by 1-2 levels (mean 0.03-0.05); a flipped frame is off by 33-43
+        ours = np.stack([row["rgb"][camera][0].numpy() for row in rows]).astype(np.int16)
+        difference = np.abs(ours - lerobot[camera].astype(np.int16))
+        assert ours.shape == lerobot[camera].shape and difference.max() <= 3 and difference.mean() < 0.25, \
+            (camera, int(difference.max()), float(difference.mean()))
 
 
 def test_the_instruction_names_the_tasks_object_and_the_state_is_lerobots():
