@@ -31,6 +31,21 @@ def make_observer(robot, control_hz: float, cameras: list[str], instruction: str
     return ObservationBuilder(1.0 / control_hz, cameras, instruction, kinematics)
 
 
+def robot_cameras(robot) -> list[str]:
+    """The cameras ``robot`` declares (its ``images.<name>`` observation features)."""
+    return [key[len(IMAGE_PREFIX):] for key in robot.observation_features if key.startswith(IMAGE_PREFIX)]
+
+
+def refuse_unfed_policy(policy, robot) -> None:
+    """ValueError when ``policy`` reads cameras ``robot`` lacks; called before connecting, so the arm never moves on
+    a policy it cannot feed."""
+    has = robot_cameras(robot)
+    missing = [camera for camera in getattr(policy, "cameras", []) if camera not in has]
+    if missing:
+        raise ValueError(f"the policy reads cameras {missing} that this {robot.robot_type} robot does not have (it has "
+                         f"{has}): add them, e.g. robot.cameras=[{','.join(missing)}] on the sim twin")
+
+
 def build_session(cfg: DeployConfig):
     """(robot, guard, loop, recorder, success callable) for ``cfg``; the robot is connected."""
     validate_deploy(cfg)
@@ -49,11 +64,7 @@ def build_session(cfg: DeployConfig):
     if trained.get("control_hz", cfg.control_hz) != cfg.control_hz:
         log.warning("the policy was trained at %.0f Hz and runs at control_hz=%.0f: each action lasts %.2fx as long "
                     "as in training", trained["control_hz"], cfg.control_hz, trained["control_hz"] / cfg.control_hz)
-    has = [key[len(IMAGE_PREFIX):] for key in robot.observation_features if key.startswith(IMAGE_PREFIX)]
-    missing = [camera for camera in getattr(policy, "cameras", []) if camera not in has]
-    if missing:  # checked before connecting: the arm never moves on a policy it cannot feed
-        raise ValueError(f"the policy reads cameras {missing} that this {robot.robot_type} robot does not have (it has "
-                         f"{has}): add them, e.g. robot.cameras=[{','.join(missing)}] on the sim twin")
+    refuse_unfed_policy(policy, robot)
     robot.connect()
     is_twin = robot.robot_type == "sim_twin"
     instruction = cfg.instruction or (robot.policy_observation()["instruction"][0] if is_twin else "")

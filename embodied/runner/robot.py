@@ -18,7 +18,7 @@ import numpy as np
 from embodied.config.schema import TrainConfig
 from embodied.deploy.mapping import ActionMapper, robot_kinematics
 from embodied.deploy.recorder import EpisodeRecorder
-from embodied.deploy.session import make_observer
+from embodied.deploy.session import make_observer, refuse_unfed_policy, robot_cameras
 from embodied.deploy.rate import period_stats
 from embodied.robot_rl.actor_learner import EPISODES, ActorLearnerReport, run_actor_learner
 from embodied.robot_rl.env import NonFiniteAction, RobotEnv
@@ -30,7 +30,6 @@ from embodied.runner.logger import RunLogger
 from embodied.runner.offpolicy import OffPolicyTrainer
 from real_robot import make_robot
 from real_robot.errors import SafetyStop
-from real_robot.robot import IMAGE_PREFIX
 from real_robot.safety import SafetyGuard, as_limits
 from real_robot.teleop import make_device
 
@@ -66,17 +65,14 @@ class RobotRLRun:
                              "arm's observations carry no simulator task state for the learner's critic)")
         self.limits = as_limits(r.safety)
         self.device = make_device({"type": r.person}) if r.person_episodes else None
-        has = [key[len(IMAGE_PREFIX):] for key in self.robot.observation_features if key.startswith(IMAGE_PREFIX)]
-        missing = [camera for camera in getattr(self.trainer.policy, "cameras", []) if camera not in has]
-        if missing:  # the arm never moves for a policy it cannot feed
-            raise ValueError(f"the policy reads cameras {missing} that this {self.robot.robot_type} robot does not "
-                             f"have (it has {has}): add them, e.g. robot.cameras=[{','.join(missing)}] on the twin")
+        refuse_unfed_policy(self.trainer.policy, self.robot)
         self.classifier = None
         if r.success != "twin":
             if not os.path.isfile(os.path.join(r.success, "config.json")):
                 raise FileNotFoundError(f"robot_rl.success={r.success!r} is not a success classifier's folder "
                                         "(SuccessClassifier.save_pretrained writes one), nor 'twin'")
             self.classifier = SuccessClassifier.from_pretrained(r.success)
+            has = robot_cameras(self.robot)
             if self.classifier.camera not in has:
                 raise ValueError(f"the success classifier reads camera {self.classifier.camera!r} that this robot does "
                                  f"not have (it has {has}): add it, e.g. robot.cameras=[{self.classifier.camera}]")
@@ -98,10 +94,10 @@ class RobotRLRun:
         guard = SafetyGuard(robot, self.limits, control_dt=1.0 / robot.control_hz,
                             forward_kinematics=kinematics.tool_position)
         instruction = robot.policy_observation()["instruction"][0]
-        observe = make_observer(robot, r.control_hz or robot.control_hz,
-                                list(getattr(self.trainer.policy, "cameras", [])), instruction, kinematics)
-        recorder = EpisodeRecorder(self.record, r.control_hz or robot.control_hz, f"embodied_train_{robot.arm.name}",
-                                   append=cfg.resume)
+        rate = r.control_hz or robot.control_hz  # an unpaced twin's frames are its simulated rate's
+        observe = make_observer(robot, rate, list(getattr(self.trainer.policy, "cameras", [])), instruction,
+                                kinematics)
+        recorder = EpisodeRecorder(self.record, rate, f"embodied_train_{robot.arm.name}", append=cfg.resume)
         success = (lambda robot_obs: robot.task_success) if self.classifier is None else \
             classifier_success(self.classifier)
         env = RobotEnv(robot, guard, ActionMapper(cfg.env.controller, kinematics), observe, success,
@@ -176,7 +172,8 @@ class RobotRLRun:
         if not assisted:
             self._own.append(success)
         own = float(np.mean(self._own[-OWN_SUCCESS_WINDOW:])) if self._own else float("nan")
-        timing = period_stats(env.loop_periods_ms) if env.loop_periods_ms else {}
+        periods = env.loop_periods_ms  # (a new list of the whole run's periods each time it is read)
+        timing = period_stats(periods) if periods else {}
         counters = self.trainer.counters
         scalars = {"success": float(success), "assisted": float(assisted), "own_success_last_20": own,
                    "intervention_rate": env.intervention_rate, "updates": counters.get("updates", 0)} | timing
