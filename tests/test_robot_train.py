@@ -63,7 +63,9 @@ def test_a_robot_run_records_every_episode_and_resume_goes_on_from_the_last(tmp_
     (["algo.pretrain_steps=10"], ValueError, "does not pre-train"),
     (["robot_rl.person=joystick", "robot_rl.person_episodes=1"], KeyError, "'joystick'"),
     (["robot_rl.safety.watchdog_s=-1"], ValueError, "watchdog_s"),
-], ids=["algo", "num_envs", "task", "domain", "person", "rate", "pretrain", "device", "limits"])
+    (["policy=pixel_tanh", "robot.cameras=[front]", "env.image_size=[32,32]"], ValueError,
+     r"renders robot.image_size=\[64, 64\] .* set robot.image_size=\[32,32\]"),
+], ids=["algo", "num_envs", "task", "domain", "person", "rate", "pretrain", "device", "limits", "image_size"])
 def test_a_bad_robot_setting_is_refused_before_anything_moves(tmp_path, overrides, error, message):
     with pytest.raises(error, match=message):
         robot_run(str(tmp_path), *overrides)
@@ -143,6 +145,10 @@ def test_a_robot_run_learns_from_offline_demonstrations_beside_the_persons(tmp_p
     pool = run.trainer.demos
     assert pool.offline is offline and len(pool.interventions) > 0  # the expert's 2 episodes and the person's steps
     assert len(pool) == len(offline) * offline.num_envs + len(pool.interventions)
+    # scored as the robot is: reward 1 only at the success that ends the episode (Reach's env is dense otherwise)
+    steps = len(offline)
+    reward, ended = offline.store["reward"][:steps].float(), offline.store["terminated"][:steps]
+    assert ended.sum() == 2 and torch.equal(reward, ended.float())
 
 
 def test_twinrl_mining_steers_the_twins_next_resets(tmp_path):

@@ -24,6 +24,9 @@ class EnvConfig:
     num_envs: int = 32
     controller: str = "ee_delta_pos"
     reward_mode: str = "dense"
+    # whether an episode ends at its first success; null: the task's choice (a suite's end, the others run on). Robot
+    # runs (robot=) set sparse rewards and true: their demonstrations and evaluation are scored as the robot is
+    terminate_on_success: Optional[bool] = None
     max_episode_steps: Optional[int] = None
     cameras: list = field(default_factory=list)
     image_size: list = field(default_factory=lambda: [64, 64])
@@ -65,7 +68,7 @@ class PolicyConfig:
     # vla: what the value function reads: backbone (the fused query outputs) | privileged (an MLP on proprioception
     # and the simulator's task state: an asymmetric critic; simulation only, the actor still reads pixels)
     critic: str = "backbone"
-    aux_state_coef: float = 0.0  # vla: SFT also predicts the dataset's task state (environment_state) this much
+    aux_state_coef: float = 0.0  # vla, pixel_tanh: SFT also predicts the dataset's task state (environment_state) this much
     # vla: [first, stop) of the task state that loss scores; null: the part the task declares (Task.goal_state_dims:
     # LangPlaceCube leaves out the cube poses), or all of it
     aux_state_dims: Optional[list] = None

@@ -48,6 +48,11 @@ def robot_rl_checks(cfg) -> list[tuple[bool, str]]:
         (cfg.robot.get("type", "sim_twin") != "sim_twin" or cfg.robot.get("domain", "sim") == cfg.env.domain,
          f"the sim twin runs robot.domain={cfg.robot.get('domain', 'sim')!r} but the run evaluates env.domain="
          f"{cfg.env.domain!r}: set env.domain={cfg.robot.get('domain', 'sim')}"),
+        (cfg.robot.get("type", "sim_twin") != "sim_twin" or not cfg.env.cameras
+         or list(cfg.robot.get("image_size", [64, 64])) == list(cfg.env.image_size),
+         f"the sim twin renders robot.image_size={list(cfg.robot.get('image_size', [64, 64]))} but the policy learns "
+         f"from env.image_size={list(cfg.env.image_size)}: set robot.image_size="
+         f"[{','.join(str(n) for n in cfg.env.image_size)}]"),
         (r.control_hz > 0 or r.control_hz == 0 and cfg.robot.get("type", "sim_twin") == "sim_twin",
          f"robot_rl.control_hz must be > 0 (0, unpaced, is for the sim twin only), got {r.control_hz}"),
         (r.success != "twin" or cfg.robot.get("type", "sim_twin") == "sim_twin",

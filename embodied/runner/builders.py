@@ -19,12 +19,14 @@ def build_env(cfg: TrainConfig, num_envs: int, autoreset: bool, cameras=None, nu
     """The batched env described by ``cfg.env``, its results on the learner's device (``experiment.device``)."""
     e = cfg.env
     suite = {"suite": e.suite, "split": e.split} if e.suite else {}  # (the backends without suites take neither)
-    quality = {"render_quality": e.render_quality} if e.render_quality else {}  # (mujoco backends only)
+    optional = {"render_quality": e.render_quality} if e.render_quality else {}  # (mujoco backends only)
+    if e.terminate_on_success is not None:  # null: each backend's own choice
+        optional["terminate_on_success"] = e.terminate_on_success
     return for_learner(make_env(
         e.backend, task=e.task, num_envs=num_envs, controller=e.controller, reward_mode=e.reward_mode,
         max_episode_steps=e.max_episode_steps, cameras=tuple(e.cameras if cameras is None else cameras),
         image_size=tuple(e.image_size), autoreset=autoreset, domain=e.domain, arm=e.arm,
-        num_threads=e.num_threads if num_threads is None else num_threads, **suite, **quality,
+        num_threads=e.num_threads if num_threads is None else num_threads, **suite, **optional,
     ), learner_device(cfg.experiment.device))
 
 

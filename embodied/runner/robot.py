@@ -44,6 +44,10 @@ class RobotRLRun:
     resumable = True
 
     def __init__(self, cfg: TrainConfig):
+        # a robot's reward is its success source's verdict, and an episode ends at success: the simulated env's expert
+        # demonstrations (algo.demo_episodes) and the final evaluation are scored the same way, or one critic would
+        # learn from a dense reward on the demonstrations beside the robot's sparse one
+        cfg.env.reward_mode, cfg.env.terminate_on_success = "sparse", True
         self.cfg = cfg
         self.trainer = OffPolicyTrainer(cfg)  # validates cfg, robot settings included; resume=true loads here
         try:
