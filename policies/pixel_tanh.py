@@ -4,7 +4,9 @@ Each camera's uint8 image goes through a conv trunk with a spatial softmax (``po
 keypoints and the normalised proprioception are the features both the actor and the critics read. As in SAC-AE and
 DrQ, the critics' loss trains the image encoder (``encoder_parameters``) and the actor reads its output detached: the
 actor's gradient through Q is a poor teacher for a conv net. Updates see each stored image shifted by up to
-``random_shift`` pixels (DrQ's augmentation, ``augment``); acting and evaluation see the image as rendered.
+``random_shift`` pixels (DrQ's augmentation, ``augment``); acting and evaluation see the image as rendered. SFT
+(``algo=sft``) has no critics: behaviour cloning trains the encoder and the actor together, a pixel start that
+off-policy RL goes on from (``init_from``; ``vision.freeze`` keeps SFT's keypoints).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import contextlib
 
 import torch
 
-from policies.base import CAMERA_INPUT, register_policy
+from policies.base import CAMERA_INPUT, register_policy, valid_steps
 from policies.mlp import state_vector
 from policies.normalizer import RunningNormalizer
 from policies.tanh_mlp import TanhGaussianMLPPolicy, refuse_other_action_box
@@ -33,9 +35,9 @@ class PixelTanhPolicy(TanhGaussianMLPPolicy):
         cameras = list(config.get("cameras", ["front"]))
         vision = dict(config.get("vision") or {"name": "keypoints"})
         channels, keypoints = int(vision.get("channels", 16)), int(vision.get("keypoints", 16))
-        if vision.get("name") != "keypoints" or set(vision) - VISION_SETTINGS or vision.get("freeze"):
+        if vision.get("name") != "keypoints" or set(vision) - VISION_SETTINGS:
             raise ValueError(f"policy=pixel_tanh's image encoder is policy.vision={{name: keypoints, channels: C, "
-                             f"keypoints: K}}, got policy.vision={vision}")
+                             f"keypoints: K, freeze: false|true}}, got policy.vision={vision}")
         if not cameras or channels < 2 or keypoints < 1:
             raise ValueError(f"policy=pixel_tanh needs >= 1 camera, vision.channels >= 2 and vision.keypoints >= 1; "
                              f"got cameras={cameras} channels={channels} keypoints={keypoints}")
@@ -48,10 +50,24 @@ class PixelTanhPolicy(TanhGaussianMLPPolicy):
         self.normalizer = RunningNormalizer(state_dim)  # the proprioception's; images are scaled in the encoder
         self.encoders = torch.nn.ModuleDict({camera: ConvKeypointEncoder(channels, keypoints)
                                              for camera in self.cameras})
+        self.freeze_vision = bool(vision.get("freeze", False))  # RL from an SFT start keeps SFT's keypoints
+        self.encoders.requires_grad_(not self.freeze_vision)
         self._encodings: dict | None = None  # inside reuse_encodings: (id of an image batch, grad) -> its keypoints
         self.shift = int(config.get("random_shift", 2))
         if self.shift < 0:
             raise ValueError(f"policy.random_shift must be >= 0 pixels (0: no augmentation), got {self.shift}")
+        self.aux_state_coef = float(config.get("aux_state_coef", 0.0))
+        if self.aux_state_coef:  # SFT only: the keypoints must locate the task's objects and goal
+            privileged_dim = int(config.get("privileged_dim", 0))
+            if privileged_dim <= 0 or self.aux_state_coef < 0:
+                raise ValueError(f"policy.aux_state_coef={self.aux_state_coef} needs a coefficient > 0 and an env with "
+                                 "a task state; set policy.aux_state_coef=0")
+            self.task_state_head = torch.nn.Sequential(torch.nn.Linear(2 * keypoints * len(cameras), 128),
+                                                       torch.nn.ReLU(), torch.nn.Linear(128, privileged_dim))
+            first, stop = config.get("aux_state_dims") or (0, privileged_dim)
+            self.aux_state_dims = slice(int(first), int(stop))
+            self.register_buffer("task_state_mean", torch.zeros(privileged_dim))
+            self.register_buffer("task_state_std", torch.ones(privileged_dim))
 
     @classmethod
     def for_env(cls, config, observation_spec, action_spec, sample_obs):
@@ -62,9 +78,13 @@ class PixelTanhPolicy(TanhGaussianMLPPolicy):
             raise ValueError(f"policy=pixel_tanh reads cameras {missing} that the env does not render: set "
                              f"env.cameras={sorted(set(observation_spec.cameras) | set(missing))}")
         refuse_other_action_box("pixel_tanh", action_spec)
-        pixel_keys = ("hidden", "obs_keys", "cameras", "vision", "random_shift", "n_action_steps")
-        return cls({k: config[k] for k in pixel_keys if k in config} | {
-            "state_dim": observation_spec.state_dim, "action_dim": action_spec.dim})
+        pixel_keys = ("hidden", "obs_keys", "cameras", "vision", "random_shift", "n_action_steps", "aux_state_coef")
+        sized = {k: config[k] for k in pixel_keys if k in config} | {
+            "state_dim": observation_spec.state_dim, "action_dim": action_spec.dim}
+        if config.get("aux_state_coef"):  # the part of the task state the task says matters
+            dims = observation_spec.goal_state_dims
+            sized |= {"privileged_dim": observation_spec.privileged_dim, "aux_state_dims": list(dims) if dims else None}
+        return cls(sized)
 
     def features(self, obs: dict) -> torch.Tensor:
         """``[normalised state | keypoints of each camera]`` [N, feature_dim], differentiable in the encoder."""
@@ -75,8 +95,10 @@ class PixelTanhPolicy(TanhGaussianMLPPolicy):
         """The encoder's keypoints [N, 2K] of ``images``, computed once per batch inside ``reuse_encodings``."""
         if self._encodings is None:
             return self.encoders[camera](images)[:, 0]
-        key = (id(images), torch.is_grad_enabled())  # a batch first encoded without gradients is encoded again with
-        if key not in self._encodings:  # the images are kept with their keypoints, so no other batch can take their id
+        # a batch first encoded without gradients is encoded again with them (a frozen encoder's, never); the images
+        # are kept with their keypoints, so no other batch can take their id
+        key = (id(images), torch.is_grad_enabled() and not self.freeze_vision)
+        if key not in self._encodings:
             self._encodings[key] = (images, self.encoders[camera](images)[:, 0])
         return self._encodings[key][1]
 
@@ -95,8 +117,8 @@ class PixelTanhPolicy(TanhGaussianMLPPolicy):
         return self.features(obs).detach()
 
     def encoder_parameters(self) -> list:
-        """The image encoders': trained by the critics' loss."""
-        return list(self.encoders.parameters())
+        """The image encoders': trained by the critics' loss; none with ``vision.freeze``."""
+        return [] if self.freeze_vision else list(self.encoders.parameters())
 
     def augment(self, obs: dict) -> dict:
         """Each image shifted by up to ``random_shift`` pixels, a fresh shift per image (DrQ)."""
@@ -113,6 +135,33 @@ class PixelTanhPolicy(TanhGaussianMLPPolicy):
         return ["state", *(CAMERA_INPUT + camera for camera in self.cameras)]
 
     def sft_loss(self, batch: dict) -> torch.Tensor:
-        """Refused: SFT would leave the encoder untrained (only the critics' loss trains it)."""
-        raise NotImplementedError("policy=pixel_tanh trains its image encoder through off-policy critics "
-                                  "(algo=sac|rlpd|wsrl); for SFT from pixels use policy=vla")
+        """Behaviour cloning that trains the image encoder too (no critics train it in SFT): the squared error of
+        ``tanh(mean)`` to each demonstrated action on shifted images (DrQ), summed over action dims, mean over real
+        steps. The std is left to RL: a likelihood would shrink it on a constant dimension (the gripper's) until that
+        dimension's gradients swamp the others under the norm clip. With ``aux_state_coef``, plus that times the mean
+        squared error of the z-scored task state (``aux_state_dims`` of it) read from the keypoints alone, as the VLA's
+        ``aux_state_coef``: the keypoints must find the goal, not only the proprioception's motion."""
+        obs = self.augment(batch["obs"])
+        x = self.features(obs)  # [N, S + 2K x cameras], the encoder in the graph
+        action = torch.tanh(self._distribution(x).mean)  # [N, 1, A]
+        error = (action - batch["action"]).pow(2).sum(dim=-1)  # [N, T=1]
+        loss = (error * valid_steps(batch)).sum(dim=1).mean()
+        if self.aux_state_coef and "privileged" in obs:
+            target = (obs["privileged"].float() - self.task_state_mean) / self.task_state_std  # [N, E]
+            predicted = self.task_state_head(x[:, self.normalizer.mean.numel():])  # from the keypoints alone
+            loss = loss + self.aux_state_coef * (predicted - target)[:, self.aux_state_dims].pow(2).mean()
+        return loss
+
+    def set_dataset_stats(self, stats: dict) -> None:
+        """The proprioception's normaliser and, with an auxiliary head, the task state's z-score from the dataset."""
+        super().set_dataset_stats(stats)
+        if self.aux_state_coef and "observation.environment_state" in stats:
+            task_state = stats["observation.environment_state"]
+            with torch.no_grad():
+                self.task_state_mean.copy_(torch.as_tensor(task_state["mean"]).flatten().float())
+                self.task_state_std.copy_(torch.as_tensor(task_state["std"]).flatten().float().clamp(min=0.01))
+
+    def initial_state_from(self, saved: dict) -> dict:
+        """``init_from``: every weight but those of SFT's task-state head, which an RL run's policy does not have."""
+        own = self.state_dict()
+        return {k: v for k, v in saved.items() if k in own or not k.startswith(("task_state_head.", "task_state_"))}

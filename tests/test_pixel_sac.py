@@ -77,8 +77,8 @@ def test_updates_see_shifted_images_and_acting_sees_them_as_rendered():
 def test_pixel_policy_refusals_name_the_setting_and_the_fix():
     from sims.api import ActionSpec, ObservationSpec
 
-    with pytest.raises(NotImplementedError, match="policy=vla"):
-        pixel_policy().sft_loss({"obs": observations(), "action": torch.zeros(6, 1, 2)})
+    with pytest.raises(ValueError, match="a coefficient > 0 and an env with a task state"):
+        PixelTanhPolicy({"state_dim": 3, "action_dim": 2, "vision": VISION, "aux_state_coef": 1.0})
     with pytest.raises(ValueError, match="name: keypoints"):
         PixelTanhPolicy({"state_dim": 3, "action_dim": 2, "vision": {"name": "tiny"}})
     BOX = ActionSpec(dim=2, low=-1.0, high=1.0, names=("x", "y"))
@@ -88,6 +88,45 @@ def test_pixel_policy_refusals_name_the_setting_and_the_fix():
     with pytest.raises(ValueError, match="obs_keys"):
         PixelTanhPolicy.for_env({"cameras": ["wrist"], "obs_keys": ["state", "privileged"]}, spec,
                                 BOX, {})
+
+
+def test_sft_clones_tanh_of_the_mean_and_trains_the_encoder_with_the_task_state_head():
+    policy = PixelTanhPolicy({"state_dim": 3, "action_dim": 2, "cameras": ["front"], "vision": VISION, "hidden": [16],
+                              "random_shift": 0, "aux_state_coef": 2.0, "privileged_dim": 5, "aux_state_dims": [1, 3]})
+    with torch.no_grad():
+        policy.task_state_mean.copy_(torch.arange(5.0))
+        policy.task_state_std.copy_(torch.full((5,), 2.0))
+    obs = observations() | {"privileged": torch.randn(6, 5, generator=torch.Generator().manual_seed(2))}
+    action = torch.rand(6, 1, 2, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    padded = torch.tensor([[False]] * 5 + [[True]])  # the last row is past its episode's end
+    loss = policy.sft_loss({"obs": obs, "action": action, "action_is_pad": padded})
+    with torch.no_grad():  # by hand: tanh of the actor's mean, and the head on the 8 keypoint coordinates
+        features = policy.features(obs)
+        cloned = ((torch.tanh(policy.actor(features)[:, :2]) - action[:, 0]) ** 2).sum(-1)  # [6]
+        cloned[5] = 0.0
+        z = (obs["privileged"] - torch.arange(5.0)) / 2.0
+        state = ((policy.task_state_head(features[:, 3:]) - z)[:, 1:3] ** 2).mean()
+    torch.testing.assert_close(loss, cloned.mean() + 2.0 * state)
+    loss.backward()
+    assert encoder_grad(policy) > 0 and policy.task_state_head[0].weight.grad.abs().sum() > 0
+    assert policy.actor[0].weight.grad.abs().sum() > 0
+
+
+def test_a_frozen_encoder_keeps_its_keypoints_and_init_from_drops_the_sft_head(tmp_path):
+    from embodied.runner.trainer import load_initial_weights
+
+    sft = PixelTanhPolicy({"state_dim": 3, "action_dim": 2, "cameras": ["front"], "vision": VISION, "hidden": [16],
+                           "aux_state_coef": 1.0, "privileged_dim": 4})
+    sft.save_pretrained(str(tmp_path / "sft"))
+    rl = PixelTanhPolicy({"state_dim": 3, "action_dim": 2, "cameras": ["front"], "hidden": [16],
+                          "vision": VISION | {"freeze": True}})
+    load_initial_weights(rl, str(tmp_path / "sft"))  # the head's weights are left behind, the rest copied
+    obs = observations()
+    torch.testing.assert_close(rl.features(obs), sft.features(obs))
+    assert rl.encoder_parameters() == [] and not hasattr(rl, "task_state_head")
+    with rl.reuse_encodings():  # as in an update: the critics' loss reaches no encoder weight
+        assert not rl.features(obs).requires_grad
+    assert not rl.features(obs).requires_grad
 
 
 def test_rlpd_from_pixels_stores_uint8_images_and_steps_the_encoder_with_the_critics(tmp_path):
