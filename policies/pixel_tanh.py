@@ -23,7 +23,7 @@ from policies.vla.augment import random_shift
 from policies.vla.keypoints import ConvKeypointEncoder
 
 
-VISION_SETTINGS = {"name", "channels", "keypoints", "freeze"}  # freeze: false only (the critics train it)
+VISION_SETTINGS = {"name", "channels", "keypoints", "freeze"}  # freeze: true keeps the weights it starts with
 
 
 @register_policy("pixel_tanh")
@@ -87,8 +87,12 @@ class PixelTanhPolicy(TanhGaussianMLPPolicy):
         return cls(sized)
 
     def features(self, obs: dict) -> torch.Tensor:
-        """``[normalised state | keypoints of each camera]`` [N, feature_dim], differentiable in the encoder."""
-        keypoints = [self._keypoints(camera, obs["rgb"][camera]) for camera in self.cameras]  # [N, 2K] each
+        """``[normalised state | keypoints of each camera]`` [N, feature_dim], differentiable in the encoder; a frozen
+        encoder's keypoints may come stored (``cache_features``)."""
+        if "keypoints" in obs:
+            keypoints = [obs["keypoints"]]  # [N, 2K x cameras]
+        else:
+            keypoints = [self._keypoints(camera, obs["rgb"][camera]) for camera in self.cameras]  # [N, 2K] each
         return torch.cat([self.normalizer(state_vector(obs, self.obs_keys)), *keypoints], dim=-1)
 
     def _keypoints(self, camera: str, images: torch.Tensor) -> torch.Tensor:
@@ -122,12 +126,17 @@ class PixelTanhPolicy(TanhGaussianMLPPolicy):
 
     def augment(self, obs: dict) -> dict:
         """Each image shifted by up to ``random_shift`` pixels, a fresh shift per image (DrQ)."""
-        if not self.shift:
+        if not self.shift or "rgb" not in obs:  # (stored keypoints: nothing to shift)
             return obs
         return obs | {"rgb": {camera: random_shift(obs["rgb"][camera], self.shift) for camera in self.cameras}}
 
     def cache_features(self, obs: dict) -> dict:
-        """The proprioception and the images of the cameras read, as the replay buffer stores them (uint8)."""
+        """The proprioception and the images of the cameras read, as the replay buffer stores them (uint8); with a
+        frozen encoder, its keypoints instead: updates then never run the conv nets (RL from an SFT start)."""
+        if self.freeze_vision:
+            with torch.no_grad():
+                keypoints = torch.cat([self._keypoints(camera, obs["rgb"][camera]) for camera in self.cameras], -1)
+            return {"state": obs["state"], "keypoints": keypoints}
         return {"state": obs["state"], "rgb": {camera: obs["rgb"][camera] for camera in self.cameras}}
 
     def observation_inputs(self) -> list[str]:

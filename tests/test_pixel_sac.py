@@ -126,7 +126,26 @@ def test_a_frozen_encoder_keeps_its_keypoints_and_init_from_drops_the_sft_head(t
     assert rl.encoder_parameters() == [] and not hasattr(rl, "task_state_head")
     with rl.reuse_encodings():  # as in an update: the critics' loss reaches no encoder weight
         assert not rl.features(obs).requires_grad
-    assert not rl.features(obs).requires_grad
+    stored = rl.cache_features(obs)  # the replay buffer keeps the frozen keypoints, not the images
+    assert sorted(stored) == ["keypoints", "state"] and stored["keypoints"].shape == (6, 8)
+    assert rl.augment(stored) is stored
+    torch.testing.assert_close(rl.features(stored), rl.features(obs))
+
+
+def test_rl_from_a_frozen_pixel_start_stores_keypoints_and_updates_without_images(tmp_path):
+    from embodied.runner.offpolicy import OffPolicyTrainer
+
+    cfg = config(tmp_path, algo__name="rlpd", policy__name="pixel_tanh", policy__obs_keys=["state"],
+                 policy__vision=VISION | {"freeze": True}, env__cameras=["front"], env__image_size=[16, 16],
+                 env__num_envs=4, algo__demo_episodes=2, algo__batch_size=16, algo__learning_starts=0,
+                 algo__rollout_steps=3)
+    trainer = OffPolicyTrainer(cfg)
+    encoder = [p.detach().clone() for p in trainer.policy.encoders.parameters()]
+    trainer._collect_and_learn()
+    for buffer in (trainer.buffer, trainer.demos):
+        assert "obs/keypoints" in buffer.store and not any(k.startswith("obs/rgb") for k in buffer.store)
+    assert trainer.counters["updates"] > 0
+    assert all(torch.equal(b, p) for b, p in zip(encoder, trainer.policy.encoders.parameters()))
 
 
 def test_rlpd_from_pixels_stores_uint8_images_and_steps_the_encoder_with_the_critics(tmp_path):
