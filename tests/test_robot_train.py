@@ -155,7 +155,8 @@ def test_twinrl_mining_steers_the_twins_next_resets(tmp_path):
     """Before the first episode (and after every second), the learner's policy is evaluated in simulation and the
     next resets are the mined scenes: the twin starts those episodes from the proposed (seed, reset id)."""
     run = robot_run(tmp_path / "run", "robot_rl.twinrl_every=2", "robot_rl.twinrl_evaluated=8",
-                    "robot_rl.twinrl_candidates=16", "experiment.eval_num_envs=8", "experiment.total_env_steps=150")
+                    "robot_rl.twinrl_candidates=16", "experiment.eval_num_envs=8", "experiment.total_env_steps=150",
+                    "robot.domain=shifted", "env.domain=shifted")  # the twin stands in for a shifted real cell
     resets = []
     reset_scene = run.robot.reset_scene
     run.robot.reset_scene = lambda seed=None, reset_id=0: resets.append((seed, reset_id)) or reset_scene(seed, reset_id)
@@ -164,3 +165,4 @@ def test_twinrl_mining_steers_the_twins_next_resets(tmp_path):
     assert resets[0][0] == mining_seed and resets[1][0] == mining_seed  # round 0's two proposals first
     assert all(8 <= reset_id < 24 for _, reset_id in resets[:2])  # among the 16 candidates after the 8 evaluated
     assert resets[2][0] != mining_seed  # then fresh scenes of the run's own seed until the next round's come
+    assert run._mining_env.domain == "sim" and run.trainer.env.domain == "shifted"  # mined in the model of the cell

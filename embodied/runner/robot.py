@@ -10,6 +10,7 @@ may take over; TwinRL's failure mining may pick the next resets. Each ended epis
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -157,7 +158,9 @@ class RobotRLRun:
         """TwinRL's failure mining with the learner's policy; its proposals become the twin's next resets."""
         cfg, r = self.cfg, self.cfg.robot_rl
         if self._mining_env is None:
-            self._mining_env = build_env(cfg, cfg.experiment.eval_num_envs, autoreset=False)
+            # the simulator as the cell's model: its own domain, never the shifted stand-in for the real cell
+            model = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, domain="sim"))
+            self._mining_env = build_env(model, cfg.experiment.eval_num_envs, autoreset=False)
         episodes = self.trainer.counters.get(EPISODES, 0)
         seed = cfg.experiment.seed + MINING_SEED_OFFSET + episodes  # fresh scenes each round
         mined = mine_failures(self.trainer.policy, self._mining_env, seed, r.twinrl_evaluated, r.twinrl_candidates,
