@@ -21,6 +21,7 @@ from policies.normalizer import RunningNormalizer
 from policies.tanh_mlp import TanhGaussianMLPPolicy, refuse_other_action_box
 from policies.vla.augment import random_shift
 from policies.vla.keypoints import ConvKeypointEncoder
+from policies.vla.policy import task_state_slice
 
 
 VISION_SETTINGS = {"name", "channels", "keypoints", "freeze"}  # freeze: true keeps the weights it starts with
@@ -29,7 +30,8 @@ VISION_SETTINGS = {"name", "channels", "keypoints", "freeze"}  # freeze: true ke
 @register_policy("pixel_tanh")
 class PixelTanhPolicy(TanhGaussianMLPPolicy):
     """``policy=pixel_tanh``: keypoints of ``cameras`` plus ``obs_keys`` (proprioception) -> tanh-Gaussian actions;
-    for off-policy algorithms (algo=sac|rlpd|wsrl), whose critics train its encoder."""
+    for off-policy algorithms (algo=sac|rlpd|wsrl), whose critics train its encoder (unless ``vision.freeze``), and
+    for SFT (algo=sft), which trains it by behaviour cloning."""
 
     def __init__(self, config: dict):
         cameras = list(config.get("cameras", ["front"]))
@@ -64,10 +66,13 @@ class PixelTanhPolicy(TanhGaussianMLPPolicy):
                                  "a task state; set policy.aux_state_coef=0")
             self.task_state_head = torch.nn.Sequential(torch.nn.Linear(2 * keypoints * len(cameras), 128),
                                                        torch.nn.ReLU(), torch.nn.Linear(128, privileged_dim))
-            first, stop = config.get("aux_state_dims") or (0, privileged_dim)
-            self.aux_state_dims = slice(int(first), int(stop))
+            self.aux_state_dims = task_state_slice(config.get("aux_state_dims"), privileged_dim)
             self.register_buffer("task_state_mean", torch.zeros(privileged_dim))
             self.register_buffer("task_state_std", torch.ones(privileged_dim))
+        elif config.get("aux_state_dims") is not None:
+            raise ValueError(f"policy.aux_state_dims={config['aux_state_dims']!r} scores a part of the auxiliary "
+                             "task-state loss, which policy.aux_state_coef=0 turns off; set a coefficient > 0 or "
+                             "policy.aux_state_dims=null")
 
     @classmethod
     def for_env(cls, config, observation_spec, action_spec, sample_obs):
@@ -81,9 +86,11 @@ class PixelTanhPolicy(TanhGaussianMLPPolicy):
         pixel_keys = ("hidden", "obs_keys", "cameras", "vision", "random_shift", "n_action_steps", "aux_state_coef")
         sized = {k: config[k] for k in pixel_keys if k in config} | {
             "state_dim": observation_spec.state_dim, "action_dim": action_spec.dim}
-        if config.get("aux_state_coef"):  # the part of the task state the task says matters
-            dims = observation_spec.goal_state_dims
+        if config.get("aux_state_coef"):  # the part of the task state asked for, or that the task says matters
+            dims = config.get("aux_state_dims") or observation_spec.goal_state_dims
             sized |= {"privileged_dim": observation_spec.privileged_dim, "aux_state_dims": list(dims) if dims else None}
+        elif config.get("aux_state_dims") is not None:
+            sized["aux_state_dims"] = config["aux_state_dims"]  # refused by the constructor
         return cls(sized)
 
     def features(self, obs: dict) -> torch.Tensor:

@@ -79,6 +79,11 @@ def test_pixel_policy_refusals_name_the_setting_and_the_fix():
 
     with pytest.raises(ValueError, match="a coefficient > 0 and an env with a task state"):
         PixelTanhPolicy({"state_dim": 3, "action_dim": 2, "vision": VISION, "aux_state_coef": 1.0})
+    with pytest.raises(ValueError, match=r"0 <= first < stop <= 5"):
+        PixelTanhPolicy({"state_dim": 3, "action_dim": 2, "vision": VISION, "aux_state_coef": 1.0,
+                         "privileged_dim": 5, "aux_state_dims": [3, 9]})
+    with pytest.raises(ValueError, match="aux_state_coef=0 turns off"):
+        PixelTanhPolicy({"state_dim": 3, "action_dim": 2, "vision": VISION, "aux_state_dims": [0, 2]})
     with pytest.raises(ValueError, match="name: keypoints"):
         PixelTanhPolicy({"state_dim": 3, "action_dim": 2, "vision": {"name": "tiny"}})
     BOX = ActionSpec(dim=2, low=-1.0, high=1.0, names=("x", "y"))
@@ -140,6 +145,7 @@ def test_rl_from_a_frozen_pixel_start_stores_keypoints_and_updates_without_image
                  env__num_envs=4, algo__demo_episodes=2, algo__batch_size=16, algo__learning_starts=0,
                  algo__rollout_steps=3)
     trainer = OffPolicyTrainer(cfg)
+    assert trainer._identity()["policy.vision.freeze"]  # resuming with a trainable encoder is refused by name
     encoder = [p.detach().clone() for p in trainer.policy.encoders.parameters()]
     trainer._collect_and_learn()
     for buffer in (trainer.buffer, trainer.demos):

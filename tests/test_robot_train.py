@@ -61,11 +61,13 @@ def test_a_robot_run_records_every_episode_and_resume_goes_on_from_the_last(tmp_
     (["robot_rl.person_episodes=3"], ValueError, "robot_rl.person=scripted"),
     (["robot_rl.control_hz=-1"], ValueError, "robot_rl.control_hz must be > 0"),
     (["algo.pretrain_steps=10"], ValueError, "does not pre-train"),
+    (["data.paths=[demos/reach]"], ValueError, "set data.paths=\\[\\]"),
     (["robot_rl.person=joystick", "robot_rl.person_episodes=1"], KeyError, "'joystick'"),
     (["robot_rl.safety.watchdog_s=-1"], ValueError, "watchdog_s"),
     (["policy=pixel_tanh", "robot.cameras=[front]", "env.image_size=[32,32]"], ValueError,
      r"renders robot.image_size=\[64, 64\] .* set robot.image_size=\[32,32\]"),
-], ids=["algo", "num_envs", "task", "domain", "person", "rate", "pretrain", "device", "limits", "image_size"])
+], ids=["algo", "num_envs", "task", "domain", "person", "rate", "pretrain", "device", "limits", "image_size",
+                                 "dataset"])
 def test_a_bad_robot_setting_is_refused_before_anything_moves(tmp_path, overrides, error, message):
     with pytest.raises(error, match=message):
         robot_run(str(tmp_path), *overrides)

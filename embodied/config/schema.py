@@ -68,9 +68,10 @@ class PolicyConfig:
     # vla: what the value function reads: backbone (the fused query outputs) | privileged (an MLP on proprioception
     # and the simulator's task state: an asymmetric critic; simulation only, the actor still reads pixels)
     critic: str = "backbone"
-    aux_state_coef: float = 0.0  # vla, pixel_tanh: SFT also predicts the dataset's task state (environment_state) this much
-    # vla: [first, stop) of the task state that loss scores; null: the part the task declares (Task.goal_state_dims:
-    # LangPlaceCube leaves out the cube poses), or all of it
+    # vla, pixel_tanh: SFT also predicts the dataset's task state (environment_state) with this weight
+    aux_state_coef: float = 0.0
+    # vla, pixel_tanh: [first, stop) of the task state that loss scores; null: the part the task declares
+    # (Task.goal_state_dims: LangPlaceCube leaves out the cube poses), or all of it
     aux_state_dims: Optional[list] = None
     random_shift: int = 0  # vla: SFT shifts demonstration images by up to this many pixels (trained vision tower)
 

@@ -57,6 +57,10 @@ def robot_rl_checks(cfg) -> list[tuple[bool, str]]:
          f"robot_rl.control_hz must be > 0 (0, unpaced, is for the sim twin only), got {r.control_hz}"),
         (r.success != "twin" or cfg.robot.get("type", "sim_twin") == "sim_twin",
          f"robot={cfg.robot.get('type')} has no task check: set robot_rl.success=<a success classifier's folder>"),
+        (not cfg.data.paths,
+         f"a robot run's offline demonstrations are the expert's in simulation (algo.demo_episodes=20), scored by the "
+         f"success reward as the robot is; data.paths={list(cfg.data.paths)} carries its recording's reward: set "
+         f"data.paths=[]"),
         (not getattr(cfg.algo, "pretrain_steps", 0),
          "a robot run does not pre-train: pre-train in simulation and start from it (init_from=<policy folder>), or "
          "set algo.pretrain_steps=0"),

@@ -175,7 +175,10 @@ class OffPolicyTrainer(Run):
         return run_identity(self.cfg) | {"algo.buffer_size": a.buffer_size, "algo.n_step": a.n_step,
                                          "algo.gamma": a.gamma, "algo.num_critics": a.num_critics,
                                          "algo.critic_hidden": list(a.critic_hidden),
-                                         "algo.critic_layer_norm": a.critic_layer_norm}
+                                         "algo.critic_layer_norm": a.critic_layer_norm,
+                                         # a frozen encoder's buffer holds keypoints, not images, and its critics'
+                                         # optimiser no encoder weights
+                                         "policy.vision.freeze": bool((self.cfg.policy.vision or {}).get("freeze"))}
 
     def _load_checkpoint(self, path: str) -> None:
         """Restore the run from the checkpoint at ``path`` and the replay buffer as that checkpoint recorded it."""

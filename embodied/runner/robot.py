@@ -48,6 +48,10 @@ class RobotRLRun:
         # a robot's reward is its success source's verdict, and an episode ends at success: the simulated env's expert
         # demonstrations (algo.demo_episodes) and the final evaluation are scored the same way, or one critic would
         # learn from a dense reward on the demonstrations beside the robot's sparse one
+        if (cfg.env.reward_mode, cfg.env.terminate_on_success) != ("sparse", True):
+            log.info(f"robot run: the simulated env's demonstrations and evaluation are scored as the robot is "
+                     f"(success reward, episodes end at success): env.reward_mode={cfg.env.reward_mode} -> sparse, "
+                     f"env.terminate_on_success={cfg.env.terminate_on_success} -> true")
         cfg.env.reward_mode, cfg.env.terminate_on_success = "sparse", True
         self.cfg = cfg
         self.trainer = OffPolicyTrainer(cfg)  # validates cfg, robot settings included; resume=true loads here
