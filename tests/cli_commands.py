@@ -88,7 +88,8 @@ def train_budget(args: list[str]) -> list[str]:
         cfg = compose("train", overrides=args)
     workers = cfg.dist.num_env_workers if cfg.dist.backend != "single" else 1
     if cfg.robot:  # one robot, unpaced, for one Reach episode and a few steps (a checkpoint to resume from)
-        return ["env.num_envs=1", "experiment.total_env_steps=60", "robot_rl.control_hz=0", "algo.learning_starts=0"]
+        return ["env.num_envs=1", "experiment.total_env_steps=60", "robot_rl.control_hz=0", "algo.learning_starts=0"] + \
+            (["algo.demo_episodes=2"] if cfg.algo.get("demo_episodes") else [])
     return [f"env.num_envs={4 * workers * cfg.dist.pipeline_stages}"] + \
         (SFT_TINY if "sft_steps" in cfg.algo else []) + \
         (["data.scene_frames=8"] if cfg.data.scene_frames else []) + \

@@ -71,7 +71,9 @@ class RobotRLRun:
         self.robot = make_robot(dict(cfg.robot))
         if self.robot.robot_type != "sim_twin":
             raise ValueError(f"robot={self.robot.robot_type}: the CLI trains on the sim twin only for now (a real "
-                             "arm's observations carry no simulator task state for the learner's critic)")
+                             "arm's run needs a policy without the simulator's task state, e.g. experiment=robot_pixels, "
+                             "and TwinRL's proposals shown to the person: not wired and tested yet); from Python, "
+                             "RobotEnv and run_actor_learner drive any robot")
         self.limits = as_limits(r.safety)
         self.device = make_device({"type": r.person}) if r.person_episodes else None
         refuse_unfed_policy(self.trainer.policy, self.robot)

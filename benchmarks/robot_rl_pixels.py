@@ -1,0 +1,165 @@
+"""RL on the arm from a pixel SFT start (issue 23's acceptance runs): `embodied-train robot=sim_twin` on the shifted
+twin, the stand-in for a real cell that differs from the simulator in colours, light, camera pose and friction.
+
+Run: python benchmarks/robot_rl_pixels.py [--root /work/data/robot_rl_pixels] [--seeds 1 2] [--variants rl twinrl]
+Each step is reused from --root when it is already there (delete a folder to redo it):
+1. ``demos_sim``: 100 scripted-expert Reach episodes in simulation, front and wrist cameras at 32 px.
+2. ``sft_s<seed>``: the pixel start, ``algo=sft policy=pixel_tanh`` on those demos (``--sft-steps`` 3,000 at learning
+   rate 1e-3, the task-state head at 20), evaluated in simulation and on the shifted domain.
+3. ``<variant>_s<seed>``: a robot run from it on the shifted twin at 20 Hz (``robot_rl.control_hz``) for
+   ``--robot-steps`` robot steps: SAC with the SFT encoder frozen (``policy.vision.freeze``: the buffer keeps its
+   keypoints), 20 expert episodes on the shifted twin as the person's offline demonstrations (``algo.demo_episodes``,
+   Q-filtered BC), the pull towards the SFT actor fading over 3,000 steps, discount 0.8, one update per robot step,
+   the success reward; the scripted expert stands in for the person, taking over from step 25 of the first 20
+   episodes. Variants: ``rl`` (the twin resets uniformly) and ``twinrl`` (TwinRL's failure mining in the simulator
+   every 10 episodes picks the next resets, ``robot_rl.twinrl_every=10``).
+Per run: the policy's own success over its last 20 unassisted episodes by episode, the episode it first reaches 50% and
+90%, the final policy's deterministic success (64 episodes, eval seed 10000) on the shifted domain and in simulation,
+the robot loop's period p50/p99 while the learner trains, updates and seconds. Writes
+benchmarks/results/robot_rl_pixels.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob
+import json
+import os
+import time
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from results_io import write_results  # noqa: E402
+from robot_rl import WINDOW, episodes_to  # noqa: E402
+
+from embodied.cli.train import compose_train_config  # noqa: E402
+from embodied.rollout.evaluate import evaluate  # noqa: E402
+from embodied.runner.builders import build_env  # noqa: E402
+from embodied.runner.loops import make_trainer  # noqa: E402
+
+CAMERAS = "[front,wrist]"
+PIXELS = ["policy=pixel_tanh", f"policy.cameras={CAMERAS}", "env.image_size=[32,32]", "experiment.progress=false"]
+SFT = ["algo=sft", "algo.learning_rate=1e-3", "policy.aux_state_coef=20"]
+ROBOT = ["experiment=robot_pixels", "env.domain=shifted", "robot_rl.person=scripted", "robot_rl.person_episodes=20",
+         "robot_rl.person_after_step=25"]  # configs/experiment/robot_pixels.yaml: the recipe below
+VARIANTS = {"rl": [], "twinrl": ["robot_rl.twinrl_every=10"]}
+
+
+def record_demos(root: str) -> str:
+    """100 scripted-expert episodes of Reach in simulation with the two cameras at 32 px (recorded once)."""
+    from embodied.data.demos import env_features, record_expert_demos
+    from embodied.data.writer import LeRobotDatasetWriter
+    from sims import make_env
+
+    path = os.path.join(root, "demos_sim")
+    info = os.path.join(path, "meta", "info.json")
+    if os.path.isfile(info) and json.load(open(info))["total_episodes"] != 100:
+        raise RuntimeError(f"{path} holds a partly recorded demo set: delete it and run again")
+    if not os.path.isfile(info):
+        env = make_env(task="Reach", num_envs=16, cameras=("front", "wrist"), image_size=(32, 32), autoreset=False)
+        writer = LeRobotDatasetWriter.create(path, fps=20, features=env_features(env))
+        record_expert_demos(env, writer, num_episodes=100, seed=0, progress=False)
+        env.close()
+    return path
+
+
+def success_by_domain(cfg, policy) -> dict:
+    """The policy's deterministic success (64 episodes, eval seed 10000) in simulation and on the shifted domain."""
+    rates = {}
+    for domain in ("sim", "shifted"):
+        scored = dataclasses.replace(cfg.env, domain=domain, reward_mode="sparse", terminate_on_success=True)
+        env = build_env(dataclasses.replace(cfg, env=scored), 16, autoreset=False)  # as the robot run scores
+        rates[domain] = evaluate(policy, env, 64, 10000)[0]["success_once"]
+        env.close()
+    return rates
+
+
+def sft_start(root: str, demos: str, seed: int, steps: int) -> tuple[str, dict]:
+    """The pixel SFT start of ``seed`` (trained once) and its success in both domains."""
+    out = os.path.join(root, f"sft_s{seed}")
+    cfg = compose_train_config([*SFT, *PIXELS, f"algo.sft_steps={steps}", f"data.paths=[{demos}]",
+                                f"experiment.seed={seed}", f"experiment.output_dir={out}"])
+    if not os.path.isdir(os.path.join(out, "final_policy")):
+        make_trainer(cfg).train()
+    from policies.base import from_pretrained
+    return os.path.join(out, "final_policy"), success_by_domain(cfg, from_pretrained(os.path.join(out, "final_policy")))
+
+
+def episode_outcomes(run_dir: str) -> tuple[list[bool], list[bool], dict]:
+    """Each ended episode's success and whether the person helped, in order, and the loop period stats and updates
+    at the last, from the run's ``robot/*`` tensorboard scalars."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    files = glob.glob(os.path.join(run_dir, "**", "events*"), recursive=True)
+    if len(files) != 1:
+        raise RuntimeError(f"{run_dir} holds {len(files)} tensorboard event files, one run's outcomes expected")
+    events = EventAccumulator(files[0], size_guidance={"scalars": 0})
+    events.Reload()
+    scalars = {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    timing = {key: scalars[f"robot/{key}"][-1] for key in ("period_p50_ms", "period_p99_ms", "updates")}
+    return [v > 0.5 for v in scalars["robot/success"]], [v > 0.5 for v in scalars["robot/assisted"]], timing
+
+
+def robot_run(root: str, variant: str, seed: int, start: str, robot_steps: int) -> dict:
+    """One robot run (reused when its summary is there) and its row."""
+    out = os.path.join(root, f"{variant}_s{seed}")
+    cfg = compose_train_config([*ROBOT, *PIXELS, *VARIANTS[variant], f"init_from={start}", f"robot.seed={seed}",
+                                f"experiment.seed={seed}", f"experiment.total_env_steps={robot_steps}",
+                                f"experiment.output_dir={out}"])
+    seconds = None
+    if not os.path.isfile(os.path.join(out, "summary.json")):
+        begin = time.perf_counter()
+        final = make_trainer(cfg).train()
+        seconds = time.perf_counter() - begin
+        if "interrupted_at" in final:
+            raise RuntimeError(f"the robot run in {out} stopped at episode {final['interrupted_at']}: see its log")
+    from policies.base import from_pretrained
+    final = success_by_domain(cfg, from_pretrained(os.path.join(out, "final_policy")))
+    successes, assisted, timing = episode_outcomes(out)
+    own = [s for s, helped in zip(successes, assisted) if not helped]
+    curve = [float(np.mean(own[max(0, i - WINDOW):i])) for i in range(WINDOW, len(own) + 1, 10)]
+    return {"variant": variant, "seed": seed, "episodes": len(successes), "assisted": int(sum(assisted)),
+            "episodes_to_50": episodes_to(successes, assisted, 0.5), "episodes_to_90": episodes_to(successes, assisted,
+                                                                                                    0.9),
+            "last_window": float(np.mean(own[-WINDOW:])), "own_curve_every_10": curve,
+            "final_shifted": final["shifted"], "final_sim": final["sim"], "seconds": seconds, **timing}
+
+
+def main() -> None:
+    """The SFT starts, every variant and seed; print the tables and write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default="/work/data/robot_rl_pixels")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--robot-steps", type=int, default=12000)
+    parser.add_argument("--sft-steps", type=int, default=3000)
+    parser.add_argument("--out", default="benchmarks/results/robot_rl_pixels.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    os.makedirs(args.root, exist_ok=True)
+    demos = record_demos(args.root)
+    starts = {seed: sft_start(args.root, demos, seed, args.sft_steps) for seed in args.seeds}
+    rows = [robot_run(args.root, variant, seed, starts[seed][0], args.robot_steps)
+            for variant in args.variants for seed in args.seeds]
+    print("\npixel SFT starts (deterministic success, 64 episodes each)\n| seed | sim | shifted |\n|---|---|---|")
+    for seed, (_, rates) in starts.items():
+        print(f"| {seed} | {rates['sim']:.3f} | {rates['shifted']:.3f} |")
+    print(f"\nrobot runs on the shifted twin, {args.robot_steps} robot steps at 20 Hz; own success = the policy's over "
+          f"its last {WINDOW} unassisted episodes")
+    print("| variant | seed | episodes (assisted) | episodes to 50% | to 90% | own, last 20 | final: shifted | sim | "
+          "loop p50 / p99 ms | updates | s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        seconds = "-" if r["seconds"] is None else f"{r['seconds']:.0f}"
+        print(f"| {r['variant']} | {r['seed']} | {r['episodes']} ({r['assisted']}) | {r['episodes_to_50']} | "
+              f"{r['episodes_to_90']} | {r['last_window']:.2f} | {r['final_shifted']:.3f} | {r['final_sim']:.3f} | "
+              f"{r['period_p50_ms']:.1f} / {r['period_p99_ms']:.1f} | {r['updates']:.0f} | {seconds} |")
+    write_results(args.out, {"robot_steps": args.robot_steps, "window": WINDOW,
+                             "starts": {str(seed): rates for seed, (_, rates) in starts.items()}, "runs": rows})
+
+
+if __name__ == "__main__":
+    main()
