@@ -14,9 +14,9 @@ Each step is reused from --root when it is already there (delete a folder to red
    episodes. Variants: ``rl`` (the twin resets uniformly) and ``twinrl`` (TwinRL's failure mining in the simulator
    every 10 episodes picks the next resets, ``robot_rl.twinrl_every=10``).
 Per run: the policy's own success over its last 20 unassisted episodes by episode, the episode it first reaches 50% and
-90%, the final policy's deterministic success (64 episodes, eval seed 10000) on the shifted domain and in simulation,
-the robot loop's period p50/p99 while the learner trains, updates and seconds. Writes
-benchmarks/results/robot_rl_pixels.json.
+90% (counted after the person's 20 episodes), the final policy's deterministic success (64 episodes, eval seed 10000)
+on the shifted domain and in simulation, the robot loop's period p50/p99 while the learner trains, updates and
+seconds. Writes benchmarks/results/robot_rl_pixels.json.
 """
 
 from __future__ import annotations
@@ -46,6 +46,14 @@ SFT = ["algo=sft", "algo.learning_rate=1e-3", "policy.aux_state_coef=20"]
 ROBOT = ["experiment=robot_pixels", "env.domain=shifted", "robot_rl.person=scripted", "robot_rl.person_episodes=20",
          "robot_rl.person_after_step=25"]  # configs/experiment/robot_pixels.yaml: the recipe below
 VARIANTS = {"rl": [], "twinrl": ["robot_rl.twinrl_every=10"]}
+PERSON_EPISODES = 20  # robot_rl.person_episodes above
+
+
+def episodes_after_person_to(successes: list[bool], assisted: list[bool], rate: float) -> int | None:
+    """``episodes_to`` counted from the end of the person's episodes: before it an unassisted episode is one the
+    policy solved before the person's step, a sample biased towards success."""
+    found = episodes_to(successes[PERSON_EPISODES:], assisted[PERSON_EPISODES:], rate)
+    return None if found is None else found + PERSON_EPISODES
 
 
 def record_demos(root: str) -> str:
@@ -120,10 +128,11 @@ def robot_run(root: str, variant: str, seed: int, start: str, robot_steps: int) 
     final = success_by_domain(cfg, from_pretrained(os.path.join(out, "final_policy")))
     successes, assisted, timing = episode_outcomes(out)
     own = [s for s, helped in zip(successes, assisted) if not helped]
-    curve = [float(np.mean(own[max(0, i - WINDOW):i])) for i in range(WINDOW, len(own) + 1, 10)]
+    after = [s for s, helped in zip(successes[PERSON_EPISODES:], assisted[PERSON_EPISODES:]) if not helped]
+    curve = [float(np.mean(after[i - WINDOW:i])) for i in range(WINDOW, len(after) + 1, 10)]
     return {"variant": variant, "seed": seed, "episodes": len(successes), "assisted": int(sum(assisted)),
-            "episodes_to_50": episodes_to(successes, assisted, 0.5), "episodes_to_90": episodes_to(successes, assisted,
-                                                                                                    0.9),
+            "episodes_to_50": episodes_after_person_to(successes, assisted, 0.5),
+            "episodes_to_90": episodes_after_person_to(successes, assisted, 0.9),
             "last_window": float(np.mean(own[-WINDOW:])), "own_curve_every_10": curve,
             "final_shifted": final["shifted"], "final_sim": final["sim"], "seconds": seconds, **timing}
 
