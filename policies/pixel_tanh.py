@@ -180,4 +180,4 @@ class PixelTanhPolicy(TanhGaussianMLPPolicy):
     def initial_state_from(self, saved: dict) -> dict:
         """``init_from``: every weight but those of SFT's task-state head, which an RL run's policy does not have."""
         own = self.state_dict()
-        return {k: v for k, v in saved.items() if k in own or not k.startswith(("task_state_head.", "task_state_"))}
+        return {k: v for k, v in saved.items() if k in own or not k.startswith("task_state_")}

@@ -66,8 +66,8 @@ def test_a_robot_run_records_every_episode_and_resume_goes_on_from_the_last(tmp_
     (["robot_rl.safety.watchdog_s=-1"], ValueError, "watchdog_s"),
     (["policy=pixel_tanh", "robot.cameras=[front]", "env.image_size=[32,32]"], ValueError,
      r"renders robot.image_size=\[64, 64\] .* set robot.image_size=\[32,32\]"),
-], ids=["algo", "num_envs", "task", "domain", "person", "rate", "pretrain", "device", "limits", "image_size",
-                                 "dataset"])
+], ids=["algo", "num_envs", "task", "domain", "person", "rate", "pretrain", "dataset", "device", "limits",
+        "image_size"])
 def test_a_bad_robot_setting_is_refused_before_anything_moves(tmp_path, overrides, error, message):
     with pytest.raises(error, match=message):
         robot_run(str(tmp_path), *overrides)
