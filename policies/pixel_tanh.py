@@ -21,14 +21,14 @@ from policies.normalizer import RunningNormalizer
 from policies.tanh_mlp import TanhGaussianMLPPolicy, refuse_other_action_box
 from policies.vla.augment import random_shift
 from policies.vla.keypoints import ConvKeypointEncoder
-from policies.vla.policy import task_state_slice
+from policies.task_state import TaskStateHead
 
 
 VISION_SETTINGS = {"name", "channels", "keypoints", "freeze"}  # freeze: true keeps the weights it starts with
 
 
 @register_policy("pixel_tanh")
-class PixelTanhPolicy(TanhGaussianMLPPolicy):
+class PixelTanhPolicy(TaskStateHead, TanhGaussianMLPPolicy):
     """``policy=pixel_tanh``: keypoints of ``cameras`` plus ``obs_keys`` (proprioception) -> tanh-Gaussian actions;
     for off-policy algorithms (algo=sac|rlpd|wsrl), whose critics train its encoder (unless ``vision.freeze``), and
     for SFT (algo=sft), which trains it by behaviour cloning."""
@@ -58,21 +58,9 @@ class PixelTanhPolicy(TanhGaussianMLPPolicy):
         self.shift = int(config.get("random_shift", 2))
         if self.shift < 0:
             raise ValueError(f"policy.random_shift must be >= 0 pixels (0: no augmentation), got {self.shift}")
-        self.aux_state_coef = float(config.get("aux_state_coef", 0.0))
-        if self.aux_state_coef:  # SFT only: the keypoints must locate the task's objects and goal
-            privileged_dim = int(config.get("privileged_dim", 0))
-            if privileged_dim <= 0 or self.aux_state_coef < 0:
-                raise ValueError(f"policy.aux_state_coef={self.aux_state_coef} needs a coefficient > 0 and an env with "
-                                 "a task state; set policy.aux_state_coef=0")
-            self.task_state_head = torch.nn.Sequential(torch.nn.Linear(2 * keypoints * len(cameras), 128),
-                                                       torch.nn.ReLU(), torch.nn.Linear(128, privileged_dim))
-            self.aux_state_dims = task_state_slice(config.get("aux_state_dims"), privileged_dim)
-            self.register_buffer("task_state_mean", torch.zeros(privileged_dim))
-            self.register_buffer("task_state_std", torch.ones(privileged_dim))
-        elif config.get("aux_state_dims") is not None:
-            raise ValueError(f"policy.aux_state_dims={config['aux_state_dims']!r} scores a part of the auxiliary "
-                             "task-state loss, which policy.aux_state_coef=0 turns off; set a coefficient > 0 or "
-                             "policy.aux_state_dims=null")
+        # SFT only (policies/task_state.py): the keypoints must locate the task's objects and goal
+        self.init_task_state_head(config, lambda size: torch.nn.Sequential(
+            torch.nn.Linear(2 * keypoints * len(cameras), 128), torch.nn.ReLU(), torch.nn.Linear(128, size)))
 
     @classmethod
     def for_env(cls, config, observation_spec, action_spec, sample_obs):
@@ -162,20 +150,14 @@ class PixelTanhPolicy(TanhGaussianMLPPolicy):
         action = torch.tanh(self._distribution(x).mean)  # [N, 1, A]
         error = (action - batch["action"]).pow(2).sum(dim=-1)  # [N, T=1]
         loss = (error * valid_steps(batch)).sum(dim=1).mean()
-        if self.aux_state_coef and "privileged" in obs:
-            target = (obs["privileged"].float() - self.task_state_mean) / self.task_state_std  # [N, E]
-            predicted = self.task_state_head(x[:, self.normalizer.mean.numel():])  # from the keypoints alone
-            loss = loss + self.aux_state_coef * (predicted - target)[:, self.aux_state_dims].pow(2).mean()
+        if self.aux_state_coef and "privileged" in obs:  # from the keypoints alone
+            loss = loss + self.task_state_loss(x[:, self.normalizer.mean.numel():], obs["privileged"])
         return loss
 
     def set_dataset_stats(self, stats: dict) -> None:
         """The proprioception's normaliser and, with an auxiliary head, the task state's z-score from the dataset."""
         super().set_dataset_stats(stats)
-        if self.aux_state_coef and "observation.environment_state" in stats:
-            task_state = stats["observation.environment_state"]
-            with torch.no_grad():
-                self.task_state_mean.copy_(torch.as_tensor(task_state["mean"]).flatten().float())
-                self.task_state_std.copy_(torch.as_tensor(task_state["std"]).flatten().float().clamp(min=0.01))
+        self.task_state_stats_from(stats)
 
     def initial_state_from(self, saved: dict) -> dict:
         """``init_from``: every weight but those of SFT's task-state head, which an RL run's policy does not have."""

@@ -77,8 +77,11 @@ def test_updates_see_shifted_images_and_acting_sees_them_as_rendered():
 def test_pixel_policy_refusals_name_the_setting_and_the_fix():
     from sims.api import ActionSpec, ObservationSpec
 
-    with pytest.raises(ValueError, match="a coefficient > 0 and an env with a task state"):
+    with pytest.raises(ValueError, match=r"needs the env's task state, but the env has none \(privileged_dim=0\)"):
         PixelTanhPolicy({"state_dim": 3, "action_dim": 2, "vision": VISION, "aux_state_coef": 1.0})
+    with pytest.raises(ValueError, match=r"policy.aux_state_coef must be > 0 \(0 turns the head off\), got -1.0"):
+        PixelTanhPolicy({"state_dim": 3, "action_dim": 2, "vision": VISION, "aux_state_coef": -1.0,
+                         "privileged_dim": 5})
     with pytest.raises(ValueError, match=r"0 <= first < stop <= 5"):
         PixelTanhPolicy({"state_dim": 3, "action_dim": 2, "vision": VISION, "aux_state_coef": 1.0,
                          "privileged_dim": 5, "aux_state_dims": [3, 9]})

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from policies.base import CAMERA_INPUT, Policy, register_policy, valid_steps
+from policies.task_state import TaskStateHead
 from policies.vla.augment import random_shift
 from policies.vla.critic import PrivilegedCritic
 from policies.vla.encoders import LANGUAGE_ENCODERS, VISION_ENCODERS, _require_transformers, build_encoder
@@ -34,19 +35,8 @@ def build_decoder(fusion: dict) -> nn.Module:
     return transformers.AutoModel.from_config(config)
 
 
-def task_state_slice(dims, privileged_dim: int) -> slice:
-    """``policy.aux_state_dims`` ([first, stop) of the task state, or None: all of it) as a slice, checked."""
-    if dims is None:
-        return slice(0, privileged_dim)
-    if (not isinstance(dims, (list, tuple)) or len(dims) != 2 or not all(type(i) is int for i in dims)
-            or not 0 <= dims[0] < dims[1] <= privileged_dim):
-        raise ValueError(f"policy.aux_state_dims must be [first, stop) with 0 <= first < stop <= {privileged_dim} "
-                         f"(the env's task-state size), or null for all of it; got {dims!r}")
-    return slice(dims[0], dims[1])
-
-
 @register_policy("vla")
-class VLAPolicy(Policy):
+class VLAPolicy(TaskStateHead, Policy):
     """Vision-language-action policy with a selectable action head and a value head on the shared backbone."""
 
     def __init__(self, config: dict):
@@ -101,23 +91,8 @@ class VLAPolicy(Policy):
         else:
             raise ValueError(f"policy.critic must be backbone or privileged, got {self.critic_input!r}")
         self.stats = NormalizationStats(self.state_dim, self.action_dim)
-        # Auxiliary SFT target: the simulator's task state (observation.environment_state: object and goal
-        # positions, the commanded cube, ...) predicted from the fused tokens. It teaches the towers where
-        # things are; the policy still acts from pixels, instruction and proprioception only.
-        self.aux_state_coef = float(config.get("aux_state_coef", 0.0))
-        if self.aux_state_coef:
-            privileged_dim = int(config.get("privileged_dim", 0))
-            if privileged_dim <= 0:
-                raise ValueError("policy.aux_state_coef > 0 needs the env's task state (privileged_dim > 0); "
-                                 "set policy.aux_state_coef=0 for an env without one")
-            self.task_state_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, privileged_dim))
-            self.aux_state_dims = task_state_slice(config.get("aux_state_dims"), privileged_dim)
-            self.register_buffer("task_state_mean", torch.zeros(privileged_dim))
-            self.register_buffer("task_state_std", torch.ones(privileged_dim))
-        elif config.get("aux_state_dims") is not None:
-            raise ValueError(f"policy.aux_state_dims={config['aux_state_dims']!r} scores a part of the auxiliary "
-                             f"task-state loss, which policy.aux_state_coef=0 turns off; set a coefficient > 0 or "
-                             f"policy.aux_state_dims=null")
+        # the auxiliary SFT target (policies/task_state.py), predicted from the mean of the fused query outputs
+        self.init_task_state_head(config, lambda size: nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, size)))
         self._instruction_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
@@ -153,12 +128,6 @@ class VLAPolicy(Policy):
     def set_stats(self, state_mean, state_std, action_low, action_high) -> None:
         """Install the state mean/std and action bounds this policy normalises with."""
         self.stats.set(state_mean, state_std, action_low, action_high)
-
-    @torch.no_grad()
-    def set_task_state_stats(self, mean, std) -> None:
-        """Mean/std that z-score the auxiliary task-state target (std floored at 0.01)."""
-        self.task_state_mean.copy_(torch.as_tensor(mean, dtype=torch.float32).reshape(-1))
-        self.task_state_std.copy_(torch.as_tensor(std, dtype=torch.float32).reshape(-1).clamp(min=0.01))
 
     def validate_loaded(self) -> None:
         """from_pretrained hook: a saved VLA without statistics is an error."""
@@ -290,15 +259,8 @@ class VLAPolicy(Policy):
         with torch.autocast(h.device.type, enabled=False):
             loss = self.head.sft_loss(h, self.stats.normalize_action(batch["action"]), valid_steps(batch))
             if self.aux_state_coef and "privileged" in obs:
-                loss = loss + self._task_state_loss(h, obs["privileged"])
+                loss = loss + self.task_state_loss(h.mean(1), obs["privileged"])  # from [N, d]
         return loss
-
-    def _task_state_loss(self, h: torch.Tensor, task_state: torch.Tensor) -> torch.Tensor:
-        """``aux_state_coef`` x the mean squared error of the z-scored task state predicted from the fused
-        query outputs ``h`` [N, Q, d], over the ``aux_state_dims`` of it; ``task_state`` [N, E] in env units."""
-        target = (task_state.float() - self.task_state_mean) / self.task_state_std  # [N, E]
-        error = (self.task_state_head(h.mean(1)) - target)[:, self.aux_state_dims]  # [N, E'] the scored part
-        return self.aux_state_coef * error.pow(2).mean()
 
     @property
     def learns_from_scenes(self) -> bool:
@@ -311,7 +273,7 @@ class VLAPolicy(Policy):
         assert self.learns_from_scenes, "scene_loss needs policy.aux_state_coef > 0"
         h = self.fused(obs).float()  # [N, Q, d]
         with torch.autocast(h.device.type, enabled=False):
-            return self._task_state_loss(h, obs["privileged"])
+            return self.task_state_loss(h.mean(1), obs["privileged"])
 
     def observation_inputs(self) -> list[str]:
         """Proprioception and every camera of ``cameras`` (the instruction comes with every dataset frame)."""
@@ -320,8 +282,6 @@ class VLAPolicy(Policy):
     def set_dataset_stats(self, stats: dict) -> None:
         """State mean/std from the dataset; the action bounds stay those of the env (or of ``set_stats``)."""
         state = stats["observation.state"]
-        if self.aux_state_coef and "observation.environment_state" in stats:
-            task_state = stats["observation.environment_state"]
-            self.set_task_state_stats(np.asarray(task_state["mean"]).ravel(), np.asarray(task_state["std"]).ravel())
+        self.task_state_stats_from(stats)
         self.stats.set(np.asarray(state["mean"]).ravel(), np.maximum(np.asarray(state["std"]).ravel(), 0.05),
                        self.stats.action_low.clone(), self.stats.action_high.clone())
