@@ -15,7 +15,7 @@ BASE_TIMESTEP = 0.005  # physics step (s) the tasks are tuned for; adjusted slig
 class SimTwinRobot(Robot):
     """One world of a task env with the arm ``arm`` (a ``sims.arms`` model) driven by absolute joint targets; each
     command advances the physics by one control period, ``1 / control_hz`` (20 Hz default); ``domain`` ``shifted``
-    makes it the held-out "real" domain (``sims.mujoco.domain``)."""
+    makes it the held-out "real" domain, ``shifted_twin`` that cell's digital twin (``sims.mujoco.domain``)."""
 
     measures_gripper_force = True  # the finger servos' force, like a gripper reporting its motor current
 

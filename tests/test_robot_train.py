@@ -64,10 +64,13 @@ def test_a_robot_run_records_every_episode_and_resume_goes_on_from_the_last(tmp_
     (["data.paths=[demos/reach]"], ValueError, "set data.paths=\\[\\]"),
     (["robot_rl.person=joystick", "robot_rl.person_episodes=1"], KeyError, "'joystick'"),
     (["robot_rl.safety.watchdog_s=-1"], ValueError, "watchdog_s"),
+    (["robot_rl.twin_domain=real"], ValueError, r"twin_domain='real' is not a domain; set one of \['shifted', "),
+    (["robot_rl.eval_every=-1"], ValueError, "eval_every must be >= 0"),
+    (["robot_rl.twin_domain=shifted_twin"], ValueError, "robot_rl.twinrl_every=0 turns off"),
     (["policy=pixel_tanh", "robot.cameras=[front]", "env.image_size=[32,32]"], ValueError,
      r"renders robot.image_size=\[64, 64\] .* set robot.image_size=\[32,32\]"),
 ], ids=["algo", "num_envs", "task", "domain", "person", "rate", "pretrain", "dataset", "device", "limits",
-        "image_size"])
+        "twin_domain", "eval_every", "unmined_twin", "image_size"])
 def test_a_bad_robot_setting_is_refused_before_anything_moves(tmp_path, overrides, error, message):
     with pytest.raises(error, match=message):
         robot_run(str(tmp_path), *overrides)
@@ -153,12 +156,14 @@ def test_a_robot_run_learns_from_offline_demonstrations_beside_the_persons(tmp_p
     assert ended.sum() == 2 and torch.equal(reward, ended.float())
 
 
-def test_twinrl_mining_steers_the_twins_next_resets(tmp_path):
-    """Before the first episode (and after every second), the learner's policy is evaluated in simulation and the
-    next resets are the mined scenes: the twin starts those episodes from the proposed (seed, reset id)."""
+@pytest.mark.parametrize("twin", ["sim", "shifted_twin"])
+def test_twinrl_mining_steers_the_twins_next_resets(tmp_path, twin):
+    """Before the first episode (and after every second), the learner's policy is evaluated in the twin and the
+    next resets are the mined scenes: the sim twin starts those episodes from the proposed (seed, reset id)."""
     run = robot_run(tmp_path / "run", "robot_rl.twinrl_every=2", "robot_rl.twinrl_evaluated=8",
                     "robot_rl.twinrl_candidates=16", "experiment.eval_num_envs=8", "experiment.total_env_steps=150",
-                    "robot.domain=shifted", "env.domain=shifted")  # the twin stands in for a shifted real cell
+                    "robot.domain=shifted", "env.domain=shifted",  # the sim twin stands in for a shifted real cell
+                    f"robot_rl.twin_domain={twin}")
     resets = []
     reset_scene = run.robot.reset_scene
     run.robot.reset_scene = lambda seed=None, reset_id=0: resets.append((seed, reset_id)) or reset_scene(seed, reset_id)
@@ -167,4 +172,18 @@ def test_twinrl_mining_steers_the_twins_next_resets(tmp_path):
     assert resets[0][0] == mining_seed and resets[1][0] == mining_seed  # round 0's two proposals first
     assert all(8 <= reset_id < 24 for _, reset_id in resets[:2])  # among the 16 candidates after the 8 evaluated
     assert resets[2][0] != mining_seed  # then fresh scenes of the run's own seed until the next round's come
-    assert run._mining_env.domain == "sim" and run.trainer.env.domain == "shifted"  # mined in the model of the cell
+    assert run._mining_env.domain == twin and run.trainer.env.domain == "shifted"  # mined in the model of the cell
+
+
+def test_eval_every_measures_uniform_resets_in_the_robots_domain(tmp_path, monkeypatch):
+    import embodied.runner.robot as robot_runner
+    calls = []
+    real_evaluate = robot_runner.evaluate
+    monkeypatch.setattr(robot_runner, "evaluate", lambda policy, env, episodes, seed: calls.append(
+        (env.domain, episodes, seed, run.trainer.counters["robot_episodes"])) or real_evaluate(policy, env, episodes,
+                                                                                             seed))
+    run = robot_run(tmp_path / "run", "robot_rl.eval_every=2", "experiment.total_env_steps=210",
+                    "robot.domain=shifted", "env.domain=shifted", "experiment.eval_num_envs=4")
+    run.train()
+    episodes = run.trainer.counters["robot_episodes"]
+    assert episodes >= 4 and calls == [("shifted", 4, 10_000, n) for n in range(2, episodes + 1, 2)]  # every second

@@ -171,8 +171,18 @@ def test_the_shifted_domain_keeps_episodes_and_changes_look_and_friction():
     image_gap = (obs_real["rgb"]["front"].float() - obs_sim["rgb"]["front"].float()).abs().mean()
     assert image_gap > 5.0  # colours, light and camera pose differ (uint8 units)
     np.testing.assert_allclose(real.model.geom_friction[:, 0], 0.6 * sim.model.geom_friction[:, 0])
-    with pytest.raises(KeyError, match=r"unknown domain 'mars'; available: \['shifted', 'sim'\]"):
+    with pytest.raises(KeyError, match=r"unknown domain 'mars'; available: \['shifted', 'shifted_twin', 'sim'\]"):
         make_env(task="PickCube", num_envs=1, domain="mars")
+
+
+def test_the_twin_of_the_shifted_cell_looks_like_it_and_keeps_the_simulators_physics():
+    envs = {domain: make_env(task="PickCube", num_envs=2, cameras=("front",), domain=domain)
+            for domain in ("sim", "shifted", "shifted_twin")}
+    images = {domain: env.reset(seed=4)[0]["rgb"]["front"].float() for domain, env in envs.items()}
+    twin_gap = (images["shifted_twin"] - images["shifted"]).abs().mean()
+    sim_gap = (images["sim"] - images["shifted"]).abs().mean()
+    assert 0.5 < twin_gap < 0.5 * sim_gap  # close to the cell, not equal to it
+    np.testing.assert_allclose(envs["shifted_twin"].model.geom_friction, envs["sim"].model.geom_friction)
 
 
 def test_record_demos_in_the_shifted_domain(tmp_path):

@@ -38,7 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--controller", default=None,
                         help="action space recorded (default: ee_delta_pos, joint_delta for --expert planner)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--domain", default="sim", help="sim, or shifted: the held-out \"real\" domain")
+    parser.add_argument("--domain", default="sim",
+                        help="sim, shifted (the held-out \"real\" domain) or shifted_twin (its digital twin)")
     parser.add_argument("--arm", default="panda", help="arm model (sims/arms/: panda, ur5e, xarm7, xarm6)")
     parser.add_argument("--resume", action="store_true",
                         help="append to an existing dataset at --out, in scenes after the last one saved")

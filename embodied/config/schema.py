@@ -31,7 +31,7 @@ class EnvConfig:
     cameras: list = field(default_factory=list)
     image_size: list = field(default_factory=lambda: [64, 64])
     num_threads: int = 0
-    domain: str = "sim"  # sim | shifted (the held-out "real" domain: colours, camera, light, friction)
+    domain: str = "sim"  # sim | shifted (the "real" domain: colours, camera, light, friction) | shifted_twin (its twin)
     arm: str = "panda"  # panda | ur5e | xarm7 | xarm6 (sims/arms/; mujoco backends)
     # task TabletopSuite (env=tabletop_suite): the suite (tabletop | tabletop_spatial | _object | _goal | _long) and
     # split (train | paraphrase: held-out wordings | composition: held-out colour x goal pairings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from real_robot.safety import SafetyLimits
+from sims.mujoco.domain import DOMAINS
 
 
 @dataclass
@@ -23,11 +24,17 @@ class RobotRLConfig:
     # classifier (SuccessClassifier.save_pretrained; it reads one of the robot's cameras), as on hardware
     success: str = "twin"
     # TwinRL's failure mining: every twinrl_every episodes (and before the first), evaluate the learner's policy in
-    # simulation on twinrl_evaluated scenes, map where it fails, and make the next twinrl_every resets the most
-    # failure-prone of twinrl_candidates fresh scenes (the twin sets them itself); 0: uniform resets
+    # the twin (simulation in domain twin_domain) on twinrl_evaluated scenes, map where it fails, and make the next
+    # twinrl_every resets the most failure-prone of twinrl_candidates fresh scenes (the twin sets them itself);
+    # 0: uniform resets. twin_domain: sim (the simulator as it is) or a twin built to match the cell (shifted_twin)
     twinrl_every: int = 0
     twinrl_evaluated: int = 64
     twinrl_candidates: int = 256
+    twin_domain: str = "sim"
+    # every eval_every episodes, the learner's policy is evaluated in simulation (env.domain, experiment.eval_episodes
+    # scenes of experiment.eval_seed, deterministic) and robot/eval_success logged: on the sim twin, env.domain is the
+    # robot's, so this measures the success of uniform resets whatever the resets were; 0: only at the end
+    eval_every: int = 0
     record: str = ""  # where every robot step is recorded (a LeRobot dataset); "": <output_dir>/robot_data
     safety: SafetyLimits = field(default_factory=SafetyLimits)  # the guard's limits, e.g. robot_rl.safety.watchdog_s=1
 
@@ -67,6 +74,12 @@ def robot_rl_checks(cfg) -> list[tuple[bool, str]]:
         (r.twinrl_every >= 0 and r.twinrl_evaluated >= 5 and r.twinrl_candidates >= r.twinrl_every,
          f"robot_rl.twinrl_every must be >= 0, twinrl_evaluated >= 5 (the failure map's neighbours) and "
          f"twinrl_candidates >= twinrl_every, got {r.twinrl_every}, {r.twinrl_evaluated} and {r.twinrl_candidates}"),
+        (r.twin_domain in DOMAINS, f"robot_rl.twin_domain={r.twin_domain!r} is not a domain; set one of "
+                                   f"{sorted(DOMAINS)}, e.g. robot_rl.twin_domain=sim"),
+        (r.twin_domain == "sim" or r.twinrl_every > 0,
+         f"robot_rl.twin_domain={r.twin_domain} is where TwinRL's failure mining evaluates, which "
+         "robot_rl.twinrl_every=0 turns off: set robot_rl.twinrl_every=10 or leave twin_domain at sim"),
+        (r.eval_every >= 0, f"robot_rl.eval_every must be >= 0 (0: evaluate at the end only), got {r.eval_every}"),
         (r.person_after_step >= 0 and r.person_episodes >= 0,
          f"robot_rl.person_after_step and robot_rl.person_episodes must be >= 0, got {r.person_after_step} and "
          f"{r.person_episodes}"),

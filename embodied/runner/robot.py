@@ -3,8 +3,9 @@ behind the safety guard (``embodied.robot_rl``), every step recorded, a checkpoi
 
 The learner is an ``OffPolicyTrainer`` (policy, critics, replay buffer, checkpoints; its simulated env gives the specs
 and the final evaluation). Success comes from the twin's task check or a saved success classifier; a person's device
-may take over; TwinRL's failure mining may pick the next resets. Each ended episode prints one line and writes
-``robot/*`` tensorboard scalars. Ctrl-C is an e-stop: the arm holds and disconnects, the ended episodes stay saved, and
+may take over; TwinRL's failure mining may pick the next resets; ``robot_rl.eval_every`` evaluates the policy in
+simulation on fixed scenes during the run. Each ended episode prints one line and writes ``robot/*`` tensorboard
+scalars. Ctrl-C is an e-stop: the arm holds and disconnects, the ended episodes stay saved, and
 ``resume=true`` goes on from the last.
 """
 
@@ -26,6 +27,7 @@ from embodied.robot_rl.env import NonFiniteAction, RobotEnv
 from embodied.robot_rl.intervention import Intervention
 from embodied.robot_rl.success import SuccessClassifier, classifier_success
 from embodied.robot_rl.twinrl import mine_failures
+from embodied.rollout.evaluate import evaluate
 from embodied.runner.builders import build_env
 from embodied.runner.logger import RunLogger
 from embodied.runner.offpolicy import OffPolicyTrainer
@@ -63,6 +65,7 @@ class RobotRLRun:
         self.summary_path: str | None = None
         self._own: list[bool] = []  # the policy's own (unassisted) episode outcomes
         self._mining_env = None  # the simulated env TwinRL's failure mining evaluates in, once it runs
+        self._eval_env = None  # the simulated env of robot_rl.eval_every's evaluations, once one runs
 
     def _check_before_connecting(self) -> None:
         """Build the robot, the guard's limits, the person's device and the success source, refusing what cannot
@@ -153,8 +156,9 @@ class RobotRLRun:
                 finally:
                     if self.device is not None:
                         self.device.disconnect()
-        if self._mining_env is not None:
-            self._mining_env.close()
+        for simulated in (self._mining_env, self._eval_env):
+            if simulated is not None:
+                simulated.close()
         final = trainer.conclude(logger, stopped is not None, sft_steps=0)
         self.summary_path = trainer.summary_path
         trainer.env.close()
@@ -163,10 +167,9 @@ class RobotRLRun:
     def _mine_failures(self, env: RobotEnv, logger: RunLogger) -> None:
         """TwinRL's failure mining with the learner's policy; its proposals become the twin's next resets."""
         cfg, r = self.cfg, self.cfg.robot_rl
-        if self._mining_env is None:
-            # the simulator as the cell's model: its own domain, never the shifted stand-in for the real cell
-            model = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, domain="sim"))
-            self._mining_env = build_env(model, cfg.experiment.eval_num_envs, autoreset=False)
+        if self._mining_env is None:  # the twin: the simulator in robot_rl.twin_domain, a model of the cell
+            twin = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, domain=r.twin_domain))
+            self._mining_env = build_env(twin, cfg.experiment.eval_num_envs, autoreset=False)
         episodes = self.trainer.counters.get(EPISODES, 0)
         seed = cfg.experiment.seed + MINING_SEED_OFFSET + episodes  # fresh scenes each round
         mined = mine_failures(self.trainer.policy, self._mining_env, seed, r.twinrl_evaluated, r.twinrl_candidates,
@@ -180,7 +183,8 @@ class RobotRLRun:
                  f"{mined.failure_probability.mean():.2f})")
 
     def _episode_ended(self, report: ActorLearnerReport, env: RobotEnv, logger: RunLogger) -> None:
-        """One line and the ``robot/*`` scalars per saved episode; TwinRL's mining every ``twinrl_every``."""
+        """One line and the ``robot/*`` scalars per saved episode; an evaluation every ``eval_every`` and TwinRL's
+        mining every ``twinrl_every`` (both in the learner's thread: the learner pauses, the robot goes on)."""
         success, assisted = report.episode_successes[-1], report.episode_assisted[-1]
         if not assisted:
             self._own.append(success)
@@ -196,5 +200,18 @@ class RobotRLRun:
                  f"{' (person helped)' if assisted else ''}; own success over the last {OWN_SUCCESS_WINDOW} "
                  f"unassisted {own:.2f}; person drove {100 * env.intervention_rate:.1f}% of steps; "
                  f"{counters['env_steps']} steps, {counters.get('updates', 0)} updates{loop}")
+        if self.cfg.robot_rl.eval_every and counters[EPISODES] % self.cfg.robot_rl.eval_every == 0:
+            self._evaluate(logger)
         if self.cfg.robot_rl.twinrl_every and counters[EPISODES] % self.cfg.robot_rl.twinrl_every == 0:
             self._mine_failures(env, logger)
+
+    def _evaluate(self, logger: RunLogger) -> None:
+        """The learner's policy in simulation (env.domain: on the sim twin, the robot's) over the evaluation's fixed
+        scenes: ``robot/eval_success``, the success of uniform resets whatever resets the robot ran."""
+        x = self.cfg.experiment
+        if self._eval_env is None:
+            self._eval_env = build_env(self.cfg, x.eval_num_envs, autoreset=False)
+        rate = evaluate(self.trainer.policy, self._eval_env, x.eval_episodes, x.eval_seed)[0]["success_once"]
+        logger.scalars("robot", {"eval_success": rate}, self.trainer.counters["env_steps"])
+        log.info(f"evaluation after episode {self.trainer.counters[EPISODES]}: the policy solves {rate:.3f} of "
+                 f"{x.eval_episodes} scenes in simulation ({self.cfg.env.domain})")
