@@ -184,7 +184,8 @@ class RobotRLRun:
 
     def _episode_ended(self, report: ActorLearnerReport, env: RobotEnv, logger: RunLogger) -> None:
         """One line and the ``robot/*`` scalars per saved episode; an evaluation every ``eval_every`` and TwinRL's
-        mining every ``twinrl_every`` (both in the learner's thread: the learner pauses, the robot goes on)."""
+        mining every ``twinrl_every`` (in the learner's thread: the robot finishes the episode it is in, then holds at
+        its end until the learner has saved it)."""
         success, assisted = report.episode_successes[-1], report.episode_assisted[-1]
         if not assisted:
             self._own.append(success)
