@@ -4,6 +4,17 @@ import contextlib
 import os
 import signal
 
+import pytest
+
+
+@pytest.fixture
+def terminal_ctrl_c():
+    """SIGINT raises KeyboardInterrupt during the test, as in a terminal, also where the suite runs with SIGINT ignored
+    (a background job of a non-interactive shell inherits SIG_IGN)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
 
 @contextlib.contextmanager
 def ctrl_c_on_call(monkeypatch, owner: type, method: str, call: int):

@@ -24,6 +24,7 @@ from embodied.runner.offpolicy import OffPolicyTrainer
 from real_robot.errors import SafetyStop
 from real_robot.sim_twin import SimTwinRobot
 from real_robot.teleop.scripted import ScriptedDevice
+from tests.ctrl_c import terminal_ctrl_c  # noqa: F401 (a fixture)
 from tests.test_robot_env import make_env
 from tests.test_training import config
 
@@ -183,6 +184,7 @@ FAULTS = {  # error, its message, the success check that sends SIGINT (a person'
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.usefixtures("terminal_ctrl_c")
 def test_a_fault_during_training_holds_the_arm_and_keeps_the_data(tmp_path, monkeypatch, fault):
     error, message, sigint_at_check = FAULTS[fault]
     out = str(tmp_path / "run")

@@ -11,7 +11,7 @@ from embodied.data.reader import LeRobotDataset
 from embodied.robot_rl.env import RobotEnv
 from embodied.runner.loops import make_trainer
 from embodied.runner.robot import RobotRLRun
-from tests.ctrl_c import ctrl_c_on_call
+from tests.ctrl_c import ctrl_c_on_call, terminal_ctrl_c  # noqa: F401 (a fixture)
 
 torch.set_num_threads(1)
 ROBOT_RUN = ["robot=sim_twin", "algo=sac", "policy=tanh_mlp", "env.num_envs=1", "robot_rl.control_hz=0",
@@ -82,6 +82,7 @@ def test_a_new_run_refuses_a_robot_dataset_another_run_wrote(tmp_path):
         robot_run(tmp_path / "second", f"robot_rl.record={tmp_path / 'first' / 'robot_data'}")
 
 
+@pytest.mark.usefixtures("terminal_ctrl_c")
 def test_ctrl_c_stops_the_arm_keeps_the_saved_episodes_and_saves_the_policy(tmp_path, monkeypatch):
     out = str(tmp_path / "run")
     run = robot_run(out, "experiment.total_env_steps=1000")
