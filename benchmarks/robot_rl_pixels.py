@@ -199,7 +199,8 @@ def main() -> None:
     for r in rows:
         print(f"| {r['variant']} | {r['seed']} | {r['episodes']} ({r['assisted']}) | {r['eval_episodes_to_50']} | "
               f"{r['eval_episodes_to_90']} | {r['own_episodes_to_90']} | {r['last_window']:.2f} | "
-              f"{r['final_shifted']:.3f} | {r['final_twin']:.3f} | {r['final_sim']:.3f} | {r['period_p50_ms']:.1f} / {r['period_p99_ms']:.1f} "
+              f"{r['final_shifted']:.3f} | {r['final_twin']:.3f} | {r['final_sim']:.3f} | "
+              f"{r['period_p50_ms']:.1f} / {r['period_p99_ms']:.1f} "
               f"| {r['updates']:.0f} | {r['seconds']:.0f} |")
     write_results(args.out, {"robot_steps": args.robot_steps, "window": WINDOW, "eval_every": EVAL_EVERY,
                              "starts": [{"demos": list(domains), "seed": seed, **rates}
