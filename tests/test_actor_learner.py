@@ -51,6 +51,22 @@ def test_new_weights_reach_the_actor_while_it_runs_at_the_control_rate(twin, tmp
     assert len(env.loop_periods_ms) >= 290 and 8.0 < report.timing["period_p50_ms"] < 15.0  # 100 Hz held
 
 
+@pytest.mark.parametrize("warmup", [0, 1000])
+def test_the_critics_warm_up_alone_and_the_learners_statistics_are_reported(twin, tmp_path, warmup):
+    """With algo.actor_warmup_updates above the run's 90 updates only the critics learn; without, the actor does too.
+    The report averages the updates' statistics until they are taken."""
+    trainer = sac_trainer(tmp_path, algo__actor_warmup_updates=warmup)
+    actor_before = [p.detach().clone() for p in trainer.policy.parameters()]
+    critic_before = [p.detach().clone() for p in trainer.critic.parameters()]
+    report = run_actor_learner(trainer, make_env(twin, max_episode_steps=50), env_steps=200)
+    actor_moved = any(not torch.equal(a, p) for a, p in zip(actor_before, trainer.policy.parameters()))
+    assert actor_moved == (warmup == 0)
+    assert any(not torch.equal(a, p) for a, p in zip(critic_before, trainer.critic.parameters()))
+    means = report.take_update_means()
+    assert ("actor_loss" in means) == (warmup == 0) and means["critic_loss"] > 0 and np.isfinite(means["q"])
+    assert report.take_update_means() == {}  # taken
+
+
 def test_intervention_steps_become_demonstrations_cut_where_the_policy_took_over(twin, tmp_path):
     """A person has control at steps 3-5 and 8-9 of each 10-step episode: both segments become demonstrations, the
     first truncated where the policy took over again (at step 6's observation), the second where the episode ends."""

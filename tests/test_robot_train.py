@@ -183,8 +183,14 @@ def test_eval_every_measures_uniform_resets_in_the_robots_domain(tmp_path, monke
     monkeypatch.setattr(robot_runner, "evaluate", lambda policy, env, episodes, seed: calls.append(
         (env.domain, episodes, seed, run.trainer.counters["robot_episodes"])) or real_evaluate(policy, env, episodes,
                                                                                              seed))
+    logged = []  # (prefix, names, step) of every scalars call
+    real_scalars = robot_runner.RunLogger.scalars
+    monkeypatch.setattr(robot_runner.RunLogger, "scalars", lambda self, prefix, values, step: logged.append(
+        (prefix, set(values), step)) or real_scalars(self, prefix, values, step))
     run = robot_run(tmp_path / "run", "robot_rl.eval_every=2", "experiment.total_env_steps=210",
                     "robot.domain=shifted", "env.domain=shifted", "experiment.eval_num_envs=4")
     run.train()
     episodes = run.trainer.counters["robot_episodes"]
     assert episodes >= 4 and calls == [("shifted", 4, 10_000, n) for n in range(2, episodes + 1, 2)]  # every second
+    learner = [(names, step) for prefix, names, step in logged if prefix == "train"]  # each episode's update means
+    assert len(learner) == episodes and {"critic_loss", "q", "actor_loss"} <= learner[-1][0]

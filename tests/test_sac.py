@@ -189,6 +189,26 @@ def test_above_one_update_per_env_step_the_actor_steps_once_per_env_step_after_t
     assert {"critic_loss", "actor_loss", "temperature"} <= set(stats)
 
 
+def test_the_actor_waits_for_the_critics_warm_up_then_steps_as_the_utd_ratio_says():
+    assert [sac.steps_actor(u, 4.0, 20) for u in range(17, 33)] == [False] * 7 + [True, False, False, False] * 2 + \
+        [True]  # update 24 is the first after the 20 warm-up ones that 4 divides
+    assert [sac.steps_actor(u, 0.5, 2) for u in range(1, 5)] == [False, False, True, True]  # every one below utd 1
+
+
+def test_actor_warmup_updates_holds_the_actor_while_the_critics_fit(tmp_path, monkeypatch):
+    import embodied.runner.offpolicy as offpolicy
+
+    cfg = config(tmp_path, algo__name="rlpd", policy__name="tanh_mlp", env__num_envs=4, algo__demo_episodes=4,
+                 algo__batch_size=8, algo__learning_starts=0, algo__rollout_steps=3, algo__utd_ratio=4.0,
+                 algo__actor_warmup_updates=20)
+    trainer = offpolicy.OffPolicyTrainer(cfg)
+    actor_steps = []
+    actor_loss = offpolicy.sac.actor_loss
+    monkeypatch.setattr(offpolicy.sac, "actor_loss", lambda *args: actor_steps.append(1) or actor_loss(*args))
+    trainer._collect_and_learn()
+    assert trainer.counters["updates"] == 32 and len(actor_steps) == 3  # updates 24, 28 and 32
+
+
 def test_rlpd_collects_expert_episodes_into_a_demo_buffer_and_samples_half_of_each_batch_from_it(tmp_path,
                                                                                                   monkeypatch):
     import embodied.runner.offpolicy as offpolicy

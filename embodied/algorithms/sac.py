@@ -74,6 +74,9 @@ class SACConfig(AlgoConfig):
     # critics re-fit to online data, and no data is retained (0: off)
     pretrained_anchor_coef: float = 0.0
     pretrained_anchor_steps: int = 10_000
+    # the first this many online updates step the critics alone (the actor and the temperature wait): an actor that
+    # starts from a pre-trained policy is not moved by critics that have not yet fitted the data (0: off)
+    actor_warmup_updates: int = 0
 
 
 def critic_target(policy, target_critic, batch: dict, alpha: torch.Tensor, subset: int,
@@ -140,9 +143,10 @@ def soft_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) ->
         t.lerp_(s, tau)
 
 
-def critic_updates_per_actor_update(utd_ratio: float) -> int:
-    """How many critic updates come before each actor and temperature step: round(utd_ratio), at least 1."""
-    return max(1, round(utd_ratio))
+def steps_actor(update: int, utd_ratio: float, actor_warmup_updates: int) -> bool:
+    """Whether online update number ``update`` (from 1) also steps the actor and the temperature: every
+    round(utd_ratio)-th one (at least every one), none of the first ``actor_warmup_updates``."""
+    return update > actor_warmup_updates and update % max(1, round(utd_ratio)) == 0
 
 
 def has_demonstrations(cfg) -> bool:
@@ -191,6 +195,7 @@ def sac_checks(cfg) -> list[tuple[bool, str]]:
         (a.critic_learning_rate > 0, f"algo.critic_learning_rate must be > 0, got {a.critic_learning_rate}"),
         (a.bc_coef >= 0, f"algo.bc_coef must be >= 0, got {a.bc_coef}"),
         (a.pretrained_anchor_coef >= 0, f"algo.pretrained_anchor_coef must be >= 0, got {a.pretrained_anchor_coef}"),
+        (a.actor_warmup_updates >= 0, f"algo.actor_warmup_updates must be >= 0, got {a.actor_warmup_updates}"),
         (a.pretrained_anchor_steps >= 1,
          f"algo.pretrained_anchor_steps must be >= 1 (env-steps over which the anchor fades), got "
          f"{a.pretrained_anchor_steps}"),

@@ -87,6 +87,20 @@ class ActorLearnerReport:
     episode_assisted: list = field(default_factory=list)  # whether a person drove any step of each episode
     intervention_rate: float = 0.0
     timing: dict = field(default_factory=dict)  # the robot loop's period p50 / p99 / jitter (ms)
+    update_totals: dict = field(default_factory=dict)  # each update statistic summed since take_update_means
+    update_counts: dict = field(default_factory=dict)
+
+    def add_update_stats(self, stats: dict) -> None:
+        """Count one update's statistics (critic loss, Q, actor loss, ...) towards the next ``take_update_means``."""
+        for key, value in stats.items():
+            self.update_totals[key] = self.update_totals.get(key, 0.0) + value
+            self.update_counts[key] = self.update_counts.get(key, 0) + 1
+
+    def take_update_means(self) -> dict:
+        """The mean of each update statistic since the last call (``{}`` without an update), then forget them."""
+        means = {key: total / self.update_counts[key] for key, total in self.update_totals.items()}
+        self.update_totals, self.update_counts = {}, {}
+        return means
 
 
 @dataclass
@@ -206,7 +220,6 @@ def _learn(trainer, link: ActorLink, interventions: ReplayBuffer, demos: PooledD
     """The learner's loop over the actor's transitions until the actor is done: everything waiting is stored before
     the next update; re-raises the actor's exception."""
     algo = trainer.cfg.algo
-    per_actor_step = sac.critic_updates_per_actor_update(algo.utd_ratio)
     pending, assisted, actor_done = None, False, False
     while not actor_done:
         item = link.transitions.get()
@@ -229,7 +242,8 @@ def _learn(trainer, link: ActorLink, interventions: ReplayBuffer, demos: PooledD
         while trainer.owed_updates >= 1 and (actor_done or link.transitions.empty()):
             report.updates += 1
             trainer.counters["updates"] = trainer.counters.get("updates", 0) + 1
-            trainer.update(step_actor=trainer.counters["updates"] % per_actor_step == 0)
+            step_actor = sac.steps_actor(trainer.counters["updates"], algo.utd_ratio, algo.actor_warmup_updates)
+            report.add_update_stats(trainer.update(step_actor=step_actor))
             trainer.owed_updates -= 1
             if report.updates % publish_every == 0:
                 link.mailbox.post(trainer.policy)

@@ -313,7 +313,6 @@ class OffPolicyTrainer(Run):
         """``rollout_steps`` steps of every env, each followed by the updates it pays for; returns the mean update
         statistics and the episodes' metrics."""
         a, n = self.cfg.algo, self.cfg.env.num_envs
-        per_actor_step = sac.critic_updates_per_actor_update(a.utd_ratio)
         totals: dict[str, float] = {}
         counts: dict[str, int] = {}
         for transition, obs in (self._worker_steps() if self.workers else self._local_steps()):
@@ -326,7 +325,8 @@ class OffPolicyTrainer(Run):
                 self.owed_updates += a.utd_ratio * n
                 while self.owed_updates >= 1:
                     updates = self.counters.get("updates", 0) + 1
-                    for key, value in self.update(step_actor=updates % per_actor_step == 0).items():
+                    stats = self.update(step_actor=sac.steps_actor(updates, a.utd_ratio, a.actor_warmup_updates))
+                    for key, value in stats.items():
                         totals[key] = totals.get(key, 0.0) + value
                         counts[key] = counts.get(key, 0) + 1
                     self.counters["updates"] = updates
