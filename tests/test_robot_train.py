@@ -76,6 +76,16 @@ def test_a_bad_robot_setting_is_refused_before_anything_moves(tmp_path, override
         robot_run(str(tmp_path), *overrides)
 
 
+def test_rl_in_the_twin_before_deployment_is_the_robot_recipe_in_simulation():
+    """experiment=twin_pixels (TwinRL part 2) trains with experiment=robot_pixels' algorithm and policy, on simulated
+    worlds of the cell's twin instead of a robot."""
+    on_robot = compose_train_config(["experiment=robot_pixels", "init_from=sft"])
+    in_twin = compose_train_config(["experiment=twin_pixels", "init_from=sft"])
+    assert in_twin.algo == on_robot.algo and in_twin.policy == on_robot.policy and on_robot.algo.gamma == 0.8
+    assert on_robot.robot["type"] == "sim_twin" and not in_twin.robot  # so make_trainer builds the simulated run
+    assert (in_twin.env.domain, in_twin.env.num_envs, on_robot.env.num_envs) == ("shifted_twin", 8, 1)
+
+
 def test_a_new_run_refuses_a_robot_dataset_another_run_wrote(tmp_path):
     robot_run(tmp_path / "first", "experiment.total_env_steps=5").train()
     with pytest.raises(FileExistsError, match="resume=true appends"):
