@@ -2,6 +2,7 @@
 twin, the stand-in for a real cell that differs from the simulator in colours, light, camera pose and friction.
 
 Run: python benchmarks/robot_rl_pixels.py [--root /work/data/robot_rl_pixels] [--seeds 1 2] [--variants rl twinrl]
+[--robot-steps 10000] [--twin-steps 8000] [--report]
 Each step is reused from --root when it is already there (delete a folder to redo it):
 1. ``demos_sim``: 100 scripted-expert Reach episodes in simulation, front and wrist cameras at 32 px (and
    ``demos_shifted_twin``, 100 in the twin, for the variants whose SFT data the twin widens).
@@ -16,7 +17,10 @@ Each step is reused from --root when it is already there (delete a folder to red
    episodes. Variants: ``rl`` (the twin resets uniformly), ``twinrl`` (TwinRL's failure mining every 10 episodes
    picks the next resets, ``robot_rl.twinrl_every=10``, mined in ``shifted_twin``: a twin built to look like the cell,
    with the simulator's friction), ``twinrl_sim`` (mined in the unshifted simulator), ``twin_sft`` (TwinRL's
-   part 1: uniform resets from the SFT start on simulator and twin demos) and ``twin_sft_twinrl`` (parts 1 and 3).
+   part 1: uniform resets from the SFT start on simulator and twin demos), ``twin_sft_twinrl`` (parts 1 and 3),
+   ``twin_rl`` (part 2: the start is ``twin_rl_sim_s<seed>``, ``experiment=twin_pixels`` from the SFT start for
+   ``--twin-steps`` env-steps of 8 worlds in the twin, with the twin's dense reward), ``twin_sft_rl`` (parts 1 and 2),
+   ``twin_rl_twinrl`` (parts 2 and 3) and ``twin_all`` (parts 1, 2 and 3).
 Per run: every 20 episodes (``robot_rl.eval_every``) the learner's policy is evaluated on the shifted domain over 64
 fixed scenes (uniform resets, deterministic, eval seed 10000): the episode at which that first reaches 50% and 90% is
 the run's measure, fair to TwinRL, whose own episodes are failure-prone ones. Also: the policy's own success over its
@@ -53,12 +57,17 @@ EVAL_EVERY = 20  # robot episodes between two evaluations of the learner's polic
 ROBOT = ["experiment=robot_pixels", "env.domain=shifted", "robot_rl.person=scripted", "robot_rl.person_episodes=20",
          "robot_rl.person_after_step=25", f"robot_rl.eval_every={EVAL_EVERY}"]  # configs/experiment/robot_pixels.yaml
 MINE_TWIN = ["robot_rl.twinrl_every=10", "robot_rl.twin_domain=shifted_twin"]
-VARIANTS = {  # name: (the SFT start: its demos' domains, the robot run's overrides)
-    "rl": (("sim",), []),
-    "twinrl": (("sim",), MINE_TWIN),  # TwinRL part 3: failure mining in the twin
-    "twinrl_sim": (("sim",), ["robot_rl.twinrl_every=10", "robot_rl.twin_domain=sim"]),  # mined in the simulator
-    "twin_sft": (("sim", "shifted_twin"), []),  # TwinRL part 1: SFT data widened by the twin's demos
-    "twin_sft_twinrl": (("sim", "shifted_twin"), MINE_TWIN),  # parts 1 and 3
+TWIN = ("sim", "shifted_twin")  # SFT demos widened by the twin's (TwinRL part 1)
+VARIANTS = {  # name: (the start: its SFT demos' domains and whether RL in the twin follows, the robot run's overrides)
+    "rl": ((("sim",), False), []),
+    "twinrl": ((("sim",), False), MINE_TWIN),  # TwinRL part 3: failure mining in the twin
+    "twinrl_sim": ((("sim",), False), ["robot_rl.twinrl_every=10", "robot_rl.twin_domain=sim"]),  # mined in sim
+    "twin_sft": ((TWIN, False), []),  # TwinRL part 1: SFT data widened by the twin's demos
+    "twin_sft_twinrl": ((TWIN, False), MINE_TWIN),  # parts 1 and 3
+    "twin_rl": ((("sim",), True), []),  # TwinRL part 2: RL in the twin before deployment
+    "twin_sft_rl": ((TWIN, True), []),  # parts 1 and 2
+    "twin_all": ((TWIN, True), MINE_TWIN),  # parts 1, 2 and 3
+    "twin_rl_twinrl": ((("sim",), True), MINE_TWIN),  # parts 2 and 3
 }
 PERSON_EPISODES = 20  # robot_rl.person_episodes above
 
@@ -115,6 +124,25 @@ def sft_start(root: str, domains: tuple[str, ...], seed: int, steps: int) -> tup
     return os.path.join(out, "final_policy"), success_by_domain(cfg, from_pretrained(os.path.join(out, "final_policy")))
 
 
+def robot_start(root: str, start: tuple[tuple[str, ...], bool], seed: int, sft_steps: int,
+                twin_steps: int) -> tuple[str, dict]:
+    """The robot run's start: the SFT start of ``start``'s demo domains, then (with its flag: TwinRL's part 2)
+    ``experiment=twin_pixels`` from it for ``twin_steps`` steps of 8 worlds in the twin (trained once); its path and
+    its success in each domain."""
+    domains, twin_rl = start
+    sft, rates = sft_start(root, domains, seed, sft_steps)
+    if not twin_rl:
+        return sft, rates
+    out = os.path.join(root, f"twin_rl_{'+'.join(domains)}_s{seed}")
+    cfg = compose_train_config(["experiment=twin_pixels", f"init_from={sft}", f"experiment.seed={seed}",
+                                f"experiment.total_env_steps={twin_steps}", "experiment.progress=false",
+                                f"experiment.output_dir={out}"])
+    if not os.path.isdir(os.path.join(out, "final_policy")):
+        make_trainer(cfg).train()
+    from policies.base import from_pretrained
+    return os.path.join(out, "final_policy"), success_by_domain(cfg, from_pretrained(os.path.join(out, "final_policy")))
+
+
 def episode_outcomes(run_dir: str) -> tuple[list[bool], list[bool], dict]:
     """Each ended episode's success and whether the person helped, in order, and (in the dict) the loop period stats
     and updates at the last and ``eval_curve``, the evaluations' success (one per EVAL_EVERY episodes), from the run's
@@ -148,7 +176,8 @@ def robot_run(root: str, variant: str, seed: int, start: str, robot_steps: int, 
         final = make_trainer(cfg).train()
         if "interrupted_at" in final:
             raise RuntimeError(f"the robot run in {out} stopped at episode {final['interrupted_at']}: see its log")
-    seconds = json.load(open(os.path.join(out, "summary.json")))["wall_clock_s"]  # evaluations and mining included
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    seconds, steps = summary["wall_clock_s"], summary["env_steps"]  # evaluations and mining included
     from policies.base import from_pretrained
     final = success_by_domain(cfg, from_pretrained(os.path.join(out, "final_policy")))
     successes, assisted, timing = episode_outcomes(out)
@@ -156,7 +185,8 @@ def robot_run(root: str, variant: str, seed: int, start: str, robot_steps: int, 
     after = [s for s, helped in zip(successes[PERSON_EPISODES:], assisted[PERSON_EPISODES:]) if not helped]
     curve = [float(np.mean(after[i - WINDOW:i])) for i in range(WINDOW, len(after) + 1, 10)]
     evaluated = timing["eval_curve"]
-    return {"variant": variant, "seed": seed, "sft_demos": list(VARIANTS[variant][0]), "episodes": len(successes),
+    return {"variant": variant, "seed": seed, "sft_demos": list(VARIANTS[variant][0][0]),
+            "twin_rl": VARIANTS[variant][0][1], "robot_steps": steps, "episodes": len(successes),
             "assisted": int(sum(assisted)),
             "eval_episodes_to_50": next((EVAL_EVERY * (i + 1) for i, v in enumerate(evaluated) if v >= 0.5), None),
             "eval_episodes_to_90": next((EVAL_EVERY * (i + 1) for i, v in enumerate(evaluated) if v >= 0.9), None),
@@ -175,36 +205,40 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["rl", "twinrl"], choices=list(VARIANTS))
     parser.add_argument("--robot-steps", type=int, default=10000)
     parser.add_argument("--sft-steps", type=int, default=3000)
+    parser.add_argument("--twin-steps", type=int, default=8000, help="env-steps of RL in the twin (TwinRL part 2)")
     parser.add_argument("--report", action="store_true", help="tabulate the robot runs already in --root, start none")
     parser.add_argument("--out", default="benchmarks/results/robot_rl_pixels.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.makedirs(args.root, exist_ok=True)
-    starts = {(domains, seed): sft_start(args.root, domains, seed, args.sft_steps)
-              for domains in dict.fromkeys(VARIANTS[variant][0] for variant in args.variants) for seed in args.seeds}
+    starts = {(start, seed): robot_start(args.root, start, seed, args.sft_steps, args.twin_steps)
+              for start in dict.fromkeys(VARIANTS[variant][0] for variant in args.variants) for seed in args.seeds}
     rows = [robot_run(args.root, variant, seed, starts[VARIANTS[variant][0], seed][0], args.robot_steps, args.report)
             for seed in args.seeds for variant in args.variants]  # seed by seed: every variant of one seed first
     rows = [row for row in rows if row is not None]
-    print("\npixel SFT starts (deterministic success, 64 episodes each)\n"
-          "| demos | seed | sim | shifted | shifted_twin |\n|---|---|---|---|---|")
-    for (domains, seed), (_, rates) in starts.items():
-        print(f"| {' + '.join(domains)} | {seed} | {rates['sim']:.3f} | {rates['shifted']:.3f} | "
-              f"{rates['shifted_twin']:.3f} |")
-    print(f"\nrobot runs on the shifted twin, {args.robot_steps} robot steps at 20 Hz; episodes to X = the first "
-          f"evaluation (every {EVAL_EVERY} episodes, 64 uniform scenes) at X; own = the policy's success over its last "
-          f"{WINDOW} unassisted episodes")
-    print("| variant | seed | episodes (assisted) | episodes to 50% | to 90% | own to 90% | own, last 20 | "
-          "final: shifted | twin | sim | loop p50 / p99 ms | updates | s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"\nthe robot runs' starts: pixel SFT, then {args.twin_steps} steps of RL in the twin where marked "
+          "(deterministic success, 64 episodes each)\n"
+          "| SFT demos | RL in the twin | seed | sim | shifted | shifted_twin |\n|---|---|---|---|---|---|")
+    for ((domains, twin_rl), seed), (_, rates) in starts.items():
+        print(f"| {' + '.join(domains)} | {'yes' if twin_rl else 'no'} | {seed} | {rates['sim']:.3f} | "
+              f"{rates['shifted']:.3f} | {rates['shifted_twin']:.3f} |")
+    print(f"\nrobot runs on the shifted twin at 20 Hz (new runs: {args.robot_steps} robot steps); episodes to X = the "
+          f"first evaluation (every {EVAL_EVERY} episodes, 64 uniform scenes) at X; own = the policy's success over "
+          f"its last {WINDOW} unassisted episodes")
+    print("| variant | seed | robot steps | episodes (assisted) | episodes to 50% | to 90% | own to 90% | "
+          "own, last 20 | final: shifted | twin | sim | loop p50 / p99 ms | updates | s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['variant']} | {r['seed']} | {r['episodes']} ({r['assisted']}) | {r['eval_episodes_to_50']} | "
+        print(f"| {r['variant']} | {r['seed']} | {r['robot_steps']} | {r['episodes']} ({r['assisted']}) | "
+              f"{r['eval_episodes_to_50']} | "
               f"{r['eval_episodes_to_90']} | {r['own_episodes_to_90']} | {r['last_window']:.2f} | "
               f"{r['final_shifted']:.3f} | {r['final_twin']:.3f} | {r['final_sim']:.3f} | "
               f"{r['period_p50_ms']:.1f} / {r['period_p99_ms']:.1f} "
               f"| {r['updates']:.0f} | {r['seconds']:.0f} |")
     write_results(args.out, {"robot_steps": args.robot_steps, "window": WINDOW, "eval_every": EVAL_EVERY,
-                             "starts": [{"demos": list(domains), "seed": seed, **rates}
-                                        for (domains, seed), (_, rates) in starts.items()], "runs": rows})
+                             "twin_steps": args.twin_steps,
+                             "starts": [{"demos": list(domains), "twin_rl": twin_rl, "seed": seed, **rates}
+                                        for ((domains, twin_rl), seed), (_, rates) in starts.items()], "runs": rows})
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """``embodied-train robot=sim_twin``: SAC on the twin through the actor-learner loop, from the CLI's config."""
 
+import dataclasses
 import os
 import signal
 
@@ -81,7 +82,9 @@ def test_rl_in_the_twin_before_deployment_is_the_robot_recipe_in_simulation():
     worlds of the cell's twin instead of a robot."""
     on_robot = compose_train_config(["experiment=robot_pixels", "init_from=sft"])
     in_twin = compose_train_config(["experiment=twin_pixels", "init_from=sft"])
-    assert in_twin.algo == on_robot.algo and in_twin.policy == on_robot.policy and on_robot.algo.gamma == 0.8
+    pull = {"pretrained_anchor_coef": 10.0, "pretrained_anchor_steps": 10000}  # on the success reward only
+    assert dataclasses.replace(in_twin.algo, **pull) == on_robot.algo and in_twin.policy == on_robot.policy
+    assert (in_twin.algo.gamma, in_twin.algo.pretrained_anchor_coef) == (0.8, 1.0)
     assert on_robot.robot["type"] == "sim_twin" and not in_twin.robot  # so make_trainer builds the simulated run
     assert (in_twin.env.domain, in_twin.env.num_envs, on_robot.env.num_envs) == ("shifted_twin", 8, 1)
 
