@@ -124,16 +124,18 @@ def sft_start(root: str, domains: tuple[str, ...], seed: int, steps: int) -> tup
     return os.path.join(out, "final_policy"), success_by_domain(cfg, from_pretrained(os.path.join(out, "final_policy")))
 
 
-def robot_start(root: str, start: tuple[tuple[str, ...], bool], seed: int, sft_steps: int,
-                twin_steps: int) -> tuple[str, dict]:
+def robot_start(root: str, start: tuple[tuple[str, ...], bool], seed: int, sft_steps: int, twin_steps: int,
+                report: bool) -> tuple[str, dict] | None:
     """The robot run's start: the SFT start of ``start``'s demo domains, then (with its flag: TwinRL's part 2)
     ``experiment=twin_pixels`` from it for ``twin_steps`` steps of 8 worlds in the twin (trained once); its path and
-    its success in each domain."""
+    its success in each domain. None for a twin start not there with ``report``."""
     domains, twin_rl = start
     sft, rates = sft_start(root, domains, seed, sft_steps)
     if not twin_rl:
         return sft, rates
     out = os.path.join(root, f"twin_rl_{'+'.join(domains)}_s{seed}")
+    if report and not os.path.isdir(os.path.join(out, "final_policy")):
+        return None
     cfg = compose_train_config(["experiment=twin_pixels", f"init_from={sft}", f"experiment.seed={seed}",
                                 f"experiment.total_env_steps={twin_steps}", "experiment.progress=false",
                                 f"experiment.output_dir={out}"])
@@ -211,10 +213,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.makedirs(args.root, exist_ok=True)
-    starts = {(start, seed): robot_start(args.root, start, seed, args.sft_steps, args.twin_steps)
+    starts = {(start, seed): robot_start(args.root, start, seed, args.sft_steps, args.twin_steps, args.report)
               for start in dict.fromkeys(VARIANTS[variant][0] for variant in args.variants) for seed in args.seeds}
+    starts = {key: value for key, value in starts.items() if value is not None}
     rows = [robot_run(args.root, variant, seed, starts[VARIANTS[variant][0], seed][0], args.robot_steps, args.report)
-            for seed in args.seeds for variant in args.variants]  # seed by seed: every variant of one seed first
+            for seed in args.seeds for variant in args.variants  # seed by seed: every variant of one seed first
+            if (VARIANTS[variant][0], seed) in starts]
     rows = [row for row in rows if row is not None]
     print(f"\nthe robot runs' starts: pixel SFT, then {args.twin_steps} steps of RL in the twin where marked "
           "(deterministic success, 64 episodes each)\n"

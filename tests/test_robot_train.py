@@ -205,5 +205,6 @@ def test_eval_every_measures_uniform_resets_in_the_robots_domain(tmp_path, monke
     run.train()
     episodes = run.trainer.counters["robot_episodes"]
     assert episodes >= 4 and calls == [("shifted", 4, 10_000, n) for n in range(2, episodes + 1, 2)]  # every second
-    learner = [(names, step) for prefix, names, step in logged if prefix == "train"]  # each episode's update means
-    assert len(learner) == episodes and {"critic_loss", "q", "actor_loss"} <= learner[-1][0]
+    learner = [names for prefix, names, step in logged if prefix == "train"]  # each episode's update means
+    filled = [{"critic_loss", "q", "actor_loss"} <= names for names in learner]  # updates start at step 30 of 210
+    assert len(learner) == episodes and sum(filled) >= episodes - 1 and filled[-1]

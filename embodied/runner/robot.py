@@ -183,7 +183,8 @@ class RobotRLRun:
                  f"{mined.failure_probability.mean():.2f})")
 
     def _episode_ended(self, report: ActorLearnerReport, env: RobotEnv, logger: RunLogger) -> None:
-        """One line and the ``robot/*`` scalars per saved episode; an evaluation every ``eval_every`` and TwinRL's
+        """One line, the ``robot/*`` scalars and the mean of the learner's updates since the last episode ended
+        (``train/*``) per saved episode; an evaluation every ``eval_every`` and TwinRL's
         mining every ``twinrl_every`` (in the learner's thread: the robot finishes the episode it is in, then holds at
         its end until the learner has saved it)."""
         success, assisted = report.episode_successes[-1], report.episode_assisted[-1]
