@@ -112,16 +112,21 @@ def success_by_domain(cfg, policy) -> dict:
     return rates
 
 
+def trained_and_scored(cfg, out: str) -> tuple[str, dict]:
+    """The final policy of ``cfg``'s run in ``out`` (trained once) and its success in each domain."""
+    if not os.path.isdir(os.path.join(out, "final_policy")):
+        make_trainer(cfg).train()
+    from policies.base import from_pretrained
+    return os.path.join(out, "final_policy"), success_by_domain(cfg, from_pretrained(os.path.join(out, "final_policy")))
+
+
 def sft_start(root: str, domains: tuple[str, ...], seed: int, steps: int) -> tuple[str, dict]:
     """The pixel SFT start of ``seed`` on the demos of ``domains`` (trained once) and its success in each domain."""
     out = os.path.join(root, f"sft_s{seed}" if domains == ("sim",) else f"sft_{'+'.join(domains)}_s{seed}")
     demos = ",".join(record_demos(root, domain) for domain in domains)
     cfg = compose_train_config([*SFT, *PIXELS, f"algo.sft_steps={steps}", f"data.paths=[{demos}]",
                                 f"experiment.seed={seed}", f"experiment.output_dir={out}"])
-    if not os.path.isdir(os.path.join(out, "final_policy")):
-        make_trainer(cfg).train()
-    from policies.base import from_pretrained
-    return os.path.join(out, "final_policy"), success_by_domain(cfg, from_pretrained(os.path.join(out, "final_policy")))
+    return trained_and_scored(cfg, out)
 
 
 def robot_start(root: str, start: tuple[tuple[str, ...], bool], seed: int, sft_steps: int, twin_steps: int,
@@ -139,10 +144,7 @@ def robot_start(root: str, start: tuple[tuple[str, ...], bool], seed: int, sft_s
     cfg = compose_train_config(["experiment=twin_pixels", f"init_from={sft}", f"experiment.seed={seed}",
                                 f"experiment.total_env_steps={twin_steps}", "experiment.progress=false",
                                 f"experiment.output_dir={out}"])
-    if not os.path.isdir(os.path.join(out, "final_policy")):
-        make_trainer(cfg).train()
-    from policies.base import from_pretrained
-    return os.path.join(out, "final_policy"), success_by_domain(cfg, from_pretrained(os.path.join(out, "final_policy")))
+    return trained_and_scored(cfg, out)
 
 
 def episode_outcomes(run_dir: str) -> tuple[list[bool], list[bool], dict]:

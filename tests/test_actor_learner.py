@@ -62,9 +62,9 @@ def test_the_critics_warm_up_alone_and_the_learners_statistics_are_reported(twin
     actor_moved = any(not torch.equal(a, p) for a, p in zip(actor_before, trainer.policy.parameters()))
     assert actor_moved == (warmup == 0)
     assert any(not torch.equal(a, p) for a, p in zip(critic_before, trainer.critic.parameters()))
-    means = report.take_update_means()
+    means = report.update_means.take()
     assert ("actor_loss" in means) == (warmup == 0) and means["critic_loss"] > 0 and np.isfinite(means["q"])
-    assert report.take_update_means() == {}  # taken
+    assert report.update_means.take() == {}  # taken
 
 
 def test_intervention_steps_become_demonstrations_cut_where_the_policy_took_over(twin, tmp_path):

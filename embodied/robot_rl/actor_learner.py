@@ -31,6 +31,7 @@ from embodied.data.replay import ReplayBuffer, sample_mixture
 from embodied.deploy.rate import period_stats
 from embodied.rollout.transition_collector import TransitionCollector
 from embodied.runner.checkpoint import complete_checkpoints
+from embodied.runner.logger import StatMeans
 
 KEPT_CHECKPOINTS = 2  # the buffers can go back one flush: a damaged newest checkpoint falls back to the one before
 EPISODES = "robot_episodes"  # the counter of the ended episodes the checkpoints hold
@@ -87,20 +88,7 @@ class ActorLearnerReport:
     episode_assisted: list = field(default_factory=list)  # whether a person drove any step of each episode
     intervention_rate: float = 0.0
     timing: dict = field(default_factory=dict)  # the robot loop's period p50 / p99 / jitter (ms)
-    update_totals: dict = field(default_factory=dict)  # each update statistic summed since take_update_means
-    update_counts: dict = field(default_factory=dict)
-
-    def add_update_stats(self, stats: dict) -> None:
-        """Count one update's statistics (critic loss, Q, actor loss, ...) towards the next ``take_update_means``."""
-        for key, value in stats.items():
-            self.update_totals[key] = self.update_totals.get(key, 0.0) + value
-            self.update_counts[key] = self.update_counts.get(key, 0) + 1
-
-    def take_update_means(self) -> dict:
-        """The mean of each update statistic since the last call (``{}`` without an update), then forget them."""
-        means = {key: total / self.update_counts[key] for key, total in self.update_totals.items()}
-        self.update_totals, self.update_counts = {}, {}
-        return means
+    update_means: StatMeans = field(default_factory=StatMeans)  # the updates' statistics (critic loss, Q, ...)
 
 
 @dataclass
@@ -243,7 +231,7 @@ def _learn(trainer, link: ActorLink, interventions: ReplayBuffer, demos: PooledD
             report.updates += 1
             trainer.counters["updates"] = trainer.counters.get("updates", 0) + 1
             step_actor = sac.steps_actor(trainer.counters["updates"], algo.utd_ratio, algo.actor_warmup_updates)
-            report.add_update_stats(trainer.update(step_actor=step_actor))
+            report.update_means.add(trainer.update(step_actor=step_actor))
             trainer.owed_updates -= 1
             if report.updates % publish_every == 0:
                 link.mailbox.post(trainer.policy)

@@ -10,6 +10,27 @@ import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
 
+class StatMeans:
+    """Per-key means of update statistics (a key may be missing from some updates: the actor's, while only the
+    critics step), from the additions since the last ``take``."""
+
+    def __init__(self):
+        self.totals: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, stats: dict) -> None:
+        """Count one update's statistics."""
+        for key, value in stats.items():
+            self.totals[key] = self.totals.get(key, 0.0) + value
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def take(self) -> dict:
+        """The mean of each key since the last call (``{}`` without an addition), then forget them."""
+        means = {key: total / self.counts[key] for key, total in self.totals.items()}
+        self.totals, self.counts = {}, {}
+        return means
+
+
 class RunLogger:
     """Writes scalars under ``<run>/tb`` and videos under ``<run>/videos``."""
 

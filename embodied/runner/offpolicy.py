@@ -39,7 +39,7 @@ from embodied.runner.builders import build_env, build_policy
 from embodied.runner.checkpoint import (load_checkpoint, needs_final_checkpoint, resume_latest, run_identity,
                                         save_checkpoint)
 from embodied.runner.interrupt import GracefulStop
-from embodied.runner.logger import RunLogger
+from embodied.runner.logger import RunLogger, StatMeans
 from embodied.runner.run import Run, refuse_reused_folder
 from embodied.runner.trainer import load_initial_weights
 from policies.critics import QEnsemble
@@ -313,8 +313,7 @@ class OffPolicyTrainer(Run):
         """``rollout_steps`` steps of every env, each followed by the updates it pays for; returns the mean update
         statistics and the episodes' metrics."""
         a, n = self.cfg.algo, self.cfg.env.num_envs
-        totals: dict[str, float] = {}
-        counts: dict[str, int] = {}
+        means = StatMeans()
         for transition, obs in (self._worker_steps() if self.workers else self._local_steps()):
             self.buffer.add(*transition)
             if self.counters["env_steps"] < a.learning_starts and hasattr(self.policy, "update_normalizer") \
@@ -325,15 +324,12 @@ class OffPolicyTrainer(Run):
                 self.owed_updates += a.utd_ratio * n
                 while self.owed_updates >= 1:
                     updates = self.counters.get("updates", 0) + 1
-                    stats = self.update(step_actor=sac.steps_actor(updates, a.utd_ratio, a.actor_warmup_updates))
-                    for key, value in stats.items():
-                        totals[key] = totals.get(key, 0.0) + value
-                        counts[key] = counts.get(key, 0) + 1
+                    means.add(self.update(step_actor=sac.steps_actor(updates, a.utd_ratio, a.actor_warmup_updates)))
                     self.counters["updates"] = updates
                     self.owed_updates -= 1
         episodes = {k: v for k, v in self.worker_metrics.items() if k != "env_steps"} if self.workers else \
             self.rollout.stats.pop_summary()
-        return {key: value / counts[key] for key, value in totals.items()}, episodes
+        return means.take(), episodes
 
     def train(self) -> dict:
         """Run to ``experiment.total_env_steps``; returns the final evaluation metrics (``{"interrupted_at":

@@ -197,7 +197,7 @@ class RobotRLRun:
         scalars = {"success": float(success), "assisted": float(assisted), "own_success_last_20": own,
                    "intervention_rate": env.intervention_rate, "updates": counters.get("updates", 0)} | timing
         logger.scalars("robot", scalars, counters["env_steps"])
-        logger.scalars("train", report.take_update_means(), counters["env_steps"])  # the episode's updates, averaged
+        logger.scalars("train", report.update_means.take(), counters["env_steps"])  # the episode's updates, averaged
         loop = f"; loop p50/p99 {timing['period_p50_ms']:.1f}/{timing['period_p99_ms']:.1f} ms" if timing else ""
         log.info(f"episode {counters[EPISODES]}: {'success' if success else 'failure'}"
                  f"{' (person helped)' if assisted else ''}; own success over the last {OWN_SUCCESS_WINDOW} "
