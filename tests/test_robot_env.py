@@ -97,7 +97,7 @@ def test_a_person_resets_a_real_arm_while_it_holds(twin, monkeypatch):
     env.reset(seed=0)
     assert env.guard._watchdog is not None  # engaged for the episode
     env.reset(seed=0)
-    assert env.reset_seconds == [4.5, 1.0] and len(prompts) == 2 and "episode 1" in prompts[1]
+    assert env.reset_seconds == [4.5, 1.0] and len(prompts) == 2 and "episode 2:" in prompts[1]
     assert watchdogs == [None, None]  # disengaged (held) before each prompt
     env.close()
     assert env.guard._watchdog is None
@@ -121,6 +121,22 @@ def test_every_step_is_recorded_and_saved_at_the_reset(twin, tmp_path):
     # what the arm made: the guard closes the gripper 0.5 of its opening per step (1 -> 0.5 -> 0: normalised 0, -1)
     assert np.allclose(sent[:, -1], [0, -1, -1, -1], atol=1e-6)
     assert (np.sign(sent[:, :3]) == [1, -1, 1]).all() and (np.abs(sent[:, :3]) > 0.05).all()
+
+
+def test_without_autoreset_an_episodes_end_holds_the_arm_and_saves_it_at_once(twin, tmp_path):
+    """The robot learner resets the env itself, after it has saved the ended episode: meanwhile the arm holds (no
+    watchdog running) and the episode is already in the dataset."""
+    root = str(tmp_path / "robot_rl")
+    env = make_env(twin, max_episode_steps=3, recorder=EpisodeRecorder(root, 20.0, "sim_twin_panda"))
+    env.autoreset = False
+    env.reset(seed=0)
+    for _ in range(3):
+        assert env.guard._watchdog is not None  # engaged while the episode runs
+        *_, truncated, _ = env.step(torch.zeros(1, 4))
+    assert truncated.tolist() == [True] and env.guard._watchdog is None
+    assert len(LeRobotDataset(root)) == 3 and env.episodes == 1  # saved, and no next episode begun
+    env.reset()
+    assert env.guard._watchdog is not None and env.episodes == 2
 
 
 def test_a_robot_fault_stops_the_arm_and_the_run(twin, monkeypatch):

@@ -173,7 +173,8 @@ def test_a_robot_run_learns_from_offline_demonstrations_beside_the_persons(tmp_p
 @pytest.mark.parametrize("twin", ["sim", "shifted_twin"])
 def test_twinrl_mining_steers_the_twins_next_resets(tmp_path, twin):
     """Before the first episode (and after every second), the learner's policy is evaluated in the twin and the
-    next resets are the mined scenes: the sim twin starts those episodes from the proposed (seed, reset id)."""
+    next two resets are that round's mined scenes: the sim twin starts those episodes from the proposed (seed, reset
+    id), each round's from its own seed."""
     run = robot_run(tmp_path / "run", "robot_rl.twinrl_every=2", "robot_rl.twinrl_evaluated=8",
                     "robot_rl.twinrl_candidates=16", "experiment.eval_num_envs=8", "experiment.total_env_steps=150",
                     "robot.domain=shifted", "env.domain=shifted",  # the sim twin stands in for a shifted real cell
@@ -182,10 +183,10 @@ def test_twinrl_mining_steers_the_twins_next_resets(tmp_path, twin):
     reset_scene = run.robot.reset_scene
     run.robot.reset_scene = lambda seed=None, reset_id=0: resets.append((seed, reset_id)) or reset_scene(seed, reset_id)
     run.train()
-    mining_seed = run.cfg.experiment.seed + 104_729
-    assert resets[0][0] == mining_seed and resets[1][0] == mining_seed  # round 0's two proposals first
-    assert all(8 <= reset_id < 24 for _, reset_id in resets[:2])  # among the 16 candidates after the 8 evaluated
-    assert resets[2][0] != mining_seed  # then fresh scenes of the run's own seed until the next round's come
+    mining_seed = run.cfg.experiment.seed + 104_729  # + the episodes before the round
+    assert len(resets) == run.trainer.counters["robot_episodes"] >= 3
+    assert [seed for seed, _ in resets] == [mining_seed + episode // 2 * 2 for episode in range(len(resets))]
+    assert all(8 <= reset_id < 24 for _, reset_id in resets)  # among the 16 candidates after the 8 evaluated
     assert run._mining_env.domain == twin and run.trainer.env.domain == "shifted"  # mined in the model of the cell
 
 

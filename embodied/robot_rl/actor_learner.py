@@ -136,14 +136,16 @@ def _act_on_robot(env, policy, acting, link: ActorLink, steps: int, seed: int, s
     """The actor thread's body: up to ``steps`` robot steps of a ``TransitionCollector`` (``acting``: the algorithm
     settings it acts by, uniform random actions until the run's ``learning_starts``, of which ``steps_before`` a
     resumed run has taken), until ``link.stop`` is set; every transition, then None (or the exception), to the
-    learner, waiting at each episode's end until the learner has saved it; the env is closed before the None."""
+    learner, waiting at each episode's end until the learner has saved it (and mined the next resets, with TwinRL)
+    before the next reset; the env is closed before the None."""
     try:
         with torch.no_grad():
+            env.autoreset = False  # an episode's end waits for the learner; the actor then resets the env itself
             collector = TransitionCollector(env, policy, acting, generator=generator)
             collector.env_steps = steps_before
             collector.start(seed)
             version = 0
-            for _ in range(steps):
+            for step in range(steps):
                 if link.stop.is_set():
                     break
                 version, weights = link.mailbox.take(version)
@@ -156,6 +158,8 @@ def _act_on_robot(env, policy, acting, link: ActorLink, steps: int, seed: int, s
                 link.transitions.put(item)
                 if item.ended:
                     link.wait_until_saved()
+                    if step < steps - 1:  # the next scene after the learner's mining, and none the run will not use
+                        collector.start(None)  # the twin's reset, or a person's on a real arm
         env.close()  # the arm holds (the open episode saved) while the learner pays the updates it still owes
         link.transitions.put(None)
     except BaseException as error:  # a safety stop or a broken policy: the learner re-raises it
@@ -220,9 +224,9 @@ def _learn(trainer, link: ActorLink, interventions: ReplayBuffer, demos: PooledD
             pending, assisted = _store(trainer, interventions, demos, pending, assisted, item, report)
             if item.ended:
                 _save_episode(trainer, interventions)
-                link.saved_episodes.put(trainer.counters[EPISODES])
-                if on_episode is not None:
+                if on_episode is not None:  # before the actor goes on: TwinRL's mining picks its next reset
                     on_episode(report)
+                link.saved_episodes.put(trainer.counters[EPISODES])
             try:
                 item = link.transitions.get_nowait()
             except queue.Empty:

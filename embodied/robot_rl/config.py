@@ -64,6 +64,13 @@ def robot_rl_checks(cfg) -> list[tuple[bool, str]]:
          f"robot_rl.control_hz must be > 0 (0, unpaced, is for the sim twin only), got {r.control_hz}"),
         (r.success != "twin" or cfg.robot.get("type", "sim_twin") == "sim_twin",
          f"robot={cfg.robot.get('type')} has no task check: set robot_rl.success=<a success classifier's folder>"),
+        (r.person != "scripted" or cfg.robot.get("type", "sim_twin") == "sim_twin",
+         f"robot_rl.person=scripted is the sim twin's expert, which reads the simulator: on robot="
+         f"{cfg.robot.get('type')} a person takes over at robot_rl.person=keyboard, spacemouse or gamepad"),
+        ("privileged" not in cfg.policy.obs_keys or cfg.robot.get("type", "sim_twin") == "sim_twin",
+         f"policy.obs_keys={list(cfg.policy.obs_keys)} reads the simulator's task state, which robot="
+         f"{cfg.robot.get('type')} does not have: train a policy from cameras and proprioception "
+         "(experiment=robot_pixels)"),
         (not cfg.data.paths,
          f"a robot run's offline demonstrations are the expert's in simulation (algo.demo_episodes=20), scored by the "
          f"success reward as the robot is; data.paths={list(cfg.data.paths)} carries its recording's reward: set "

@@ -33,7 +33,7 @@ class NonFiniteAction(RuntimeError):
 class PersonReset:
     """Between episodes on a real arm: hold, ask a person to reset the scene, and return the seconds it took.
 
-    ``describe``: reset id -> the object poses to set up (TwinRL's proposals); None: any scene.
+    ``describe``: reset id -> the object poses to set up (TwinRL's proposals), "" for any scene; None: any scene.
     """
 
     def __init__(self, ask: Callable[[str], object] = input, clock: Callable[[], float] = time.monotonic,
@@ -41,20 +41,27 @@ class PersonReset:
         self.ask, self.clock, self.describe = ask, clock, describe
 
     def __call__(self, robot, episode: int, reset_id: int = 0) -> float:
+        """Ask for the scene of ``episode`` (counted from 1) while the robot holds; the seconds the person took."""
         robot.hold()
         start = self.clock()
-        target = f" to: {self.describe(reset_id)}" if self.describe else ""
+        poses = self.describe(reset_id) if self.describe else ""  # "": a scene of the person's choosing
+        target = f" to: {poses}" if poses else ""
         self.ask(f"episode {episode}: reset the scene{target}; then press Enter (the robot holds) ")
         return self.clock() - start
 
 
-def check_guard_period(robot, guard, control_hz: float | None) -> None:
-    """ValueError unless the guard limits velocity over the robot's real command period: the twin's own (its
-    simulated time per command, whatever the loop's rate), or a real arm's ``control_hz``, which it must have."""
+def command_period(robot, control_hz: float | None) -> float:
+    """Seconds between two commands: the twin's own (its simulated time per command, whatever the loop's rate), or
+    a real arm's 1 / ``control_hz``, which it must have."""
     twin_hz = getattr(robot, "control_hz", None) if robot.robot_type == "sim_twin" else None
     if twin_hz is None and control_hz is None:
         raise ValueError(f"a {robot.robot_type} robot needs control_hz: the loop's rate is its command period")
-    period = 1.0 / (twin_hz or control_hz)
+    return 1.0 / (twin_hz or control_hz)
+
+
+def check_guard_period(robot, guard, control_hz: float | None) -> None:
+    """ValueError unless the guard limits velocity over the robot's real command period (``command_period``)."""
+    period = command_period(robot, control_hz)
     if abs(guard.control_dt - period) > 1e-9:
         raise ValueError(f"the safety guard's control_dt is {guard.control_dt:g} s but the robot is commanded every "
                          f"{period:g} s: build the guard with control_dt={period:g}")
@@ -131,9 +138,12 @@ class RobotEnv(BatchedEnv):
         return self.intervened_steps / max(self.steps_taken, 1)
 
     def step(self, action):
-        """``BatchedEnv.step``; ``info`` adds ``executed_action`` [1, A] and ``intervened`` [1]."""
+        """``BatchedEnv.step``; ``info`` adds ``executed_action`` [1, A] and ``intervened`` [1]. Without autoreset, an
+        episode's end holds the arm and saves the episode at once (the next ``reset`` may be a while)."""
         obs, reward, terminated, truncated, info = super().step(action)
         info["executed_action"], info["intervened"] = info["executed_action"][:, 0], info["intervened"][:, 0]
+        if not self.autoreset and bool((terminated | truncated).any()):
+            self._end_episode()
         return obs, reward, terminated, truncated, info
 
     # ------------------------------------------------------------------------------------ backend hooks
@@ -142,7 +152,7 @@ class RobotEnv(BatchedEnv):
         reset_id = int(self.reset_ids[env_ids[0]])
         seed = self._seed_of_queued.pop(reset_id, self._seed)
         if not self.robot.reset_scene(seed, reset_id):  # the twin: the scene of (seed, reset id)
-            self.reset_seconds.append(self.person_reset(self.robot, self.episodes, reset_id))
+            self.reset_seconds.append(self.person_reset(self.robot, self.episodes + 1, reset_id))
         self.episodes += 1
         if self.intervention is not None:
             self.intervention.start_episode()

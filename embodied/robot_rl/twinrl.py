@@ -86,6 +86,12 @@ class MiningResult:
     reset_ids: np.ndarray  # [count] proposed reset ids of the mining seed
     failure_probability: np.ndarray  # [count] the map's P(fail) of each proposal
     features: np.ndarray  # [count, F] their object poses
+    cubes: int  # how many of each row's poses are cubes (the rest are markers)
+
+    def descriptions(self) -> dict[int, str]:
+        """Reset id -> its object poses as a person sets them up (``describe_configuration``)."""
+        return {int(reset_id): describe_configuration(row, self.cubes)
+                for reset_id, row in zip(self.reset_ids, self.features)}
 
 
 def mine_failures(policy, env, seed: int, evaluated: int, candidates: int, count: int, k: int = 5,
@@ -99,5 +105,6 @@ def mine_failures(policy, env, seed: int, evaluated: int, candidates: int, count
     candidate_features = initial_configurations(env, seed, candidate_ids)
     probability = failure_map(candidate_features)
     chosen = propose(probability, count, informative, np.random.default_rng(seed))
+    cubes = env.scene_view().numpy().cube_pos.shape[1]
     return MiningResult(float(1 - failed.mean()), candidate_ids[chosen], probability[chosen],
-                        candidate_features[chosen])
+                        candidate_features[chosen], cubes)

@@ -61,8 +61,8 @@ class TransitionCollector:
         self.info: dict = {}  # the env's info of the last step
 
     @torch.no_grad()
-    def start(self, seed: int) -> None:
-        """Reset the envs for the first rollout."""
+    def start(self, seed: int | None) -> None:
+        """Reset the envs for the first rollout (``seed`` None: the next scenes of the env's seed, as an autoreset)."""
         self.obs = self.policy.cache_features(self.env.reset(seed=seed)[0])
 
     @torch.no_grad()

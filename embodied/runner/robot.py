@@ -23,7 +23,7 @@ from embodied.deploy.recorder import EpisodeRecorder
 from embodied.deploy.session import make_observer, refuse_unfed_policy, robot_cameras
 from embodied.deploy.rate import period_stats
 from embodied.robot_rl.actor_learner import EPISODES, ActorLearnerReport, run_actor_learner
-from embodied.robot_rl.env import NonFiniteAction, RobotEnv
+from embodied.robot_rl.env import NonFiniteAction, PersonReset, RobotEnv, command_period
 from embodied.robot_rl.intervention import Intervention
 from embodied.robot_rl.success import SuccessClassifier, classifier_success
 from embodied.robot_rl.twinrl import mine_failures
@@ -65,18 +65,19 @@ class RobotRLRun:
         self.summary_path: str | None = None
         self._own: list[bool] = []  # the policy's own (unassisted) episode outcomes
         self._mining_env = None  # the simulated env TwinRL's failure mining evaluates in, once it runs
+        self._proposals: dict[int, str] = {}  # the last mining round's reset ids -> the object poses a person sets
         self._eval_env = None  # the simulated env of robot_rl.eval_every's evaluations, once one runs
 
     def _check_before_connecting(self) -> None:
         """Build the robot, the guard's limits, the person's device and the success source, refusing what cannot
-        work (cameras the policy or the classifier reads but the robot lacks, a record folder another run holds)."""
+        work (another arm than the env's, cameras the policy or the classifier reads but the robot lacks, a record
+        folder another run holds)."""
         cfg, r = self.cfg, self.cfg.robot_rl
         self.robot = make_robot(dict(cfg.robot))
-        if self.robot.robot_type != "sim_twin":
-            raise ValueError(f"robot={self.robot.robot_type}: the CLI trains on the sim twin only for now (a real "
-                             "arm's run needs a policy without the simulator's task state, e.g. experiment=robot_pixels, "
-                             "and TwinRL's proposals shown to the person: not wired and tested yet); from Python, "
-                             "RobotEnv and run_actor_learner drive any robot")
+        if self.robot.arm.name != cfg.env.arm:
+            raise ValueError(f"the robot is a {self.robot.arm.name} but the learner's simulated env (its "
+                             f"proprioception, demonstrations and evaluations) has env.arm={cfg.env.arm}: set "
+                             f"env.arm={self.robot.arm.name}")
         self.limits = as_limits(r.safety)
         self.device = make_device({"type": r.person}) if r.person_episodes else None
         refuse_unfed_policy(self.trainer.policy, self.robot)
@@ -105,9 +106,11 @@ class RobotRLRun:
         classifier as success, the person's device when configured, every step recorded."""
         cfg, r = self.cfg, self.cfg.robot_rl
         kinematics = robot_kinematics(robot)
-        guard = SafetyGuard(robot, self.limits, control_dt=1.0 / robot.control_hz,
+        guard = SafetyGuard(robot, self.limits, control_dt=command_period(robot, r.control_hz or None),
                             forward_kinematics=kinematics.tool_position)
-        instruction = robot.policy_observation()["instruction"][0]
+        twin = robot.robot_type == "sim_twin"
+        instruction = (robot.policy_observation() if twin else self.trainer.env.reset(seed=cfg.experiment.seed)[0]
+                       )["instruction"][0]  # a real arm's is its task's, as the learner's simulated env gives it
         rate = r.control_hz or robot.control_hz  # an unpaced twin's frames are its simulated rate's
         observe = make_observer(robot, rate, list(getattr(self.trainer.policy, "cameras", [])), instruction,
                                 kinematics)
@@ -116,7 +119,7 @@ class RobotRLRun:
             classifier_success(self.classifier)
         env = RobotEnv(robot, guard, ActionMapper(cfg.env.controller, kinematics), observe, success,
                        self.trainer.env.max_episode_steps, instruction, control_hz=r.control_hz or None,
-                       recorder=recorder)
+                       recorder=recorder, person_reset=PersonReset(describe=lambda i: self._proposals.get(i, "")))
         if self.device is not None:
             self.device.connect()
             env.intervention = Intervention(self.device, cfg.env.controller, lambda step, robot_obs: (
@@ -175,6 +178,7 @@ class RobotRLRun:
         mined = mine_failures(self.trainer.policy, self._mining_env, seed, r.twinrl_evaluated, r.twinrl_candidates,
                               r.twinrl_every)
         env.queue_resets(seed, mined.reset_ids)
+        self._proposals = mined.descriptions()  # what a person resetting a real arm is asked to set up
         logger.scalars("twinrl", {"twin_success": mined.success_rate,
                                   "proposed_failure_probability": float(mined.failure_probability.mean())},
                        self.trainer.counters["env_steps"])
