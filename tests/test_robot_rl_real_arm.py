@@ -48,9 +48,9 @@ def ur_run_overrides(tmp_path, *extra: str) -> list[str]:
             f"robot.cameras={{front: {{type: opencv, index: '{video}', width: 32, height: 32}}}}",
             "algo=sac", "policy=pixel_tanh", "policy.cameras=[front]", "env.image_size=[32,32]", "env.arm=ur5e",
             "env.num_envs=1", f"env.max_episode_steps={EPISODE_STEPS}", "robot_rl.control_hz=50",
-            f"robot_rl.success={never}", "robot_rl.twinrl_every=2", "robot_rl.twinrl_evaluated=8",
-            "robot_rl.twinrl_candidates=16", "experiment.eval_num_envs=4", "experiment.eval_episodes=4",
-            "experiment.progress=false", "algo.learning_starts=6", "algo.batch_size=4",
+            f"robot_rl.success={never}", "robot_rl.success_keys=false", "robot_rl.twinrl_every=2",
+            "robot_rl.twinrl_evaluated=8", "robot_rl.twinrl_candidates=16", "experiment.eval_num_envs=4",
+            "experiment.eval_episodes=4", "experiment.progress=false", "algo.learning_starts=6", "algo.batch_size=4",
             f"experiment.output_dir={tmp_path / 'run'}"]
     given = {override.partition("=")[0] for override in extra}  # an override of a key replaces the base's
     return [override for override in base if override.partition("=")[0] not in given] + list(extra)
@@ -68,8 +68,8 @@ def test_a_ur5e_trains_with_a_person_resetting_it_to_twinrls_proposals(tmp_path,
     control.servoJ.assert_not_called()  # nothing moves before train()
     run.train()
 
-    assert run.trainer.counters["robot_episodes"] == 4 and len(mined) == 3  # before episodes 1 and 3, after 4
-    proposed = [text for result in mined[:2] for text in result.descriptions().values()]
+    assert run.trainer.counters["robot_episodes"] == 4 and len(mined) == 2  # before episodes 1 and 3, not after 4
+    proposed = [text for result in mined for text in result.descriptions().values()]
     assert len(prompts) == 4 and len(set(proposed)) == 4
     for episode, (prompt, poses) in enumerate(zip(prompts, proposed), 1):  # each reset asks for a proposal's poses
         assert prompt.startswith(f"episode {episode}: reset the scene to: {poses}; then press Enter")
@@ -84,6 +84,39 @@ def test_a_ur5e_trains_with_a_person_resetting_it_to_twinrls_proposals(tmp_path,
     assert len(data.episodes) == 4 and len(data) == 4 * EPISODE_STEPS
     frame = np.asarray(data[0]["observation.images.front"], np.float64)  # the camera's red frames, recorded
     assert frame.shape == (32, 32, 3) and frame[..., 0].mean() > 5 * frame[..., 2].mean() + 0.1 * frame.max()
+
+
+class ScriptedKeys:
+    """A terminal's key reader that returns ``typed[i]`` at its i-th read ('' after the script)."""
+
+    def __init__(self, typed: list[str]):
+        self.typed, self.reads, self.opened, self.closed = list(typed), 0, False, False
+
+    def open(self):
+        self.opened = True
+
+    def close(self):
+        self.closed = True
+
+    def read(self, timeout: float = 0.0) -> str:
+        self.reads += 1
+        return self.typed.pop(0) if self.typed else ""
+
+
+def test_a_key_press_overrides_the_success_classifier_for_one_step(tmp_path, ur_sdk, monkeypatch):
+    """The classifier never calls a frame solved; 's' pressed during episode 1's second step ends it with reward 1,
+    'f' typed with other keys is 'not solved' (as the classifier says), and the terminal is restored."""
+    keys = ScriptedKeys(["", "", "xs", "", "f"])  # reads: episode 1's reset, step 1, step 2 (solved), ...
+    monkeypatch.setattr(robot_runner, "KeyReader", lambda fd: keys)
+    monkeypatch.setattr(robot_runner, "PersonReset", lambda describe: PersonReset(ask=lambda _: None,
+                                                                                   describe=describe))
+    run = make_trainer(compose_train_config(ur_run_overrides(
+        tmp_path, "robot_rl.success_keys=true", "robot_rl.twinrl_every=0",
+        f"experiment.total_env_steps={2 + EPISODE_STEPS}")))
+    run.train()
+    rewards = run.trainer.buffer.store["reward"][:2 + EPISODE_STEPS, 0].tolist()
+    assert rewards == [0.0, 1.0] + [0.0] * EPISODE_STEPS  # episode 1 ended at the key; episode 2 ran to its limit
+    assert run.trainer.counters["robot_episodes"] == 2 and keys.opened and keys.closed
 
 
 @pytest.mark.parametrize("overrides, message", [

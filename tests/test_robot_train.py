@@ -139,7 +139,7 @@ def test_a_success_classifier_is_the_reward_source_as_on_hardware(tmp_path):
     twin's own check says the target is not reached."""
     always = saved_classifier(tmp_path / "always_solved", 10.0)
     run = robot_run(tmp_path / "run", "robot.cameras=[front]", "robot.image_size=[32,32]",
-                    f"robot_rl.success={always}", "experiment.total_env_steps=12")
+                    f"robot_rl.success={always}", "robot_rl.success_keys=false", "experiment.total_env_steps=12")
     run.train()
     data = LeRobotDataset(os.path.join(tmp_path, "run", "robot_data"))
     assert run.trainer.counters["robot_episodes"] == 12 and len(data.episodes) == 12  # one step each

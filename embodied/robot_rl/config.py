@@ -23,6 +23,9 @@ class RobotRLConfig:
     # the reward and success source: twin (the simulator's task check: the sim twin only) | the folder of a success
     # classifier (SuccessClassifier.save_pretrained; it reads one of the robot's cameras), as on hardware
     success: str = "twin"
+    # with a success classifier, a key on the terminal (stdin) overrides its verdict for one step: s solved, f not yet
+    # (off when robot_rl.person=keyboard, whose s and f move the arm)
+    success_keys: bool = True
     # TwinRL's failure mining: every twinrl_every episodes (and before the first), evaluate the learner's policy in
     # the twin (simulation in domain twin_domain) on twinrl_evaluated scenes, map where it fails, and make the next
     # twinrl_every resets the most failure-prone of twinrl_candidates fresh scenes (the twin sets them itself);

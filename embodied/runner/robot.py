@@ -25,7 +25,7 @@ from embodied.deploy.rate import period_stats
 from embodied.robot_rl.actor_learner import EPISODES, ActorLearnerReport, run_actor_learner
 from embodied.robot_rl.env import NonFiniteAction, PersonReset, RobotEnv, command_period
 from embodied.robot_rl.intervention import Intervention
-from embodied.robot_rl.success import SuccessClassifier, classifier_success
+from embodied.robot_rl.success import KeyOverride, SuccessClassifier, classifier_success
 from embodied.robot_rl.twinrl import mine_failures
 from embodied.rollout.evaluate import evaluate
 from embodied.runner.builders import build_env
@@ -35,9 +35,11 @@ from real_robot import make_robot
 from real_robot.errors import SafetyStop
 from real_robot.safety import SafetyGuard, as_limits
 from real_robot.teleop import make_device
+from real_robot.terminal import KeyReader
 
 log = logging.getLogger("embodied-train")
 MINING_SEED_OFFSET = 104_729  # TwinRL's mining scenes: away from the run's own seeds and the evaluation's
+SUCCESS_KEYS_FD = 0  # stdin: the terminal where a person confirms or overrides the success classifier
 OWN_SUCCESS_WINDOW = 20  # unassisted episodes in the rolling success rate each episode's line shows
 
 
@@ -65,6 +67,7 @@ class RobotRLRun:
         self.summary_path: str | None = None
         self._own: list[bool] = []  # the policy's own (unassisted) episode outcomes
         self._mining_env = None  # the simulated env TwinRL's failure mining evaluates in, once it runs
+        self._keys: KeyReader | None = None  # the terminal a person overrides the success classifier on
         self._proposals: dict[int, str] = {}  # the last mining round's reset ids -> the object poses a person sets
         self._eval_env = None  # the simulated env of robot_rl.eval_every's evaluations, once one runs
 
@@ -117,6 +120,10 @@ class RobotRLRun:
         recorder = EpisodeRecorder(self.record, rate, f"embodied_train_{robot.arm.name}", append=cfg.resume)
         success = (lambda robot_obs: robot.task_success) if self.classifier is None else \
             classifier_success(self.classifier)
+        if self.classifier is not None and r.success_keys and r.person != "keyboard":  # (its s and f move the arm)
+            self._keys = KeyReader(SUCCESS_KEYS_FD)
+            self._keys.open()
+            success = KeyOverride(success, self._success_key)
         env = RobotEnv(robot, guard, ActionMapper(cfg.env.controller, kinematics), observe, success,
                        self.trainer.env.max_episode_steps, instruction, control_hz=r.control_hz or None,
                        recorder=recorder, person_reset=PersonReset(describe=lambda i: self._proposals.get(i, "")))
@@ -125,6 +132,11 @@ class RobotRLRun:
             env.intervention = Intervention(self.device, cfg.env.controller, lambda step, robot_obs: (
                 env.episodes <= r.person_episodes and step >= r.person_after_step))
         return env
+
+    def _success_key(self) -> str | None:
+        """The last of the keys s (solved) and f (not yet) typed since the previous verdict, or None."""
+        pressed = [key for key in (self._keys.read(0.0) or "") if key in "sf"]
+        return pressed[-1] if pressed else None
 
     def train(self) -> dict:
         """Train for ``experiment.total_env_steps`` robot steps in all (a resumed run counts its earlier ones), then
@@ -138,8 +150,11 @@ class RobotRLRun:
         try:
             env = self._robot_env(self.robot)
             env.guard.install_sigint()  # Ctrl-C: the arm holds and disconnects, the ended episodes stay saved
-            log.info(f"training on {self.robot.robot_type} ({self.cfg.robot.get('task', '')}): {remaining} robot "
-                     f"steps from episode {trainer.counters.get(EPISODES, 0) + 1}")
+            log.info(f"training on {self.robot.robot_type} ({self.cfg.env.task}): {remaining} robot steps from "
+                     f"episode {trainer.counters.get(EPISODES, 0) + 1}")
+            if self._keys is not None:
+                log.info(f"success: the classifier on camera {self.classifier.camera}; a key overrides it for a "
+                         "step: s solved, f not yet")
             if self.cfg.robot_rl.twinrl_every:
                 self._mine_failures(env, logger)
             run_actor_learner(trainer, env, max(remaining, 0), seed=x.seed + trainer.counters.get(EPISODES, 0),
@@ -157,6 +172,8 @@ class RobotRLRun:
                     if self.robot.is_connected:
                         self.robot.disconnect()
                 finally:
+                    if self._keys is not None:
+                        self._keys.close()  # the terminal back in its own mode
                     if self.device is not None:
                         self.device.disconnect()
         for simulated in (self._mining_env, self._eval_env):
@@ -209,7 +226,8 @@ class RobotRLRun:
                  f"{counters['env_steps']} steps, {counters.get('updates', 0)} updates{loop}")
         if self.cfg.robot_rl.eval_every and counters[EPISODES] % self.cfg.robot_rl.eval_every == 0:
             self._evaluate(logger)
-        if self.cfg.robot_rl.twinrl_every and counters[EPISODES] % self.cfg.robot_rl.twinrl_every == 0:
+        if self.cfg.robot_rl.twinrl_every and counters[EPISODES] % self.cfg.robot_rl.twinrl_every == 0 and \
+                counters["env_steps"] < self.cfg.experiment.total_env_steps:  # none for resets the run will not take
             self._mine_failures(env, logger)
 
     def _evaluate(self, logger: RunLogger) -> None:
