@@ -119,6 +119,33 @@ def test_a_learner_failure_stops_the_actor_and_holds_the_arm(twin, tmp_path, mon
     assert env.steps_taken < 200 and env.guard._watchdog is None  # stopped soon after the first update, held
 
 
+@pytest.mark.parametrize("budget", [0, 50, 100])
+def test_the_next_scene_is_asked_for_only_after_the_learner_is_done_and_only_when_it_will_be_used(
+        twin, tmp_path, monkeypatch, budget):
+    """Each reset comes after the learner's end-of-episode work; none after the last step or a failing learner, and
+    none with no steps to take: on a real arm each one is a person's reset. Afterwards the env autoresets again."""
+    trainer = sac_trainer(tmp_path)
+    events = []
+    reset_scene = twin.reset_scene
+    monkeypatch.setattr(twin, "reset_scene", lambda seed=None, reset_id=0: events.append("reset") or reset_scene(
+        seed, reset_id))
+    env = make_env(twin, max_episode_steps=25)
+
+    def on_episode(report):
+        events.append("on_episode")
+        if len(report.episode_successes) == 2:
+            raise RuntimeError("the checkpoint disk is full")
+
+    if budget == 100:  # four episodes, of which the second's end fails in the learner
+        with pytest.raises(RuntimeError, match="disk is full"):
+            run_actor_learner(trainer, env, env_steps=budget, on_episode=on_episode)
+        assert events == ["reset", "on_episode", "reset", "on_episode"]
+    else:
+        run_actor_learner(trainer, env, env_steps=budget, on_episode=lambda report: events.append("on_episode"))
+        assert events == ["reset", "on_episode", "reset", "on_episode"][:2 * budget // 25]
+    assert env.autoreset
+
+
 def test_a_pretrained_policy_acts_from_the_first_step(twin, tmp_path, monkeypatch):
     import embodied.rollout.transition_collector as transition_collector
 

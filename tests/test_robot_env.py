@@ -105,6 +105,20 @@ def test_a_person_resets_a_real_arm_while_it_holds(twin, monkeypatch):
         env.step(torch.zeros(1, 4))  # after close, no command without a new episode
 
 
+def test_the_reset_prompt_drops_keys_typed_before_it_appeared(monkeypatch):
+    """An Enter pressed while the learner saved or mined must not start the next episode on a scene nobody reset."""
+    import builtins
+    import termios
+
+    import embodied.robot_rl.env as robot_env
+    calls = []
+    monkeypatch.setattr(robot_env.os, "isatty", lambda fd: True)
+    monkeypatch.setattr(termios, "tcflush", lambda fd, queue: calls.append(("flush", fd, queue)))
+    monkeypatch.setattr(builtins, "input", lambda message: calls.append(("ask", message)))
+    robot_env.ask_on_terminal("episode 3: reset the scene")
+    assert calls == [("flush", 0, termios.TCIFLUSH), ("ask", "episode 3: reset the scene")]
+
+
 def test_every_step_is_recorded_and_saved_at_the_reset(twin, tmp_path):
     root = str(tmp_path / "robot_rl")
     env = make_env(twin, recorder=EpisodeRecorder(root, 20.0, "sim_twin_panda"))

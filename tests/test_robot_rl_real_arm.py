@@ -1,6 +1,7 @@
 """``embodied-train robot=ur``: RL on a real arm from the CLI's config, driven through an autospec of the UR SDK
 (ur_rtde) with a camera streaming a video file: a person resets each episode to TwinRL's proposals, a success
-classifier is the reward, and settings a real arm cannot run are refused before anything connects."""
+classifier is the reward and a key overrides it, and settings a real arm cannot run are refused before anything
+connects."""
 
 from unittest import mock
 
@@ -12,13 +13,45 @@ import embodied.runner.robot as robot_runner
 from embodied.cli.train import compose_train_config
 from embodied.data.reader import LeRobotDataset
 from embodied.data.video import encode_video
-from embodied.robot_rl.env import PersonReset
+from embodied.robot_rl.success import SuccessClassifier
+from embodied.runner.builders import build_env, build_policy
 from embodied.runner.loops import make_trainer
 from sims.arms import get_arm
-from tests.test_robot_train import saved_classifier
 
 torch.set_num_threads(1)
 EPISODE_STEPS = 4
+PIXEL_SAC = ["algo=sac", "policy=pixel_tanh", "policy.cameras=[front]", "env.image_size=[32,32]", "env.num_envs=1",
+             f"env.max_episode_steps={EPISODE_STEPS}"]
+
+
+def saved_classifier(folder, logit: float, image_size=(32, 32)) -> str:
+    """A front-camera success classifier whose verdict is fixed by its bias: solved for a positive ``logit``."""
+    model = SuccessClassifier("front", image_size)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.fill_(logit)
+    model.save_pretrained(str(folder))
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict:
+    """The camera's video (red frames), classifiers that never / always call a frame solved, and untrained pixel
+    starts (init_from) for the UR5e and the Panda."""
+    root = tmp_path_factory.mktemp("real_arm")
+    frames = np.zeros((400, 32, 32, 3), np.uint8)
+    frames[..., 0] = 200
+    encode_video(frames, str(root / "front.mp4"), fps=30)
+    out = {"video": str(root / "front.mp4"), "never": saved_classifier(root / "never", -10.0),
+           "always": saved_classifier(root / "always", 10.0),
+           "classifier_64": saved_classifier(root / "classifier_64", 0.0, (64, 64))}
+    for arm in ("ur5e", "panda"):
+        cfg = compose_train_config([*PIXEL_SAC, f"env.arm={arm}"])
+        env = build_env(cfg, 1, autoreset=True)
+        build_policy(cfg, env, seed=0).save_pretrained(str(root / f"start_{arm}"))
+        env.close()
+        out[f"start_{arm}"] = str(root / f"start_{arm}")
+    return out
 
 
 @pytest.fixture
@@ -36,35 +69,29 @@ def ur_sdk(monkeypatch):
     return control, receive
 
 
-def ur_run_overrides(tmp_path, *extra: str) -> list[str]:
-    """A pixel SAC run on a UR5e at 50 Hz: its front camera streams a red video, a classifier that never calls a
-    frame solved is the reward, TwinRL mines the twin every 2 episodes."""
-    frames = np.zeros((400, 32, 32, 3), np.uint8)
-    frames[..., 0] = 200
-    video = str(tmp_path / "front.mp4")
-    encode_video(frames, video, fps=30)
-    never = saved_classifier(tmp_path / "never_solved", -10.0)
+def ur_run(tmp_path, files: dict, *extra: str):
+    """The robot run ``embodied-train`` builds for a pixel SAC run on a UR5e at 50 Hz from an untrained start: its
+    front camera streams the video, the never-solved classifier is the reward (keys off), TwinRL mines the twin every
+    2 episodes; an override of a key in ``extra`` replaces the base's."""
     base = ["robot=ur", "robot.host=10.0.0.2",
-            f"robot.cameras={{front: {{type: opencv, index: '{video}', width: 32, height: 32}}}}",
-            "algo=sac", "policy=pixel_tanh", "policy.cameras=[front]", "env.image_size=[32,32]", "env.arm=ur5e",
-            "env.num_envs=1", f"env.max_episode_steps={EPISODE_STEPS}", "robot_rl.control_hz=50",
-            f"robot_rl.success={never}", "robot_rl.success_keys=false", "robot_rl.twinrl_every=2",
+            f"robot.cameras={{front: {{type: opencv, index: '{files['video']}', width: 32, height: 32}}}}",
+            *PIXEL_SAC, "env.arm=ur5e", f"init_from={files['start_ur5e']}", "robot_rl.control_hz=50",
+            f"robot_rl.success={files['never']}", "robot_rl.success_keys=false", "robot_rl.twinrl_every=2",
             "robot_rl.twinrl_evaluated=8", "robot_rl.twinrl_candidates=16", "experiment.eval_num_envs=4",
             "experiment.eval_episodes=4", "experiment.progress=false", "algo.learning_starts=6", "algo.batch_size=4",
             f"experiment.output_dir={tmp_path / 'run'}"]
-    given = {override.partition("=")[0] for override in extra}  # an override of a key replaces the base's
-    return [override for override in base if override.partition("=")[0] not in given] + list(extra)
+    given = {override.partition("=")[0] for override in extra}
+    overrides = [override for override in base if override.partition("=")[0] not in given] + list(extra)
+    return make_trainer(compose_train_config(overrides))
 
 
-def test_a_ur5e_trains_with_a_person_resetting_it_to_twinrls_proposals(tmp_path, ur_sdk, monkeypatch):
+def test_a_ur5e_trains_with_a_person_resetting_it_to_twinrls_proposals(tmp_path, files, ur_sdk, monkeypatch):
     control, _ = ur_sdk
     prompts, mined = [], []
-    monkeypatch.setattr(robot_runner, "PersonReset", lambda describe: PersonReset(
-        ask=prompts.append, clock=lambda: 0.0, describe=describe))
+    monkeypatch.setattr(robot_runner, "ask_on_terminal", prompts.append)  # the person answers at once
     real_mine = robot_runner.mine_failures
     monkeypatch.setattr(robot_runner, "mine_failures", lambda *args: mined.append(real_mine(*args)) or mined[-1])
-    run = make_trainer(compose_train_config(ur_run_overrides(tmp_path, f"experiment.total_env_steps="
-                                                                       f"{4 * EPISODE_STEPS}")))
+    run = ur_run(tmp_path, files, f"experiment.total_env_steps={4 * EPISODE_STEPS}")
     control.servoJ.assert_not_called()  # nothing moves before train()
     run.train()
 
@@ -90,45 +117,52 @@ class ScriptedKeys:
     """A terminal's key reader that returns ``typed[i]`` at its i-th read ('' after the script)."""
 
     def __init__(self, typed: list[str]):
-        self.typed, self.reads, self.opened, self.closed = list(typed), 0, False, False
+        self.typed, self.is_open, self.opened = list(typed), False, 0
 
     def open(self):
-        self.opened = True
+        self.is_open, self.opened = True, self.opened + 1
 
     def close(self):
-        self.closed = True
+        self.is_open = False
 
     def read(self, timeout: float = 0.0) -> str:
-        self.reads += 1
         return self.typed.pop(0) if self.typed else ""
 
 
-def test_a_key_press_overrides_the_success_classifier_for_one_step(tmp_path, ur_sdk, monkeypatch):
-    """The classifier never calls a frame solved; 's' pressed during episode 1's second step ends it with reward 1,
-    'f' typed with other keys is 'not solved' (as the classifier says), and the terminal is restored."""
-    keys = ScriptedKeys(["", "", "xs", "", "f"])  # reads: episode 1's reset, step 1, step 2 (solved), ...
+@pytest.mark.parametrize("classifier, typed, rewards", [
+    ("never", ["", "", "xs"], [0.0, 1.0, 0.0]),  # reads: episode 1's reset, step 1, step 2 ('s': solved, it ends)...
+    ("always", ["", "f"], [0.0, 1.0, 1.0]),  # 'f' at step 1: not yet; the classifier's verdict from step 2 on
+], ids=["s", "f"])
+def test_a_key_press_overrides_the_success_classifier_for_one_step(tmp_path, files, ur_sdk, monkeypatch, classifier,
+                                                                    typed, rewards):
+    """The person's key is that step's verdict; the terminal is back in its own mode for the reset prompts and at the
+    end."""
+    keys = ScriptedKeys(typed)
     monkeypatch.setattr(robot_runner, "KeyReader", lambda fd: keys)
-    monkeypatch.setattr(robot_runner, "PersonReset", lambda describe: PersonReset(ask=lambda _: None,
-                                                                                   describe=describe))
-    run = make_trainer(compose_train_config(ur_run_overrides(
-        tmp_path, "robot_rl.success_keys=true", "robot_rl.twinrl_every=0",
-        f"experiment.total_env_steps={2 + EPISODE_STEPS}")))
+    open_at_prompts = []
+    monkeypatch.setattr(robot_runner, "ask_on_terminal", lambda message: open_at_prompts.append(keys.is_open))
+    run = ur_run(tmp_path, files, f"robot_rl.success={files[classifier]}", "robot_rl.success_keys=true",
+                 "robot_rl.twinrl_every=0", "experiment.total_env_steps=3")
     run.train()
-    rewards = run.trainer.buffer.store["reward"][:2 + EPISODE_STEPS, 0].tolist()
-    assert rewards == [0.0, 1.0] + [0.0] * EPISODE_STEPS  # episode 1 ended at the key; episode 2 ran to its limit
-    assert run.trainer.counters["robot_episodes"] == 2 and keys.opened and keys.closed
+    assert run.trainer.buffer.store["reward"][:3, 0].tolist() == rewards
+    assert open_at_prompts == [False, False]  # the two episodes' reset prompts
+    assert keys.opened == 3 and not keys.is_open  # opened, then again after each of the two prompts; closed at the end
 
 
 @pytest.mark.parametrize("overrides, message", [
+    (["init_from="], "a real arm learns from a pre-trained policy, never from random actions"),
     (["robot_rl.success=twin"], "robot=ur has no task check"),
     (["robot_rl.person=scripted", "robot_rl.person_episodes=1"], "robot_rl.person=scripted is the sim twin's expert"),
-    (["env.arm=panda"], "the robot is a ur5e but .* env.arm=panda: set env.arm=ur5e"),
+    (["env.arm=panda", "init_from={start_panda}"], "trained for the panda arm and this robot is modelled as ur5e"),
+    (["robot.cameras={{front: {{type: opencv, index: '{video}', width: 64, height: 64}}}}"],
+     "it saw front images of 32x32 and the robot's are 64x64"),
+    (["robot_rl.success={classifier_64}"], "classifier was trained on front images of 64x64 and the robot's are 32x32"),
     (["policy=tanh_mlp", "policy.cameras=[]"], r"policy.obs_keys=\['state', 'privileged'\] reads the simulator's task"),
     (["robot_rl.control_hz=0"], "robot_rl.control_hz must be > 0"),
-], ids=["success", "person", "arm", "task_state", "unpaced"])
-def test_what_a_real_arm_cannot_run_is_refused_before_it_connects(tmp_path, ur_sdk, overrides, message):
+], ids=["random_start", "success", "person", "arm", "image_size", "classifier_size", "task_state", "unpaced"])
+def test_what_a_real_arm_cannot_run_is_refused_before_it_connects(tmp_path, files, ur_sdk, overrides, message):
     import rtde_control
 
     with pytest.raises(ValueError, match=message):
-        make_trainer(compose_train_config(ur_run_overrides(tmp_path, *overrides)))
+        ur_run(tmp_path, files, *[override.format(**files) for override in overrides])
     rtde_control.RTDEControlInterface.assert_not_called()

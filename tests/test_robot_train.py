@@ -190,6 +190,23 @@ def test_twinrl_mining_steers_the_twins_next_resets(tmp_path, twin):
     assert run._mining_env.domain == twin and run.trainer.env.domain == "shifted"  # mined in the model of the cell
 
 
+def test_a_resumed_run_mines_only_the_rest_of_its_round(tmp_path, monkeypatch):
+    """Resumed after an odd number of episodes with twinrl_every=2, the first round proposes one reset, so that the
+    rounds stay two episodes apart and every queued proposal is the round's."""
+    import embodied.runner.robot as robot_runner
+    counts = []
+    real_mine = robot_runner.mine_failures
+    monkeypatch.setattr(robot_runner, "mine_failures", lambda *args: counts.append(args[-1]) or real_mine(*args))
+    mining = ["robot_rl.twinrl_every=2", "robot_rl.twinrl_evaluated=8", "robot_rl.twinrl_candidates=16",
+              "experiment.eval_num_envs=8", "env.max_episode_steps=10"]
+    robot_run(tmp_path / "run", *mining, "experiment.total_env_steps=30").train()  # 3 episodes of 10 steps
+    assert counts == [2, 2]  # before episode 1, after episode 2
+    resumed = robot_run(tmp_path / "run", *mining, "experiment.total_env_steps=60", "resume=true")
+    assert resumed.trainer.counters["robot_episodes"] == 3
+    resumed.train()
+    assert counts == [2, 2, 1, 2]  # the rest of the round (episode 4), then full rounds (episodes 5 and 6)
+
+
 def test_eval_every_measures_uniform_resets_in_the_robots_domain(tmp_path, monkeypatch):
     import embodied.runner.robot as robot_runner
     calls = []

@@ -101,14 +101,16 @@ class ActorLink:
     mailbox: WeightMailbox = field(default_factory=WeightMailbox)
     stop: threading.Event = field(default_factory=threading.Event)
 
-    def wait_until_saved(self) -> None:
-        """Block the actor until the learner has checkpointed the episode that just ended (or the run stops)."""
+    def wait_until_saved(self) -> bool:
+        """Block the actor until the learner has checkpointed the episode that just ended (True) or the run stops
+        (False)."""
         while not self.stop.is_set():
             try:
                 self.saved_episodes.get(timeout=0.05)
-                return
+                return True
             except queue.Empty:
                 continue
+        return False
 
 
 class PooledDemos:
@@ -140,10 +142,10 @@ def _act_on_robot(env, policy, acting, link: ActorLink, steps: int, seed: int, s
     before the next reset; the env is closed before the None."""
     try:
         with torch.no_grad():
-            env.autoreset = False  # an episode's end waits for the learner; the actor then resets the env itself
             collector = TransitionCollector(env, policy, acting, generator=generator)
             collector.env_steps = steps_before
-            collector.start(seed)
+            if steps > 0:
+                collector.start(seed)
             version = 0
             for step in range(steps):
                 if link.stop.is_set():
@@ -157,7 +159,8 @@ def _act_on_robot(env, policy, acting, link: ActorLink, steps: int, seed: int, s
                 item = Transition(*transition, bool(info["intervened"][0]), bool(info["success"][0]))
                 link.transitions.put(item)
                 if item.ended:
-                    link.wait_until_saved()
+                    if not link.wait_until_saved():
+                        break  # the learner stopped: no next scene
                     if step < steps - 1:  # the next scene after the learner's mining, and none the run will not use
                         collector.start(None)  # the twin's reset, or a person's on a real arm
         env.close()  # the arm holds (the open episode saved) while the learner pays the updates it still owes
@@ -172,8 +175,9 @@ def run_actor_learner(trainer, env, env_steps: int, publish_every: int = 1, seed
     ``env_steps`` steps of the robot ``env``; returns the report. Intervention steps join the run's demonstrations
     (its offline ones, if any: ``PooledDemos``), cut into segments so that no n-step return crosses a step the
     policy chose. A trainer built with ``resume=true`` goes on from its last checkpoint. ``on_episode(report)`` runs
-    in the learner after each episode is saved. However the learner ends (an exception, Ctrl-C), the actor stops and
-    the arm holds before this returns or raises."""
+    in the learner after each episode is saved, before the actor resets ``env`` for the next one (``env.autoreset``
+    is off during the run: the next scene may be one that ``on_episode`` mined). However the learner ends (an
+    exception, Ctrl-C), the actor stops and the arm holds before this returns or raises."""
     algo = trainer.cfg.algo
     interventions = _intervention_buffer(trainer)
     demos = PooledDemos(trainer.demos, interventions)  # offline ones first (algo.demo_episodes, data.paths), if any
@@ -185,6 +189,7 @@ def run_actor_learner(trainer, env, env_steps: int, publish_every: int = 1, seed
     actor = threading.Thread(target=_act_on_robot, daemon=True, name="robot-actor",
                              args=(env, actor_policy, acting, link, env_steps, seed, trainer.counters["env_steps"],
                                    report.weight_versions_taken, torch.Generator().manual_seed(seed)))
+    autoreset, env.autoreset = env.autoreset, False  # the actor resets the env itself, after the learner
     actor.start()
     try:
         _learn(trainer, link, interventions, demos, publish_every, report, on_episode)
@@ -192,6 +197,7 @@ def run_actor_learner(trainer, env, env_steps: int, publish_every: int = 1, seed
         link.stop.set()
         actor.join()
         env.close()  # the open episode saved, the arm held
+        env.autoreset = autoreset
     report.intervention_rate, report.timing = env.intervention_rate, period_stats(env.loop_periods_ms)
     return report
 

@@ -44,7 +44,8 @@ class RobotRLConfig:
 
 def robot_rl_checks(cfg) -> list[tuple[bool, str]]:
     """(ok, message) checks of a robot run's ``TrainConfig``: each message names the bad value and the fix."""
-    r = cfg.robot_rl
+    r, robot = cfg.robot_rl, cfg.robot.get("type", "sim_twin")
+    twin = robot == "sim_twin"
     return [
         (cfg.algo.name == "sac",
          f"a robot learns off-policy from its replay buffer and the person's interventions: algo must be sac, got "
@@ -52,28 +53,30 @@ def robot_rl_checks(cfg) -> list[tuple[bool, str]]:
         (cfg.env.num_envs == 1, f"a robot is one env: set env.num_envs=1 (got {cfg.env.num_envs})"),
         (cfg.dist.backend == "single", f"a robot run steps its one robot in this process: dist must be single, got "
                                        f"{cfg.dist.backend!r}"),
-        (cfg.robot.get("type", "sim_twin") != "sim_twin" or cfg.robot.get("task") == cfg.env.task,
+        (not twin or cfg.robot.get("task") == cfg.env.task,
          f"the sim twin runs robot.task={cfg.robot.get('task')!r} but the env (the learner's specs and evaluation) is "
          f"{cfg.env.task!r}: set robot.task={cfg.env.task} or env=<the twin's task>"),
-        (cfg.robot.get("type", "sim_twin") != "sim_twin" or cfg.robot.get("domain", "sim") == cfg.env.domain,
+        (not twin or cfg.robot.get("domain", "sim") == cfg.env.domain,
          f"the sim twin runs robot.domain={cfg.robot.get('domain', 'sim')!r} but the run evaluates env.domain="
          f"{cfg.env.domain!r}: set env.domain={cfg.robot.get('domain', 'sim')}"),
-        (cfg.robot.get("type", "sim_twin") != "sim_twin" or not cfg.env.cameras
+        (not twin or not cfg.env.cameras
          or list(cfg.robot.get("image_size", [64, 64])) == list(cfg.env.image_size),
          f"the sim twin renders robot.image_size={list(cfg.robot.get('image_size', [64, 64]))} but the policy learns "
          f"from env.image_size={list(cfg.env.image_size)}: set robot.image_size="
          f"[{','.join(str(n) for n in cfg.env.image_size)}]"),
-        (r.control_hz > 0 or r.control_hz == 0 and cfg.robot.get("type", "sim_twin") == "sim_twin",
+        (r.control_hz > 0 or r.control_hz == 0 and twin,
          f"robot_rl.control_hz must be > 0 (0, unpaced, is for the sim twin only), got {r.control_hz}"),
-        (r.success != "twin" or cfg.robot.get("type", "sim_twin") == "sim_twin",
-         f"robot={cfg.robot.get('type')} has no task check: set robot_rl.success=<a success classifier's folder>"),
-        (r.person != "scripted" or cfg.robot.get("type", "sim_twin") == "sim_twin",
-         f"robot_rl.person=scripted is the sim twin's expert, which reads the simulator: on robot="
-         f"{cfg.robot.get('type')} a person takes over at robot_rl.person=keyboard, spacemouse or gamepad"),
-        ("privileged" not in cfg.policy.obs_keys or cfg.robot.get("type", "sim_twin") == "sim_twin",
-         f"policy.obs_keys={list(cfg.policy.obs_keys)} reads the simulator's task state, which robot="
-         f"{cfg.robot.get('type')} does not have: train a policy from cameras and proprioception "
-         "(experiment=robot_pixels)"),
+        (r.success != "twin" or twin,
+         f"robot={robot} has no task check: set robot_rl.success=<a success classifier's folder>"),
+        (r.person != "scripted" or twin,
+         f"robot_rl.person=scripted is the sim twin's expert, which reads the simulator: on robot={robot} a person "
+         "takes over at robot_rl.person=keyboard, spacemouse or gamepad"),
+        ("privileged" not in cfg.policy.obs_keys or twin,
+         f"policy.obs_keys={list(cfg.policy.obs_keys)} reads the simulator's task state, which robot={robot} does not "
+         "have: train a policy from cameras and proprioception (experiment=robot_pixels)"),
+        (twin or bool(cfg.init_from),
+         f"robot={robot}: a real arm learns from a pre-trained policy, never from random actions: set init_from=<a "
+         "policy trained in simulation for this arm, e.g. by SFT>"),
         (not cfg.data.paths,
          f"a robot run's offline demonstrations are the expert's in simulation (algo.demo_episodes=20), scored by the "
          f"success reward as the robot is; data.paths={list(cfg.data.paths)} carries its recording's reward: set "

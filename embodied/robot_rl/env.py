@@ -13,6 +13,7 @@ frame's observation, and an ``intervention`` one when a person can take over), o
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable
 
@@ -30,13 +31,23 @@ class NonFiniteAction(RuntimeError):
     """A NaN or infinite action reached the robot env: the guard held the arm instead, and the run stops."""
 
 
+def ask_on_terminal(message: str) -> None:
+    """Show ``message`` and wait for Enter, ignoring what was typed before it appeared (an early Enter must not
+    start an episode on a scene nobody reset)."""
+    if os.isatty(0):
+        import termios
+
+        termios.tcflush(0, termios.TCIFLUSH)
+    input(message)
+
+
 class PersonReset:
     """Between episodes on a real arm: hold, ask a person to reset the scene, and return the seconds it took.
 
     ``describe``: reset id -> the object poses to set up (TwinRL's proposals), "" for any scene; None: any scene.
     """
 
-    def __init__(self, ask: Callable[[str], object] = input, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, ask: Callable[[str], object] = ask_on_terminal, clock: Callable[[], float] = time.monotonic,
                  describe: Callable[[int], str] | None = None):
         self.ask, self.clock, self.describe = ask, clock, describe
 
@@ -138,12 +149,9 @@ class RobotEnv(BatchedEnv):
         return self.intervened_steps / max(self.steps_taken, 1)
 
     def step(self, action):
-        """``BatchedEnv.step``; ``info`` adds ``executed_action`` [1, A] and ``intervened`` [1]. Without autoreset, an
-        episode's end holds the arm and saves the episode at once (the next ``reset`` may be a while)."""
+        """``BatchedEnv.step``; ``info`` adds ``executed_action`` [1, A] and ``intervened`` [1]."""
         obs, reward, terminated, truncated, info = super().step(action)
         info["executed_action"], info["intervened"] = info["executed_action"][:, 0], info["intervened"][:, 0]
-        if not self.autoreset and bool((terminated | truncated).any()):
-            self._end_episode()
         return obs, reward, terminated, truncated, info
 
     # ------------------------------------------------------------------------------------ backend hooks
@@ -207,6 +215,8 @@ class RobotEnv(BatchedEnv):
         self._intervened = np.zeros((1, horizon), bool)
         self._chunk_step = 0
         obs, rewards, terminated, truncated, info = super()._run_chunk(actions)
+        if not self.autoreset and bool((terminated | truncated).any()):
+            self._end_episode()  # hold the arm and save the episode now: the next reset may be a while
         info["executed_action"] = torch.from_numpy(self._executed)  # [1, T, A]; zeros after the episode ended
         info["intervened"] = torch.from_numpy(self._intervened)  # [1, T]
         return obs, rewards, terminated, truncated, info

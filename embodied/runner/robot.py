@@ -18,12 +18,12 @@ import os
 import numpy as np
 
 from embodied.config.schema import TrainConfig
-from embodied.deploy.mapping import ActionMapper, robot_kinematics
+from embodied.deploy.mapping import ActionMapper, refuse_mismatch, robot_kinematics
 from embodied.deploy.recorder import EpisodeRecorder
 from embodied.deploy.session import make_observer, refuse_unfed_policy, robot_cameras
 from embodied.deploy.rate import period_stats
 from embodied.robot_rl.actor_learner import EPISODES, ActorLearnerReport, run_actor_learner
-from embodied.robot_rl.env import NonFiniteAction, PersonReset, RobotEnv, command_period
+from embodied.robot_rl.env import NonFiniteAction, PersonReset, RobotEnv, ask_on_terminal, command_period
 from embodied.robot_rl.intervention import Intervention
 from embodied.robot_rl.success import KeyOverride, SuccessClassifier, classifier_success
 from embodied.robot_rl.twinrl import mine_failures
@@ -77,10 +77,9 @@ class RobotRLRun:
         folder another run holds)."""
         cfg, r = self.cfg, self.cfg.robot_rl
         self.robot = make_robot(dict(cfg.robot))
-        if self.robot.arm.name != cfg.env.arm:
-            raise ValueError(f"the robot is a {self.robot.arm.name} but the learner's simulated env (its "
-                             f"proprioception, demonstrations and evaluations) has env.arm={cfg.env.arm}: set "
-                             f"env.arm={self.robot.arm.name}")
+        # the arm, controller, camera image sizes, action and proprioception sizes the learner's policy was built for
+        refuse_mismatch(self.trainer.policy, cfg.env.controller,
+                        ActionMapper(cfg.env.controller, robot_kinematics(self.robot)), self.robot)
         self.limits = as_limits(r.safety)
         self.device = make_device({"type": r.person}) if r.person_episodes else None
         refuse_unfed_policy(self.trainer.policy, self.robot)
@@ -90,10 +89,15 @@ class RobotRLRun:
                 raise FileNotFoundError(f"robot_rl.success={r.success!r} is not a success classifier's folder "
                                         "(SuccessClassifier.save_pretrained writes one), nor 'twin'")
             self.classifier = SuccessClassifier.from_pretrained(r.success)
-            has = robot_cameras(self.robot)
-            if self.classifier.camera not in has:
-                raise ValueError(f"the success classifier reads camera {self.classifier.camera!r} that this robot does "
-                                 f"not have (it has {has}): add it, e.g. robot.cameras=[{self.classifier.camera}]")
+            camera, size = self.classifier.camera, list(self.classifier.image_size)
+            frames = self.robot.observation_features.get(f"images.{camera}")
+            if frames is None:
+                raise ValueError(f"the success classifier reads camera {camera!r} that this robot does not have (it "
+                                 f"has {robot_cameras(self.robot)}): add it, e.g. robot.cameras=[{camera}] on the sim "
+                                 f"twin, robot.cameras='{{{camera}: {{type: opencv, index: /dev/video0}}}}' on an arm")
+            if list(frames[:2]) != size:
+                raise ValueError(f"the success classifier was trained on {camera} images of {size[0]}x{size[1]} and "
+                                 f"the robot's are {frames[0]}x{frames[1]}: set the camera's height and width")
         self.record = r.record or os.path.join(self.output_dir, "robot_data")
         if not cfg.resume and os.path.isfile(os.path.join(self.record, "meta", "info.json")):
             raise FileExistsError(f"{self.record} already holds a robot dataset: resume=true appends to it, or set "
@@ -111,9 +115,10 @@ class RobotRLRun:
         kinematics = robot_kinematics(robot)
         guard = SafetyGuard(robot, self.limits, control_dt=command_period(robot, r.control_hz or None),
                             forward_kinematics=kinematics.tool_position)
-        twin = robot.robot_type == "sim_twin"
-        instruction = (robot.policy_observation() if twin else self.trainer.env.reset(seed=cfg.experiment.seed)[0]
-                       )["instruction"][0]  # a real arm's is its task's, as the learner's simulated env gives it
+        if robot.robot_type == "sim_twin":
+            instruction = robot.policy_observation()["instruction"][0]
+        else:  # a real arm's is its task's, as the learner's simulated env gives it
+            instruction = self.trainer.env.reset(seed=cfg.experiment.seed)[0]["instruction"][0]
         rate = r.control_hz or robot.control_hz  # an unpaced twin's frames are its simulated rate's
         observe = make_observer(robot, rate, list(getattr(self.trainer.policy, "cameras", [])), instruction,
                                 kinematics)
@@ -126,12 +131,23 @@ class RobotRLRun:
             success = KeyOverride(success, self._success_key)
         env = RobotEnv(robot, guard, ActionMapper(cfg.env.controller, kinematics), observe, success,
                        self.trainer.env.max_episode_steps, instruction, control_hz=r.control_hz or None,
-                       recorder=recorder, person_reset=PersonReset(describe=lambda i: self._proposals.get(i, "")))
+                       recorder=recorder, person_reset=PersonReset(ask=self._ask_person,
+                                                                   describe=lambda i: self._proposals.get(i, "")))
         if self.device is not None:
             self.device.connect()
             env.intervention = Intervention(self.device, cfg.env.controller, lambda step, robot_obs: (
                 env.episodes <= r.person_episodes and step >= r.person_after_step))
         return env
+
+    def _ask_person(self, message: str) -> None:
+        """The reset prompt, with the terminal in its own mode (echo, Enter) while the person answers."""
+        if self._keys is not None:
+            self._keys.close()
+        try:
+            ask_on_terminal(message)
+        finally:
+            if self._keys is not None:
+                self._keys.open()
 
     def _success_key(self) -> str | None:
         """The last of the keys s (solved) and f (not yet) typed since the previous verdict, or None."""
@@ -155,8 +171,9 @@ class RobotRLRun:
             if self._keys is not None:
                 log.info(f"success: the classifier on camera {self.classifier.camera}; a key overrides it for a "
                          "step: s solved, f not yet")
-            if self.cfg.robot_rl.twinrl_every:
-                self._mine_failures(env, logger)
+            every = self.cfg.robot_rl.twinrl_every
+            if every and remaining > 0:  # this round's rest (a resumed run's round is part done), then full rounds
+                self._mine_failures(env, logger, every - trainer.counters.get(EPISODES, 0) % every)
             run_actor_learner(trainer, env, max(remaining, 0), seed=x.seed + trainer.counters.get(EPISODES, 0),
                               on_episode=lambda report: self._episode_ended(report, env, logger))
         except (SafetyStop, NonFiniteAction, ValueError, OSError) as stop:  # e-stop, robot fault, diverged policy
@@ -184,8 +201,9 @@ class RobotRLRun:
         trainer.env.close()
         return final
 
-    def _mine_failures(self, env: RobotEnv, logger: RunLogger) -> None:
-        """TwinRL's failure mining with the learner's policy; its proposals become the twin's next resets."""
+    def _mine_failures(self, env: RobotEnv, logger: RunLogger, count: int) -> None:
+        """TwinRL's failure mining with the learner's policy; its ``count`` proposals become the next resets (the
+        twin's, or the scenes a person is asked for)."""
         cfg, r = self.cfg, self.cfg.robot_rl
         if self._mining_env is None:  # the twin: the simulator in robot_rl.twin_domain, a model of the cell
             twin = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, domain=r.twin_domain))
@@ -193,7 +211,7 @@ class RobotRLRun:
         episodes = self.trainer.counters.get(EPISODES, 0)
         seed = cfg.experiment.seed + MINING_SEED_OFFSET + episodes  # fresh scenes each round
         mined = mine_failures(self.trainer.policy, self._mining_env, seed, r.twinrl_evaluated, r.twinrl_candidates,
-                              r.twinrl_every)
+                              count)
         env.queue_resets(seed, mined.reset_ids)
         self._proposals = mined.descriptions()  # what a person resetting a real arm is asked to set up
         logger.scalars("twinrl", {"twin_success": mined.success_rate,
@@ -228,7 +246,7 @@ class RobotRLRun:
             self._evaluate(logger)
         if self.cfg.robot_rl.twinrl_every and counters[EPISODES] % self.cfg.robot_rl.twinrl_every == 0 and \
                 counters["env_steps"] < self.cfg.experiment.total_env_steps:  # none for resets the run will not take
-            self._mine_failures(env, logger)
+            self._mine_failures(env, logger, self.cfg.robot_rl.twinrl_every)
 
     def _evaluate(self, logger: RunLogger) -> None:
         """The learner's policy in simulation (env.domain: on the sim twin, the robot's) over the evaluation's fixed
