@@ -73,8 +73,8 @@ class RobotRLRun:
 
     def _check_before_connecting(self) -> None:
         """Build the robot, the guard's limits, the person's device and the success source, refusing what cannot
-        work (another arm than the env's, cameras the policy or the classifier reads but the robot lacks, a record
-        folder another run holds)."""
+        work (a policy built for another arm, controller or camera image size; cameras the policy or the classifier
+        reads but the robot lacks or delivers at another size; a record folder another run holds)."""
         cfg, r = self.cfg, self.cfg.robot_rl
         self.robot = make_robot(dict(cfg.robot))
         # the arm, controller, camera image sizes, action and proprioception sizes the learner's policy was built for
