@@ -223,6 +223,11 @@ class SafetyGuard:
         self.counters["sdk_errors"] += 1
         self.safe_stop(f"robot error: {type(error).__name__}: {error}", cause=error)
 
+    @property
+    def stop_reason(self) -> str | None:
+        """Why a stop was requested (Ctrl-C, a key, the caller), or None."""
+        return self._stop_reason
+
     def request_stop(self, reason: str = "operator e-stop") -> None:
         """Ask the loop to stop at its next command (thread- and signal-safe)."""
         self._stop_reason = reason

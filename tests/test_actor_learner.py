@@ -132,6 +132,7 @@ def test_the_next_scene_is_asked_for_only_after_the_learner_is_done_and_only_whe
     env = make_env(twin, max_episode_steps=25)
 
     def on_episode(report):
+        time.sleep(0.05)  # the learner's end-of-episode work takes a while: the reset must wait for it
         events.append("on_episode")
         if len(report.episode_successes) == 2:
             raise RuntimeError("the checkpoint disk is full")
@@ -141,7 +142,8 @@ def test_the_next_scene_is_asked_for_only_after_the_learner_is_done_and_only_whe
             run_actor_learner(trainer, env, env_steps=budget, on_episode=on_episode)
         assert events == ["reset", "on_episode", "reset", "on_episode"]
     else:
-        run_actor_learner(trainer, env, env_steps=budget, on_episode=lambda report: events.append("on_episode"))
+        run_actor_learner(trainer, env, env_steps=budget, on_episode=lambda report: time.sleep(0.05) or events.append(
+            "on_episode"))
         assert events == ["reset", "on_episode", "reset", "on_episode"][:2 * budget // 25]
     assert env.autoreset
 

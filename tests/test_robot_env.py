@@ -1,5 +1,7 @@
 """A robot as an RL env (embodied.robot_rl): the sim twin behind the safety guard on the batched env API."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -105,18 +107,29 @@ def test_a_person_resets_a_real_arm_while_it_holds(twin, monkeypatch):
         env.step(torch.zeros(1, 4))  # after close, no command without a new episode
 
 
-def test_the_reset_prompt_drops_keys_typed_before_it_appeared(monkeypatch):
-    """An Enter pressed while the learner saved or mined must not start the next episode on a scene nobody reset."""
-    import builtins
+def test_the_reset_prompt_drops_keys_typed_before_it_appeared_and_ends_at_enter_or_a_stop(monkeypatch):
+    """An Enter pressed while the learner saved or mined must not start the next episode on a scene nobody reset;
+    a stop requested while the person resets ends the wait (the run then stops, the arm held)."""
     import termios
 
     import embodied.robot_rl.env as robot_env
-    calls = []
-    monkeypatch.setattr(robot_env.os, "isatty", lambda fd: True)
-    monkeypatch.setattr(termios, "tcflush", lambda fd, queue: calls.append(("flush", fd, queue)))
-    monkeypatch.setattr(builtins, "input", lambda message: calls.append(("ask", message)))
-    robot_env.ask_on_terminal("episode 3: reset the scene")
-    assert calls == [("flush", 0, termios.TCIFLUSH), ("ask", "episode 3: reset the scene")]
+    read_fd, write_fd = os.pipe()
+    flushed = []
+    monkeypatch.setattr(robot_env.os, "isatty", lambda fd: True)  # as a terminal: typed-ahead keys are dropped
+    monkeypatch.setattr(termios, "tcflush", lambda fd, queue: flushed.append((fd, queue)) or os.read(fd, 4096))
+    os.write(write_fd, b"\n")  # an early Enter
+    os.write(write_fd, b"x")  # (flushed with it: one read takes both)
+    polls = []
+    stopped = lambda: polls.append(1) or len(polls) > 3  # noqa: E731
+    assert robot_env.ask_on_terminal("episode 3: reset the scene", stopped, fd=read_fd) is False  # not answered
+    assert flushed == [(read_fd, termios.TCIFLUSH)] and len(polls) == 4
+    monkeypatch.setattr(robot_env.os, "isatty", lambda fd: False)  # a pipe: nothing to flush
+    os.write(write_fd, b"\n")  # Enter after the prompt
+    assert robot_env.ask_on_terminal("episode 4: reset the scene", fd=read_fd) is True
+    os.close(write_fd)
+    with pytest.raises(EOFError, match="input ended"):
+        robot_env.ask_on_terminal("episode 5: reset the scene", fd=read_fd)
+    os.close(read_fd)
 
 
 def test_every_step_is_recorded_and_saved_at_the_reset(twin, tmp_path):
@@ -139,18 +152,20 @@ def test_every_step_is_recorded_and_saved_at_the_reset(twin, tmp_path):
 
 def test_without_autoreset_an_episodes_end_holds_the_arm_and_saves_it_at_once(twin, tmp_path):
     """The robot learner resets the env itself, after it has saved the ended episode: meanwhile the arm holds (no
-    watchdog running) and the episode is already in the dataset."""
+    watchdog running) and the episode is already in the dataset; a chunk of actions and single steps alike."""
     root = str(tmp_path / "robot_rl")
     env = make_env(twin, max_episode_steps=3, recorder=EpisodeRecorder(root, 20.0, "sim_twin_panda"))
     env.autoreset = False
     env.reset(seed=0)
-    for _ in range(3):
-        assert env.guard._watchdog is not None  # engaged while the episode runs
-        *_, truncated, _ = env.step(torch.zeros(1, 4))
-    assert truncated.tolist() == [True] and env.guard._watchdog is None
+    assert env.guard._watchdog is not None  # engaged while the episode runs
+    *_, truncated, _ = env.chunk_step(torch.zeros(1, 3, 4))
+    assert truncated.tolist() == [True] and env.guard._watchdog is None  # ended within the chunk
     assert len(LeRobotDataset(root)) == 3 and env.episodes == 1  # saved, and no next episode begun
     env.reset()
-    assert env.guard._watchdog is not None and env.episodes == 2
+    for _ in range(3):
+        assert env.guard._watchdog is not None
+        *_, truncated, _ = env.step(torch.zeros(1, 4))
+    assert truncated.tolist() == [True] and env.guard._watchdog is None and len(LeRobotDataset(root)) == 6
 
 
 def test_a_robot_fault_stops_the_arm_and_the_run(twin, monkeypatch):

@@ -3,6 +3,7 @@
 classifier is the reward and a key overrides it, and settings a real arm cannot run are refused before anything
 connects."""
 
+import signal
 from unittest import mock
 
 import numpy as np
@@ -88,7 +89,7 @@ def ur_run(tmp_path, files: dict, *extra: str):
 def test_a_ur5e_trains_with_a_person_resetting_it_to_twinrls_proposals(tmp_path, files, ur_sdk, monkeypatch):
     control, _ = ur_sdk
     prompts, mined = [], []
-    monkeypatch.setattr(robot_runner, "ask_on_terminal", prompts.append)  # the person answers at once
+    monkeypatch.setattr(robot_runner, "ask_on_terminal", lambda message, stopped: prompts.append(message) or True)
     real_mine = robot_runner.mine_failures
     monkeypatch.setattr(robot_runner, "mine_failures", lambda *args: mined.append(real_mine(*args)) or mined[-1])
     run = ur_run(tmp_path, files, f"experiment.total_env_steps={4 * EPISODE_STEPS}")
@@ -111,6 +112,44 @@ def test_a_ur5e_trains_with_a_person_resetting_it_to_twinrls_proposals(tmp_path,
     assert len(data.episodes) == 4 and len(data) == 4 * EPISODE_STEPS
     frame = np.asarray(data[0]["observation.images.front"], np.float64)  # the camera's red frames, recorded
     assert frame.shape == (32, 32, 3) and frame[..., 0].mean() > 5 * frame[..., 2].mean() + 0.1 * frame.max()
+
+
+def test_ctrl_c_while_the_person_resets_stops_the_run_with_the_arm_held(tmp_path, files, ur_sdk, monkeypatch):
+    """Ctrl-C at the second reset prompt ends the wait at once (no Enter needed): the arm holds and disconnects, the
+    first episode stays saved."""
+    control, _ = ur_sdk
+    prompts = []
+
+    def person(message, stopped):
+        prompts.append(message)
+        if len(prompts) == 1:
+            return True
+        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # what Ctrl-C runs: the guard's e-stop request
+        return not stopped()  # ask_on_terminal returns False at once when stopped
+
+    monkeypatch.setattr(robot_runner, "ask_on_terminal", person)
+    run = ur_run(tmp_path, files, "robot_rl.twinrl_every=0", f"experiment.total_env_steps={4 * EPISODE_STEPS}")
+    final = run.train()
+    assert "interrupted_at" in final and len(prompts) == 2 and run.trainer.counters["robot_episodes"] == 1
+    assert control.servoJ.call_count == EPISODE_STEPS and control.disconnect.called  # nothing moved after the stop
+    assert len(LeRobotDataset(str(tmp_path / "run" / "robot_data")).episodes) == 1
+
+
+def test_the_robot_pixels_preset_trains_on_the_arm_the_command_line_names():
+    cfg = compose_train_config(["experiment=robot_pixels", "robot=ur", "robot.host=10.0.0.2",
+                                "robot.cameras={front: {type: opencv, index: 0}}"])
+    assert dict(cfg.robot) == {"type": "ur", "arm": "ur5e", "host": "10.0.0.2", "control_hz": 125.0, "speed": 0.5,
+                               "acceleration": 0.5, "lookahead_time": 0.1, "gain": 300.0,
+                               "cameras": {"front": {"type": "opencv", "index": 0}}}  # no sim twin keys left over
+    assert compose_train_config(["experiment=robot_pixels"]).robot["type"] == "sim_twin"
+
+
+def test_a_start_trained_for_another_arm_is_refused_though_its_weights_would_load(tmp_path, files):
+    """An xArm 7 and the Panda both have 7 joints: the Panda's pixel start loads into an xArm 7 learner, and only
+    what it was trained with tells them apart."""
+    with pytest.raises(ValueError, match="trained for the panda arm and this robot is modelled as xarm7"):
+        ur_run(tmp_path, files, "robot=xarm", "robot.host=192.168.1.200", "robot.arm=xarm7", "env.arm=xarm7",
+               f"init_from={files['start_panda']}")
 
 
 class ScriptedKeys:
@@ -140,7 +179,8 @@ def test_a_key_press_overrides_the_success_classifier_for_one_step(tmp_path, fil
     keys = ScriptedKeys(typed)
     monkeypatch.setattr(robot_runner, "KeyReader", lambda fd: keys)
     open_at_prompts = []
-    monkeypatch.setattr(robot_runner, "ask_on_terminal", lambda message: open_at_prompts.append(keys.is_open))
+    monkeypatch.setattr(robot_runner, "ask_on_terminal", lambda message, stopped: open_at_prompts.append(
+        keys.is_open) or True)
     run = ur_run(tmp_path, files, f"robot_rl.success={files[classifier]}", "robot_rl.success_keys=true",
                  "robot_rl.twinrl_every=0", "experiment.total_env_steps=3")
     run.train()

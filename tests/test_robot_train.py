@@ -192,7 +192,7 @@ def test_twinrl_mining_steers_the_twins_next_resets(tmp_path, twin):
 
 def test_a_resumed_run_mines_only_the_rest_of_its_round(tmp_path, monkeypatch):
     """Resumed after an odd number of episodes with twinrl_every=2, the first round proposes one reset, so that the
-    rounds stay two episodes apart and every queued proposal is the round's."""
+    rounds stay two episodes apart (no proposal left over from a round when the next one mines)."""
     import embodied.runner.robot as robot_runner
     counts = []
     real_mine = robot_runner.mine_failures

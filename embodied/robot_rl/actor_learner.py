@@ -193,6 +193,9 @@ def run_actor_learner(trainer, env, env_steps: int, publish_every: int = 1, seed
     actor.start()
     try:
         _learn(trainer, link, interventions, demos, publish_every, report, on_episode)
+    except BaseException as error:
+        env.guard.request_stop(f"the learner stopped ({type(error).__name__})")  # ends a reset prompt waiting too
+        raise
     finally:
         link.stop.set()
         actor.join()

@@ -28,8 +28,9 @@ class RobotRLConfig:
     success_keys: bool = True
     # TwinRL's failure mining: every twinrl_every episodes (and before the first), evaluate the learner's policy in
     # the twin (simulation in domain twin_domain) on twinrl_evaluated scenes, map where it fails, and make the next
-    # twinrl_every resets the most failure-prone of twinrl_candidates fresh scenes (the twin sets them itself);
-    # 0: uniform resets. twin_domain: sim (the simulator as it is) or a twin built to match the cell (shifted_twin)
+    # twinrl_every resets the most failure-prone of twinrl_candidates fresh scenes (the twin sets them itself; on a
+    # real arm the person is shown their object poses); 0: uniform resets. twin_domain: sim (the simulator as it is)
+    # or a twin built to match the cell (shifted_twin)
     twinrl_every: int = 0
     twinrl_evaluated: int = 64
     twinrl_candidates: int = 256

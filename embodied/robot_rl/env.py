@@ -14,6 +14,7 @@ frame's observation, and an ``intervention`` one when a person can take over), o
 from __future__ import annotations
 
 import os
+import select
 import time
 from typing import Callable
 
@@ -31,14 +32,23 @@ class NonFiniteAction(RuntimeError):
     """A NaN or infinite action reached the robot env: the guard held the arm instead, and the run stops."""
 
 
-def ask_on_terminal(message: str) -> None:
-    """Show ``message`` and wait for Enter, ignoring what was typed before it appeared (an early Enter must not
-    start an episode on a scene nobody reset)."""
-    if os.isatty(0):
+def ask_on_terminal(message: str, stopped: Callable[[], bool] = lambda: False, fd: int = 0) -> bool:
+    """Show ``message`` and wait for Enter on ``fd`` (stdin), ignoring what was typed before it appeared (an early
+    Enter must not start an episode on a scene nobody reset); False, unanswered, as soon as ``stopped()``. EOFError
+    when the input has ended (nobody can answer)."""
+    if os.isatty(fd):
         import termios
 
-        termios.tcflush(0, termios.TCIFLUSH)
-    input(message)
+        termios.tcflush(fd, termios.TCIFLUSH)
+    print(message, end="", flush=True)
+    while not stopped():
+        if select.select([fd], [], [], 0.1)[0]:
+            typed = os.read(fd, 4096)
+            if not typed:
+                raise EOFError("the terminal's input ended: a person must answer the reset prompt")
+            if b"\n" in typed or b"\r" in typed:
+                return True
+    return False
 
 
 class PersonReset:

@@ -31,6 +31,7 @@ from embodied.rollout.evaluate import evaluate
 from embodied.runner.builders import build_env
 from embodied.runner.logger import RunLogger
 from embodied.runner.offpolicy import OffPolicyTrainer
+from policies.base import from_pretrained
 from real_robot import make_robot
 from real_robot.errors import SafetyStop
 from real_robot.safety import SafetyGuard, as_limits
@@ -77,9 +78,11 @@ class RobotRLRun:
         reads but the robot lacks or delivers at another size; a record folder another run holds)."""
         cfg, r = self.cfg, self.cfg.robot_rl
         self.robot = make_robot(dict(cfg.robot))
-        # the arm, controller, camera image sizes, action and proprioception sizes the learner's policy was built for
-        refuse_mismatch(self.trainer.policy, cfg.env.controller,
-                        ActionMapper(cfg.env.controller, robot_kinematics(self.robot)), self.robot)
+        # the arm, controller, camera image sizes, action and proprioception sizes the learner's policy was built for,
+        # and those the start (init_from) was trained with: its weights load whenever the shapes agree
+        mapper = ActionMapper(cfg.env.controller, robot_kinematics(self.robot))
+        for policy in [self.trainer.policy] + ([from_pretrained(cfg.init_from)] if cfg.init_from else []):
+            refuse_mismatch(policy, cfg.env.controller, mapper, self.robot)
         self.limits = as_limits(r.safety)
         self.device = make_device({"type": r.person}) if r.person_episodes else None
         refuse_unfed_policy(self.trainer.policy, self.robot)
@@ -125,13 +128,14 @@ class RobotRLRun:
         recorder = EpisodeRecorder(self.record, rate, f"embodied_train_{robot.arm.name}", append=cfg.resume)
         success = (lambda robot_obs: robot.task_success) if self.classifier is None else \
             classifier_success(self.classifier)
-        if self.classifier is not None and r.success_keys and r.person != "keyboard":  # (its s and f move the arm)
+        keyboard = self.device is not None and r.person == "keyboard"  # whose s and f move the arm
+        if self.classifier is not None and r.success_keys and not keyboard:
             self._keys = KeyReader(SUCCESS_KEYS_FD)
             self._keys.open()
             success = KeyOverride(success, self._success_key)
         env = RobotEnv(robot, guard, ActionMapper(cfg.env.controller, kinematics), observe, success,
                        self.trainer.env.max_episode_steps, instruction, control_hz=r.control_hz or None,
-                       recorder=recorder, person_reset=PersonReset(ask=self._ask_person,
+                       recorder=recorder, person_reset=PersonReset(ask=lambda message: self._ask_person(message, guard),
                                                                    describe=lambda i: self._proposals.get(i, "")))
         if self.device is not None:
             self.device.connect()
@@ -139,15 +143,18 @@ class RobotRLRun:
                 env.episodes <= r.person_episodes and step >= r.person_after_step))
         return env
 
-    def _ask_person(self, message: str) -> None:
-        """The reset prompt, with the terminal in its own mode (echo, Enter) while the person answers."""
+    def _ask_person(self, message: str, guard: SafetyGuard) -> None:
+        """The reset prompt, with the terminal in its own mode (echo, Enter) while the person answers; a stop
+        requested meanwhile (Ctrl-C, a failing learner) ends the run at once, the arm held."""
         if self._keys is not None:
             self._keys.close()
         try:
-            ask_on_terminal(message)
+            answered = ask_on_terminal(message, stopped=lambda: guard.stop_reason is not None)
         finally:
             if self._keys is not None:
                 self._keys.open()
+        if not answered:
+            guard.safe_stop(guard.stop_reason or "stopped while a person reset the scene")
 
     def _success_key(self) -> str | None:
         """The last of the keys s (solved) and f (not yet) typed since the previous verdict, or None."""
