@@ -14,25 +14,15 @@ import embodied.runner.robot as robot_runner
 from embodied.cli.train import compose_train_config
 from embodied.data.reader import LeRobotDataset
 from embodied.data.video import encode_video
-from embodied.robot_rl.success import SuccessClassifier
 from embodied.runner.builders import build_env, build_policy
 from embodied.runner.loops import make_trainer
 from sims.arms import get_arm
+from tests.test_robot_train import saved_classifier
 
 torch.set_num_threads(1)
 EPISODE_STEPS = 4
 PIXEL_SAC = ["algo=sac", "policy=pixel_tanh", "policy.cameras=[front]", "env.image_size=[32,32]", "env.num_envs=1",
              f"env.max_episode_steps={EPISODE_STEPS}"]
-
-
-def saved_classifier(folder, logit: float, image_size=(32, 32)) -> str:
-    """A front-camera success classifier whose verdict is fixed by its bias: solved for a positive ``logit``."""
-    model = SuccessClassifier("front", image_size)
-    with torch.no_grad():
-        model.head.weight.zero_()
-        model.head.bias.fill_(logit)
-    model.save_pretrained(str(folder))
-    return str(folder)
 
 
 @pytest.fixture(scope="module")

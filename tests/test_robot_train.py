@@ -121,12 +121,12 @@ def test_the_twin_stands_in_for_the_shifted_domain():
     assert abs(frames["sim"] - frames["shifted"]).mean() > 5  # colours, light and camera pose differ
 
 
-def saved_classifier(folder, logit: float) -> str:
-    """A success classifier of the front camera (32 px) whose verdict is fixed by its bias: solved for a positive
-    ``logit``, not for a negative one."""
+def saved_classifier(folder, logit: float, image_size=(32, 32)) -> str:
+    """A success classifier of the front camera (``image_size``) whose verdict is fixed by its bias: solved for a
+    positive ``logit``, not for a negative one."""
     from embodied.robot_rl.success import SuccessClassifier
 
-    model = SuccessClassifier("front", (32, 32))
+    model = SuccessClassifier("front", image_size)
     with torch.no_grad():
         model.head.weight.zero_()
         model.head.bias.fill_(logit)

@@ -14,7 +14,6 @@ frame's observation, and an ``intervention`` one when a person can take over), o
 from __future__ import annotations
 
 import os
-import select
 import time
 from typing import Callable
 
@@ -23,6 +22,7 @@ import torch
 
 from embodied.deploy.rate import FixedRate
 from embodied.robot_rl.intervention import Intervention
+from real_robot.terminal import KeyReader
 from sims.api import ActionSpec, BatchedEnv, ObservationSpec, StepResult
 
 SuccessSource = Callable[[dict], bool]  # robot observation -> whether the task is solved now
@@ -41,13 +41,13 @@ def ask_on_terminal(message: str, stopped: Callable[[], bool] = lambda: False, f
 
         termios.tcflush(fd, termios.TCIFLUSH)
     print(message, end="", flush=True)
+    typed_in = KeyReader(fd)  # not opened: the terminal stays in its own mode (echo, Enter)
     while not stopped():
-        if select.select([fd], [], [], 0.1)[0]:
-            typed = os.read(fd, 4096)
-            if not typed:
-                raise EOFError("the terminal's input ended: a person must answer the reset prompt")
-            if b"\n" in typed or b"\r" in typed:
-                return True
+        typed = typed_in.read(0.1)
+        if typed is None:
+            raise EOFError("the terminal's input ended: a person must answer the reset prompt")
+        if "\n" in typed or "\r" in typed:
+            return True
     return False
 
 
