@@ -38,7 +38,6 @@ from sims import make_env  # noqa: E402
 STUDENT = ["policy.fusion.hidden_size=64", "policy.fusion.layers=1", "policy.fusion.heads=2",
            "policy.fusion.intermediate_size=128"]  # the teacher's fusion decoder is 128 wide, 2 layers
 EVAL_SEED = 10000
-ENV = {**os.environ}
 
 
 @torch.no_grad()
@@ -70,7 +69,7 @@ def record_teacher_rollouts(teacher, env, episodes: int, out: str) -> float:
     return sum(successes) / len(successes)
 
 
-def train_student(root: str, name: str, seed: int, teacher: str, task: str, size: int, cameras: list[str],
+def train_student(root: str, name: str, seed: int, task: str, size: int, cameras: list[str],
                   overrides: list[str]) -> str:
     """A student run of ``embodied-train`` (kept when it finished before); its final policy's directory."""
     out = os.path.join(root, f"{name}_s{seed}")
@@ -78,7 +77,7 @@ def train_student(root: str, name: str, seed: int, teacher: str, task: str, size
         subprocess.run(["embodied-train", "policy=vla", f"env.task={task}", f"policy.cameras=[{','.join(cameras)}]",
                         f"env.image_size=[{size},{size}]", *STUDENT, *overrides, f"experiment.seed={seed}",
                         "experiment.eval_episodes=64", "experiment.checkpoint_interval=0", "experiment.progress=false",
-                        f"experiment.output_dir={out}"], check=True, env=ENV)
+                        f"experiment.output_dir={out}"], check=True)
     return os.path.join(out, "final_policy")
 
 
@@ -116,10 +115,10 @@ def main() -> None:
         rollout_success = record_teacher_rollouts(teacher, env, args.rollouts, rollouts)
     rows = [{"student": "teacher", "seed": None, **measure(args.teacher, env)}]
     for seed in args.seeds:
-        opd = train_student(args.root, "opd", seed, args.teacher, args.task, size, cameras, [
+        opd = train_student(args.root, "opd", seed, args.task, size, cameras, [
             "algo=opd", f"algo.teacher={args.teacher}", "env.num_envs=32", "algo.rollout_steps=16",
             f"experiment.total_env_steps={args.env_steps}", "experiment.eval_interval=8"])
-        sft = train_student(args.root, "sft", seed, args.teacher, args.task, size, cameras, [
+        sft = train_student(args.root, "sft", seed, args.task, size, cameras, [
             "algo=sft", f"data.paths=[{rollouts}]", f"algo.sft_steps={args.sft_steps}", "algo.learning_rate=1e-3"])
         rows += [{"student": "OPD", "seed": seed, **measure(opd, env)},
                  {"student": "SFT on the teacher's rollouts", "seed": seed, **measure(sft, env)}]
