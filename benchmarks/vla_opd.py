@@ -6,20 +6,23 @@ Run: python benchmarks/vla_opd.py --teacher <dir> [--task Reach] [--env-steps 65
 The teacher is a ``save_pretrained`` pixel VLA, e.g. the PPO policy of tests/test_pixel_vla_rl.py's recipe.
 1. The teacher rolls out ``--rollouts`` episodes with its deterministic actions (reset seed 0, every episode kept,
    success or not), saved as a LeRobot dataset with its cameras at its image size.
-2. Per seed, the student (policy=vla at ``STUDENT``'s size, the teacher's cameras and towers) is trained from scratch
+2. Per seed, the student (policy=vla with ``STUDENT``'s fusion decoder, the teacher's cameras and image size) is
+   trained from scratch
    * by OPD (``algo=opd algo.teacher=<teacher>``: the student rolls out, the teacher scores its actions, the student
      minimises the reverse KL; no env reward) for ``--env-steps`` env-steps;
    * by SFT on the teacher's rollouts for ``--sft-steps`` steps.
-3. Teacher and students: success_once over the same 64 episodes (eval seed 10000), parameters, and the median
-   batch-1 latency of one action chunk (``deterministic_action``, one torch thread).
-A folder under ``--root`` that holds a finished run is read, not run again. Writes benchmarks/results/vla_opd.json.
+3. Teacher and students: success_once over the same 64 episodes (eval seed 10000), the trained parameters that act
+   (frozen towers, the value head and the auxiliary task-state head aside), and the median batch-1 latency of one
+   action chunk (``deterministic_action``, one torch thread).
+A folder under ``--root`` that holds a finished run of the same settings (its name carries them) is read, not run
+again. Writes benchmarks/results/vla_opd.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import shutil
 import subprocess
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported
@@ -43,8 +46,10 @@ EVAL_SEED = 10000
 @torch.no_grad()
 def record_teacher_rollouts(teacher, env, episodes: int, out: str) -> float:
     """``episodes`` deterministic teacher episodes (waves of env.num_envs from reset seed 0) into a LeRobot dataset
-    at ``out``; returns their success rate."""
-    writer = LeRobotDatasetWriter.create(out, fps=int(env.control_hz), features=env_features(env))
+    at ``out`` (written beside it and moved there when whole); returns their success rate."""
+    partial = out + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    writer = LeRobotDatasetWriter.create(partial, fps=int(env.control_hz), features=env_features(env))
     teacher.eval()
     successes = []
     for wave in range(0, episodes, env.num_envs):
@@ -52,27 +57,29 @@ def record_teacher_rollouts(teacher, env, episodes: int, out: str) -> float:
         teacher.reset()
         frames = [[] for _ in range(env.num_envs)]
         success_once = torch.zeros(env.num_envs, dtype=torch.bool)
-        for _ in range(env.max_episode_steps):
+        done = torch.zeros(env.num_envs, dtype=torch.bool)
+        while not done.all():
             action = teacher.select_action(obs)  # [N, A], the chunk executed step by step
             step = [(frame_of(obs, action, i), obs["instruction"][i]) for i in range(env.num_envs)]
             obs, reward, term, trunc, info = env.step(action)
-            for i, (frame, instruction) in enumerate(step):
+            for i in torch.nonzero(~done).flatten().tolist():  # the reward of the step that starts at the frame
+                frame, instruction = step[i]
                 frames[i].append(({**frame, REWARD: np.array([float(reward[i])], dtype=np.float32)}, instruction))
-            success_once |= info["success"]
-            if (term | trunc).all():
-                break
+            success_once |= info["success"] & ~done
+            done |= term | trunc
         for i in range(min(env.num_envs, episodes - wave)):
             for frame, instruction in frames[i]:
                 writer.add_frame(frame, instruction)
             writer.save_episode(extra={"scene/seed": 0, "scene/reset_id": wave + i})
             successes.append(bool(success_once[i]))
+    os.rename(partial, out)
     return sum(successes) / len(successes)
 
 
 def train_student(root: str, name: str, seed: int, task: str, size: int, cameras: list[str],
                   overrides: list[str]) -> str:
     """A student run of ``embodied-train`` (kept when it finished before); its final policy's directory."""
-    out = os.path.join(root, f"{name}_s{seed}")
+    out = os.path.join(root, f"{name}_s{seed}")  # ``name`` carries the run's settings
     if not os.path.exists(os.path.join(out, "summary.json")):
         subprocess.run(["embodied-train", "policy=vla", f"env.task={task}", f"policy.cameras=[{','.join(cameras)}]",
                         f"env.image_size=[{size},{size}]", *STUDENT, *overrides, f"experiment.seed={seed}",
@@ -82,15 +89,17 @@ def train_student(root: str, name: str, seed: int, task: str, size: int, cameras
 
 
 def measure(policy_dir: str, env) -> dict:
-    """Success over the evaluation's 64 episodes, parameters and chunk latency of one saved policy."""
+    """Success over the evaluation's 64 episodes, acting parameters and chunk latency of one saved policy."""
     policy = from_pretrained(policy_dir)
     return {"success": success(policy, env, 64, EVAL_SEED)["success_once"],
-            "trained_parameters": trained_parameters(policy), "chunk_ms": inference_ms(policy, env)}
+            "acting_parameters": acting_parameters(policy), "chunk_ms": inference_ms(policy, env)}
 
 
-def trained_parameters(policy) -> int:
-    """Parameters outside the frozen language tower (MiniLM, the same in teacher and student)."""
-    return sum(p.numel() for name, p in policy.named_parameters() if not name.startswith("language."))
+def acting_parameters(policy) -> int:
+    """Trained parameters that choose actions: frozen towers (MiniLM), the value head and the auxiliary task-state
+    head left out."""
+    return sum(p.numel() for name, p in policy.named_parameters()
+               if p.requires_grad and not name.startswith(("value_head.", "task_state_head.")))
 
 
 def main() -> None:
@@ -107,38 +116,35 @@ def main() -> None:
     torch.set_num_threads(1)
     teacher = from_pretrained(args.teacher)
     cameras = list(teacher.cameras)
-    size = int(read_json(os.path.join(args.teacher, "config.json"))["trained_with"]["image_size"][0])
+    size = int(teacher.config["trained_with"]["image_size"][0])
     env = make_env(task=args.task, num_envs=32, cameras=tuple(cameras), image_size=(size, size), autoreset=False)
-    rollouts = os.path.join(args.root, "teacher_rollouts")
-    rollout_success = None
+    rollouts = os.path.join(args.root, f"teacher_rollouts_{args.rollouts}")
+    rollout_success = None  # stays None when an earlier run recorded them
     if not os.path.exists(os.path.join(rollouts, "meta", "info.json")):
         rollout_success = record_teacher_rollouts(teacher, env, args.rollouts, rollouts)
     rows = [{"student": "teacher", "seed": None, **measure(args.teacher, env)}]
     for seed in args.seeds:
-        opd = train_student(args.root, "opd", seed, args.task, size, cameras, [
+        opd = train_student(args.root, f"opd_{args.env_steps}", seed, args.task, size, cameras, [
             "algo=opd", f"algo.teacher={args.teacher}", "env.num_envs=32", "algo.rollout_steps=16",
             f"experiment.total_env_steps={args.env_steps}", "experiment.eval_interval=8"])
-        sft = train_student(args.root, "sft", seed, args.task, size, cameras, [
+        sft = train_student(args.root, f"sft_{args.sft_steps}", seed, args.task, size, cameras, [
             "algo=sft", f"data.paths=[{rollouts}]", f"algo.sft_steps={args.sft_steps}", "algo.learning_rate=1e-3"])
         rows += [{"student": "OPD", "seed": seed, **measure(opd, env)},
                  {"student": "SFT on the teacher's rollouts", "seed": seed, **measure(sft, env)}]
+    env.close()
     teacher_success = rows[0]["success"]
     print(f"\n{args.task}, teacher {args.teacher}; OPD {args.env_steps:,} env-steps, SFT {args.sft_steps} steps on "
           f"{args.rollouts} teacher episodes; 64 evaluation episodes (eval seed {EVAL_SEED}) per rate")
-    print("| policy | seed | success | of the teacher's | parameters (frozen MiniLM aside) | ms per chunk |")
+    print("| policy | seed | success | of the teacher's | acting parameters | ms per chunk |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         share = r["success"] / teacher_success if teacher_success else float("nan")
-        print(f"| {r['student']} | {r['seed'] or '-'} | {r['success']:.3f} | {share:.0%} | "
-              f"{r['trained_parameters']:,} | {r['chunk_ms']:.1f} |")
+        seed = "-" if r["seed"] is None else r["seed"]
+        print(f"| {r['student']} | {seed} | {r['success']:.3f} | {share:.0%} | {r['acting_parameters']:,} | "
+              f"{r['chunk_ms']:.1f} |")
     write_results(args.out, {"task": args.task, "teacher": args.teacher, "env_steps": args.env_steps,
                              "rollouts": args.rollouts, "rollout_success": rollout_success,
                              "sft_steps": args.sft_steps, "student": STUDENT, "rows": rows})
-
-
-def read_json(path: str) -> dict:
-    with open(path) as f:
-        return json.load(f)
 
 
 if __name__ == "__main__":
